@@ -1,0 +1,166 @@
+//! Everything in the core that touches the processor or a device directly:
+//! the boot code, COM1, the descriptor tables, MSRs and control registers,
+//! CPUID, physical memory through the boot identity map, and the way out.
+
+pub mod boot;
+pub mod cpu;
+pub mod serial;
+
+use x86_64::instructions::port::Port;
+use x86_64::registers::model_specific::Msr;
+
+/// How the machine stops. The numbers are what the core reports; the
+/// emulators turn them into their exit status (see [`shutdown`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Status {
+    /// Everything the core was asked to do was done.
+    Success = 0,
+    /// The CPU cannot run the core (no VMX, VMX disabled, no EPT).
+    Unsupported = 2,
+    /// The core hit an exception or a panic.
+    CoreFault = 3,
+    /// The boot information or the configuration was unusable.
+    BadBoot = 4,
+}
+
+/// Ends the machine: prints the final status line, drains COM1, then asks the
+/// emulator to exit. QEMU's `isa-debug-exit` (port 0xf4) exits with
+/// `status * 2 + 1`. Bochs: `D` on port 0x8900 enters its debugger, which
+/// reads `quit` from the rc file and exits 0 (success); `Shutdown` on port
+/// 0x8900 exits 1 (failure). On real hardware the CPU halts for good.
+pub fn shutdown(status: Status) -> ! {
+    log::info!("shutdown status={}", status as u8);
+    serial::drain();
+    // SAFETY: writes to ports no device of the core's uses; on hardware
+    // without these exits they are ignored.
+    unsafe {
+        Port::<u32>::new(0xf4).write(status as u32);
+        let mut bochs = Port::<u8>::new(0x8900);
+        if status == Status::Success {
+            bochs.write(b'D');
+        } else {
+            for &b in b"Shutdown" {
+                bochs.write(b);
+            }
+        }
+    }
+    loop {
+        x86_64::instructions::interrupts::disable();
+        x86_64::instructions::hlt();
+    }
+}
+
+/// Masks every line of both 8259 PICs: the core runs with interrupts off.
+pub fn mask_pic() {
+    // SAFETY: the PIC data ports; masking all lines has no other effect.
+    unsafe {
+        Port::<u8>::new(0x21).write(0xff);
+        Port::<u8>::new(0xa1).write(0xff);
+    }
+}
+
+/// CPUID on the host.
+pub fn cpuid(leaf: u32, subleaf: u32) -> [u32; 4] {
+    // CPUID is available on every x86_64 CPU.
+    let r = core::arch::x86_64::__cpuid_count(leaf, subleaf);
+    [r.eax, r.ebx, r.ecx, r.edx]
+}
+
+/// Reads an MSR.
+///
+/// # Safety
+/// The MSR must exist on this CPU (reading a missing one faults).
+pub unsafe fn rdmsr(index: u32) -> u64 {
+    // SAFETY: the caller guarantees the MSR exists.
+    unsafe { Msr::new(index).read() }
+}
+
+/// Writes an MSR.
+///
+/// # Safety
+/// The MSR must exist and the value must be valid and safe for the core.
+pub unsafe fn wrmsr(index: u32, value: u64) {
+    // SAFETY: the caller guarantees the MSR and value are valid.
+    unsafe { Msr::new(index).write(value) }
+}
+
+/// Reads CR0.
+pub fn cr0() -> u64 {
+    x86_64::registers::control::Cr0::read_raw()
+}
+
+/// Writes CR0.
+///
+/// # Safety
+/// Must keep paging, protection and the core's invariants intact.
+pub unsafe fn set_cr0(value: u64) {
+    // SAFETY: the caller keeps the core's invariants.
+    unsafe { x86_64::registers::control::Cr0::write_raw(value) }
+}
+
+/// Reads CR3.
+pub fn cr3() -> u64 {
+    let (frame, flags) = x86_64::registers::control::Cr3::read_raw();
+    frame.start_address().as_u64() | flags as u64
+}
+
+/// Reads CR4.
+pub fn cr4() -> u64 {
+    x86_64::registers::control::Cr4::read_raw()
+}
+
+/// Writes CR4.
+///
+/// # Safety
+/// Must keep paging and the core's invariants intact.
+pub unsafe fn set_cr4(value: u64) {
+    // SAFETY: the caller keeps the core's invariants.
+    unsafe { x86_64::registers::control::Cr4::write_raw(value) }
+}
+
+/// The base addresses of the current GDT and IDT.
+pub fn descriptor_table_bases() -> (u64, u64) {
+    let gdt = x86_64::instructions::tables::sgdt();
+    let idt = x86_64::instructions::tables::sidt();
+    (gdt.base.as_u64(), idt.base.as_u64())
+}
+
+/// Identity-mapped physical memory below this address is reachable.
+pub const IDENTITY_MAP_END: u64 = 4 << 30;
+
+/// A mutable view of physical memory.
+///
+/// # Safety
+/// `[phys, phys + len)` must lie below [`IDENTITY_MAP_END`], be memory the
+/// caller owns (allocated from the frame allocator and not aliased), and stay
+/// owned for `'a`.
+pub unsafe fn phys_mut<'a>(phys: u64, len: usize) -> &'a mut [u8] {
+    // SAFETY: the caller guarantees ownership and that the range is mapped
+    // (identity) by the boot page tables.
+    unsafe { core::slice::from_raw_parts_mut(phys as *mut u8, len) }
+}
+
+/// A read-only view of physical memory.
+///
+/// # Safety
+/// As [`phys_mut`], except that shared access suffices.
+pub unsafe fn phys<'a>(phys: u64, len: usize) -> &'a [u8] {
+    // SAFETY: see `phys_mut`.
+    unsafe { core::slice::from_raw_parts(phys as *const u8, len) }
+}
+
+/// The physical range the core's image occupies (from the linker script).
+pub fn kernel_image() -> (u64, u64) {
+    unsafe extern "C" {
+        static __kernel_start: u8;
+        static __kernel_end: u8;
+    }
+    // SAFETY: only the addresses of the linker symbols are taken.
+    unsafe {
+        (
+            core::ptr::addr_of!(__kernel_start) as u64,
+            core::ptr::addr_of!(__kernel_end) as u64,
+        )
+    }
+}

@@ -1,0 +1,441 @@
+//! VMX root operation and the first guests: turning VMX on, building a
+//! guest's memory, EPT and VMCS, running it with the `vcpu` run loop, and
+//! tearing it all down again.
+
+use core::fmt::{self, Write as _};
+
+use ept::{Access, Ept, EptError, MemoryType};
+use vcpu::{GuestSetup, HostState, LineSource, Platform, StopReason, Vcpu, Vmcs};
+use vmx::arch::{InveptType, InvvpidType};
+use vmx::caps::{self, CapabilityMsrs, FeatureControl};
+use vmx::VmFail;
+
+use crate::arch::{self, cpu::Selectors, serial::Console};
+use crate::cmdline::{Options, Scenario};
+use crate::frames::{Frames, FRAME};
+
+/// Guest-physical memory size of a first guest.
+pub const GUEST_RAM: u64 = 4 << 20;
+/// Guest-physical address where the guest image is loaded and entered.
+pub const GUEST_IMAGE: u64 = 0x20_0000;
+/// Initial guest stack pointer (the stack grows down from here).
+pub const GUEST_STACK_TOP: u64 = 0x1f_f000;
+/// Guest page tables: PML4, PDPT, PD (identity map of the first GiB).
+const GUEST_PML4: u64 = 0x1000;
+const GUEST_PDPT: u64 = 0x2000;
+const GUEST_PD: u64 = 0x3000;
+/// Guest GDT: null, 64-bit code, data, a 16-byte TSS descriptor.
+const GUEST_GDT: u64 = 0x5000;
+const GUEST_GDT_LIMIT: u16 = 5 * 8 - 1;
+/// The VPID of first guests (0 is the core's).
+const GUEST_VPID: u16 = 1;
+
+const CR4_VMXE: u64 = 1 << 13;
+const MSR_EFER: u32 = 0xC000_0080;
+const MSR_FS_BASE: u32 = 0xC000_0100;
+const MSR_GS_BASE: u32 = 0xC000_0101;
+
+/// Why VMX could not be used.
+#[derive(Debug)]
+pub enum VmxError {
+    /// CPUID.1:ECX.VMX is clear.
+    NotAvailable,
+    /// Firmware locked IA32_FEATURE_CONTROL with VMX off.
+    DisabledByFirmware,
+    /// No memory for the VMXON region.
+    OutOfMemory,
+    /// VMXON failed.
+    VmxOn(VmFail),
+}
+
+impl fmt::Display for VmxError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            VmxError::NotAvailable => f.write_str(
+                "VMX is not available on this CPU (CPUID.1:ECX.VMX[bit 5] = 0); \
+                 Bulkhead needs Intel VT-x: use Bochs, or QEMU/KVM with nested VMX",
+            ),
+            VmxError::DisabledByFirmware => f.write_str(
+                "VMX is disabled by the firmware (IA32_FEATURE_CONTROL is locked without VMX)",
+            ),
+            VmxError::OutOfMemory => f.write_str("no memory for the VMXON region"),
+            VmxError::VmxOn(e) => write!(f, "VMXON failed: {e}"),
+        }
+    }
+}
+
+/// The core in VMX root operation.
+pub struct Vmx {
+    caps: CapabilityMsrs,
+}
+
+/// Enters VMX root operation.
+pub fn enable(frames: &mut Frames) -> Result<Vmx, VmxError> {
+    let [_, _, ecx, _] = arch::cpuid(1, 0);
+    if ecx & (1 << 5) == 0 {
+        return Err(VmxError::NotAvailable);
+    }
+    // SAFETY: IA32_FEATURE_CONTROL exists on every CPU with VMX.
+    let fc = unsafe { arch::rdmsr(caps::IA32_FEATURE_CONTROL) };
+    match caps::feature_control(fc) {
+        FeatureControl::LockedEnabled => {}
+        FeatureControl::LockedDisabled => return Err(VmxError::DisabledByFirmware),
+        FeatureControl::Unlocked => {
+            // SAFETY: setting lock + VMX-outside-SMX is the documented way to
+            // allow VMXON when the firmware left the MSR unlocked.
+            unsafe { arch::wrmsr(caps::IA32_FEATURE_CONTROL, fc | 1 | 4) }
+        }
+    }
+    // SAFETY: the VMX capability MSRs exist when CPUID reports VMX; the TRUE_*,
+    // secondary and EPT/VPID MSRs are read only when IA32_VMX_BASIC and the
+    // control MSRs say they exist (`read_all` checks).
+    let caps = CapabilityMsrs::read_all(|msr| unsafe { arch::rdmsr(msr) });
+    // SAFETY: the fixed bits only force what VMX operation requires (CR0.NE,
+    // PE, PG are already set; CR4.VMXE); paging stays as it is.
+    unsafe {
+        arch::set_cr0(caps.fixed_cr0(arch::cr0(), false));
+        arch::set_cr4(caps.fixed_cr4(arch::cr4() | CR4_VMXE));
+    }
+    let region = frames.allocate(FRAME, FRAME).ok_or(VmxError::OutOfMemory)?;
+    write_revision(region, caps.basic.revision_id());
+    // SAFETY: CR0/CR4 satisfy the fixed bits, the region is a fresh page
+    // with the revision id, reserved for VMX for the rest of the core's life.
+    unsafe { vmx::arch::vmxon(region) }.map_err(VmxError::VmxOn)?;
+    log::info!(
+        "VMX enabled: revision id {:#x} (IA32_VMX_BASIC {:#x}), VMCS size {} bytes, VMXON region at {region:#x}",
+        caps.basic.revision_id(),
+        caps.basic.0,
+        caps.basic.vmcs_size()
+    );
+    let e = caps.ept_vpid;
+    log::info!(
+        "VMX features: EPT 4-level {} 2M pages {} 1G pages {}, VPID {}, INVEPT single {} all {}, preemption timer rate TSC/{}",
+        yes(e.page_walk_4()),
+        yes(e.pages_2m()),
+        yes(e.pages_1g()),
+        yes(e.invvpid()),
+        yes(e.invept_single_context()),
+        yes(e.invept_all_context()),
+        1u64 << caps.misc.preemption_timer_shift()
+    );
+    Ok(Vmx { caps })
+}
+
+fn yes(b: bool) -> &'static str {
+    if b {
+        "yes"
+    } else {
+        "no"
+    }
+}
+
+fn write_revision(page: u64, revision: u32) {
+    // SAFETY: `page` is a frame just allocated for this purpose.
+    let bytes = unsafe { arch::phys_mut(page, FRAME as usize) };
+    bytes.fill(0);
+    bytes[..4].copy_from_slice(&(revision & 0x7fff_ffff).to_le_bytes());
+}
+
+/// Frame allocation for EPT tables, over the core's frame allocator and the
+/// identity map.
+struct CoreFrames<'a>(&'a mut Frames);
+
+impl ept::FrameAllocator for CoreFrames<'_> {
+    fn allocate_frame(&mut self) -> Option<u64> {
+        let frame = self.0.allocate(FRAME, FRAME)?;
+        // SAFETY: the frame was just allocated and is owned by the EPT.
+        unsafe { arch::phys_mut(frame, FRAME as usize) }.fill(0);
+        Some(frame)
+    }
+
+    fn deallocate_frame(&mut self, hpa: u64) {
+        if let Err(e) = self.0.free(hpa, FRAME) {
+            log::warn!("EPT table frame {hpa:#x} could not be freed: {e:?}");
+        }
+    }
+
+    fn table(&self, hpa: u64) -> &[u64; 512] {
+        // SAFETY: the ept crate only passes addresses it got from
+        // `allocate_frame`: page-aligned, identity-mapped frames it owns.
+        unsafe { &*(hpa as *const [u64; 512]) }
+    }
+
+    fn table_mut(&mut self, hpa: u64) -> &mut [u64; 512] {
+        // SAFETY: as in `table`; `&mut self` makes the access exclusive.
+        unsafe { &mut *(hpa as *mut [u64; 512]) }
+    }
+}
+
+/// VMREAD/VMWRITE on the current VMCS.
+struct HardwareVmcs(());
+
+impl Vmcs for HardwareVmcs {
+    fn read(&self, field: u32) -> Result<u64, VmFail> {
+        // SAFETY: a `HardwareVmcs` exists only while the core is in VMX root
+        // operation with the guest's VMCS current (see `run_guest`).
+        unsafe { vmx::arch::vmread(field) }
+    }
+
+    fn write(&mut self, field: u32, value: u64) -> Result<(), VmFail> {
+        // SAFETY: as in `read`; the vcpu crate writes only guest-state and
+        // control fields after setup, never host state.
+        unsafe { vmx::arch::vmwrite(field, value) }
+    }
+}
+
+/// What exit handlers may do to the rest of the machine.
+struct GuestPlatform<'a> {
+    ept: &'a Ept,
+    tables: &'a CoreFrames<'a>,
+}
+
+impl Platform for GuestPlatform<'_> {
+    fn host_cpuid(&mut self, leaf: u32, subleaf: u32) -> [u32; 4] {
+        arch::cpuid(leaf, subleaf)
+    }
+
+    fn read_guest(&mut self, gpa: u64, buf: &mut [u8]) -> bool {
+        let mut done = 0usize;
+        while done < buf.len() {
+            let Some(addr) = gpa.checked_add(done as u64) else {
+                return false;
+            };
+            let Some(t) = self.ept.translate(self.tables, addr) else {
+                return false;
+            };
+            if !t.access.contains(Access::READ) {
+                return false;
+            }
+            let in_page = (FRAME - (addr % FRAME)) as usize;
+            let n = in_page.min(buf.len() - done);
+            // SAFETY: the EPT maps `addr` to `t.hpa`, a frame of this guest's
+            // memory (owned by the core, identity-mapped); `n` stays inside
+            // that 4 KiB page.
+            let src = unsafe { arch::phys(t.hpa, n) };
+            buf[done..done + n].copy_from_slice(src);
+            done += n;
+        }
+        true
+    }
+
+    fn guest_line(&mut self, guest: &str, source: LineSource, text: &str) {
+        let tag = match source {
+            LineSource::Hypercall => "",
+            LineSource::Uart => ":com1",
+        };
+        let _ = writeln!(Console, "[{guest}{tag}] {text}");
+    }
+}
+
+/// Why a guest could not be started.
+#[derive(Debug)]
+pub enum GuestError {
+    /// The frame allocator could not supply the guest's memory or VMCS.
+    OutOfMemory,
+    /// The image does not fit between its load address and the end of RAM.
+    ImageTooLarge(usize),
+    /// Building the EPT failed.
+    Ept(EptError),
+    /// A VMX instruction failed while preparing the VMCS.
+    Vmx(&'static str, VmFail),
+    /// The VMCS could not be set up.
+    Setup(vcpu::SetupError),
+}
+
+impl fmt::Display for GuestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GuestError::OutOfMemory => f.write_str("out of memory"),
+            GuestError::ImageTooLarge(n) => write!(
+                f,
+                "image of {n} bytes does not fit at {GUEST_IMAGE:#x} in {} KiB of guest memory",
+                GUEST_RAM / 1024
+            ),
+            GuestError::Ept(e) => write!(f, "EPT: {e}"),
+            GuestError::Vmx(what, e) => write!(f, "{what}: {e}"),
+            GuestError::Setup(e) => write!(f, "VMCS setup: {e}"),
+        }
+    }
+}
+
+/// Runs `image` as a guest named `name` until it stops, then frees
+/// everything it used.
+pub fn run_guest(
+    vmx: &Vmx,
+    frames: &mut Frames,
+    selectors: &Selectors,
+    name: &'static str,
+    image: &[u8],
+    scenario: Scenario,
+    options: &Options,
+) -> Result<StopReason, GuestError> {
+    let image_room = (GUEST_RAM - GUEST_IMAGE) as usize;
+    if image.len() > image_room {
+        return Err(GuestError::ImageTooLarge(image.len()));
+    }
+    let ram = frames
+        .allocate(GUEST_RAM, 2 << 20)
+        .ok_or(GuestError::OutOfMemory)?;
+    let Some(vmcs) = frames.allocate(FRAME, FRAME) else {
+        free(frames, ram, GUEST_RAM);
+        return Err(GuestError::OutOfMemory);
+    };
+    build_guest_memory(ram, image);
+    let mut tables = CoreFrames(frames);
+    let result = (|| {
+        let mut ept = Ept::new(&mut tables).map_err(GuestError::Ept)?;
+        let mapped = ept.map_range(
+            &mut tables,
+            0,
+            ram,
+            GUEST_RAM,
+            Access::RWX,
+            MemoryType::WriteBack,
+        );
+        let result = mapped
+            .map_err(GuestError::Ept)
+            .and_then(|()| run_on_vmcs(vmx, &ept, &mut tables, vmcs, selectors, name, scenario, options));
+        invalidate(vmx, ept.eptp(false));
+        ept.destroy(&mut tables);
+        result
+    })();
+    free(frames, vmcs, FRAME);
+    free(frames, ram, GUEST_RAM);
+    result
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_on_vmcs(
+    vmx: &Vmx,
+    ept: &Ept,
+    tables: &mut CoreFrames<'_>,
+    vmcs_page: u64,
+    selectors: &Selectors,
+    name: &'static str,
+    scenario: Scenario,
+    options: &Options,
+) -> Result<StopReason, GuestError> {
+    write_revision(vmcs_page, vmx.caps.basic.revision_id());
+    // SAFETY: VMX root operation; the page is this guest's VMCS region.
+    unsafe { vmx::arch::vmclear(vmcs_page) }.map_err(|e| GuestError::Vmx("VMCLEAR", e))?;
+    // SAFETY: as above, with the revision id written.
+    unsafe { vmx::arch::vmptrld(vmcs_page) }.map_err(|e| GuestError::Vmx("VMPTRLD", e))?;
+    let (gdtr_base, idtr_base) = arch::descriptor_table_bases();
+    // SAFETY: EFER, FS_BASE and GS_BASE exist on every x86_64 CPU.
+    let (efer, fs_base, gs_base) = unsafe {
+        (
+            arch::rdmsr(MSR_EFER),
+            arch::rdmsr(MSR_FS_BASE),
+            arch::rdmsr(MSR_GS_BASE),
+        )
+    };
+    let host = HostState {
+        cr0: arch::cr0(),
+        cr3: arch::cr3(),
+        cr4: arch::cr4(),
+        cs: selectors.code.0,
+        ss: selectors.data.0,
+        ds: 0,
+        tr: selectors.tss.0,
+        fs_base,
+        gs_base,
+        tr_base: arch::cpu::tss_base(),
+        gdtr_base,
+        idtr_base,
+        efer,
+    };
+    let setup = GuestSetup {
+        rip: GUEST_IMAGE,
+        rsp: GUEST_STACK_TOP,
+        cr3: GUEST_PML4,
+        gdtr: (GUEST_GDT, GUEST_GDT_LIMIT),
+        eptp: ept.eptp(false),
+        vpid: GUEST_VPID,
+        io_bitmaps: None,
+        preemption_timer: Some(options.slice),
+    };
+    let mut vmcs = HardwareVmcs(());
+    let controls = vcpu::setup_vmcs(&mut vmcs, &vmx.caps, &host, &setup).map_err(GuestError::Setup)?;
+    log::info!(
+        "guest {name}: starting scenario {} with {} KiB at GPA 0 (EPT{}{}{}), budget {} slices of {} timer ticks",
+        scenario.name(),
+        GUEST_RAM / 1024,
+        if controls.vpid { ", VPID" } else { "" },
+        if controls.unrestricted { ", unrestricted guest" } else { "" },
+        if controls.preemption_timer { ", preemption timer" } else { "" },
+        options.budget,
+        options.slice
+    );
+    let mut vcpu = Vcpu::new(name);
+    vcpu.regs.rdi = scenario.code();
+    vcpu.slice_budget = Some(options.budget);
+    let mut platform = GuestPlatform { ept, tables };
+    let stop = vcpu::run(&mut vcpu, &mut vmcs, &mut platform, |regs, launched| {
+        // SAFETY: the guest's VMCS is current and fully set up (host state is
+        // the core's own), and `launched` tracks its launch state.
+        unsafe { vmx::arch::enter_guest(regs, launched) }
+    });
+    log::info!("guest {name}: stopped: {stop}");
+    log::info!(
+        "guest {name}: {} exits, {} preemption-timer slices",
+        vcpu.stats.total(),
+        vcpu.slices
+    );
+    // SAFETY: the VMCS is no longer used; clearing flushes it to memory.
+    if let Err(e) = unsafe { vmx::arch::vmclear(vmcs_page) } {
+        log::warn!("guest {name}: VMCLEAR after stop failed: {e}");
+    }
+    Ok(stop)
+}
+
+/// Drops every cached translation of a guest that is going away.
+fn invalidate(vmx: &Vmx, eptp: u64) {
+    let e = vmx.caps.ept_vpid;
+    // SAFETY: VMX root operation; each type is used only when the CPU
+    // reports it.
+    unsafe {
+        if e.invept_single_context() {
+            let _ = vmx::arch::invept(InveptType::SingleContext, eptp);
+        } else if e.invept_all_context() {
+            let _ = vmx::arch::invept(InveptType::AllContext, 0);
+        }
+        if e.invvpid_single_context() {
+            let _ = vmx::arch::invvpid(InvvpidType::SingleContext, GUEST_VPID, 0);
+        } else if e.invvpid_all_context() {
+            let _ = vmx::arch::invvpid(InvvpidType::AllContext, 0, 0);
+        }
+    }
+}
+
+fn free(frames: &mut Frames, start: u64, len: u64) {
+    if let Err(e) = frames.free(start, len) {
+        log::warn!("could not free {start:#x}+{len:#x}: {e:?}");
+    }
+}
+
+/// Zeroes guest memory, writes the guest's page tables and GDT, and copies
+/// the image to [`GUEST_IMAGE`].
+fn build_guest_memory(ram: u64, image: &[u8]) {
+    // SAFETY: `ram` is GUEST_RAM bytes just allocated for this guest.
+    let mem = unsafe { arch::phys_mut(ram, GUEST_RAM as usize) };
+    mem.fill(0);
+    let mut put = |gpa: u64, value: u64| {
+        let at = gpa as usize;
+        mem[at..at + 8].copy_from_slice(&value.to_le_bytes());
+    };
+    // Present + writable (+ user for the upper levels).
+    put(GUEST_PML4, GUEST_PDPT | 0x7);
+    put(GUEST_PDPT, GUEST_PD | 0x7);
+    for i in 0..512u64 {
+        // 2 MiB pages: present, writable, PS.
+        put(GUEST_PD + i * 8, (i << 21) | 0x83);
+    }
+    put(GUEST_GDT, 0);
+    put(GUEST_GDT + 8, 0x00af_9b00_0000_ffff);
+    put(GUEST_GDT + 16, 0x00cf_9300_0000_ffff);
+    // 64-bit TSS at base 0, limit 0x67, busy.
+    put(GUEST_GDT + 24, 0x0000_8b00_0000_0067);
+    put(GUEST_GDT + 32, 0);
+    let at = GUEST_IMAGE as usize;
+    mem[at..at + image.len()].copy_from_slice(image);
+}

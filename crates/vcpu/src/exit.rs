@@ -1,0 +1,620 @@
+//! Dispatch of VM exits to one handler per exit reason.
+
+use core::fmt;
+
+use hypercall_abi::{Call, Status, CPUID_MAX_LEAF, CPUID_SIGNATURE_LEAF, LOG_WRITE_MAX};
+use vmx::exit::{EptViolation, ExitInfo, ExitReason, IoDirection, IoQualification};
+use vmx::{fields, VmFail};
+
+use crate::{LineSource, Platform, Vcpu, Vmcs};
+
+/// COM1's eight registers, emulated minimally by the core for now.
+const COM1: core::ops::RangeInclusive<u16> = 0x3F8..=0x3FF;
+
+/// Number of distinct basic exit reasons counted individually.
+const COUNTED_REASONS: usize = 80;
+
+/// Exit counts by basic exit reason.
+#[derive(Debug, Clone)]
+pub struct ExitStats {
+    counts: [u64; COUNTED_REASONS],
+    other: u64,
+}
+
+impl Default for ExitStats {
+    fn default() -> Self {
+        ExitStats {
+            counts: [0; COUNTED_REASONS],
+            other: 0,
+        }
+    }
+}
+
+impl ExitStats {
+    fn record(&mut self, reason: ExitReason) {
+        match self.counts.get_mut(reason.basic() as usize) {
+            Some(c) => *c += 1,
+            None => self.other += 1,
+        }
+    }
+
+    /// How many exits of `reason` were seen.
+    pub fn count(&self, reason: ExitReason) -> u64 {
+        self.counts
+            .get(reason.basic() as usize)
+            .copied()
+            .unwrap_or(self.other)
+    }
+
+    /// All exits seen.
+    pub fn total(&self) -> u64 {
+        self.counts.iter().sum::<u64>() + self.other
+    }
+}
+
+/// What the run loop does after an exit was handled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Enter the guest again.
+    Resume,
+    /// Stop the guest for good.
+    Stop(StopReason),
+}
+
+/// Why a guest was stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    /// The guest asked to stop with the `EXIT` hypercall and this code.
+    Exited(u64),
+    /// The guest executed HLT with nothing to wake it.
+    Halted,
+    /// The guest touched guest-physical memory it has no mapping or right for.
+    EptViolation {
+        /// The guest-physical address accessed.
+        gpa: u64,
+        /// The decoded exit qualification.
+        violation: EptViolation,
+        /// The guest RIP of the access.
+        rip: u64,
+    },
+    /// The guest used up its preemption-timer budget.
+    BudgetExhausted {
+        /// Slices consumed.
+        slices: u64,
+    },
+    /// The guest triple-faulted.
+    TripleFault {
+        /// The guest RIP at the time.
+        rip: u64,
+    },
+    /// The guest accessed an I/O port it has no access to.
+    PortDenied {
+        /// The port.
+        port: u16,
+        /// Read or write.
+        direction: IoDirection,
+        /// The guest RIP of the instruction.
+        rip: u64,
+    },
+    /// VM entry failed while checking or loading guest state (exit reason
+    /// with bit 31 set).
+    EntryFailed {
+        /// The basic exit reason (33 invalid guest state, 34 MSR loading, 41
+        /// machine check).
+        reason: ExitReason,
+        /// The exit qualification (which check failed).
+        qualification: u64,
+    },
+    /// VMLAUNCH/VMRESUME or a VMREAD/VMWRITE the handler needed failed.
+    EntryInstruction(VmFail),
+    /// An exit the core does not handle (its VMCS was dumped to the log).
+    Unhandled {
+        /// The exit reason.
+        reason: ExitReason,
+        /// The exit qualification.
+        qualification: u64,
+        /// The guest RIP.
+        rip: u64,
+    },
+}
+
+impl fmt::Display for StopReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            StopReason::Exited(code) => write!(f, "exited with code {code}"),
+            StopReason::Halted => f.write_str("halted"),
+            StopReason::EptViolation {
+                gpa,
+                violation,
+                rip,
+            } => write!(
+                f,
+                "EPT violation at guest-physical address {gpa:#x} ({violation}), RIP {rip:#x}"
+            ),
+            StopReason::BudgetExhausted { slices } => write!(
+                f,
+                "preempted {slices} times by the VMX-preemption timer, budget exhausted"
+            ),
+            StopReason::TripleFault { rip } => write!(f, "triple fault at RIP {rip:#x}"),
+            StopReason::PortDenied {
+                port,
+                direction,
+                rip,
+            } => write!(
+                f,
+                "{} port {port:#x} is not bound to this guest, RIP {rip:#x}",
+                match direction {
+                    IoDirection::In => "read from",
+                    IoDirection::Out => "write to",
+                }
+            ),
+            StopReason::EntryFailed {
+                reason,
+                qualification,
+            } => write!(
+                f,
+                "VM entry failed: {reason} (qualification {qualification:#x})"
+            ),
+            StopReason::EntryInstruction(fail) => write!(f, "VM entry instruction failed: {fail}"),
+            StopReason::Unhandled {
+                reason,
+                qualification,
+                rip,
+            } => write!(
+                f,
+                "unhandled exit {reason} (qualification {qualification:#x}), RIP {rip:#x}"
+            ),
+        }
+    }
+}
+
+/// `?` for VMCS access inside a handler: a failed VMREAD/VMWRITE stops the guest.
+macro_rules! vm {
+    ($e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(fail) => return Action::Stop(StopReason::EntryInstruction(fail)),
+        }
+    };
+}
+
+/// Handles the exit that just happened on the current VMCS.
+pub fn handle_exit(vcpu: &mut Vcpu, vmcs: &mut impl Vmcs, platform: &mut impl Platform) -> Action {
+    let info = ExitInfo::from_raw(vm!(vmcs.read(fields::VM_EXIT_REASON)) as u32);
+    vcpu.stats.record(info.reason);
+    if info.entry_failure {
+        let qualification = vm!(vmcs.read(fields::EXIT_QUALIFICATION));
+        dump_vmcs(vcpu, vmcs);
+        return Action::Stop(StopReason::EntryFailed {
+            reason: info.reason,
+            qualification,
+        });
+    }
+    match info.reason {
+        ExitReason::Vmcall => vmcall(vcpu, vmcs, platform),
+        ExitReason::Cpuid => cpuid(vcpu, vmcs, platform),
+        ExitReason::Hlt => Action::Stop(StopReason::Halted),
+        ExitReason::IoInstruction => io(vcpu, vmcs, platform),
+        ExitReason::EptViolation => Action::Stop(StopReason::EptViolation {
+            gpa: vm!(vmcs.read(fields::GUEST_PHYSICAL_ADDRESS)),
+            violation: EptViolation::decode(vm!(vmcs.read(fields::EXIT_QUALIFICATION))),
+            rip: vm!(vmcs.read(fields::GUEST_RIP)),
+        }),
+        ExitReason::PreemptionTimer => {
+            vcpu.slices += 1;
+            match vcpu.slice_budget {
+                Some(budget) if vcpu.slices >= budget => {
+                    Action::Stop(StopReason::BudgetExhausted {
+                        slices: vcpu.slices,
+                    })
+                }
+                _ => Action::Resume,
+            }
+        }
+        ExitReason::TripleFault => Action::Stop(StopReason::TripleFault {
+            rip: vm!(vmcs.read(fields::GUEST_RIP)),
+        }),
+        reason => {
+            dump_vmcs(vcpu, vmcs);
+            Action::Stop(StopReason::Unhandled {
+                reason,
+                qualification: vm!(vmcs.read(fields::EXIT_QUALIFICATION)),
+                rip: vm!(vmcs.read(fields::GUEST_RIP)),
+            })
+        }
+    }
+}
+
+/// Moves the guest past the instruction that exited.
+fn skip_instruction(vmcs: &mut impl Vmcs) -> Result<(), VmFail> {
+    let rip = vmcs.read(fields::GUEST_RIP)?;
+    let len = vmcs.read(fields::VM_EXIT_INSTRUCTION_LEN)?;
+    vmcs.write(fields::GUEST_RIP, rip.wrapping_add(len))
+}
+
+fn vmcall(vcpu: &mut Vcpu, vmcs: &mut impl Vmcs, platform: &mut impl Platform) -> Action {
+    let regs = &mut vcpu.regs;
+    let status = match Call::from_raw(regs.rax) {
+        None => Status::UnknownCall,
+        Some(Call::Null) => Status::Ok,
+        Some(Call::Exit) => return Action::Stop(StopReason::Exited(regs.rdi)),
+        Some(Call::LogWrite) => {
+            let (gpa, len) = (regs.rdi, regs.rsi);
+            if len > LOG_WRITE_MAX {
+                Status::InvalidArgument
+            } else {
+                let mut buf = [0u8; LOG_WRITE_MAX as usize];
+                let buf = &mut buf[..len as usize];
+                if gpa.checked_add(len).is_none() || !platform.read_guest(gpa, buf) {
+                    Status::InvalidAddress
+                } else {
+                    let mut text = [0u8; LOG_WRITE_MAX as usize];
+                    let mut n = 0;
+                    for &b in buf.iter() {
+                        if b == b'\n' || b == b'\r' {
+                            continue;
+                        }
+                        text[n] = if (0x20..=0x7e).contains(&b) { b } else { b'.' };
+                        n += 1;
+                    }
+                    let text = core::str::from_utf8(&text[..n]).unwrap_or("");
+                    platform.guest_line(vcpu.name, LineSource::Hypercall, text);
+                    Status::Ok
+                }
+            }
+        }
+    };
+    vcpu.regs.rax = status.raw();
+    vm!(skip_instruction(vmcs));
+    Action::Resume
+}
+
+fn cpuid(vcpu: &mut Vcpu, vmcs: &mut impl Vmcs, platform: &mut impl Platform) -> Action {
+    let leaf = vcpu.regs.rax as u32;
+    let subleaf = vcpu.regs.rcx as u32;
+    let [a, b, c, d] = match leaf {
+        CPUID_SIGNATURE_LEAF => {
+            let (b, c, d) = hypercall_abi::signature_registers();
+            [CPUID_MAX_LEAF, b, c, d]
+        }
+        0x4000_0001..=0x4fff_ffff => [0; 4],
+        1 => {
+            let [a, b, c, d] = platform.host_cpuid(leaf, subleaf);
+            // Hide VMX (no nested virtualisation), announce a hypervisor.
+            [a, b, (c & !(1 << 5)) | (1 << 31), d]
+        }
+        _ => platform.host_cpuid(leaf, subleaf),
+    };
+    let regs = &mut vcpu.regs;
+    regs.rax = a as u64;
+    regs.rbx = b as u64;
+    regs.rcx = c as u64;
+    regs.rdx = d as u64;
+    vm!(skip_instruction(vmcs));
+    Action::Resume
+}
+
+fn io(vcpu: &mut Vcpu, vmcs: &mut impl Vmcs, platform: &mut impl Platform) -> Action {
+    let qualification = vm!(vmcs.read(fields::EXIT_QUALIFICATION));
+    let rip = vm!(vmcs.read(fields::GUEST_RIP));
+    let Some(io) = IoQualification::decode(qualification) else {
+        dump_vmcs(vcpu, vmcs);
+        return Action::Stop(StopReason::Unhandled {
+            reason: ExitReason::IoInstruction,
+            qualification,
+            rip,
+        });
+    };
+    if !COM1.contains(&io.port) {
+        return Action::Stop(StopReason::PortDenied {
+            port: io.port,
+            direction: io.direction,
+            rip,
+        });
+    }
+    if io.string || io.rep {
+        // INS/OUTS are not emulated yet; refuse rather than guess.
+        dump_vmcs(vcpu, vmcs);
+        return Action::Stop(StopReason::Unhandled {
+            reason: ExitReason::IoInstruction,
+            qualification,
+            rip,
+        });
+    }
+    let offset = io.port - COM1.start();
+    match io.direction {
+        IoDirection::Out => {
+            let byte = vcpu.regs.rax as u8;
+            match offset {
+                0 if !vcpu.uart_dlab => vcpu.uart.push(vcpu.name, byte, platform),
+                3 => vcpu.uart_dlab = byte & 0x80 != 0,
+                7 => vcpu.uart_scratch = byte,
+                // Divisor, interrupt enable, FIFO and modem control writes are
+                // accepted and have no effect on this minimal model.
+                _ => {}
+            }
+        }
+        IoDirection::In => {
+            let value: u8 = match offset {
+                // Line status: transmitter empty and holding register empty.
+                5 => 0x60,
+                // Interrupt identification: no interrupt pending.
+                2 => 0x01,
+                3 => {
+                    if vcpu.uart_dlab {
+                        0x80
+                    } else {
+                        0
+                    }
+                }
+                7 => vcpu.uart_scratch,
+                _ => 0,
+            };
+            let mask: u64 = match io.size {
+                1 => 0xff,
+                2 => 0xffff,
+                _ => 0xffff_ffff,
+            };
+            let rax = &mut vcpu.regs.rax;
+            // A 32-bit IN zero-extends into RAX; narrower ones keep the rest.
+            *rax = if io.size == 4 {
+                value as u64
+            } else {
+                (*rax & !mask) | value as u64
+            };
+        }
+    }
+    vm!(skip_instruction(vmcs));
+    Action::Resume
+}
+
+/// Logs the VMCS fields that explain an exit the core did not handle.
+fn dump_vmcs(vcpu: &Vcpu, vmcs: &impl Vmcs) {
+    const DUMPED: &[u32] = &[
+        fields::VM_EXIT_REASON,
+        fields::EXIT_QUALIFICATION,
+        fields::VM_INSTRUCTION_ERROR,
+        fields::VM_EXIT_INTR_INFO,
+        fields::VM_EXIT_INSTRUCTION_LEN,
+        fields::GUEST_PHYSICAL_ADDRESS,
+        fields::GUEST_LINEAR_ADDRESS,
+        fields::GUEST_RIP,
+        fields::GUEST_RSP,
+        fields::GUEST_RFLAGS,
+        fields::GUEST_CR0,
+        fields::GUEST_CR3,
+        fields::GUEST_CR4,
+        fields::GUEST_IA32_EFER,
+        fields::GUEST_CS_SELECTOR,
+        fields::GUEST_CS_AR_BYTES,
+        fields::GUEST_ACTIVITY_STATE,
+        fields::GUEST_INTERRUPTIBILITY_INFO,
+    ];
+    log::error!("guest {}: VMCS dump", vcpu.name);
+    for &field in DUMPED {
+        let name = fields::name(field).unwrap_or("?");
+        match vmcs.read(field) {
+            Ok(v) => log::error!("  {name:<28} {v:#018x}"),
+            Err(e) => log::error!("  {name:<28} unreadable ({e})"),
+        }
+    }
+    let r = &vcpu.regs;
+    log::error!(
+        "  rax {:#x} rbx {:#x} rcx {:#x} rdx {:#x} rsi {:#x} rdi {:#x} rbp {:#x}",
+        r.rax,
+        r.rbx,
+        r.rcx,
+        r.rdx,
+        r.rsi,
+        r.rdi,
+        r.rbp
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{FakePlatform, FakeVmcs};
+
+    fn exit(reason: ExitReason, qualification: u64) -> FakeVmcs {
+        let mut vmcs = FakeVmcs::default();
+        vmcs.set(fields::VM_EXIT_REASON, reason.basic() as u64);
+        vmcs.set(fields::EXIT_QUALIFICATION, qualification);
+        vmcs.set(fields::GUEST_RIP, 0x20_0000);
+        vmcs.set(fields::VM_EXIT_INSTRUCTION_LEN, 2);
+        vmcs
+    }
+
+    fn platform_with(memory: &[u8]) -> FakePlatform {
+        FakePlatform {
+            memory: memory.to_vec(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn cpuid_signature_leaf_answers_bulkhead() {
+        let mut vcpu = Vcpu::new("g");
+        vcpu.regs.rax = 0x4000_0000;
+        let mut vmcs = exit(ExitReason::Cpuid, 0);
+        let mut p = FakePlatform::default();
+        assert_eq!(handle_exit(&mut vcpu, &mut vmcs, &mut p), Action::Resume);
+        let mut sig = Vec::new();
+        for r in [vcpu.regs.rbx, vcpu.regs.rcx, vcpu.regs.rdx] {
+            sig.extend_from_slice(&(r as u32).to_le_bytes());
+        }
+        assert_eq!(sig, b"BulkheadCore");
+        assert_eq!(vcpu.regs.rax, 0x4000_0000);
+        assert_eq!(vmcs.get(fields::GUEST_RIP), 0x20_0002);
+    }
+
+    #[test]
+    fn cpuid_leaf_1_hides_vmx_and_sets_the_hypervisor_bit() {
+        let mut vcpu = Vcpu::new("g");
+        vcpu.regs.rax = 1;
+        let mut vmcs = exit(ExitReason::Cpuid, 0);
+        handle_exit(&mut vcpu, &mut vmcs, &mut FakePlatform::default());
+        assert_eq!(vcpu.regs.rcx & (1 << 5), 0);
+        assert_ne!(vcpu.regs.rcx & (1 << 31), 0);
+        // Other leaves pass through; upper register halves are cleared.
+        vcpu.regs.rax = 0xffff_ffff_0000_0007;
+        vcpu.regs.rbx = u64::MAX;
+        let mut vmcs = exit(ExitReason::Cpuid, 0);
+        handle_exit(&mut vcpu, &mut vmcs, &mut FakePlatform::default());
+        assert_eq!(vcpu.regs.rax, 7);
+        assert_eq!(vcpu.regs.rbx, 0x11);
+    }
+
+    #[test]
+    fn log_write_prints_the_guest_message() {
+        let mut memory = vec![0u8; 0x2000];
+        memory[0x1000..0x1000 + 7].copy_from_slice(b"hello\x07\n");
+        let mut p = platform_with(&memory);
+        let mut vcpu = Vcpu::new("g");
+        vcpu.regs.rax = Call::LogWrite as u64;
+        vcpu.regs.rdi = 0x1000;
+        vcpu.regs.rsi = 7;
+        let mut vmcs = exit(ExitReason::Vmcall, 0);
+        assert_eq!(handle_exit(&mut vcpu, &mut vmcs, &mut p), Action::Resume);
+        assert_eq!(vcpu.regs.rax, Status::Ok.raw());
+        assert_eq!(p.lines, [("g".into(), LineSource::Hypercall, "hello.".into())]);
+    }
+
+    #[test]
+    fn log_write_refuses_bad_lengths_and_addresses() {
+        let mut p = platform_with(&[0u8; 0x1000]);
+        let cases = [
+            (0x0, LOG_WRITE_MAX + 1, Status::InvalidArgument),
+            (0xff0, 0x20, Status::InvalidAddress),
+            (u64::MAX - 2, 8, Status::InvalidAddress),
+            (0x10_0000, 1, Status::InvalidAddress),
+        ];
+        for (gpa, len, expected) in cases {
+            let mut vcpu = Vcpu::new("g");
+            vcpu.regs.rax = Call::LogWrite as u64;
+            vcpu.regs.rdi = gpa;
+            vcpu.regs.rsi = len;
+            let mut vmcs = exit(ExitReason::Vmcall, 0);
+            assert_eq!(handle_exit(&mut vcpu, &mut vmcs, &mut p), Action::Resume);
+            assert_eq!(vcpu.regs.rax, expected.raw(), "gpa {gpa:#x} len {len}");
+        }
+        assert!(p.lines.is_empty());
+    }
+
+    #[test]
+    fn unknown_hypercalls_answer_unknown_call_and_exit_stops() {
+        let mut vcpu = Vcpu::new("g");
+        vcpu.regs.rax = 0xdead;
+        let mut vmcs = exit(ExitReason::Vmcall, 0);
+        let mut p = FakePlatform::default();
+        assert_eq!(handle_exit(&mut vcpu, &mut vmcs, &mut p), Action::Resume);
+        assert_eq!(vcpu.regs.rax, Status::UnknownCall.raw());
+        vcpu.regs.rax = Call::Exit as u64;
+        vcpu.regs.rdi = 3;
+        let mut vmcs = exit(ExitReason::Vmcall, 0);
+        assert_eq!(
+            handle_exit(&mut vcpu, &mut vmcs, &mut p),
+            Action::Stop(StopReason::Exited(3))
+        );
+    }
+
+    /// Exit qualification of a one-byte OUT/IN with DX to `port`.
+    fn io_qual(port: u16, input: bool) -> u64 {
+        ((port as u64) << 16) | ((input as u64) << 3)
+    }
+
+    #[test]
+    fn out_to_com1_is_emulated_and_printed_per_line() {
+        let mut vcpu = Vcpu::new("g");
+        let mut p = FakePlatform::default();
+        for &b in b"ok\n" {
+            vcpu.regs.rax = 0xffff_ff00 | b as u64;
+            let mut vmcs = exit(ExitReason::IoInstruction, io_qual(0x3f8, false));
+            assert_eq!(handle_exit(&mut vcpu, &mut vmcs, &mut p), Action::Resume);
+        }
+        assert_eq!(p.lines, [("g".into(), LineSource::Uart, "ok".into())]);
+        // Reading LSR says the transmitter is empty; only AL changes.
+        vcpu.regs.rax = 0x1234_5678;
+        let mut vmcs = exit(ExitReason::IoInstruction, io_qual(0x3fd, true));
+        handle_exit(&mut vcpu, &mut vmcs, &mut p);
+        assert_eq!(vcpu.regs.rax, 0x1234_5660);
+    }
+
+    #[test]
+    fn other_ports_and_string_io_stop_the_guest() {
+        let mut vcpu = Vcpu::new("g");
+        let mut p = FakePlatform::default();
+        let mut vmcs = exit(ExitReason::IoInstruction, io_qual(0x80, false));
+        assert_eq!(
+            handle_exit(&mut vcpu, &mut vmcs, &mut p),
+            Action::Stop(StopReason::PortDenied {
+                port: 0x80,
+                direction: IoDirection::Out,
+                rip: 0x20_0000
+            })
+        );
+        let mut vmcs = exit(ExitReason::IoInstruction, io_qual(0x3f8, false) | 1 << 4);
+        assert!(matches!(
+            handle_exit(&mut vcpu, &mut vmcs, &mut p),
+            Action::Stop(StopReason::Unhandled { .. })
+        ));
+    }
+
+    #[test]
+    fn ept_violation_reports_the_address_and_stops() {
+        let mut vcpu = Vcpu::new("g");
+        let mut vmcs = exit(ExitReason::EptViolation, 0b010);
+        vmcs.set(fields::GUEST_PHYSICAL_ADDRESS, 0x80_0000);
+        let action = handle_exit(&mut vcpu, &mut vmcs, &mut FakePlatform::default());
+        let Action::Stop(reason @ StopReason::EptViolation { gpa, violation, .. }) = action else {
+            panic!("{action:?}");
+        };
+        assert_eq!(gpa, 0x80_0000);
+        assert!(violation.write);
+        let text = format!("{reason}");
+        assert!(text.contains("0x800000"), "{text}");
+    }
+
+    #[test]
+    fn preemption_timer_resumes_until_the_budget_is_used() {
+        let mut vcpu = Vcpu::new("g");
+        vcpu.slice_budget = Some(3);
+        let mut p = FakePlatform::default();
+        for _ in 0..2 {
+            let mut vmcs = exit(ExitReason::PreemptionTimer, 0);
+            assert_eq!(handle_exit(&mut vcpu, &mut vmcs, &mut p), Action::Resume);
+        }
+        let mut vmcs = exit(ExitReason::PreemptionTimer, 0);
+        assert_eq!(
+            handle_exit(&mut vcpu, &mut vmcs, &mut p),
+            Action::Stop(StopReason::BudgetExhausted { slices: 3 })
+        );
+        assert_eq!(vcpu.stats.count(ExitReason::PreemptionTimer), 3);
+    }
+
+    #[test]
+    fn entry_failures_triple_faults_and_unknown_exits_stop_without_panicking() {
+        let mut p = FakePlatform::default();
+        let mut vcpu = Vcpu::new("g");
+        let mut vmcs = exit(ExitReason::InvalidGuestState, 0);
+        vmcs.set(fields::VM_EXIT_REASON, (1 << 31) | 33);
+        assert_eq!(
+            handle_exit(&mut vcpu, &mut vmcs, &mut p),
+            Action::Stop(StopReason::EntryFailed {
+                reason: ExitReason::InvalidGuestState,
+                qualification: 0
+            })
+        );
+        let mut vmcs = exit(ExitReason::TripleFault, 0);
+        assert_eq!(
+            handle_exit(&mut vcpu, &mut vmcs, &mut p),
+            Action::Stop(StopReason::TripleFault { rip: 0x20_0000 })
+        );
+        // Every possible basic reason is either handled or stops the guest.
+        for basic in 0..=u16::MAX {
+            let mut vmcs = exit(ExitReason::from_basic(basic), 0);
+            vmcs.set(fields::VM_EXIT_REASON, basic as u64);
+            let _ = handle_exit(&mut vcpu, &mut vmcs, &mut p);
+        }
+    }
+}

@@ -1,0 +1,231 @@
+//! `vcpu` owns one virtual CPU of a domain: its register file, the setup of
+//! its VMCS (host state, guest state, execution controls), the run loop that
+//! enters the guest, and the dispatch of every VM exit to one handler.
+//!
+//! It reaches the hardware only through two narrow doors, so that all of it
+//! unit-tests on the host: the [`Vmcs`] trait (VMREAD/VMWRITE on the current
+//! VMCS) and the `enter` closure given to [`run`] (the world switch). What the
+//! handlers need from the rest of the core (host CPUID, reading guest memory
+//! through the domain's EPT, the console) comes through [`Platform`].
+//!
+//! It must never trust the guest: every register value, address and length a
+//! guest hands over is checked before use, and an exit this crate does not
+//! understand stops that guest with a dump of the VMCS; it never panics.
+#![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_code)]
+
+mod exit;
+mod setup;
+mod uart;
+
+pub use exit::{handle_exit, Action, ExitStats, StopReason};
+pub use setup::{setup_vmcs, Controls, GuestSetup, HostState, SetupError};
+pub use uart::LineBuffer;
+pub use vmx::GuestRegisters;
+
+use vmx::VmFail;
+
+/// Access to the current VMCS.
+///
+/// The core implements it with VMREAD/VMWRITE; tests implement it with a map.
+pub trait Vmcs {
+    /// Reads a field.
+    fn read(&self, field: u32) -> Result<u64, VmFail>;
+    /// Writes a field.
+    fn write(&mut self, field: u32, value: u64) -> Result<(), VmFail>;
+}
+
+/// Where a line of guest output came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LineSource {
+    /// The guest's `LOG_WRITE` hypercall.
+    Hypercall,
+    /// The guest's writes to the emulated COM1 transmit register.
+    Uart,
+}
+
+/// What the exit handlers need from the rest of the core.
+pub trait Platform {
+    /// Executes CPUID on the host.
+    fn host_cpuid(&mut self, leaf: u32, subleaf: u32) -> [u32; 4];
+    /// Copies guest-physical memory starting at `gpa` into `buf`, through the
+    /// domain's EPT. Returns `false` (and copies nothing useful) when any byte
+    /// is not mapped readable for the guest.
+    fn read_guest(&mut self, gpa: u64, buf: &mut [u8]) -> bool;
+    /// Prints one line of guest output on the console.
+    fn guest_line(&mut self, guest: &str, source: LineSource, text: &str);
+}
+
+/// One virtual CPU and everything the core tracks about it.
+#[derive(Debug)]
+pub struct Vcpu {
+    /// The domain's name, used as the prefix of its console lines.
+    pub name: &'static str,
+    /// The general registers not held in the VMCS.
+    pub regs: GuestRegisters,
+    /// Whether VMLAUNCH succeeded once (VMRESUME from then on).
+    pub launched: bool,
+    /// Exit counts by reason.
+    pub stats: ExitStats,
+    /// Preemption-timer slices consumed so far.
+    pub slices: u64,
+    /// Slices after which the guest is stopped (`None`: unbounded).
+    pub slice_budget: Option<u64>,
+    /// The guest's partial line on the emulated COM1.
+    pub uart: LineBuffer,
+    /// The divisor-latch access bit of the emulated COM1 line control.
+    pub uart_dlab: bool,
+    /// The emulated COM1 scratch register.
+    pub uart_scratch: u8,
+}
+
+impl Vcpu {
+    /// A vCPU that has not run yet.
+    pub fn new(name: &'static str) -> Vcpu {
+        Vcpu {
+            name,
+            regs: GuestRegisters::default(),
+            launched: false,
+            stats: ExitStats::default(),
+            slices: 0,
+            slice_budget: None,
+            uart: LineBuffer::new(),
+            uart_dlab: false,
+            uart_scratch: 0,
+        }
+    }
+}
+
+/// Runs `vcpu` until one of its exits stops it.
+///
+/// `enter` performs the world switch (in the core: [`vmx::arch::enter_guest`]
+/// via the VMCS that `vmcs` accesses). A failure of VMLAUNCH/VMRESUME itself
+/// stops the guest with [`StopReason::EntryInstruction`].
+pub fn run<V, P, E>(vcpu: &mut Vcpu, vmcs: &mut V, platform: &mut P, mut enter: E) -> StopReason
+where
+    V: Vmcs,
+    P: Platform,
+    E: FnMut(&mut GuestRegisters, bool) -> Result<(), VmFail>,
+{
+    loop {
+        if let Err(fail) = enter(&mut vcpu.regs, vcpu.launched) {
+            return StopReason::EntryInstruction(fail);
+        }
+        match handle_exit(vcpu, vmcs, platform) {
+            Action::Resume => vcpu.launched = true,
+            Action::Stop(reason) => {
+                vcpu.uart.flush(vcpu.name, platform);
+                return reason;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    //! A fake VMCS and platform for host tests.
+    use super::*;
+    use std::collections::BTreeMap;
+    use std::string::String;
+    use std::vec::Vec;
+
+    /// A VMCS held in a map; unknown fields read as 0.
+    #[derive(Default, Debug)]
+    pub struct FakeVmcs {
+        pub fields: BTreeMap<u32, u64>,
+    }
+
+    impl Vmcs for FakeVmcs {
+        fn read(&self, field: u32) -> Result<u64, VmFail> {
+            Ok(self.fields.get(&field).copied().unwrap_or(0))
+        }
+        fn write(&mut self, field: u32, value: u64) -> Result<(), VmFail> {
+            self.fields.insert(field, value);
+            Ok(())
+        }
+    }
+
+    impl FakeVmcs {
+        pub fn get(&self, field: u32) -> u64 {
+            self.fields.get(&field).copied().unwrap_or(0)
+        }
+        pub fn set(&mut self, field: u32, value: u64) {
+            self.fields.insert(field, value);
+        }
+    }
+
+    /// Guest memory as a byte vector starting at GPA 0.
+    #[derive(Default)]
+    pub struct FakePlatform {
+        pub memory: Vec<u8>,
+        pub lines: Vec<(String, LineSource, String)>,
+    }
+
+    impl Platform for FakePlatform {
+        fn host_cpuid(&mut self, leaf: u32, _subleaf: u32) -> [u32; 4] {
+            match leaf {
+                1 => [0x306c3, 0, 0x7ffa_fbff, 0xbfeb_fbff],
+                _ => [leaf, 0x11, 0x22, 0x33],
+            }
+        }
+        fn read_guest(&mut self, gpa: u64, buf: &mut [u8]) -> bool {
+            let Ok(start) = usize::try_from(gpa) else {
+                return false;
+            };
+            let Some(end) = start.checked_add(buf.len()) else {
+                return false;
+            };
+            match self.memory.get(start..end) {
+                Some(src) => {
+                    buf.copy_from_slice(src);
+                    true
+                }
+                None => false,
+            }
+        }
+        fn guest_line(&mut self, guest: &str, source: LineSource, text: &str) {
+            self.lines.push((guest.into(), source, text.into()));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::*;
+    use super::*;
+    use vmx::exit::ExitReason;
+    use vmx::fields;
+
+    #[test]
+    fn run_launches_once_then_resumes_and_stops_on_exit_hypercall() {
+        let mut vcpu = Vcpu::new("t");
+        let mut vmcs = FakeVmcs::default();
+        vmcs.set(fields::VM_EXIT_REASON, ExitReason::Vmcall.basic() as u64);
+        vmcs.set(fields::VM_EXIT_INSTRUCTION_LEN, 3);
+        vmcs.set(fields::GUEST_RIP, 0x1000);
+        let mut platform = FakePlatform::default();
+        let mut entries = Vec::new();
+        let reason = run(&mut vcpu, &mut vmcs, &mut platform, |regs, launched| {
+            entries.push(launched);
+            // First entry: a null hypercall; second: exit(7).
+            regs.rax = if entries.len() == 1 { 0 } else { 2 };
+            regs.rdi = 7;
+            Ok(())
+        });
+        // The fake VMCS reports VMCALL for every exit.
+        assert_eq!(entries, [false, true]);
+        assert_eq!(reason, StopReason::Exited(7));
+        assert_eq!(vmcs.get(fields::GUEST_RIP), 0x1003, "the null call advanced RIP");
+        assert_eq!(vcpu.stats.count(ExitReason::Vmcall), 2);
+    }
+
+    #[test]
+    fn run_reports_a_failing_entry_instruction() {
+        let mut vcpu = Vcpu::new("t");
+        let mut vmcs = FakeVmcs::default();
+        let mut platform = FakePlatform::default();
+        let reason = run(&mut vcpu, &mut vmcs, &mut platform, |_, _| Err(VmFail::Invalid));
+        assert_eq!(reason, StopReason::EntryInstruction(VmFail::Invalid));
+        assert!(!vcpu.launched);
+    }
+}
