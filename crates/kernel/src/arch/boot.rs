@@ -77,8 +77,9 @@ _start:
     or eax, 0x80000001
     mov cr0, eax
     lgdt [boot_gdt_pointer]
+    mov eax, offset boot_long_mode
     push 0x08
-    push offset boot_long_mode
+    push eax
     retf
 
 no_long_mode:

@@ -43,9 +43,9 @@ unsafe extern "C" {
 pub fn init() -> Selectors {
     let tss = TSS.call_once(|| {
         let mut tss = TaskStateSegment::new();
-        // SAFETY: only the address of the static is taken; the stack is used
-        // by the CPU alone, for double faults.
-        let bottom = unsafe { addr_of!(DOUBLE_FAULT_STACK) } as u64;
+        // Only the address of the static is taken; the CPU alone uses the
+        // stack, for double faults.
+        let bottom = addr_of!(DOUBLE_FAULT_STACK) as u64;
         tss.interrupt_stack_table[DOUBLE_FAULT_IST as usize] = VirtAddr::new(bottom + 16384);
         tss
     });
@@ -74,7 +74,8 @@ pub fn init() -> Selectors {
         // which follow the interrupt-frame layout `exception_common` expects.
         let stubs = unsafe { &*addr_of!(exception_stub_table) };
         for (vector, &addr) in stubs.iter().enumerate() {
-            // Vectors 15 and 22..=31 are reserved: the crate offers no entry.
+            // Vectors 9, 15 and 22..=31 are reserved: the crate offers no
+            // entry for them.
             let entry = match vector {
                 0 => &mut idt.divide_error,
                 1 => &mut idt.debug,
@@ -84,7 +85,6 @@ pub fn init() -> Selectors {
                 5 => &mut idt.bound_range_exceeded,
                 6 => &mut idt.invalid_opcode,
                 7 => &mut idt.device_not_available,
-                9 => &mut idt.coprocessor_segment_overrun,
                 16 => &mut idt.x87_floating_point,
                 19 => &mut idt.simd_floating_point,
                 20 => &mut idt.virtualization,

@@ -156,11 +156,9 @@ pub fn kernel_image() -> (u64, u64) {
         static __kernel_start: u8;
         static __kernel_end: u8;
     }
-    // SAFETY: only the addresses of the linker symbols are taken.
-    unsafe {
-        (
-            core::ptr::addr_of!(__kernel_start) as u64,
-            core::ptr::addr_of!(__kernel_end) as u64,
-        )
-    }
+    // Only the addresses of the linker symbols are taken, never their bytes.
+    (
+        core::ptr::addr_of!(__kernel_start) as u64,
+        core::ptr::addr_of!(__kernel_end) as u64,
+    )
 }

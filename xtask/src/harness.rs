@@ -1,0 +1,214 @@
+//! The end-to-end verdict: a run passes when the console shows every
+//! expected line in order, no forbidden line, and the emulator ended the way
+//! the test expects.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::emulator::{Outcome, Run};
+
+/// Lines of console shown when a test fails.
+pub const TAIL_LINES: usize = 40;
+
+/// How the emulator must end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// With status 0 (Bochs: the core's success path via port 0x8900).
+    Success,
+    /// With this status.
+    Status(i32),
+}
+
+/// One end-to-end test.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    /// Test name.
+    pub name: &'static str,
+    /// The core's command line.
+    pub cmdline: &'static str,
+    /// Substrings that must appear, each on a later line than the previous.
+    pub expect: Vec<String>,
+    /// Substrings that must appear on no line.
+    pub forbid: Vec<String>,
+    /// How the emulator must end.
+    pub exit: Exit,
+    /// Hard limit on the run.
+    pub timeout: Duration,
+}
+
+/// Lines no healthy run prints.
+pub fn default_forbidden() -> Vec<String> {
+    ["bulkhead: error:", "panic", "CPU exception"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+}
+
+/// Why a run failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// The first reason.
+    pub reason: String,
+    /// Elapsed time.
+    pub elapsed: Duration,
+    /// The last lines of the console.
+    pub tail: Vec<String>,
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "{}", self.reason)?;
+        writeln!(f, "after {:.1} s; last {} console lines:", self.elapsed.as_secs_f64(), self.tail.len())?;
+        for line in &self.tail {
+            writeln!(f, "  | {line}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Judges a finished run against `spec`.
+pub fn judge(spec: &Spec, run: &Run) -> Result<(), Failure> {
+    let lines: Vec<&str> = run.console.lines().collect();
+    let fail = |reason: String| Failure {
+        reason,
+        elapsed: run.elapsed,
+        tail: lines[lines.len().saturating_sub(TAIL_LINES)..]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+    };
+    for line in &lines {
+        if let Some(bad) = spec.forbid.iter().find(|f| line.contains(f.as_str())) {
+            return Err(fail(format!("forbidden output {bad:?} in line: {line}")));
+        }
+    }
+    let mut next = 0;
+    for line in &lines {
+        if next < spec.expect.len() && line.contains(spec.expect[next].as_str()) {
+            next += 1;
+        }
+    }
+    if next < spec.expect.len() {
+        let why = match run.outcome {
+            Outcome::TimedOut => format!(
+                "the emulator did not finish within {} s (killed)",
+                spec.timeout.as_secs()
+            ),
+            Outcome::Exited(code) => format!("the emulator exited with {code:?}"),
+        };
+        return Err(fail(format!(
+            "expectation {} of {} not seen: {:?} ({why})",
+            next + 1,
+            spec.expect.len(),
+            spec.expect[next]
+        )));
+    }
+    let wanted = match spec.exit {
+        Exit::Success => 0,
+        Exit::Status(s) => s,
+    };
+    match run.outcome {
+        Outcome::TimedOut => Err(fail(format!(
+            "every expectation was seen but the emulator did not exit within {} s",
+            spec.timeout.as_secs()
+        ))),
+        Outcome::Exited(Some(code)) if code == wanted => Ok(()),
+        Outcome::Exited(code) => Err(fail(format!(
+            "the emulator exited with {code:?}, expected {wanted}"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn spec(expect: &[&str]) -> Spec {
+        Spec {
+            name: "t",
+            cmdline: "",
+            expect: expect.iter().map(|s| s.to_string()).collect(),
+            forbid: default_forbidden(),
+            exit: Exit::Success,
+            timeout: Duration::from_secs(5),
+        }
+    }
+
+    fn run(console: &str, outcome: Outcome) -> Run {
+        Run {
+            console: console.into(),
+            outcome,
+            elapsed: Duration::from_millis(1500),
+            scratch: PathBuf::new(),
+        }
+    }
+
+    const GOOD: &str = "bulkhead: VMX enabled: revision id 0x2b\n[first] hello\nbulkhead: shutdown status=0\n";
+
+    #[test]
+    fn matching_output_passes() {
+        let s = spec(&["VMX enabled", "[first] hello", "shutdown status=0"]);
+        assert_eq!(judge(&s, &run(GOOD, Outcome::Exited(Some(0)))), Ok(()));
+    }
+
+    #[test]
+    fn a_wrong_expectation_fails_and_names_it() {
+        let s = spec(&["VMX enabled", "[first] goodbye", "shutdown status=0"]);
+        let f = judge(&s, &run(GOOD, Outcome::Exited(Some(0)))).unwrap_err();
+        assert!(f.reason.contains("expectation 2 of 3"), "{}", f.reason);
+        assert!(f.reason.contains("[first] goodbye"));
+        assert_eq!(f.tail.len(), 3);
+        let shown = f.to_string();
+        assert!(shown.contains("1.5 s") && shown.contains("| [first] hello"), "{shown}");
+    }
+
+    #[test]
+    fn expectations_must_come_in_order() {
+        let s = spec(&["[first] hello", "VMX enabled"]);
+        assert!(judge(&s, &run(GOOD, Outcome::Exited(Some(0)))).is_err());
+    }
+
+    #[test]
+    fn forbidden_lines_timeouts_and_bad_exits_fail() {
+        let s = spec(&["VMX enabled"]);
+        let bad = format!("{GOOD}bulkhead: error: CPU exception 13\n");
+        assert!(judge(&s, &run(&bad, Outcome::Exited(Some(0))))
+            .unwrap_err()
+            .reason
+            .contains("forbidden"));
+        assert!(judge(&s, &run(GOOD, Outcome::TimedOut))
+            .unwrap_err()
+            .reason
+            .contains("did not exit"));
+        let f = judge(&spec(&["never"]), &run(GOOD, Outcome::TimedOut)).unwrap_err();
+        assert!(f.reason.contains("did not finish"), "{}", f.reason);
+        assert!(judge(&s, &run(GOOD, Outcome::Exited(Some(1)))).is_err());
+        assert!(judge(&s, &run(GOOD, Outcome::Exited(None))).is_err());
+    }
+
+    #[test]
+    fn empty_console_fails() {
+        let f = judge(&spec(&["VMX enabled"]), &run("", Outcome::Exited(Some(0)))).unwrap_err();
+        assert!(f.reason.contains("not seen"));
+    }
+
+    #[test]
+    fn a_missing_emulator_is_an_error_with_the_install_command() {
+        let options = crate::emulator::Options {
+            emulator: crate::emulator::Emulator::Bochs,
+            kvm: false,
+            timeout: Duration::from_secs(1),
+            live: false,
+        };
+        let saved = std::env::var_os("PATH");
+        // Only this test touches PATH in this process's test binary.
+        std::env::set_var("PATH", "/nonexistent");
+        let result = crate::emulator::run(std::path::Path::new("/none.iso"), &options);
+        if let Some(p) = saved {
+            std::env::set_var("PATH", p);
+        }
+        let e = result.unwrap_err().to_string();
+        assert!(e.contains("bochs is not installed") && e.contains("apt-get install"), "{e}");
+    }
+}

@@ -1,0 +1,193 @@
+//! Building the core and the guest for bare metal, and the GRUB ISO.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use object::{Object, ObjectSegment};
+
+use crate::{step, workspace_root, Result};
+
+/// Where the first guest is loaded and entered (must match its linker script
+/// and the core's `GUEST_IMAGE`).
+pub const GUEST_BASE: u64 = 0x20_0000;
+/// Largest flat guest image the core accepts (4 MiB of RAM minus the base).
+pub const GUEST_MAX: u64 = (4 << 20) - GUEST_BASE;
+
+/// The bare-metal binaries.
+#[derive(Debug, Clone)]
+pub struct Binaries {
+    /// The core (Multiboot2 ELF).
+    pub kernel: PathBuf,
+    /// The first guest, flattened.
+    pub first: PathBuf,
+}
+
+fn out_dir() -> PathBuf {
+    workspace_root().join("target").join("bulkhead")
+}
+
+/// Builds the core and the first guest for `x86_64-unknown-none` (release).
+pub fn build_binaries() -> Result<Binaries> {
+    step("building the core and the first guest for x86_64-unknown-none");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .current_dir(workspace_root())
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "x86_64-unknown-none",
+            "-p",
+            "kernel",
+            "-p",
+            "first-guest",
+        ])
+        .status()?;
+    if !status.success() {
+        return Err("building the bare-metal binaries failed".into());
+    }
+    let bin = workspace_root().join("target/x86_64-unknown-none/release");
+    let dir = out_dir();
+    fs::create_dir_all(&dir)?;
+    let first = dir.join("first.bin");
+    let elf = fs::read(bin.join("first"))?;
+    let flat = flatten(&elf, GUEST_BASE, GUEST_MAX)?;
+    fs::write(&first, flat)?;
+    Ok(Binaries {
+        kernel: bin.join("kernel"),
+        first,
+    })
+}
+
+/// Turns an ELF executable into the bytes of memory from `base` up to the end
+/// of its last loadable segment. The entry point must be `base`.
+pub fn flatten(elf: &[u8], base: u64, max: u64) -> Result<Vec<u8>> {
+    let file = object::File::parse(elf).map_err(|e| format!("guest ELF: {e}"))?;
+    if file.entry() != base {
+        return Err(format!("guest entry point {:#x} is not its load address {base:#x}", file.entry()).into());
+    }
+    let mut image: Vec<u8> = Vec::new();
+    for segment in file.segments() {
+        let (addr, size) = (segment.address(), segment.size());
+        if size == 0 {
+            continue;
+        }
+        let end = addr.checked_add(size).ok_or("guest segment wraps around")?;
+        if addr < base || end - base > max {
+            return Err(format!(
+                "guest segment {addr:#x}+{size:#x} lies outside {base:#x}..{:#x}",
+                base + max
+            )
+            .into());
+        }
+        let data = segment.data().map_err(|e| format!("guest segment: {e}"))?;
+        let start = (addr - base) as usize;
+        if image.len() < (end - base) as usize {
+            image.resize((end - base) as usize, 0);
+        }
+        image[start..start + data.len()].copy_from_slice(data);
+    }
+    if image.is_empty() {
+        return Err("guest ELF has no loadable segments".into());
+    }
+    Ok(image)
+}
+
+/// Makes a GRUB ISO named `name` that boots the core with `cmdline`.
+pub fn make_iso(bins: &Binaries, name: &str, cmdline: &str) -> Result<PathBuf> {
+    let dir = out_dir();
+    let tree = dir.join(format!("iso-{name}"));
+    let _ = fs::remove_dir_all(&tree);
+    fs::create_dir_all(tree.join("boot/grub"))?;
+    fs::copy(&bins.kernel, tree.join("boot/bulkhead"))?;
+    fs::copy(&bins.first, tree.join("boot/first.bin"))?;
+    fs::write(
+        tree.join("boot/grub/grub.cfg"),
+        format!(
+            "set timeout=0\nset default=0\n\nmenuentry \"Bulkhead\" {{\n    \
+             multiboot2 /boot/bulkhead {cmdline}\n    \
+             module2 /boot/first.bin first\n    boot\n}}\n"
+        ),
+    )?;
+    let iso = dir.join(format!("{name}.iso"));
+    let out = Command::new("grub-mkrescue")
+        .arg("-o")
+        .arg(&iso)
+        .arg(&tree)
+        .output()?;
+    if !out.status.success() {
+        return Err(format!(
+            "grub-mkrescue failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+        .into());
+    }
+    Ok(iso)
+}
+
+/// Builds everything and makes the ISO for `cmdline`.
+pub fn build(name: &str, cmdline: &str) -> Result<PathBuf> {
+    let bins = build_binaries()?;
+    step(&format!("making the boot image ({cmdline:?})"));
+    make_iso(&bins, name, cmdline)
+}
+
+/// Shows a path relative to the workspace when it is inside it.
+pub fn display(path: &Path) -> String {
+    path.strip_prefix(workspace_root())
+        .unwrap_or(path)
+        .display()
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A minimal ELF64 executable with one PT_LOAD segment.
+    fn elf(entry: u64, vaddr: u64, data: &[u8], memsz: u64) -> Vec<u8> {
+        let mut f = vec![0u8; 64 + 56];
+        f[..4].copy_from_slice(b"\x7fELF");
+        f[4] = 2; // 64-bit
+        f[5] = 1; // little endian
+        f[6] = 1;
+        f[16..18].copy_from_slice(&2u16.to_le_bytes()); // ET_EXEC
+        f[18..20].copy_from_slice(&62u16.to_le_bytes()); // x86-64
+        f[20..24].copy_from_slice(&1u32.to_le_bytes());
+        f[24..32].copy_from_slice(&entry.to_le_bytes());
+        f[32..40].copy_from_slice(&64u64.to_le_bytes()); // phoff
+        f[52..54].copy_from_slice(&64u16.to_le_bytes());
+        f[54..56].copy_from_slice(&56u16.to_le_bytes());
+        f[56..58].copy_from_slice(&1u16.to_le_bytes());
+        let ph = &mut f[64..120];
+        ph[..4].copy_from_slice(&1u32.to_le_bytes()); // PT_LOAD
+        ph[4..8].copy_from_slice(&5u32.to_le_bytes());
+        ph[8..16].copy_from_slice(&120u64.to_le_bytes()); // offset
+        ph[16..24].copy_from_slice(&vaddr.to_le_bytes());
+        ph[24..32].copy_from_slice(&vaddr.to_le_bytes());
+        ph[32..40].copy_from_slice(&(data.len() as u64).to_le_bytes());
+        ph[40..48].copy_from_slice(&memsz.to_le_bytes());
+        f.extend_from_slice(data);
+        f
+    }
+
+    #[test]
+    fn flatten_copies_segments_and_zero_fills_bss() {
+        let e = elf(0x20_0000, 0x20_0000, &[1, 2, 3], 8);
+        assert_eq!(flatten(&e, 0x20_0000, 0x1000).unwrap(), [1, 2, 3, 0, 0, 0, 0, 0]);
+    }
+
+    #[test]
+    fn flatten_refuses_bad_guests() {
+        assert!(flatten(b"not an elf", 0x20_0000, 0x1000).is_err());
+        let wrong_entry = elf(0x20_0010, 0x20_0000, &[1], 1);
+        assert!(flatten(&wrong_entry, 0x20_0000, 0x1000).is_err());
+        let too_big = elf(0x20_0000, 0x20_0000, &[1], 0x2000);
+        assert!(flatten(&too_big, 0x20_0000, 0x1000).is_err());
+        let below = elf(0x20_0000, 0x10_0000, &[1], 1);
+        assert!(flatten(&below, 0x20_0000, 0x1000).is_err());
+        let wraps = elf(0x20_0000, u64::MAX - 1, &[1], 8);
+        assert!(flatten(&wraps, 0x20_0000, 0x1000).is_err());
+    }
+}
