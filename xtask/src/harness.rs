@@ -26,7 +26,8 @@ pub struct Spec {
     pub name: &'static str,
     /// The core's command line.
     pub cmdline: &'static str,
-    /// Substrings that must appear, each on a later line than the previous.
+    /// Substrings that must appear in this order (each after the previous
+    /// match, on the same line or a later one).
     pub expect: Vec<String>,
     /// Substrings that must appear on no line.
     pub forbid: Vec<String>,
@@ -82,10 +83,17 @@ pub fn judge(spec: &Spec, run: &Run) -> Result<(), Failure> {
             return Err(fail(format!("forbidden output {bad:?} in line: {line}")));
         }
     }
+    // Each expectation must appear after the end of the previous match
+    // (possibly later on the same line).
     let mut next = 0;
-    for line in &lines {
-        if next < spec.expect.len() && line.contains(spec.expect[next].as_str()) {
-            next += 1;
+    let mut at = 0;
+    while next < spec.expect.len() {
+        match run.console[at..].find(spec.expect[next].as_str()) {
+            Some(pos) => {
+                at += pos + spec.expect[next].len();
+                next += 1;
+            }
+            None => break,
         }
     }
     if next < spec.expect.len() {
