@@ -31,6 +31,7 @@ impl Default for ExitStats {
 }
 
 impl ExitStats {
+    #[inline]
     fn record(&mut self, reason: ExitReason) {
         match self.counts.get_mut(reason.basic() as usize) {
             Some(c) => *c += 1,
@@ -238,35 +239,38 @@ fn vmcall(vcpu: &mut Vcpu, vmcs: &mut impl Vmcs, platform: &mut impl Platform) -
         None => Status::UnknownCall,
         Some(Call::Null) => Status::Ok,
         Some(Call::Exit) => return Action::Stop(StopReason::Exited(regs.rdi)),
-        Some(Call::LogWrite) => {
-            let (gpa, len) = (regs.rdi, regs.rsi);
-            if len > LOG_WRITE_MAX {
-                Status::InvalidArgument
-            } else {
-                let mut buf = [0u8; LOG_WRITE_MAX as usize];
-                let buf = &mut buf[..len as usize];
-                if gpa.checked_add(len).is_none() || !platform.read_guest(gpa, buf) {
-                    Status::InvalidAddress
-                } else {
-                    let mut text = [0u8; LOG_WRITE_MAX as usize];
-                    let mut n = 0;
-                    for &b in buf.iter() {
-                        if b == b'\n' || b == b'\r' {
-                            continue;
-                        }
-                        text[n] = if (0x20..=0x7e).contains(&b) { b } else { b'.' };
-                        n += 1;
-                    }
-                    let text = core::str::from_utf8(&text[..n]).unwrap_or("");
-                    platform.guest_line(vcpu.name, LineSource::Hypercall, text);
-                    Status::Ok
-                }
-            }
-        }
+        Some(Call::LogWrite) => log_write(vcpu.name, regs.rdi, regs.rsi, platform),
     };
     vcpu.regs.rax = status.raw();
     vm!(skip_instruction(vmcs));
     Action::Resume
+}
+
+/// `LOG_WRITE`: copies at most [`LOG_WRITE_MAX`] bytes from guest memory and
+/// prints them as one line (control bytes masked). Kept out of line so its
+/// buffers do not weigh on the hot exit path.
+#[inline(never)]
+fn log_write(name: &str, gpa: u64, len: u64, platform: &mut impl Platform) -> Status {
+    if len > LOG_WRITE_MAX {
+        return Status::InvalidArgument;
+    }
+    let mut buf = [0u8; LOG_WRITE_MAX as usize];
+    let buf = &mut buf[..len as usize];
+    if gpa.checked_add(len).is_none() || !platform.read_guest(gpa, buf) {
+        return Status::InvalidAddress;
+    }
+    let mut text = [0u8; LOG_WRITE_MAX as usize];
+    let mut n = 0;
+    for &b in buf.iter() {
+        if b == b'\n' || b == b'\r' {
+            continue;
+        }
+        text[n] = if (0x20..=0x7e).contains(&b) { b } else { b'.' };
+        n += 1;
+    }
+    let text = core::str::from_utf8(&text[..n]).unwrap_or("");
+    platform.guest_line(name, LineSource::Hypercall, text);
+    Status::Ok
 }
 
 fn cpuid(vcpu: &mut Vcpu, vmcs: &mut impl Vmcs, platform: &mut impl Platform) -> Action {

@@ -100,30 +100,46 @@ pub unsafe fn vmptrld(vmcs: u64) -> Result<(), VmFail> {
 ///
 /// # Safety
 /// Must run in VMX root operation with a current VMCS.
+#[inline]
 pub unsafe fn vmread(field: u32) -> Result<u64, VmFail> {
     let value: u64;
-    let (cf, zf): (u8, u8);
+    let ok: u8;
     // SAFETY: the caller guarantees VMX root operation; VMREAD writes only the
-    // output register.
+    // output register. VMsucceed leaves CF = ZF = 0 ("above").
+    unsafe {
+        asm!("vmread {0}, {1}", "seta {2}",
+             out(reg) value, in(reg) field as u64, out(reg_byte) ok,
+             options(nostack, nomem));
+    }
+    if ok != 0 {
+        Ok(value)
+    } else {
+        // SAFETY: as above.
+        Err(unsafe { vmread_failure(field) })
+    }
+}
+
+/// Classifies a failed VMREAD by executing it again (VMREAD has no side
+/// effect, so it fails the same way) and reading CF and ZF.
+///
+/// # Safety
+/// As [`vmread`].
+#[cold]
+#[inline(never)]
+unsafe fn vmread_failure(field: u32) -> VmFail {
+    let (cf, zf): (u8, u8);
+    // SAFETY: as in `vmread`.
     unsafe {
         asm!("vmread {0}, {1}", "setc {2}", "setz {3}",
-             out(reg) value, in(reg) field as u64, out(reg_byte) cf, out(reg_byte) zf,
-             options(nostack));
+             out(reg) _, in(reg) field as u64, out(reg_byte) cf, out(reg_byte) zf,
+             options(nostack, nomem));
     }
-    if cf != 0 {
-        return Err(VmFail::Invalid);
+    if cf != 0 || zf == 0 || field == fields::VM_INSTRUCTION_ERROR {
+        return VmFail::Invalid;
     }
-    if zf != 0 {
-        // Reading the error field itself cannot fail when a VMCS is current;
-        // avoid recursing if it somehow does.
-        if field == fields::VM_INSTRUCTION_ERROR {
-            return Err(VmFail::Invalid);
-        }
-        // SAFETY: as above, a VMCS is current.
-        let error = unsafe { vmread(fields::VM_INSTRUCTION_ERROR) }.unwrap_or(0);
-        return Err(VmFail::Valid(InstructionError(error as u32)));
-    }
-    Ok(value)
+    // SAFETY: ZF = 1 means a VMCS is current and its error field readable.
+    let error = unsafe { vmread(fields::VM_INSTRUCTION_ERROR) }.unwrap_or(0);
+    VmFail::Valid(InstructionError(error as u32))
 }
 
 /// Writes `value` to the field `field` of the current VMCS.
@@ -131,14 +147,42 @@ pub unsafe fn vmread(field: u32) -> Result<u64, VmFail> {
 /// # Safety
 /// Must run in VMX root operation with a current VMCS; the value must keep
 /// the VMCS consistent with how the core uses it (host state especially).
+#[inline]
 pub unsafe fn vmwrite(field: u32, value: u64) -> Result<(), VmFail> {
-    let (cf, zf): (u8, u8);
+    let ok: u8;
     // SAFETY: the caller guarantees VMX root operation and a sane value.
+    unsafe {
+        asm!("vmwrite {0}, {1}", "seta {2}",
+             in(reg) field as u64, in(reg) value, out(reg_byte) ok,
+             options(nostack));
+    }
+    if ok != 0 {
+        Ok(())
+    } else {
+        // SAFETY: as above.
+        Err(unsafe { vmwrite_failure(field, value) })
+    }
+}
+
+/// Classifies a failed VMWRITE by executing it again: a failed VMWRITE
+/// changed nothing, so it fails the same way.
+///
+/// # Safety
+/// As [`vmwrite`].
+#[cold]
+#[inline(never)]
+unsafe fn vmwrite_failure(field: u32, value: u64) -> VmFail {
+    let (cf, zf): (u8, u8);
+    // SAFETY: as in `vmwrite`.
     unsafe {
         asm!("vmwrite {0}, {1}", "setc {2}", "setz {3}",
              in(reg) field as u64, in(reg) value, out(reg_byte) cf, out(reg_byte) zf,
              options(nostack));
-        check(cf, zf)
+        match check(cf, zf) {
+            Err(fail) => fail,
+            // It succeeded this time: report what the first attempt saw.
+            Ok(()) => VmFail::Invalid,
+        }
     }
 }
 

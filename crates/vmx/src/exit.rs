@@ -26,6 +26,7 @@ macro_rules! exit_reasons {
 
         impl ExitReason {
             /// The exit reason for basic exit-reason number `basic`.
+            #[inline]
             pub const fn from_basic(basic: u16) -> Self {
                 match basic {
                     $( $num => Self::$variant, )*
@@ -34,6 +35,7 @@ macro_rules! exit_reasons {
             }
 
             /// The basic exit-reason number.
+            #[inline]
             pub const fn basic(&self) -> u16 {
                 match self {
                     $( Self::$variant => $num, )*
@@ -218,6 +220,7 @@ pub struct ExitInfo {
 
 impl ExitInfo {
     /// Decodes a `VM_EXIT_REASON` value.
+    #[inline]
     pub const fn from_raw(raw: u32) -> Self {
         ExitInfo {
             reason: ExitReason::from_basic(raw as u16),
