@@ -136,7 +136,8 @@ pub fn parse_bench(console: &str) -> Option<u64> {
 /// Runs every end-to-end test (matching `filter`); returns how many failed.
 pub fn run_all(filter: Option<&str>) -> Result<usize> {
     let bins = image::build_binaries()?;
-    let mut tests: Vec<(Spec, Emulator)> = specs().into_iter().map(|s| (s, Emulator::Bochs)).collect();
+    let mut tests: Vec<(Spec, Emulator)> =
+        specs().into_iter().map(|s| (s, Emulator::Bochs)).collect();
     tests.push((qemu_spec(), Emulator::Qemu));
     tests.retain(|(s, _)| filter.is_none_or(|f| s.name.contains(f)));
     if tests.is_empty() {
@@ -190,7 +191,8 @@ mod tests {
 
     #[test]
     fn bench_line_parses() {
-        let c = "x\n[first] bench: null hypercall round trip: 142 TSC ticks per call (100000 calls)\n";
+        let c =
+            "x\n[first] bench: null hypercall round trip: 142 TSC ticks per call (100000 calls)\n";
         assert_eq!(parse_bench(c), Some(142));
         assert_eq!(parse_bench("nothing"), None);
     }

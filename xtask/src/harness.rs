@@ -59,7 +59,12 @@ pub struct Failure {
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "{}", self.reason)?;
-        writeln!(f, "after {:.1} s; last {} console lines:", self.elapsed.as_secs_f64(), self.tail.len())?;
+        writeln!(
+            f,
+            "after {:.1} s; last {} console lines:",
+            self.elapsed.as_secs_f64(),
+            self.tail.len()
+        )?;
         for line in &self.tail {
             writeln!(f, "  | {line}")?;
         }
@@ -152,7 +157,8 @@ mod tests {
         }
     }
 
-    const GOOD: &str = "bulkhead: VMX enabled: revision id 0x2b\n[first] hello\nbulkhead: shutdown status=0\n";
+    const GOOD: &str =
+        "bulkhead: VMX enabled: revision id 0x2b\n[first] hello\nbulkhead: shutdown status=0\n";
 
     #[test]
     fn matching_output_passes() {
@@ -168,7 +174,10 @@ mod tests {
         assert!(f.reason.contains("[first] goodbye"));
         assert_eq!(f.tail.len(), 3);
         let shown = f.to_string();
-        assert!(shown.contains("1.5 s") && shown.contains("| [first] hello"), "{shown}");
+        assert!(
+            shown.contains("1.5 s") && shown.contains("| [first] hello"),
+            "{shown}"
+        );
     }
 
     #[test]
@@ -217,6 +226,9 @@ mod tests {
             std::env::set_var("PATH", p);
         }
         let e = result.unwrap_err().to_string();
-        assert!(e.contains("bochs is not installed") && e.contains("apt-get install"), "{e}");
+        assert!(
+            e.contains("bochs is not installed") && e.contains("apt-get install"),
+            "{e}"
+        );
     }
 }

@@ -65,7 +65,11 @@ pub fn build_binaries() -> Result<Binaries> {
 pub fn flatten(elf: &[u8], base: u64, max: u64) -> Result<Vec<u8>> {
     let file = object::File::parse(elf).map_err(|e| format!("guest ELF: {e}"))?;
     if file.entry() != base {
-        return Err(format!("guest entry point {:#x} is not its load address {base:#x}", file.entry()).into());
+        return Err(format!(
+            "guest entry point {:#x} is not its load address {base:#x}",
+            file.entry()
+        )
+        .into());
     }
     let mut image: Vec<u8> = Vec::new();
     for segment in file.segments() {
@@ -175,7 +179,10 @@ mod tests {
     #[test]
     fn flatten_copies_segments_and_zero_fills_bss() {
         let e = elf(0x20_0000, 0x20_0000, &[1, 2, 3], 8);
-        assert_eq!(flatten(&e, 0x20_0000, 0x1000).unwrap(), [1, 2, 3, 0, 0, 0, 0, 0]);
+        assert_eq!(
+            flatten(&e, 0x20_0000, 0x1000).unwrap(),
+            [1, 2, 3, 0, 0, 0, 0, 0]
+        );
     }
 
     #[test]

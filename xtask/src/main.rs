@@ -27,7 +27,10 @@ pub type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 pub const DEFAULT_CMDLINE: &str = "run=first,portio";
 
 #[derive(Parser)]
-#[command(name = "cargo xtask", about = "Build, run, test and benchmark Bulkhead")]
+#[command(
+    name = "cargo xtask",
+    about = "Build, run, test and benchmark Bulkhead"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
@@ -142,11 +145,10 @@ fn run(emulator: Emulator, kvm: bool, cmdline: &str, timeout: u64) -> Result<Exi
             live: true,
         },
     )?;
-    let status = run
-        .console
-        .lines()
-        .rev()
-        .find_map(|l| l.split_once("bulkhead: shutdown status=").map(|(_, s)| s.trim().to_owned()));
+    let status = run.console.lines().rev().find_map(|l| {
+        l.split_once("bulkhead: shutdown status=")
+            .map(|(_, s)| s.trim().to_owned())
+    });
     if run.console.contains("VMX is not available on this CPU") {
         let hint = if emulator == Emulator::Qemu && !kvm {
             "QEMU's TCG does not emulate VMX: use `cargo xtask run` (Bochs), or \
@@ -159,7 +161,10 @@ fn run(emulator: Emulator, kvm: bool, cmdline: &str, timeout: u64) -> Result<Exi
     }
     match (run.outcome, status.as_deref()) {
         (_, Some("0")) => {
-            step(&format!("the core shut down cleanly after {:.1} s", run.elapsed.as_secs_f64()));
+            step(&format!(
+                "the core shut down cleanly after {:.1} s",
+                run.elapsed.as_secs_f64()
+            ));
             Ok(ExitCode::SUCCESS)
         }
         (emulator::Outcome::TimedOut, _) => Err(format!(
@@ -227,6 +232,9 @@ fn bench() -> Result<ExitCode> {
     println!("  {per_call} emulated instructions per call (RDTSC in Bochs, 100,000 calls)");
     println!("  floor (bare VMCALL/VMRESUME loop, no dispatch): 91");
     println!("  goal: under 200");
-    println!("  overhead of the core's dispatch: {} instructions", per_call.saturating_sub(91));
+    println!(
+        "  overhead of the core's dispatch: {} instructions",
+        per_call.saturating_sub(91)
+    );
     Ok(ExitCode::SUCCESS)
 }

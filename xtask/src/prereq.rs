@@ -23,6 +23,7 @@ struct Item {
     what: &'static str,
     path: Option<&'static str>,
     program: Option<&'static str>,
+    /// Debian packages (space-separated) that provide it.
     package: &'static str,
 }
 
@@ -30,27 +31,64 @@ fn items(need: Need) -> &'static [Item] {
     match need {
         Need::BareMetalTarget => &[],
         Need::Grub => &[
-            Item { what: "grub-mkrescue", path: None, program: Some("grub-mkrescue"), package: "grub-common" },
-            Item { what: "GRUB for BIOS (i386-pc)", path: Some("/usr/lib/grub/i386-pc/modinfo.sh"), program: None, package: "grub-pc-bin" },
-            Item { what: "xorriso", path: None, program: Some("xorriso"), package: "xorriso" },
-            Item { what: "mformat", path: None, program: Some("mformat"), package: "mtools" },
+            Item {
+                what: "grub-mkrescue",
+                path: None,
+                program: Some("grub-mkrescue"),
+                package: "grub-common",
+            },
+            Item {
+                what: "GRUB for BIOS (i386-pc)",
+                path: Some("/usr/lib/grub/i386-pc/modinfo.sh"),
+                program: None,
+                package: "grub-pc-bin",
+            },
+            Item {
+                what: "xorriso",
+                path: None,
+                program: Some("xorriso"),
+                package: "xorriso",
+            },
+            Item {
+                what: "mformat",
+                path: None,
+                program: Some("mformat"),
+                package: "mtools",
+            },
         ],
         Need::Bochs => &[
-            Item { what: "bochs", path: None, program: Some("bochs"), package: "bochs" },
-            Item { what: "the Bochs BIOS", path: Some("/usr/share/bochs/BIOS-bochs-latest"), program: None, package: "bochsbios" },
-            Item { what: "the VGA BIOS", path: Some("/usr/share/vgabios/vgabios.bin"), program: None, package: "vgabios" },
+            Item {
+                what: "bochs",
+                path: None,
+                program: Some("bochs"),
+                package: "bochs",
+            },
+            Item {
+                what: "the Bochs BIOS",
+                path: Some("/usr/share/bochs/BIOS-bochs-latest"),
+                program: None,
+                package: "bochsbios",
+            },
+            Item {
+                what: "the VGA BIOS",
+                path: Some("/usr/share/vgabios/vgabios.bin"),
+                program: None,
+                package: "vgabios",
+            },
         ],
-        Need::Qemu => &[
-            Item { what: "qemu-system-x86_64", path: None, program: Some("qemu-system-x86_64"), package: "qemu-system-x86" },
-        ],
+        Need::Qemu => &[Item {
+            what: "qemu-system-x86_64",
+            path: None,
+            program: Some("qemu-system-x86_64"),
+            package: "qemu-system-x86",
+        }],
     }
 }
 
 /// Whether `program` is on the PATH.
 pub fn on_path(program: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|paths| {
-        std::env::split_paths(&paths).any(|dir| dir.join(program).is_file())
-    })
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
 }
 
 fn present(item: &Item) -> bool {
@@ -80,19 +118,22 @@ pub fn ensure(needs: &[Need]) -> Result<()> {
     if missing.is_empty() {
         return Ok(());
     }
-    let mut packages: Vec<&str> = missing.iter().map(|i| i.package).collect();
+    let mut packages: Vec<&str> = missing
+        .iter()
+        .flat_map(|i| i.package.split_whitespace())
+        .collect();
     packages.sort_unstable();
     packages.dedup();
     let names: Vec<&str> = missing.iter().map(|i| i.what).collect();
     let command = format!("sudo apt-get install -y {}", packages.join(" "));
     if !(is_root() && on_path("apt-get")) {
-        return Err(format!(
-            "missing: {}.\n  Install with: {command}",
-            names.join(", ")
-        )
-        .into());
+        return Err(format!("missing: {}.\n  Install with: {command}", names.join(", ")).into());
     }
-    step(&format!("installing {} (missing: {})", packages.join(" "), names.join(", ")));
+    step(&format!(
+        "installing {} (missing: {})",
+        packages.join(" "),
+        names.join(", ")
+    ));
     let apt = |args: &[&str]| -> Result<()> {
         let status = Command::new("apt-get")
             .args(args)
@@ -101,14 +142,22 @@ pub fn ensure(needs: &[Need]) -> Result<()> {
         if status.success() {
             Ok(())
         } else {
-            Err(format!("apt-get {} failed ({status}); run: {command}", args.join(" ")).into())
+            Err(format!(
+                "apt-get {} failed ({status}); run: {command}",
+                args.join(" ")
+            )
+            .into())
         }
     };
     apt(&["update", "-qq"])?;
     let mut args = vec!["install", "-y", "-qq", "--no-install-recommends"];
     args.extend(&packages);
     apt(&args)?;
-    let still: Vec<&str> = missing.iter().filter(|i| !present(i)).map(|i| i.what).collect();
+    let still: Vec<&str> = missing
+        .iter()
+        .filter(|i| !present(i))
+        .map(|i| i.what)
+        .collect();
     if !still.is_empty() {
         return Err(format!("still missing after installing: {}", still.join(", ")).into());
     }
@@ -124,13 +173,20 @@ fn ensure_target() -> Result<()> {
         // Without rustup, trust the toolchain; the build says what is missing.
         return Ok(());
     };
-    if String::from_utf8_lossy(&out.stdout).lines().any(|l| l.trim() == TARGET) {
+    if String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .any(|l| l.trim() == TARGET)
+    {
         return Ok(());
     }
     step(&format!("adding the Rust target {TARGET}"));
-    let status = Command::new("rustup").args(["target", "add", TARGET]).status()?;
+    let status = Command::new("rustup")
+        .args(["target", "add", TARGET])
+        .status()?;
     if !status.success() {
-        return Err(format!("could not add the Rust target; run: rustup target add {TARGET}").into());
+        return Err(
+            format!("could not add the Rust target; run: rustup target add {TARGET}").into(),
+        );
     }
     Ok(())
 }

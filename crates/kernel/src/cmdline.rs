@@ -152,7 +152,10 @@ mod tests {
     fn runs_budget_and_slice_parse() {
         let (o, p) = parse_all("run=spin,bench budget=3 slice=4096");
         assert!(p.is_empty());
-        assert_eq!(o.runs[..3], [Some(Scenario::Spin), Some(Scenario::Bench), None]);
+        assert_eq!(
+            o.runs[..3],
+            [Some(Scenario::Spin), Some(Scenario::Bench), None]
+        );
         assert_eq!((o.budget, o.slice), (3, 4096));
         let (o, _) = parse_all("run=");
         assert!(o.runs.iter().all(Option::is_none), "run= means no guest");

@@ -87,8 +87,14 @@ impl Frames {
                 let mut m = 0;
                 for p in &pieces[..n] {
                     for q in [
-                        Range { start: p.start, end: p.end.min(r_start) },
-                        Range { start: p.start.max(r_end), end: p.end },
+                        Range {
+                            start: p.start,
+                            end: p.end.min(r_start),
+                        },
+                        Range {
+                            start: p.start.max(r_end),
+                            end: p.end,
+                        },
                     ] {
                         if q.start < q.end {
                             if m < MAX_RANGES {
@@ -126,7 +132,7 @@ impl Frames {
     /// (a power of two, at least [`FRAME`]). `None` when no range fits or
     /// splitting a range would exceed [`MAX_RANGES`].
     pub fn allocate(&mut self, size: u64, align: u64) -> Option<u64> {
-        if size == 0 || size % FRAME != 0 || !align.is_power_of_two() || align < FRAME {
+        if size == 0 || !size.is_multiple_of(FRAME) || !align.is_power_of_two() || align < FRAME {
             return None;
         }
         for i in 0..self.count {
@@ -138,8 +144,14 @@ impl Frames {
             if end > r.end {
                 continue;
             }
-            let before = Range { start: r.start, end: start };
-            let after = Range { start: end, end: r.end };
+            let before = Range {
+                start: r.start,
+                end: start,
+            };
+            let after = Range {
+                start: end,
+                end: r.end,
+            };
             match (before.len() > 0, after.len() > 0) {
                 (false, false) => self.remove(i),
                 (true, false) => self.ranges[i] = before,
@@ -160,7 +172,7 @@ impl Frames {
     /// Returns `[start, start + size)` to the free list.
     pub fn free(&mut self, start: u64, size: u64) -> Result<(), FreeError> {
         let end = start.checked_add(size).ok_or(FreeError::Invalid)?;
-        if size == 0 || start % FRAME != 0 || size % FRAME != 0 {
+        if size == 0 || !start.is_multiple_of(FRAME) || !size.is_multiple_of(FRAME) {
             return Err(FreeError::Invalid);
         }
         let i = self.ranges().partition_point(|r| r.end <= start);
@@ -199,7 +211,7 @@ impl Frames {
 }
 
 fn align_up(x: u64, align: u64) -> u64 {
-    align_up_checked(x, align).unwrap_or(u64::MAX & !(align - 1))
+    align_up_checked(x, align).unwrap_or(!(align - 1))
 }
 
 fn align_up_checked(x: u64, align: u64) -> Option<u64> {
@@ -219,7 +231,11 @@ mod tests {
     #[test]
     fn reserved_ranges_floor_and_ceiling_are_never_free() {
         let map = [r(0, 0x9fc00), r(MIB, 128 * MIB)];
-        let reserved = [r(MIB, 3 * MIB + 5), r(10 * MIB, 11 * MIB), r(0x9000, 0x9500)];
+        let reserved = [
+            r(MIB, 3 * MIB + 5),
+            r(10 * MIB, 11 * MIB),
+            r(0x9000, 0x9500),
+        ];
         let (f, dropped) = Frames::from_map(map.into_iter(), &reserved, MIB, 64 * MIB);
         assert_eq!(dropped, 0);
         assert_eq!(
@@ -252,7 +268,10 @@ mod tests {
         assert_eq!(f.allocate(FRAME, 3 * FRAME), None);
         assert_eq!(f.allocate(2 * MIB, FRAME), None);
         assert_eq!(f.free(MIB, FRAME), Err(FreeError::Overlap));
-        assert_eq!(f.free(u64::MAX - FRAME + 1, 2 * FRAME), Err(FreeError::Invalid));
+        assert_eq!(
+            f.free(u64::MAX - FRAME + 1, 2 * FRAME),
+            Err(FreeError::Invalid)
+        );
         assert_eq!(f.free(5, FRAME), Err(FreeError::Invalid));
         let all = f.allocate(MIB, FRAME).unwrap();
         assert_eq!(f.allocate(FRAME, FRAME), None);
@@ -280,7 +299,7 @@ mod tests {
             seed ^= seed << 13;
             seed ^= seed >> 7;
             seed ^= seed << 17;
-            if seed % 3 != 0 || live.is_empty() {
+            if !seed.is_multiple_of(3) || live.is_empty() {
                 let size = FRAME * (1 + seed % 64);
                 let align = FRAME << (seed % 5);
                 if let Some(a) = f.allocate(size, align) {

@@ -136,7 +136,10 @@ mod core_main {
 
         let mut reserved = [Range { start: 0, end: 0 }; 34];
         let (kernel_start, kernel_end) = arch::kernel_image();
-        reserved[0] = Range { start: kernel_start, end: kernel_end };
+        reserved[0] = Range {
+            start: kernel_start,
+            end: kernel_end,
+        };
         reserved[1] = Range {
             start: boot.start_address() as u64,
             end: boot.end_address() as u64,
@@ -181,7 +184,9 @@ mod core_main {
             arch::IDENTITY_MAP_END,
         );
         if dropped > 0 {
-            log::warn!("frame allocator: {dropped} free range(s) beyond its table were left unused");
+            log::warn!(
+                "frame allocator: {dropped} free range(s) beyond its table were left unused"
+            );
         }
         log::info!(
             "frame allocator: {} KiB free in {} range(s)",
@@ -203,7 +208,10 @@ mod core_main {
         let mut failures = 0;
         for &scenario in options.runs.iter().flatten() {
             let Some(module) = image else {
-                log::error!("no boot module named \"first\": cannot run scenario {}", scenario.name());
+                log::error!(
+                    "no boot module named \"first\": cannot run scenario {}",
+                    scenario.name()
+                );
                 failures += 1;
                 break;
             };
@@ -212,10 +220,21 @@ mod core_main {
             // the frame allocator and is only ever read.
             let bytes = unsafe { arch::phys(start, end.saturating_sub(start) as usize) };
             let free_before = frames.free_bytes();
-            match vmm::run_guest(&vmx, &mut frames, &selectors, "first", bytes, scenario, &options) {
+            match vmm::run_guest(
+                &vmx,
+                &mut frames,
+                &selectors,
+                "first",
+                bytes,
+                scenario,
+                &options,
+            ) {
                 Ok(_) => {}
                 Err(e) => {
-                    log::error!("guest first: could not run scenario {}: {e}", scenario.name());
+                    log::error!(
+                        "guest first: could not run scenario {}: {e}",
+                        scenario.name()
+                    );
                     failures += 1;
                 }
             }
@@ -231,6 +250,10 @@ mod core_main {
             "all guests have stopped; the core is still running with {} KiB free",
             frames.free_bytes() / 1024
         );
-        arch::shutdown(if failures == 0 { Status::Success } else { Status::BadBoot })
+        arch::shutdown(if failures == 0 {
+            Status::Success
+        } else {
+            Status::BadBoot
+        })
     }
 }

@@ -292,9 +292,18 @@ pub fn run_guest(
             Access::RWX,
             MemoryType::WriteBack,
         );
-        let result = mapped
-            .map_err(GuestError::Ept)
-            .and_then(|()| run_on_vmcs(vmx, &ept, &mut tables, vmcs, selectors, name, scenario, options));
+        let result = mapped.map_err(GuestError::Ept).and_then(|()| {
+            run_on_vmcs(
+                vmx,
+                &ept,
+                &mut tables,
+                vmcs,
+                selectors,
+                name,
+                scenario,
+                options,
+            )
+        });
         invalidate(vmx, ept.eptp(false));
         ept.destroy(&mut tables);
         result
@@ -355,7 +364,8 @@ fn run_on_vmcs(
         preemption_timer: Some(options.slice),
     };
     let mut vmcs = HardwareVmcs(());
-    let controls = vcpu::setup_vmcs(&mut vmcs, &vmx.caps, &host, &setup).map_err(GuestError::Setup)?;
+    let controls =
+        vcpu::setup_vmcs(&mut vmcs, &vmx.caps, &host, &setup).map_err(GuestError::Setup)?;
     log::info!(
         "guest {name}: starting scenario {} with {} KiB at GPA 0 (EPT{}{}{}), budget {} slices of {} timer ticks",
         scenario.name(),

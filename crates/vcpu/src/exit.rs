@@ -344,13 +344,7 @@ fn io(vcpu: &mut Vcpu, vmcs: &mut impl Vmcs, platform: &mut impl Platform) -> Ac
                 5 => 0x60,
                 // Interrupt identification: no interrupt pending.
                 2 => 0x01,
-                3 => {
-                    if vcpu.uart_dlab {
-                        0x80
-                    } else {
-                        0
-                    }
-                }
+                3 if vcpu.uart_dlab => 0x80,
                 7 => vcpu.uart_scratch,
                 _ => 0,
             };
@@ -481,7 +475,10 @@ mod tests {
         let mut vmcs = exit(ExitReason::Vmcall, 0);
         assert_eq!(handle_exit(&mut vcpu, &mut vmcs, &mut p), Action::Resume);
         assert_eq!(vcpu.regs.rax, Status::Ok.raw());
-        assert_eq!(p.lines, [("g".into(), LineSource::Hypercall, "hello.".into())]);
+        assert_eq!(
+            p.lines,
+            [("g".into(), LineSource::Hypercall, "hello.".into())]
+        );
     }
 
     #[test]

@@ -215,7 +215,11 @@ mod tests {
         // The fake VMCS reports VMCALL for every exit.
         assert_eq!(entries, [false, true]);
         assert_eq!(reason, StopReason::Exited(7));
-        assert_eq!(vmcs.get(fields::GUEST_RIP), 0x1003, "the null call advanced RIP");
+        assert_eq!(
+            vmcs.get(fields::GUEST_RIP),
+            0x1003,
+            "the null call advanced RIP"
+        );
         assert_eq!(vcpu.stats.count(ExitReason::Vmcall), 2);
     }
 
@@ -224,7 +228,9 @@ mod tests {
         let mut vcpu = Vcpu::new("t");
         let mut vmcs = FakeVmcs::default();
         let mut platform = FakePlatform::default();
-        let reason = run(&mut vcpu, &mut vmcs, &mut platform, |_, _| Err(VmFail::Invalid));
+        let reason = run(&mut vcpu, &mut vmcs, &mut platform, |_, _| {
+            Err(VmFail::Invalid)
+        });
         assert_eq!(reason, StopReason::EntryInstruction(VmFail::Invalid));
         assert!(!vcpu.launched);
     }

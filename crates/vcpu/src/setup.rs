@@ -164,9 +164,7 @@ pub fn choose_controls(caps: &CapabilityMsrs, want_timer: bool) -> Result<Contro
     .map_err(|e| SetupError::Control("secondary processor-based", e))?;
 
     let exit = adjust(
-        (ExitControls::HOST_ADDRESS_SPACE_SIZE
-            | ExitControls::SAVE_EFER
-            | ExitControls::LOAD_EFER)
+        (ExitControls::HOST_ADDRESS_SPACE_SIZE | ExitControls::SAVE_EFER | ExitControls::LOAD_EFER)
             .bits(),
         0,
         caps.exit_allowed(),
@@ -254,9 +252,15 @@ pub fn setup_vmcs(
     // the guest reads its own values from the shadows.
     let cr0 = caps.fixed_cr0(GUEST_CR0, controls.unrestricted);
     let cr4 = caps.fixed_cr4(GUEST_CR4);
-    w(fields::CR0_GUEST_HOST_MASK, caps.cr0_fixed0 | !caps.cr0_fixed1)?;
+    w(
+        fields::CR0_GUEST_HOST_MASK,
+        caps.cr0_fixed0 | !caps.cr0_fixed1,
+    )?;
     w(fields::CR0_READ_SHADOW, GUEST_CR0)?;
-    w(fields::CR4_GUEST_HOST_MASK, CR4_VMXE | caps.cr4_fixed0 | !caps.cr4_fixed1)?;
+    w(
+        fields::CR4_GUEST_HOST_MASK,
+        CR4_VMXE | caps.cr4_fixed0 | !caps.cr4_fixed1,
+    )?;
     w(fields::CR4_READ_SHADOW, GUEST_CR4)?;
     w(fields::VMCS_LINK_POINTER, u64::MAX)?;
 
@@ -300,11 +304,36 @@ pub fn setup_vmcs(
     // Present, DPL 0, code execute/read accessed, L = 1, G = 1.
     w(fields::GUEST_CS_AR_BYTES, 0xa09b)?;
     for (sel, base, limit, ar) in [
-        (fields::GUEST_SS_SELECTOR, fields::GUEST_SS_BASE, fields::GUEST_SS_LIMIT, fields::GUEST_SS_AR_BYTES),
-        (fields::GUEST_DS_SELECTOR, fields::GUEST_DS_BASE, fields::GUEST_DS_LIMIT, fields::GUEST_DS_AR_BYTES),
-        (fields::GUEST_ES_SELECTOR, fields::GUEST_ES_BASE, fields::GUEST_ES_LIMIT, fields::GUEST_ES_AR_BYTES),
-        (fields::GUEST_FS_SELECTOR, fields::GUEST_FS_BASE, fields::GUEST_FS_LIMIT, fields::GUEST_FS_AR_BYTES),
-        (fields::GUEST_GS_SELECTOR, fields::GUEST_GS_BASE, fields::GUEST_GS_LIMIT, fields::GUEST_GS_AR_BYTES),
+        (
+            fields::GUEST_SS_SELECTOR,
+            fields::GUEST_SS_BASE,
+            fields::GUEST_SS_LIMIT,
+            fields::GUEST_SS_AR_BYTES,
+        ),
+        (
+            fields::GUEST_DS_SELECTOR,
+            fields::GUEST_DS_BASE,
+            fields::GUEST_DS_LIMIT,
+            fields::GUEST_DS_AR_BYTES,
+        ),
+        (
+            fields::GUEST_ES_SELECTOR,
+            fields::GUEST_ES_BASE,
+            fields::GUEST_ES_LIMIT,
+            fields::GUEST_ES_AR_BYTES,
+        ),
+        (
+            fields::GUEST_FS_SELECTOR,
+            fields::GUEST_FS_BASE,
+            fields::GUEST_FS_LIMIT,
+            fields::GUEST_FS_AR_BYTES,
+        ),
+        (
+            fields::GUEST_GS_SELECTOR,
+            fields::GUEST_GS_BASE,
+            fields::GUEST_GS_LIMIT,
+            fields::GUEST_GS_AR_BYTES,
+        ),
     ] {
         w(sel, selectors::DATA as u64)?;
         w(base, 0)?;
@@ -342,7 +371,7 @@ pub fn setup_vmcs(
 mod tests {
     use super::*;
     use crate::testing::FakeVmcs;
-    use vmx::caps::{VmxBasic, VmxMisc, EptVpidCap};
+    use vmx::caps::{EptVpidCap, VmxBasic, VmxMisc};
 
     /// Capability MSRs shaped like a Haswell-class CPU with true controls.
     fn haswell() -> CapabilityMsrs {
@@ -358,7 +387,7 @@ mod tests {
             cr4_fixed0: 0x2000,
             cr4_fixed1: 0x3727ff,
             procbased2: 0x0000_00ff_0000_0000,
-            ept_vpid: EptVpidCap(0x0f01_0641_68),
+            ept_vpid: EptVpidCap(0x000f_0106_4168),
             true_pinbased: 0x0000_007f_0000_0016,
             true_procbased: 0xfff9_fffe_0400_6172,
             true_exit: 0x01ff_ffff_0003_6dfb,
@@ -398,7 +427,10 @@ mod tests {
         let c = choose_controls(&caps, true).unwrap();
         assert!(c.ept && c.vpid && c.unrestricted && c.preemption_timer);
         assert_ne!(c.primary & PrimaryProcBased::HLT_EXITING.bits(), 0);
-        assert_ne!(c.primary & PrimaryProcBased::UNCONDITIONAL_IO_EXITING.bits(), 0);
+        assert_ne!(
+            c.primary & PrimaryProcBased::UNCONDITIONAL_IO_EXITING.bits(),
+            0
+        );
         // Every must-be-one bit of the true MSRs is set.
         assert_eq!(c.primary & 0x0400_6172, 0x0400_6172);
         assert_eq!(c.exit & 0x0003_6dfb, 0x0003_6dfb);
@@ -410,7 +442,10 @@ mod tests {
     fn a_cpu_without_ept_or_secondary_controls_is_refused() {
         let mut caps = haswell();
         caps.procbased2 &= !(SecondaryProcBased::ENABLE_EPT.bits() as u64) << 32;
-        assert_eq!(choose_controls(&caps, true), Err(SetupError::Missing("EPT")));
+        assert_eq!(
+            choose_controls(&caps, true),
+            Err(SetupError::Missing("EPT"))
+        );
         let mut caps = haswell();
         caps.true_procbased &= !(1u64 << 63);
         caps.procbased &= !(1u64 << 63);
@@ -439,7 +474,10 @@ mod tests {
         assert_eq!(vmcs.get(fields::VIRTUAL_PROCESSOR_ID), 1);
         assert_eq!(vmcs.get(fields::VMCS_LINK_POINTER), u64::MAX);
         assert_eq!(vmcs.get(fields::VMX_PREEMPTION_TIMER_VALUE), 0x10000);
-        assert_eq!(caps.cr0_violations(vmcs.get(fields::GUEST_CR0), c.unrestricted), 0);
+        assert_eq!(
+            caps.cr0_violations(vmcs.get(fields::GUEST_CR0), c.unrestricted),
+            0
+        );
         assert_eq!(caps.cr4_violations(vmcs.get(fields::GUEST_CR4)), 0);
         assert_eq!(vmcs.get(fields::CR4_READ_SHADOW) & CR4_VMXE, 0);
         assert_eq!(vmcs.get(fields::HOST_TR_SELECTOR), 0x18);
@@ -459,11 +497,15 @@ mod tests {
         let c = setup_vmcs(&mut vmcs, &caps, &host(), &g).unwrap();
         let primary = vmcs.get(fields::CPU_BASED_VM_EXEC_CONTROL) as u32;
         assert_ne!(primary & PrimaryProcBased::USE_IO_BITMAPS.bits(), 0);
-        assert_eq!(primary & PrimaryProcBased::UNCONDITIONAL_IO_EXITING.bits(), 0);
+        assert_eq!(
+            primary & PrimaryProcBased::UNCONDITIONAL_IO_EXITING.bits(),
+            0
+        );
         assert_eq!(vmcs.get(fields::IO_BITMAP_B), 0x6000);
         assert!(!c.vpid);
         assert_eq!(
-            vmcs.get(fields::SECONDARY_VM_EXEC_CONTROL) as u32 & SecondaryProcBased::ENABLE_VPID.bits(),
+            vmcs.get(fields::SECONDARY_VM_EXEC_CONTROL) as u32
+                & SecondaryProcBased::ENABLE_VPID.bits(),
             0
         );
     }

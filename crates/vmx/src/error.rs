@@ -54,7 +54,12 @@ impl InstructionError {
 
 impl fmt::Display for InstructionError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "VM-instruction error {} ({})", self.0, self.description())
+        write!(
+            f,
+            "VM-instruction error {} ({})",
+            self.0,
+            self.description()
+        )
     }
 }
 
@@ -73,12 +78,23 @@ mod tests {
 
     #[test]
     fn descriptions_name_the_sdm_errors() {
-        assert_eq!(InstructionError(7).description(), "VM entry with invalid control field(s)");
-        assert_eq!(InstructionError(5).description(), "VMRESUME with non-launched VMCS");
-        assert_eq!(InstructionError(99).description(), "unknown VM-instruction error");
+        assert_eq!(
+            InstructionError(7).description(),
+            "VM entry with invalid control field(s)"
+        );
+        assert_eq!(
+            InstructionError(5).description(),
+            "VMRESUME with non-launched VMCS"
+        );
+        assert_eq!(
+            InstructionError(99).description(),
+            "unknown VM-instruction error"
+        );
         extern crate std;
         use std::string::ToString;
-        assert!(VmFail::Valid(InstructionError(8)).to_string().contains("host-state"));
+        assert!(VmFail::Valid(InstructionError(8))
+            .to_string()
+            .contains("host-state"));
         assert!(VmFail::Invalid.to_string().contains("VMfailInvalid"));
     }
 }

@@ -107,7 +107,9 @@ mod guest {
             log!("CPUID {CPUID_SIGNATURE_LEAF:#x}: unexpected hypervisor signature {text:?}");
             exit(1);
         }
-        log!("CPUID {CPUID_SIGNATURE_LEAF:#x}: hypervisor signature \"{text}\" (max leaf {max:#x})");
+        log!(
+            "CPUID {CPUID_SIGNATURE_LEAF:#x}: hypervisor signature \"{text}\" (max leaf {max:#x})"
+        );
         let status = log!("hello from the first guest through the LOG_WRITE hypercall");
         if status != Status::Ok.raw() {
             exit(1);

@@ -106,7 +106,7 @@ pub fn init() -> Selectors {
 
 fn set_error_code_entry(idt: &mut InterruptDescriptorTable, vector: usize, addr: u64) {
     let addr = VirtAddr::new(addr);
-    // SAFETY (for every arm): `addr` is the stub for this vector; stubs never
+    // SAFETY: in every arm, `addr` is the stub for this vector; stubs never
     // return, and the double-fault stack is a static reserved for it.
     unsafe {
         match vector {
@@ -240,5 +240,6 @@ exception_stub_table:
 
 /// Address of the core's TSS (for the VMCS host state).
 pub fn tss_base() -> u64 {
-    TSS.get().map_or(0, |tss| tss as *const TaskStateSegment as u64)
+    TSS.get()
+        .map_or(0, |tss| tss as *const TaskStateSegment as u64)
 }
