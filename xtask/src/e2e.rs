@@ -88,6 +88,20 @@ pub fn specs() -> Vec<Spec> {
             exit: Exit::Success,
             timeout,
         },
+        Spec {
+            name: "core-fault",
+            cmdline: "run= selftest=fault",
+            expect: s(&[
+                "bulkhead: selftest: reading unmapped address 0x4000000000 in root mode",
+                "bulkhead: error: CPU exception 14 (page fault) in the core: error code 0x0, RIP 0x",
+                "CR2 0x4000000000",
+                "bulkhead: shutdown status=3",
+            ]),
+            forbid: s(&["VMX enabled", "panic"]),
+            // Bochs exits 1 when the core writes `Shutdown` to port 0x8900.
+            exit: Exit::Status(1),
+            timeout,
+        },
     ]
 }
 

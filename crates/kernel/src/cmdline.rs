@@ -61,6 +61,9 @@ pub struct Options {
     pub budget: u64,
     /// VMX-preemption timer value per slice (in timer ticks).
     pub slice: u32,
+    /// `selftest=fault`: after the boot report, the core reads an unmapped
+    /// address on purpose, to show how a fault in root mode is reported.
+    pub fault_selftest: bool,
 }
 
 impl Default for Options {
@@ -72,6 +75,7 @@ impl Default for Options {
             runs,
             budget: 16,
             slice: 0x4_0000,
+            fault_selftest: false,
         }
     }
 }
@@ -125,6 +129,10 @@ pub fn parse<'a>(line: &'a str, mut report: impl FnMut(Problem<'a>)) -> Options 
                 Ok(v) if v > 0 => options.slice = v,
                 _ => report(Problem::BadValue(key, value)),
             },
+            "selftest" => match value {
+                "fault" => options.fault_selftest = true,
+                _ => report(Problem::BadValue(key, value)),
+            },
             _ => report(Problem::UnknownKey(key)),
         }
     }
@@ -157,6 +165,11 @@ mod tests {
             [Some(Scenario::Spin), Some(Scenario::Bench), None]
         );
         assert_eq!((o.budget, o.slice), (3, 4096));
+        assert!(!o.fault_selftest);
+        let (o, p) = parse_all("selftest=fault");
+        assert!(o.fault_selftest && p.is_empty());
+        let (_, p) = parse_all("selftest=other");
+        assert_eq!(p.len(), 1);
         let (o, _) = parse_all("run=");
         assert!(o.runs.iter().all(Option::is_none), "run= means no guest");
     }

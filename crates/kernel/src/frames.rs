@@ -1,15 +1,20 @@
-//! The core's physical memory allocator: free ranges taken from the
-//! Multiboot2 memory map, minus everything that is in use at boot (the first
-//! mebibyte, the core's image, the boot information, the modules).
+//! The core's physical memory allocator: a bitmap of the 4 KiB frames below
+//! [`LIMIT`], marked free from the Multiboot2 memory map minus everything in
+//! use at boot (the first mebibyte, the core's image, the boot information,
+//! the modules).
 //!
-//! It is a bounded first-fit list of free ranges: allocations carve from a
-//! range with any alignment, frees merge with their neighbours. It never
-//! touches the memory it manages, so it unit-tests on the host.
+//! Allocations take any power-of-two alignment; frees are checked (a frame
+//! freed twice or never managed is refused, not corrupted) and never fail
+//! for lack of space, so memory given back is never lost. It never touches
+//! the memory it manages, so it unit-tests on the host.
 
 /// Size of a frame.
 pub const FRAME: u64 = 4096;
-/// Most free ranges tracked; a free that would need more is refused.
-pub const MAX_RANGES: usize = 64;
+/// Physical memory at and above this address is not managed (the boot
+/// identity map ends there).
+pub const LIMIT: u64 = 4 << 30;
+const FRAMES: usize = (LIMIT / FRAME) as usize;
+const WORDS: usize = FRAMES / 64;
 
 /// A half-open physical range `[start, end)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,29 +25,19 @@ pub struct Range {
     pub end: u64,
 }
 
-impl Range {
-    /// Bytes in the range.
-    pub fn len(&self) -> u64 {
-        self.end - self.start
-    }
-}
-
 /// Why a range could not be returned to the allocator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FreeError {
-    /// The range overlaps memory that is already free (a double free).
-    Overlap,
-    /// The range list is full.
-    Full,
-    /// The range is empty, unaligned or wraps around.
+    /// Part of the range is already free (a double free).
+    AlreadyFree,
+    /// The range is empty, unaligned, wraps around or lies beyond [`LIMIT`].
     Invalid,
 }
 
-/// Free physical memory.
-#[derive(Debug, Clone)]
+/// Free physical memory: one bit per frame, set when the frame is free.
 pub struct Frames {
-    ranges: [Range; MAX_RANGES],
-    count: usize,
+    bits: [u64; WORDS],
+    free_frames: usize,
 }
 
 impl Default for Frames {
@@ -52,170 +47,158 @@ impl Default for Frames {
 }
 
 impl Frames {
-    /// An allocator with no memory.
+    /// An allocator with no memory. (Large: keep it in a static.)
     pub const fn new() -> Frames {
         Frames {
-            ranges: [Range { start: 0, end: 0 }; MAX_RANGES],
-            count: 0,
+            bits: [0; WORDS],
+            free_frames: 0,
         }
     }
 
-    /// Builds the allocator from `available` ranges minus `reserved` ones,
-    /// limited to `[floor, ceiling)`. Ranges are shrunk to whole frames.
-    /// Ranges beyond [`MAX_RANGES`] are dropped (and counted in the result).
-    pub fn from_map(
+    /// Marks `available` ranges free, minus `reserved` ones, limited to
+    /// `[floor, LIMIT)` and shrunk to whole frames. Frees on top of what is
+    /// already free are ignored (overlapping map entries are harmless).
+    pub fn add_available(
+        &mut self,
         available: impl Iterator<Item = Range>,
         reserved: &[Range],
         floor: u64,
-        ceiling: u64,
-    ) -> (Frames, usize) {
-        let mut frames = Frames::new();
-        let mut dropped = 0;
+    ) {
         for area in available {
             let start = align_up(area.start.max(floor), FRAME);
-            let end = area.end.min(ceiling) & !(FRAME - 1);
-            if start >= end {
-                continue;
-            }
-            // Subtract the reserved ranges one piece at a time.
-            let mut pieces = [Range { start, end }; MAX_RANGES];
-            let mut n = 1;
-            for r in reserved {
-                let r_start = r.start & !(FRAME - 1);
-                let r_end = align_up(r.end, FRAME);
-                let mut next = [Range { start: 0, end: 0 }; MAX_RANGES];
-                let mut m = 0;
-                for p in &pieces[..n] {
-                    for q in [
-                        Range {
-                            start: p.start,
-                            end: p.end.min(r_start),
-                        },
-                        Range {
-                            start: p.start.max(r_end),
-                            end: p.end,
-                        },
-                    ] {
-                        if q.start < q.end {
-                            if m < MAX_RANGES {
-                                next[m] = q;
-                                m += 1;
-                            } else {
-                                dropped += 1;
-                            }
-                        }
-                    }
+            let end = area.end.min(LIMIT) & !(FRAME - 1);
+            let mut frame = start;
+            while frame < end {
+                let taken = reserved
+                    .iter()
+                    .any(|r| frame < r.end && r.start < frame + FRAME);
+                if !taken && !self.is_free(index(frame)) {
+                    self.set(index(frame), true);
+                    self.free_frames += 1;
                 }
-                pieces = next;
-                n = m;
-            }
-            for p in &pieces[..n] {
-                if frames.free(p.start, p.len()).is_err() {
-                    dropped += 1;
-                }
+                frame += FRAME;
             }
         }
-        (frames, dropped)
-    }
-
-    /// The free ranges, sorted by address.
-    pub fn ranges(&self) -> &[Range] {
-        &self.ranges[..self.count]
     }
 
     /// Total free bytes.
     pub fn free_bytes(&self) -> u64 {
-        self.ranges().iter().map(Range::len).sum()
+        self.free_frames as u64 * FRAME
+    }
+
+    /// The free memory as maximal runs of frames, in address order.
+    pub fn runs(&self) -> impl Iterator<Item = Range> + '_ {
+        let mut i = 0usize;
+        core::iter::from_fn(move || {
+            while i < FRAMES && !self.is_free(i) {
+                // Skip whole words of used frames.
+                if i.is_multiple_of(64) && self.bits[i / 64] == 0 {
+                    i += 64;
+                } else {
+                    i += 1;
+                }
+            }
+            if i == FRAMES {
+                return None;
+            }
+            let start = i;
+            while i < FRAMES && self.is_free(i) {
+                i += 1;
+            }
+            Some(Range {
+                start: start as u64 * FRAME,
+                end: i as u64 * FRAME,
+            })
+        })
     }
 
     /// Allocates `size` bytes (a multiple of [`FRAME`]) aligned to `align`
-    /// (a power of two, at least [`FRAME`]). `None` when no range fits or
-    /// splitting a range would exceed [`MAX_RANGES`].
+    /// (a power of two, at least [`FRAME`]); first fit from low addresses.
     pub fn allocate(&mut self, size: u64, align: u64) -> Option<u64> {
         if size == 0 || !size.is_multiple_of(FRAME) || !align.is_power_of_two() || align < FRAME {
             return None;
         }
-        for i in 0..self.count {
-            let r = self.ranges[i];
-            let start = align_up_checked(r.start, align)?;
-            let Some(end) = start.checked_add(size) else {
-                continue;
-            };
-            if end > r.end {
-                continue;
-            }
-            let before = Range {
-                start: r.start,
-                end: start,
-            };
-            let after = Range {
-                start: end,
-                end: r.end,
-            };
-            match (before.len() > 0, after.len() > 0) {
-                (false, false) => self.remove(i),
-                (true, false) => self.ranges[i] = before,
-                (false, true) => self.ranges[i] = after,
-                (true, true) => {
-                    if self.count == MAX_RANGES {
-                        continue;
+        let n = usize::try_from(size / FRAME).ok()?;
+        let step = usize::try_from(align / FRAME).ok()?;
+        if n > self.free_frames {
+            return None;
+        }
+        let mut i = 0usize;
+        while i.checked_add(n)? <= FRAMES {
+            match self.first_used(i, n) {
+                None => {
+                    for f in i..i + n {
+                        self.set(f, false);
                     }
-                    self.ranges[i] = before;
-                    self.insert(i + 1, after);
+                    self.free_frames -= n;
+                    return Some(i as u64 * FRAME);
                 }
+                Some(used) => i = (used + 1).div_ceil(step).checked_mul(step)?,
             }
-            return Some(start);
         }
         None
     }
 
-    /// Returns `[start, start + size)` to the free list.
+    /// Returns `[start, start + size)` to the allocator. Nothing changes
+    /// when any frame of it is already free.
     pub fn free(&mut self, start: u64, size: u64) -> Result<(), FreeError> {
         let end = start.checked_add(size).ok_or(FreeError::Invalid)?;
-        if size == 0 || !start.is_multiple_of(FRAME) || !size.is_multiple_of(FRAME) {
+        if size == 0 || !start.is_multiple_of(FRAME) || !size.is_multiple_of(FRAME) || end > LIMIT {
             return Err(FreeError::Invalid);
         }
-        let i = self.ranges().partition_point(|r| r.end <= start);
-        if i < self.count && self.ranges[i].start < end {
-            return Err(FreeError::Overlap);
+        let (first, n) = (index(start), (size / FRAME) as usize);
+        if (first..first + n).any(|f| self.is_free(f)) {
+            return Err(FreeError::AlreadyFree);
         }
-        let merge_left = i > 0 && self.ranges[i - 1].end == start;
-        let merge_right = i < self.count && self.ranges[i].start == end;
-        match (merge_left, merge_right) {
-            (true, true) => {
-                self.ranges[i - 1].end = self.ranges[i].end;
-                self.remove(i);
-            }
-            (true, false) => self.ranges[i - 1].end = end,
-            (false, true) => self.ranges[i].start = start,
-            (false, false) => {
-                if self.count == MAX_RANGES {
-                    return Err(FreeError::Full);
-                }
-                self.insert(i, Range { start, end });
-            }
+        for f in first..first + n {
+            self.set(f, true);
         }
+        self.free_frames += n;
         Ok(())
     }
 
-    fn remove(&mut self, i: usize) {
-        self.ranges.copy_within(i + 1..self.count, i);
-        self.count -= 1;
+    fn is_free(&self, frame: usize) -> bool {
+        self.bits[frame / 64] & (1 << (frame % 64)) != 0
     }
 
-    fn insert(&mut self, i: usize, r: Range) {
-        self.ranges.copy_within(i..self.count, i + 1);
-        self.ranges[i] = r;
-        self.count += 1;
+    fn set(&mut self, frame: usize, free: bool) {
+        let (w, b) = (frame / 64, frame % 64);
+        if free {
+            self.bits[w] |= 1 << b;
+        } else {
+            self.bits[w] &= !(1 << b);
+        }
     }
+
+    /// The first frame in `[from, from + n)` that is not free.
+    fn first_used(&self, from: usize, n: usize) -> Option<usize> {
+        let end = from + n;
+        let mut f = from;
+        while f < end {
+            if f.is_multiple_of(64) && f + 64 <= end {
+                let w = self.bits[f / 64];
+                if w == u64::MAX {
+                    f += 64;
+                    continue;
+                }
+                return Some(f + w.trailing_ones() as usize);
+            }
+            if !self.is_free(f) {
+                return Some(f);
+            }
+            f += 1;
+        }
+        None
+    }
+}
+
+fn index(addr: u64) -> usize {
+    (addr / FRAME) as usize
 }
 
 fn align_up(x: u64, align: u64) -> u64 {
-    align_up_checked(x, align).unwrap_or(!(align - 1))
-}
-
-fn align_up_checked(x: u64, align: u64) -> Option<u64> {
-    Some(x.checked_add(align - 1)? & !(align - 1))
+    x.checked_add(align - 1)
+        .map_or(!(align - 1), |v| v & !(align - 1))
 }
 
 #[cfg(test)]
@@ -228,28 +211,50 @@ mod tests {
         Range { start, end }
     }
 
+    fn frames(available: &[Range], reserved: &[Range], floor: u64) -> Box<Frames> {
+        let mut f = Box::new(Frames::new());
+        f.add_available(available.iter().copied(), reserved, floor);
+        f
+    }
+
     #[test]
-    fn reserved_ranges_floor_and_ceiling_are_never_free() {
-        let map = [r(0, 0x9fc00), r(MIB, 128 * MIB)];
+    fn reserved_ranges_the_floor_and_the_limit_are_never_free() {
+        let map = [
+            r(0, 0x9fc00),
+            r(MIB, 128 * MIB),
+            r(LIMIT - MIB, LIMIT + MIB),
+        ];
         let reserved = [
             r(MIB, 3 * MIB + 5),
             r(10 * MIB, 11 * MIB),
             r(0x9000, 0x9500),
         ];
-        let (f, dropped) = Frames::from_map(map.into_iter(), &reserved, MIB, 64 * MIB);
-        assert_eq!(dropped, 0);
+        let f = frames(&map, &reserved, MIB);
+        let runs: Vec<_> = f.runs().collect();
         assert_eq!(
-            f.ranges(),
-            [r(3 * MIB + FRAME, 10 * MIB), r(11 * MIB, 64 * MIB)]
+            runs,
+            [
+                r(3 * MIB + FRAME, 10 * MIB),
+                r(11 * MIB, 128 * MIB),
+                r(LIMIT - MIB, LIMIT)
+            ]
         );
+        assert_eq!(f.free_bytes(), 7 * MIB - FRAME + 117 * MIB + MIB);
+    }
+
+    #[test]
+    fn overlapping_map_entries_count_once() {
+        let f = frames(&[r(MIB, 4 * MIB), r(2 * MIB, 5 * MIB)], &[], 0);
+        assert_eq!(f.free_bytes(), 4 * MIB);
     }
 
     #[test]
     fn allocations_are_aligned_disjoint_and_inside_free_memory() {
-        let (mut f, _) = Frames::from_map([r(MIB, 64 * MIB)].into_iter(), &[], 0, u64::MAX);
+        let mut f = frames(&[r(MIB, 64 * MIB)], &[], 0);
         let a = f.allocate(FRAME, FRAME).unwrap();
         let b = f.allocate(4 * MIB, 2 * MIB).unwrap();
         let c = f.allocate(FRAME, FRAME).unwrap();
+        assert_eq!(a, MIB);
         assert_eq!(b % (2 * MIB), 0);
         assert!(a + FRAME <= b || b + 4 * MIB <= a);
         assert!(c != a && (c < b || c >= b + 4 * MIB));
@@ -257,53 +262,48 @@ mod tests {
         f.free(b, 4 * MIB).unwrap();
         f.free(a, FRAME).unwrap();
         f.free(c, FRAME).unwrap();
-        assert_eq!(f.ranges(), [r(MIB, 64 * MIB)], "frees merge back");
+        assert_eq!(f.runs().collect::<Vec<_>>(), [r(MIB, 64 * MIB)]);
     }
 
     #[test]
     fn bad_requests_and_double_frees_are_refused() {
-        let (mut f, _) = Frames::from_map([r(MIB, 2 * MIB)].into_iter(), &[], 0, u64::MAX);
+        let mut f = frames(&[r(MIB, 2 * MIB)], &[], 0);
         assert_eq!(f.allocate(0, FRAME), None);
         assert_eq!(f.allocate(100, FRAME), None);
         assert_eq!(f.allocate(FRAME, 3 * FRAME), None);
         assert_eq!(f.allocate(2 * MIB, FRAME), None);
-        assert_eq!(f.free(MIB, FRAME), Err(FreeError::Overlap));
+        assert_eq!(f.allocate(!(FRAME - 1), FRAME), None);
+        assert_eq!(f.free(MIB, FRAME), Err(FreeError::AlreadyFree));
         assert_eq!(
             f.free(u64::MAX - FRAME + 1, 2 * FRAME),
             Err(FreeError::Invalid)
         );
         assert_eq!(f.free(5, FRAME), Err(FreeError::Invalid));
+        assert_eq!(f.free(LIMIT, FRAME), Err(FreeError::Invalid));
         let all = f.allocate(MIB, FRAME).unwrap();
         assert_eq!(f.allocate(FRAME, FRAME), None);
-        f.free(all, MIB).unwrap();
-    }
-
-    #[test]
-    fn the_range_list_is_bounded() {
-        let mut f = Frames::new();
-        for i in 0..MAX_RANGES as u64 {
-            f.free(i * 2 * FRAME, FRAME).unwrap();
-        }
-        assert_eq!(f.free(1000 * FRAME, FRAME), Err(FreeError::Full));
-        // Merging still works when full.
-        f.free(FRAME, FRAME).unwrap();
+        // A free that overlaps free memory changes nothing.
+        f.free(all, FRAME).unwrap();
+        assert_eq!(f.free(all, 2 * FRAME), Err(FreeError::AlreadyFree));
+        assert_eq!(f.free_bytes(), FRAME);
     }
 
     #[test]
     fn random_allocate_free_sequences_conserve_memory() {
         let total = 32 * MIB;
-        let (mut f, _) = Frames::from_map([r(0, total)].into_iter(), &[], 0, u64::MAX);
+        let mut f = frames(&[r(0, total)], &[], 0);
         let mut live: Vec<(u64, u64)> = Vec::new();
         let mut seed = 0x1234_5678_9abc_def0u64;
-        for _ in 0..5000 {
+        for _ in 0..3000 {
             seed ^= seed << 13;
             seed ^= seed >> 7;
             seed ^= seed << 17;
             if !seed.is_multiple_of(3) || live.is_empty() {
                 let size = FRAME * (1 + seed % 64);
-                let align = FRAME << (seed % 5);
+                let align = FRAME << (seed % 6);
                 if let Some(a) = f.allocate(size, align) {
                     assert_eq!(a % align, 0);
+                    assert!(a + size <= total);
                     for &(s, l) in &live {
                         assert!(a + size <= s || s + l <= a, "overlap");
                     }
@@ -316,5 +316,9 @@ mod tests {
             let used: u64 = live.iter().map(|x| x.1).sum();
             assert_eq!(f.free_bytes() + used, total);
         }
+        for (s, l) in live.drain(..) {
+            f.free(s, l).unwrap();
+        }
+        assert_eq!(f.runs().collect::<Vec<_>>(), [r(0, total)]);
     }
 }

@@ -177,22 +177,24 @@ mod core_main {
                 start: a.start_address(),
                 end: a.end_address(),
             });
-        let (mut frames, dropped) = Frames::from_map(
-            available,
-            &reserved[..n_reserved],
-            MIB,
-            arch::IDENTITY_MAP_END,
-        );
-        if dropped > 0 {
-            log::warn!(
-                "frame allocator: {dropped} free range(s) beyond its table were left unused"
-            );
-        }
+        // The bitmap is large (128 KiB): it lives in a static, not on the
+        // boot stack, and is only ever used from this one thread.
+        static FRAMES: spin::Mutex<Frames> = spin::Mutex::new(Frames::new());
+        let mut frames = FRAMES.lock();
+        frames.add_available(available, &reserved[..n_reserved], MIB);
         log::info!(
             "frame allocator: {} KiB free in {} range(s)",
             frames.free_bytes() / 1024,
-            frames.ranges().len()
+            frames.runs().count()
         );
+
+        if options.fault_selftest {
+            log::info!(
+                "selftest: reading unmapped address {:#x} in root mode",
+                arch::SELFTEST_FAULT_ADDRESS
+            );
+            arch::provoke_page_fault();
+        }
 
         let vmx = match vmm::enable(&mut frames) {
             Ok(vmx) => vmx,

@@ -42,6 +42,8 @@ pub enum VmxError {
     NotAvailable,
     /// Firmware locked IA32_FEATURE_CONTROL with VMX off.
     DisabledByFirmware,
+    /// The CPU's VMX has no EPT (or no secondary controls).
+    NoEpt,
     /// No memory for the VMXON region.
     OutOfMemory,
     /// VMXON failed.
@@ -58,6 +60,9 @@ impl fmt::Display for VmxError {
             VmxError::DisabledByFirmware => f.write_str(
                 "VMX is disabled by the firmware (IA32_FEATURE_CONTROL is locked without VMX)",
             ),
+            VmxError::NoEpt => {
+                f.write_str("this CPU's VMX has no EPT (extended page tables); Bulkhead needs it")
+            }
             VmxError::OutOfMemory => f.write_str("no memory for the VMXON region"),
             VmxError::VmxOn(e) => write!(f, "VMXON failed: {e}"),
         }
@@ -90,6 +95,10 @@ pub fn enable(frames: &mut Frames) -> Result<Vmx, VmxError> {
     // secondary and EPT/VPID MSRs are read only when IA32_VMX_BASIC and the
     // control MSRs say they exist (`read_all` checks).
     let caps = CapabilityMsrs::read_all(|msr| unsafe { arch::rdmsr(msr) });
+    let ept = vmx::controls::SecondaryProcBased::ENABLE_EPT.bits();
+    if caps.secondary_allowed().may_be_one & ept == 0 {
+        return Err(VmxError::NoEpt);
+    }
     // SAFETY: the fixed bits only force what VMX operation requires (CR0.NE,
     // PE, PG are already set; CR4.VMXE); paging stays as it is.
     unsafe {

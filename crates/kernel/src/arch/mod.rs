@@ -129,6 +129,9 @@ pub fn descriptor_table_bases() -> (u64, u64) {
 /// Identity-mapped physical memory below this address is reachable.
 pub const IDENTITY_MAP_END: u64 = 4 << 30;
 
+// The frame allocator only hands out memory the identity map covers.
+const _: () = assert!(crate::frames::LIMIT <= IDENTITY_MAP_END);
+
 /// A mutable view of physical memory.
 ///
 /// # Safety
@@ -161,4 +164,16 @@ pub fn kernel_image() -> (u64, u64) {
         core::ptr::addr_of!(__kernel_start) as u64,
         core::ptr::addr_of!(__kernel_end) as u64,
     )
+}
+
+/// An address the boot page tables do not map (above [`IDENTITY_MAP_END`]).
+pub const SELFTEST_FAULT_ADDRESS: u64 = 0x40_0000_0000;
+
+/// Reads [`SELFTEST_FAULT_ADDRESS`]; the page fault handler reports it and
+/// stops the machine. Used by `selftest=fault` to test that path.
+pub fn provoke_page_fault() -> ! {
+    // SAFETY: the read faults before it returns anything; the exception
+    // handler never returns, so no value is ever produced.
+    let _ = unsafe { core::ptr::read_volatile(SELFTEST_FAULT_ADDRESS as *const u64) };
+    unreachable!("the page fault handler returned")
 }
