@@ -166,12 +166,12 @@ impl ept::FrameAllocator for CoreFrames<'_> {
     fn table(&self, hpa: u64) -> &[u64; 512] {
         // SAFETY: the ept crate only passes addresses it got from
         // `allocate_frame`: page-aligned, identity-mapped frames it owns.
-        unsafe { &*(hpa as *const [u64; 512]) }
+        unsafe { arch::phys_table(hpa) }
     }
 
     fn table_mut(&mut self, hpa: u64) -> &mut [u64; 512] {
         // SAFETY: as in `table`; `&mut self` makes the access exclusive.
-        unsafe { &mut *(hpa as *mut [u64; 512]) }
+        unsafe { arch::phys_table_mut(hpa) }
     }
 }
 

@@ -619,3 +619,55 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod hostile {
+    //! Whatever a guest leaves in its registers and whatever the VMCS says,
+    //! the handlers answer or stop the guest; they never panic.
+    use super::*;
+    use crate::testing::{FakePlatform, FakeVmcs};
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn any_exit_with_any_registers_is_handled_without_panic(
+            raw_reason in prop_oneof![0u64..80, any::<u32>().prop_map(u64::from)],
+            qualification in any::<u64>(),
+            rip in any::<u64>(),
+            len in any::<u64>(),
+            gpa in any::<u64>(),
+            regs in proptest::array::uniform16(any::<u64>()),
+            call in prop_oneof![0u64..4, any::<u64>()],
+            memory in proptest::collection::vec(any::<u8>(), 0..600),
+        ) {
+            let mut vcpu = Vcpu::new("fuzz");
+            for (n, v) in regs.iter().enumerate() {
+                vcpu.regs.set_gpr(n as u8, *v);
+            }
+            vcpu.regs.rax = call;
+            vcpu.slice_budget = Some(2);
+            let mut vmcs = FakeVmcs::default();
+            vmcs.set(fields::VM_EXIT_REASON, raw_reason);
+            vmcs.set(fields::EXIT_QUALIFICATION, qualification);
+            vmcs.set(fields::GUEST_RIP, rip);
+            vmcs.set(fields::VM_EXIT_INSTRUCTION_LEN, len);
+            vmcs.set(fields::GUEST_PHYSICAL_ADDRESS, gpa);
+            let mut platform = FakePlatform { memory, ..Default::default() };
+            let action = handle_exit(&mut vcpu, &mut vmcs, &mut platform);
+            if let Action::Resume = action {
+                // Only exits the core handles resume the guest.
+                let reason = ExitInfo::from_raw(raw_reason as u32);
+                prop_assert!(!reason.entry_failure);
+                prop_assert!(matches!(
+                    reason.reason,
+                    ExitReason::Vmcall | ExitReason::Cpuid | ExitReason::IoInstruction
+                        | ExitReason::PreemptionTimer
+                ));
+            }
+            for (_, _, text) in &platform.lines {
+                prop_assert!(text.len() <= LOG_WRITE_MAX as usize);
+                prop_assert!(text.bytes().all(|b| (0x20..0x7f).contains(&b)));
+            }
+        }
+    }
+}

@@ -153,6 +153,25 @@ pub unsafe fn phys<'a>(phys: u64, len: usize) -> &'a [u8] {
     unsafe { core::slice::from_raw_parts(phys as *const u8, len) }
 }
 
+/// A page-table frame as 512 entries.
+///
+/// # Safety
+/// `frame` must be a page-aligned frame below [`IDENTITY_MAP_END`] owned by
+/// the caller, with no live mutable reference to it for `'a`.
+pub unsafe fn phys_table<'a>(frame: u64) -> &'a [u64; 512] {
+    // SAFETY: the caller guarantees alignment, ownership and no aliasing.
+    unsafe { &*(frame as *const [u64; 512]) }
+}
+
+/// A page-table frame as 512 mutable entries.
+///
+/// # Safety
+/// As [`phys_table`], and no other reference to it may live for `'a`.
+pub unsafe fn phys_table_mut<'a>(frame: u64) -> &'a mut [u64; 512] {
+    // SAFETY: the caller guarantees alignment, ownership and exclusivity.
+    unsafe { &mut *(frame as *mut [u64; 512]) }
+}
+
 /// The physical range the core's image occupies (from the linker script).
 pub fn kernel_image() -> (u64, u64) {
     unsafe extern "C" {
