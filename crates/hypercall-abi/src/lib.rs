@@ -53,6 +53,14 @@ pub const fn signature_registers() -> (u32, u32, u32) {
 pub const LOG_WRITE_MAX: u64 = 256;
 
 /// Hypercall numbers (RAX on entry).
+///
+/// Capabilities are named by slot number in the caller's capability space;
+/// [`SLOT_SELF`] names the caller's own domain where a call takes a domain.
+/// Every call checks the slot's object type and rights before anything
+/// else, in this order: slot in range ([`Status::InvalidSlot`]), slot holds
+/// a capability ([`Status::EmptySlot`]), the object still exists
+/// ([`Status::StaleCapability`]), the type fits ([`Status::WrongType`]),
+/// the rights suffice ([`Status::InsufficientRights`]).
 #[repr(u64)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Call {
@@ -68,6 +76,53 @@ pub enum Call {
     /// Stops the calling domain. RDI = an exit code the core reports. Does
     /// not return.
     Exit = 2,
+    /// Gives up the rest of the time slice. Always [`Status::Ok`].
+    Yield = 3,
+    /// Describes a capability. RDI = slot. Returns RDX = object type
+    /// ([`ObjectType`]) | rights << 8 | object index << 32.
+    CapInspect = 4,
+    /// Copies a capability into a free slot with fewer (or equal) rights.
+    /// RDI = source slot, RSI = rights of the copy (must be a subset of the
+    /// source's: else [`Status::InsufficientRights`]). Returns RDX = new slot
+    /// ([`Status::OutOfResources`] when the space is full).
+    CapDerive = 5,
+    /// Empties a slot. RDI = slot.
+    CapDelete = 6,
+    /// Sends a copy of a capability to the peer of a channel. RDI = channel
+    /// slot (needs [`Rights::GRANT`]), RSI = slot of the capability to send
+    /// (needs [`Rights::GRANT`]), RDX = rights of the copy (a subset).
+    /// Returns RDX = the slot it arrived in, in the peer's space; tell the
+    /// peer through the channel.
+    CapGrant = 7,
+    /// Splits a memory region in two. RDI = region slot (needs
+    /// [`Rights::CONTROL`]), RSI = byte offset (page-aligned, inside). The
+    /// original keeps the first part; returns RDX = slot of the second part.
+    MemSplit = 8,
+    /// Maps a memory region into a domain. RDI = domain slot (or
+    /// [`SLOT_SELF`]; needs [`Rights::CONTROL`] unless self), RSI = region
+    /// slot (needs [`Rights::MAP`] and every right asked for), RDX =
+    /// guest-physical address (page-aligned), R10 = rights
+    /// (READ/WRITE/EXECUTE). Errors: [`Status::InvalidAddress`] for an
+    /// unaligned, overflowing or already-mapped range.
+    MemMap = 9,
+    /// Stops a domain. RDI = domain slot (needs [`Rights::CONTROL`]).
+    DomainStop = 10,
+    /// Destroys a domain: every capability naming it becomes stale. RDI =
+    /// domain slot (needs [`Rights::CONTROL`]).
+    DomainDestroy = 11,
+    /// Reports a domain's state. RDI = domain slot (needs [`Rights::READ`]).
+    /// Returns RDX = [`DomainState`].
+    DomainStatus = 12,
+    /// Wakes the peer of a channel. RDI = channel slot (needs
+    /// [`Rights::WRITE`]).
+    ChannelNotify = 13,
+    /// Waits until a channel is notified. RDI = channel slot (needs
+    /// [`Rights::READ`]), RSI = timeout in microseconds of emulated time
+    /// (0 = poll, `u64::MAX` = forever). Returns [`Status::Ok`], or
+    /// [`Status::TimedOut`].
+    ChannelWait = 14,
+    /// Waits for the given time without a channel. RDI = microseconds.
+    Sleep = 15,
 }
 
 impl Call {
@@ -77,9 +132,42 @@ impl Call {
             0 => Call::Null,
             1 => Call::LogWrite,
             2 => Call::Exit,
+            3 => Call::Yield,
+            4 => Call::CapInspect,
+            5 => Call::CapDerive,
+            6 => Call::CapDelete,
+            7 => Call::CapGrant,
+            8 => Call::MemSplit,
+            9 => Call::MemMap,
+            10 => Call::DomainStop,
+            11 => Call::DomainDestroy,
+            12 => Call::DomainStatus,
+            13 => Call::ChannelNotify,
+            14 => Call::ChannelWait,
+            15 => Call::Sleep,
             _ => return None,
         })
     }
+
+    /// Every call, in number order.
+    pub const ALL: [Call; 16] = [
+        Call::Null,
+        Call::LogWrite,
+        Call::Exit,
+        Call::Yield,
+        Call::CapInspect,
+        Call::CapDerive,
+        Call::CapDelete,
+        Call::CapGrant,
+        Call::MemSplit,
+        Call::MemMap,
+        Call::DomainStop,
+        Call::DomainDestroy,
+        Call::DomainStatus,
+        Call::ChannelNotify,
+        Call::ChannelWait,
+        Call::Sleep,
+    ];
 
     /// A short name for logs.
     pub const fn name(self) -> &'static str {
@@ -87,8 +175,84 @@ impl Call {
             Call::Null => "null",
             Call::LogWrite => "log_write",
             Call::Exit => "exit",
+            Call::Yield => "yield",
+            Call::CapInspect => "cap_inspect",
+            Call::CapDerive => "cap_derive",
+            Call::CapDelete => "cap_delete",
+            Call::CapGrant => "cap_grant",
+            Call::MemSplit => "mem_split",
+            Call::MemMap => "mem_map",
+            Call::DomainStop => "domain_stop",
+            Call::DomainDestroy => "domain_destroy",
+            Call::DomainStatus => "domain_status",
+            Call::ChannelNotify => "channel_notify",
+            Call::ChannelWait => "channel_wait",
+            Call::Sleep => "sleep",
         }
     }
+}
+
+/// The slot number that names the calling domain itself.
+pub const SLOT_SELF: u64 = u64::MAX;
+
+bitflags::bitflags! {
+    /// What a capability allows on its object.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    pub struct Rights: u8 {
+        /// Read: memory reads; channel wait; domain status.
+        const READ = 1 << 0;
+        /// Write: memory writes; channel notify.
+        const WRITE = 1 << 1;
+        /// Execute: memory fetches.
+        const EXECUTE = 1 << 2;
+        /// Map: the region may be mapped into a domain.
+        const MAP = 1 << 3;
+        /// Grant: the capability may be sent over a channel (on the
+        /// capability), or capabilities may be sent through it (on a
+        /// channel).
+        const GRANT = 1 << 4;
+        /// Control: split a region; stop, destroy or map into a domain.
+        const CONTROL = 1 << 5;
+    }
+}
+
+/// Kinds of core objects a capability can name.
+#[repr(u8)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObjectType {
+    /// A domain (and its vCPU).
+    Domain = 1,
+    /// A range of host-physical memory.
+    MemRegion = 2,
+    /// Shared pages between two domains plus a notification.
+    Channel = 3,
+    /// A range of I/O ports.
+    IoPorts = 4,
+}
+
+impl ObjectType {
+    /// Decodes a type number.
+    pub const fn from_raw(raw: u64) -> Option<ObjectType> {
+        Some(match raw {
+            1 => ObjectType::Domain,
+            2 => ObjectType::MemRegion,
+            3 => ObjectType::Channel,
+            4 => ObjectType::IoPorts,
+            _ => return None,
+        })
+    }
+}
+
+/// A domain's state, as [`Call::DomainStatus`] reports it.
+#[repr(u64)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DomainState {
+    /// Runnable or running.
+    Running = 1,
+    /// Waiting for a notification or a timeout.
+    Blocked = 2,
+    /// Stopped (by a fault, by itself or by its controller).
+    Stopped = 3,
 }
 
 /// Status codes returned in RAX.
@@ -101,27 +265,52 @@ pub enum Status {
     UnknownCall = 1,
     /// An argument is out of range (a length too long, a reserved value).
     InvalidArgument = 2,
-    /// A guest-physical address range is not inside the caller's memory or
-    /// lacks the access the call needs.
+    /// A guest-physical address range is not inside the caller's memory,
+    /// is unaligned, wraps around, or overlaps an existing mapping.
     InvalidAddress = 3,
-    /// The caller lacks the capability or right the call needs.
+    /// The operation is not allowed on this object in its current state.
     Denied = 4,
-    /// A bounded core resource is exhausted.
+    /// A bounded core resource is exhausted (slots, objects, memory).
     OutOfResources = 5,
+    /// The slot number is beyond the caller's capability space.
+    InvalidSlot = 6,
+    /// The slot holds no capability.
+    EmptySlot = 7,
+    /// The capability names an object that was destroyed (or restarted).
+    StaleCapability = 8,
+    /// The capability names an object of another type.
+    WrongType = 9,
+    /// The capability lacks a right the call needs, or asks for more than
+    /// it holds.
+    InsufficientRights = 10,
+    /// A wait ended because its timeout expired.
+    TimedOut = 11,
 }
 
 impl Status {
+    /// Every status, in number order.
+    pub const ALL: [Status; 12] = [
+        Status::Ok,
+        Status::UnknownCall,
+        Status::InvalidArgument,
+        Status::InvalidAddress,
+        Status::Denied,
+        Status::OutOfResources,
+        Status::InvalidSlot,
+        Status::EmptySlot,
+        Status::StaleCapability,
+        Status::WrongType,
+        Status::InsufficientRights,
+        Status::TimedOut,
+    ];
+
     /// Decodes a status value; `None` for values the ABI does not define.
     pub const fn from_raw(raw: u64) -> Option<Status> {
-        Some(match raw {
-            0 => Status::Ok,
-            1 => Status::UnknownCall,
-            2 => Status::InvalidArgument,
-            3 => Status::InvalidAddress,
-            4 => Status::Denied,
-            5 => Status::OutOfResources,
-            _ => return None,
-        })
+        if raw < Status::ALL.len() as u64 {
+            Some(Status::ALL[raw as usize])
+        } else {
+            None
+        }
     }
 
     /// The value placed in RAX.
@@ -138,6 +327,12 @@ impl Status {
             Status::InvalidAddress => "invalid guest-physical address",
             Status::Denied => "denied",
             Status::OutOfResources => "out of resources",
+            Status::InvalidSlot => "invalid slot",
+            Status::EmptySlot => "empty slot",
+            Status::StaleCapability => "stale capability",
+            Status::WrongType => "wrong object type",
+            Status::InsufficientRights => "insufficient rights",
+            Status::TimedOut => "timed out",
         }
     }
 }
@@ -164,20 +359,21 @@ mod tests {
 
     #[test]
     fn calls_round_trip_and_unknown_numbers_are_refused() {
-        for call in [Call::Null, Call::LogWrite, Call::Exit] {
-            assert_eq!(Call::from_raw(call as u64), Some(call));
+        for (n, call) in Call::ALL.iter().enumerate() {
+            assert_eq!(Call::from_raw(n as u64), Some(*call));
+            assert_eq!(*call as u64, n as u64);
         }
-        assert_eq!(Call::from_raw(3), None);
+        assert_eq!(Call::from_raw(Call::ALL.len() as u64), None);
         assert_eq!(Call::from_raw(u64::MAX), None);
     }
 
     #[test]
     fn statuses_round_trip_and_ok_is_zero() {
         assert_eq!(Status::Ok.raw(), 0);
-        for raw in 0..6 {
+        for raw in 0..Status::ALL.len() as u64 {
             assert_eq!(Status::from_raw(raw).unwrap().raw(), raw);
         }
-        assert_eq!(Status::from_raw(6), None);
+        assert_eq!(Status::from_raw(Status::ALL.len() as u64), None);
         assert_eq!(Status::from_raw(1 << 40), None);
     }
 }
