@@ -255,6 +255,88 @@ pub enum DomainState {
     Stopped = 3,
 }
 
+/// Guest-physical address of the [`StartInfo`] page the core writes into
+/// every domain it starts from the boot manifest; RDI holds it at entry.
+pub const START_INFO_GPA: u64 = 0x6000;
+
+/// Lowest guest-physical address a domain image may use: below it the core
+/// keeps the domain's page tables, GDT and start-info page.
+pub const IMAGE_FLOOR: u64 = 0x10_0000;
+
+/// Most named capabilities in a [`StartInfo`].
+pub const START_SLOTS: usize = 24;
+
+/// `StartInfo::magic`.
+pub const START_MAGIC: u64 = u64::from_le_bytes(*b"BHSTART1");
+
+/// What a domain finds at [`START_INFO_GPA`] when it starts: its name, its
+/// memory, and the capabilities the manifest gave it, by name.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct StartInfo {
+    /// [`START_MAGIC`].
+    pub magic: u64,
+    /// Bytes of memory at guest-physical 0.
+    pub memory_bytes: u64,
+    /// The domain's name (UTF-8, `name_len` bytes).
+    pub name: [u8; 16],
+    /// Length of `name`.
+    pub name_len: u8,
+    /// Entries used in `slots`.
+    pub slot_count: u8,
+    /// The domain's priority.
+    pub priority: u8,
+    /// Reserved, zero.
+    pub reserved: [u8; 5],
+    /// The named capabilities.
+    pub slots: [StartSlot; START_SLOTS],
+}
+
+/// One named capability in a [`StartInfo`].
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StartSlot {
+    /// Its name: `memory` for the domain's own memory, a channel's name, a
+    /// controlled domain's name, or `ports:FIRST-LAST` (hex).
+    pub name: [u8; 24],
+    /// Length of `name`.
+    pub name_len: u8,
+    /// [`ObjectType`] as a number.
+    pub kind: u8,
+    /// [`Rights`] bits.
+    pub rights: u8,
+    /// Reserved, zero.
+    pub reserved: u8,
+    /// The slot number.
+    pub slot: u32,
+    /// For a channel: where its pages are mapped in this domain.
+    pub gpa: u64,
+    /// For a channel or memory: its size in bytes.
+    pub size: u64,
+}
+
+impl StartSlot {
+    /// The name as text (empty if it is not UTF-8).
+    pub fn name(&self) -> &str {
+        let n = (self.name_len as usize).min(self.name.len());
+        core::str::from_utf8(&self.name[..n]).unwrap_or("")
+    }
+}
+
+impl StartInfo {
+    /// The domain's name as text (empty if it is not UTF-8).
+    pub fn name(&self) -> &str {
+        let n = (self.name_len as usize).min(self.name.len());
+        core::str::from_utf8(&self.name[..n]).unwrap_or("")
+    }
+
+    /// The named capability `name`.
+    pub fn find(&self, name: &str) -> Option<&StartSlot> {
+        let n = (self.slot_count as usize).min(START_SLOTS);
+        self.slots[..n].iter().find(|s| s.name() == name)
+    }
+}
+
 /// Status codes returned in RAX.
 #[repr(u32)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -346,6 +428,28 @@ impl core::fmt::Display for Status {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn start_info_fits_its_page_and_finds_names() {
+        assert!(core::mem::size_of::<StartInfo>() <= 4096);
+        let mut info = StartInfo {
+            magic: START_MAGIC,
+            memory_bytes: 0,
+            name: [0; 16],
+            name_len: 200,
+            slot_count: 255,
+            priority: 0,
+            reserved: [0; 5],
+            slots: [StartSlot::default(); START_SLOTS],
+        };
+        info.slots[3].name[..4].copy_from_slice(b"chan");
+        info.slots[3].name_len = 4;
+        info.slots[3].slot = 7;
+        // Out-of-range lengths are clamped, never trusted.
+        assert_eq!(info.name(), "\0".repeat(16));
+        assert_eq!(info.find("chan").map(|s| s.slot), Some(7));
+        assert!(info.find("other").is_none());
+    }
 
     #[test]
     fn signature_registers_spell_the_signature() {

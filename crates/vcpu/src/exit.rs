@@ -60,6 +60,13 @@ pub enum Action {
     Resume,
     /// Stop the guest for good.
     Stop(StopReason),
+    /// The guest made a hypercall this crate does not own (capabilities,
+    /// memory, domains, channels, yield): the core dispatches it and then
+    /// calls [`complete_hypercall`]. The call number is in `regs.rax`.
+    Hypercall(Call),
+    /// The preemption timer expired within the budget: the core may run
+    /// another domain before resuming this one.
+    Preempted,
 }
 
 /// Why a guest was stopped.
@@ -108,6 +115,13 @@ pub enum StopReason {
     },
     /// VMLAUNCH/VMRESUME or a VMREAD/VMWRITE the handler needed failed.
     EntryInstruction(VmFail),
+    /// The guest executed a VMX instruction (nested VMX is not offered).
+    VmxInstruction {
+        /// The instruction's exit reason.
+        reason: ExitReason,
+        /// The guest RIP.
+        rip: u64,
+    },
     /// An exit the core does not handle (its VMCS was dumped to the log).
     Unhandled {
         /// The exit reason.
@@ -157,6 +171,11 @@ impl fmt::Display for StopReason {
                 "VM entry failed: {reason} (qualification {qualification:#x})"
             ),
             StopReason::EntryInstruction(fail) => write!(f, "VM entry instruction failed: {fail}"),
+            StopReason::VmxInstruction { reason, rip } => write!(
+                f,
+                "executed the VMX instruction {} at RIP {rip:#x}; nested VMX is not offered",
+                reason.name()
+            ),
             StopReason::Unhandled {
                 reason,
                 qualification,
@@ -209,9 +228,24 @@ pub fn handle_exit(vcpu: &mut Vcpu, vmcs: &mut impl Vmcs, platform: &mut impl Pl
                         slices: vcpu.slices,
                     })
                 }
-                _ => Action::Resume,
+                _ => Action::Preempted,
             }
         }
+        ExitReason::Vmxon
+        | ExitReason::Vmxoff
+        | ExitReason::Vmclear
+        | ExitReason::Vmptrld
+        | ExitReason::Vmptrst
+        | ExitReason::Vmread
+        | ExitReason::Vmwrite
+        | ExitReason::Vmlaunch
+        | ExitReason::Vmresume
+        | ExitReason::Invept
+        | ExitReason::Invvpid
+        | ExitReason::Vmfunc => Action::Stop(StopReason::VmxInstruction {
+            reason: info.reason,
+            rip: vm!(vmcs.read(fields::GUEST_RIP)),
+        }),
         ExitReason::TripleFault => Action::Stop(StopReason::TripleFault {
             rip: vm!(vmcs.read(fields::GUEST_RIP)),
         }),
@@ -240,10 +274,26 @@ fn vmcall(vcpu: &mut Vcpu, vmcs: &mut impl Vmcs, platform: &mut impl Platform) -
         Some(Call::Null) => Status::Ok,
         Some(Call::Exit) => return Action::Stop(StopReason::Exited(regs.rdi)),
         Some(Call::LogWrite) => log_write(vcpu.name, regs.rdi, regs.rsi, platform),
+        Some(other) => return Action::Hypercall(other),
     };
     vcpu.regs.rax = status.raw();
     vm!(skip_instruction(vmcs));
     Action::Resume
+}
+
+/// Finishes a hypercall the core dispatched: RAX = `status`, RDX = `value`
+/// (when given), and the guest moves past its VMCALL.
+pub fn complete_hypercall(
+    vcpu: &mut Vcpu,
+    vmcs: &mut impl Vmcs,
+    status: Status,
+    value: Option<u64>,
+) -> Result<(), VmFail> {
+    vcpu.regs.rax = status.raw();
+    if let Some(v) = value {
+        vcpu.regs.rdx = v;
+    }
+    skip_instruction(vmcs)
 }
 
 /// `LOG_WRITE`: copies at most [`LOG_WRITE_MAX`] bytes from guest memory and
@@ -562,6 +612,34 @@ mod tests {
     }
 
     #[test]
+    fn kernel_hypercalls_are_handed_to_the_core_and_completed() {
+        let mut vcpu = Vcpu::new("g");
+        vcpu.regs.rax = Call::ChannelNotify as u64;
+        let mut vmcs = exit(ExitReason::Vmcall, 0);
+        let mut p = FakePlatform::default();
+        assert_eq!(
+            handle_exit(&mut vcpu, &mut vmcs, &mut p),
+            Action::Hypercall(Call::ChannelNotify)
+        );
+        assert_eq!(vmcs.get(fields::GUEST_RIP), 0x20_0000, "RIP moves only on completion");
+        complete_hypercall(&mut vcpu, &mut vmcs, Status::EmptySlot, Some(9)).unwrap();
+        assert_eq!((vcpu.regs.rax, vcpu.regs.rdx), (Status::EmptySlot.raw(), 9));
+        assert_eq!(vmcs.get(fields::GUEST_RIP), 0x20_0002);
+    }
+
+    #[test]
+    fn vmx_instructions_in_a_guest_stop_it() {
+        for reason in [ExitReason::Vmxon, ExitReason::Vmread, ExitReason::Vmlaunch] {
+            let mut vcpu = Vcpu::new("g");
+            let mut vmcs = exit(reason, 0);
+            assert!(matches!(
+                handle_exit(&mut vcpu, &mut vmcs, &mut FakePlatform::default()),
+                Action::Stop(StopReason::VmxInstruction { .. })
+            ));
+        }
+    }
+
+    #[test]
     fn ept_violation_reports_the_address_and_stops() {
         let mut vcpu = Vcpu::new("g");
         let mut vmcs = exit(ExitReason::EptViolation, 0b010);
@@ -583,7 +661,7 @@ mod tests {
         let mut p = FakePlatform::default();
         for _ in 0..2 {
             let mut vmcs = exit(ExitReason::PreemptionTimer, 0);
-            assert_eq!(handle_exit(&mut vcpu, &mut vmcs, &mut p), Action::Resume);
+            assert_eq!(handle_exit(&mut vcpu, &mut vmcs, &mut p), Action::Preempted);
         }
         let mut vmcs = exit(ExitReason::PreemptionTimer, 0);
         assert_eq!(
@@ -654,6 +732,12 @@ mod hostile {
             vmcs.set(fields::GUEST_PHYSICAL_ADDRESS, gpa);
             let mut platform = FakePlatform { memory, ..Default::default() };
             let action = handle_exit(&mut vcpu, &mut vmcs, &mut platform);
+            if let Action::Preempted = action {
+                prop_assert_eq!(ExitInfo::from_raw(raw_reason as u32).reason, ExitReason::PreemptionTimer);
+            }
+            if let Action::Hypercall(call) = action {
+                prop_assert_eq!(call as u64, vcpu.regs.rax);
+            }
             if let Action::Resume = action {
                 // Only exits the core handles resume the guest.
                 let reason = ExitInfo::from_raw(raw_reason as u32);
@@ -661,7 +745,6 @@ mod hostile {
                 prop_assert!(matches!(
                     reason.reason,
                     ExitReason::Vmcall | ExitReason::Cpuid | ExitReason::IoInstruction
-                        | ExitReason::PreemptionTimer
                 ));
             }
             for (_, _, text) in &platform.lines {

@@ -18,7 +18,7 @@ mod exit;
 mod setup;
 mod uart;
 
-pub use exit::{handle_exit, Action, ExitStats, StopReason};
+pub use exit::{complete_hypercall, handle_exit, Action, ExitStats, StopReason};
 pub use setup::{setup_vmcs, Controls, GuestSetup, HostState, SetupError};
 pub use uart::LineBuffer;
 pub use vmx::GuestRegisters;
@@ -96,7 +96,9 @@ impl Vcpu {
     }
 }
 
-/// Runs `vcpu` until one of its exits stops it.
+/// Runs `vcpu` alone until one of its exits stops it: hypercalls this crate
+/// does not own are answered with [`hypercall_abi::Status::Denied`] and
+/// preemption just resumes. (The core's scheduler uses [`run_until_event`].)
 ///
 /// `enter` performs the world switch (in the core: [`vmx::arch::enter_guest`]
 /// via the VMCS that `vmcs` accesses). A failure of VMLAUNCH/VMRESUME itself
@@ -111,12 +113,45 @@ where
         if let Err(fail) = enter(&mut vcpu.regs, vcpu.launched) {
             return StopReason::EntryInstruction(fail);
         }
+        vcpu.launched = true;
         match handle_exit(vcpu, vmcs, platform) {
-            Action::Resume => vcpu.launched = true,
+            Action::Resume | Action::Preempted => {}
+            Action::Hypercall(_) => {
+                if let Err(fail) =
+                    complete_hypercall(vcpu, vmcs, hypercall_abi::Status::Denied, None)
+                {
+                    return StopReason::EntryInstruction(fail);
+                }
+            }
             Action::Stop(reason) => {
                 vcpu.uart.flush(vcpu.name, platform);
                 return reason;
             }
+        }
+    }
+}
+
+/// Runs `vcpu` until an exit needs the core: a hypercall for the core, a
+/// preemption, or a stop. Exits this crate handles (CPUID, COM1, the
+/// hypercalls `NULL` and `LOG_WRITE`) resume the guest directly.
+pub fn run_until_event<V, P, E>(vcpu: &mut Vcpu, vmcs: &mut V, platform: &mut P, mut enter: E) -> Action
+where
+    V: Vmcs,
+    P: Platform,
+    E: FnMut(&mut GuestRegisters, bool) -> Result<(), VmFail>,
+{
+    loop {
+        if let Err(fail) = enter(&mut vcpu.regs, vcpu.launched) {
+            return Action::Stop(StopReason::EntryInstruction(fail));
+        }
+        vcpu.launched = true;
+        match handle_exit(vcpu, vmcs, platform) {
+            Action::Resume => {}
+            Action::Stop(reason) => {
+                vcpu.uart.flush(vcpu.name, platform);
+                return Action::Stop(reason);
+            }
+            other => return other,
         }
     }
 }
@@ -233,5 +268,21 @@ mod tests {
         });
         assert_eq!(reason, StopReason::EntryInstruction(VmFail::Invalid));
         assert!(!vcpu.launched);
+    }
+
+    #[test]
+    fn run_until_event_returns_core_hypercalls() {
+        let mut vcpu = Vcpu::new("t");
+        let mut vmcs = FakeVmcs::default();
+        vmcs.set(fields::VM_EXIT_REASON, ExitReason::Vmcall.basic() as u64);
+        let mut platform = FakePlatform::default();
+        let mut n = 0;
+        let action = run_until_event(&mut vcpu, &mut vmcs, &mut platform, |regs, _| {
+            n += 1;
+            regs.rax = if n < 3 { 0 } else { hypercall_abi::Call::Yield as u64 };
+            Ok(())
+        });
+        assert_eq!(action, Action::Hypercall(hypercall_abi::Call::Yield));
+        assert_eq!(n, 3);
     }
 }

@@ -1,0 +1,272 @@
+//! The TOML front end used by `cargo xtask` (feature `std`).
+
+use std::fmt;
+use std::string::{String, ToString};
+use std::vec::Vec;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::{
+    validate, ChannelSpec, DomainSpec, Manifest, ManifestError, Name, PortRange, MAX_CHANNELS,
+    MAX_DOMAINS, NAME_CAPACITY,
+};
+
+/// Why a TOML manifest was rejected.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TomlError {
+    /// The text is not TOML or does not have the manifest's shape (unknown or
+    /// missing key, wrong type, integer out of range). The message is toml's
+    /// own and names the line and key.
+    Parse(String),
+    /// More `[[domain]]` or `[[channel]]` tables than a manifest holds.
+    TooMany {
+        /// `"domain"` or `"channel"`.
+        table: &'static str,
+        /// How many are allowed.
+        max: usize,
+        /// How many were given.
+        found: usize,
+    },
+    /// A value does not fit the manifest: a string longer than its capacity,
+    /// too many list items, or an `io_ports` item that is not a port or range.
+    Value {
+        /// 1-based line of the value in the TOML text.
+        line: usize,
+        /// `"domain"` or `"channel"`.
+        table: &'static str,
+        /// Index of the table among those of its kind.
+        index: usize,
+        /// The key, with the item index for lists (`io_ports[1]`).
+        key: String,
+        /// What is wrong.
+        problem: String,
+    },
+    /// The manifest was read but breaks a rule of [`validate`].
+    Invalid(ManifestError),
+}
+
+impl fmt::Display for TomlError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TomlError::Parse(msg) => write!(f, "{}", msg.trim_end()),
+            TomlError::TooMany { table, max, found } => write!(
+                f,
+                "{found} [[{table}]] tables given; at most {max} are allowed"
+            ),
+            TomlError::Value {
+                line,
+                table,
+                index,
+                key,
+                problem,
+            } => write!(f, "line {line}: {table} {index}, key {key}: {problem}"),
+            TomlError::Invalid(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for TomlError {}
+
+impl From<ManifestError> for TomlError {
+    fn from(e: ManifestError) -> Self {
+        TomlError::Invalid(e)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TomlManifest {
+    #[serde(default)]
+    domain: Vec<TomlDomain>,
+    #[serde(default)]
+    channel: Vec<TomlChannel>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TomlDomain {
+    name: Spanned<String>,
+    image: Spanned<String>,
+    memory_kib: u32,
+    priority: u8,
+    #[serde(default)]
+    io_ports: Spanned<Vec<Spanned<String>>>,
+    #[serde(default)]
+    control: Spanned<Vec<Spanned<String>>>,
+    #[serde(default)]
+    restart: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TomlChannel {
+    name: Spanned<String>,
+    a: Spanned<String>,
+    b: Spanned<String>,
+    pages: u8,
+    a_gpa: u64,
+    b_gpa: u64,
+}
+
+/// Where values come from, for error messages.
+struct Ctx<'t> {
+    text: &'t str,
+    table: &'static str,
+    index: usize,
+}
+
+impl Ctx<'_> {
+    fn error<T>(&self, at: &Spanned<T>, key: String, problem: String) -> TomlError {
+        let start = at.span().start.min(self.text.len());
+        let line = 1 + self.text.as_bytes()[..start]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count();
+        TomlError::Value {
+            line,
+            table: self.table,
+            index: self.index,
+            key,
+            problem,
+        }
+    }
+
+    fn name(&self, key: &str, value: &Spanned<String>) -> Result<Name, TomlError> {
+        Name::try_from(value.get_ref().as_str()).map_err(|_| {
+            self.error(
+                value,
+                key.to_string(),
+                format!(
+                    "{:?} is longer than {NAME_CAPACITY} bytes",
+                    value.get_ref()
+                ),
+            )
+        })
+    }
+
+    fn list<T, const N: usize>(
+        &self,
+        key: &str,
+        items: &Spanned<Vec<Spanned<String>>>,
+        mut convert: impl FnMut(String, &Spanned<String>) -> Result<T, TomlError>,
+    ) -> Result<heapless::Vec<T, N>, TomlError> {
+        let mut out = heapless::Vec::new();
+        for (i, item) in items.get_ref().iter().enumerate() {
+            let value = convert(format!("{key}[{i}]"), item)?;
+            if out.push(value).is_err() {
+                return Err(self.error(
+                    items,
+                    key.to_string(),
+                    format!("{} items given; at most {N} are allowed", items.get_ref().len()),
+                ));
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn parse_port(s: &str) -> Option<u16> {
+    let s = s.trim();
+    match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(hex) => u16::from_str_radix(hex, 16).ok(),
+        None => s.parse().ok(),
+    }
+}
+
+fn parse_range(s: &str) -> Option<PortRange> {
+    match s.split_once('-') {
+        Some((first, last)) => Some(PortRange {
+            first: parse_port(first)?,
+            last: parse_port(last)?,
+        }),
+        None => parse_port(s).map(|p| PortRange { first: p, last: p }),
+    }
+}
+
+fn convert_domain(ctx: &Ctx<'_>, d: &TomlDomain) -> Result<DomainSpec, TomlError> {
+    Ok(DomainSpec {
+        name: ctx.name("name", &d.name)?,
+        image: ctx.name("image", &d.image)?,
+        memory_kib: d.memory_kib,
+        priority: d.priority,
+        io_ports: ctx.list("io_ports", &d.io_ports, |key, item| {
+            parse_range(item.get_ref()).ok_or_else(|| {
+                ctx.error(
+                    item,
+                    key,
+                    format!(
+                        "{:?} is not a port or port range (\"0x3f8\", \"0x3f8-0x3ff\")",
+                        item.get_ref()
+                    ),
+                )
+            })
+        })?,
+        control: ctx.list("control", &d.control, |key, item| ctx.name(&key, item))?,
+        restart: d.restart,
+    })
+}
+
+fn convert_channel(ctx: &Ctx<'_>, c: &TomlChannel) -> Result<ChannelSpec, TomlError> {
+    Ok(ChannelSpec {
+        name: ctx.name("name", &c.name)?,
+        a: ctx.name("a", &c.a)?,
+        b: ctx.name("b", &c.b)?,
+        pages: c.pages,
+        a_gpa: c.a_gpa,
+        b_gpa: c.b_gpa,
+    })
+}
+
+/// Reads a manifest from TOML text and validates it.
+///
+/// The text has `[[domain]]` tables (keys `name`, `image`, `memory_kib`,
+/// `priority`, and optional `io_ports`, `control`, `restart`) and
+/// `[[channel]]` tables (keys `name`, `a`, `b`, `pages`, `a_gpa`, `b_gpa`);
+/// unknown keys are errors. See `docs/MANIFEST.md`.
+pub fn from_toml(text: &str) -> Result<Manifest, TomlError> {
+    let raw: TomlManifest = toml::from_str(text).map_err(|e| TomlError::Parse(e.to_string()))?;
+    let mut m = Manifest::new();
+    for (index, d) in raw.domain.iter().enumerate() {
+        let ctx = Ctx {
+            text,
+            table: "domain",
+            index,
+        };
+        if m.domains.push(convert_domain(&ctx, d)?).is_err() {
+            return Err(TomlError::TooMany {
+                table: "domain",
+                max: MAX_DOMAINS,
+                found: raw.domain.len(),
+            });
+        }
+    }
+    for (index, c) in raw.channel.iter().enumerate() {
+        let ctx = Ctx {
+            text,
+            table: "channel",
+            index,
+        };
+        if m.channels.push(convert_channel(&ctx, c)?).is_err() {
+            return Err(TomlError::TooMany {
+                table: "channel",
+                max: MAX_CHANNELS,
+                found: raw.channel.len(),
+            });
+        }
+    }
+    validate(&m)?;
+    Ok(m)
+}
+
+/// Encodes a manifest for the core (the bytes of the boot module).
+///
+/// Does not validate `m`; [`from_toml`] already has.
+pub fn to_bytes(m: &Manifest) -> Vec<u8> {
+    let mut buf = [0u8; crate::MAX_ENCODED_LEN];
+    match crate::encode(m, &mut buf) {
+        Ok(bytes) => bytes.to_vec(),
+        // MAX_ENCODED_LEN bounds every manifest's encoding (tested).
+        Err(_) => unreachable!("MAX_ENCODED_LEN is too small"),
+    }
+}

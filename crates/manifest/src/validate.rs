@@ -1,0 +1,163 @@
+//! The manifest's validation rules.
+
+use crate::{
+    ChannelSpec, DomainSpec, End, Manifest, ManifestError, Name, Problem, GPA_LIMIT, MAGIC,
+    MAX_CHANNEL_PAGES, MAX_MEMORY_KIB, MAX_PRIORITY, PAGE_SIZE, VERSION,
+};
+
+/// Checks every rule of the manifest and returns the first violation.
+///
+/// Checks, in order: magic and version; at least one domain; then each
+/// domain (name non-empty, only `[a-z0-9_-]`, unique; image non-empty;
+/// `memory_kib` a positive multiple of 4 and at most 1 GiB; priority at most
+/// 7; port ranges not reversed and not sharing a port with an earlier
+/// domain; `control` entries naming other existing domains, each once); then
+/// each channel (name rules as for domains; `a` and `b` existing, different
+/// domains; `pages` in 1..=16; both addresses non-zero, page-aligned and with
+/// `gpa + pages * 4096 <= 1 << 39`). Never panics, never allocates.
+pub fn validate(m: &Manifest) -> Result<(), ManifestError> {
+    if m.magic != MAGIC {
+        return Err(ManifestError::BadMagic { found: m.magic });
+    }
+    if m.version != VERSION {
+        return Err(ManifestError::BadVersion { found: m.version });
+    }
+    if m.domains.is_empty() {
+        return Err(ManifestError::NoDomains);
+    }
+    for (index, d) in m.domains.iter().enumerate() {
+        check_domain(m, index, d).map_err(|problem| ManifestError::Domain {
+            index,
+            name: d.name.clone(),
+            problem,
+        })?;
+    }
+    for (index, c) in m.channels.iter().enumerate() {
+        check_channel(m, index, c).map_err(|problem| ManifestError::Channel {
+            index,
+            name: c.name.clone(),
+            problem,
+        })?;
+    }
+    Ok(())
+}
+
+fn check_name(name: &str) -> Result<(), Problem> {
+    if name.is_empty() {
+        return Err(Problem::NameEmpty);
+    }
+    match name
+        .chars()
+        .find(|&c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-'))
+    {
+        Some(found) => Err(Problem::NameInvalid { found }),
+        None => Ok(()),
+    }
+}
+
+fn domain_exists(m: &Manifest, name: &str) -> bool {
+    m.domains.iter().any(|d| d.name.as_str() == name)
+}
+
+fn check_domain(m: &Manifest, index: usize, d: &DomainSpec) -> Result<(), Problem> {
+    check_name(&d.name)?;
+    if let Some(first) = m.domains[..index].iter().position(|e| e.name == d.name) {
+        return Err(Problem::NameDuplicate { first });
+    }
+    if d.image.is_empty() {
+        return Err(Problem::ImageEmpty);
+    }
+    if d.memory_kib == 0 || d.memory_kib % 4 != 0 {
+        return Err(Problem::MemoryNotMultipleOf4 { kib: d.memory_kib });
+    }
+    if d.memory_kib > MAX_MEMORY_KIB {
+        return Err(Problem::MemoryTooLarge { kib: d.memory_kib });
+    }
+    if d.priority > MAX_PRIORITY {
+        return Err(Problem::PriorityTooHigh {
+            priority: d.priority,
+        });
+    }
+    for (i, r) in d.io_ports.iter().enumerate() {
+        if r.first > r.last {
+            return Err(Problem::PortRangeReversed {
+                index: i,
+                first: r.first,
+                last: r.last,
+            });
+        }
+    }
+    for (i, r) in d.io_ports.iter().enumerate() {
+        for (other, e) in m.domains[..index].iter().enumerate() {
+            // Earlier domains passed their own checks, so their ranges are ordered.
+            for s in e.io_ports.iter() {
+                if r.first <= s.last && s.first <= r.last {
+                    return Err(Problem::PortShared {
+                        index: i,
+                        port: r.first.max(s.first),
+                        other,
+                    });
+                }
+            }
+        }
+    }
+    for (i, target) in d.control.iter().enumerate() {
+        if *target == d.name {
+            return Err(Problem::ControlSelf { index: i });
+        }
+        if !domain_exists(m, target) {
+            return Err(Problem::ControlUnknown {
+                index: i,
+                name: target.clone(),
+            });
+        }
+        if d.control[..i].contains(target) {
+            return Err(Problem::ControlDuplicate {
+                index: i,
+                name: target.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn check_channel(m: &Manifest, index: usize, c: &ChannelSpec) -> Result<(), Problem> {
+    check_name(&c.name)?;
+    if let Some(first) = m.channels[..index].iter().position(|e| e.name == c.name) {
+        return Err(Problem::NameDuplicate { first });
+    }
+    check_end(m, End::A, &c.a)?;
+    check_end(m, End::B, &c.b)?;
+    if c.a == c.b {
+        return Err(Problem::EndsSame);
+    }
+    if c.pages == 0 || c.pages > MAX_CHANNEL_PAGES {
+        return Err(Problem::PagesOutOfRange { pages: c.pages });
+    }
+    check_gpa(End::A, c.a_gpa, c.pages)?;
+    check_gpa(End::B, c.b_gpa, c.pages)
+}
+
+fn check_end(m: &Manifest, end: End, name: &Name) -> Result<(), Problem> {
+    if domain_exists(m, name) {
+        Ok(())
+    } else {
+        Err(Problem::EndUnknown {
+            end,
+            name: name.clone(),
+        })
+    }
+}
+
+fn check_gpa(end: End, gpa: u64, pages: u8) -> Result<(), Problem> {
+    if gpa == 0 {
+        return Err(Problem::GpaZero { end });
+    }
+    if gpa % PAGE_SIZE != 0 {
+        return Err(Problem::GpaUnaligned { end, gpa });
+    }
+    match gpa.checked_add(u64::from(pages) * PAGE_SIZE) {
+        Some(limit) if limit <= GPA_LIMIT => Ok(()),
+        _ => Err(Problem::GpaOutOfRange { end, gpa, pages }),
+    }
+}

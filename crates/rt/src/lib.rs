@@ -1,0 +1,248 @@
+//! `rt` is the runtime every Bulkhead domain links: the entry point (its own
+//! stack, then the domain's `main` with its [`StartInfo`]), a typed wrapper
+//! for every hypercall returning `Result<_, Status>`, console logging through
+//! `LOG_WRITE`, and a panic handler that reports and stops the domain.
+//!
+//! It owns nothing in the core and must never assume a call succeeds: every
+//! wrapper decodes the status the core returned (an unknown status becomes
+//! [`Status::InvalidArgument`]). The one instruction that leaves the domain
+//! (`VMCALL`) and the entry stub live in the `arch` module.
+//!
+//! A domain binary uses it like this:
+//!
+//! ```ignore
+//! #![no_std]
+//! #![no_main]
+//! rt::entry!(main);
+//! fn main(info: &'static rt::StartInfo) -> u64 { rt::log!("hello from {}", info.name()); 0 }
+//! ```
+#![cfg_attr(not(test), no_std)]
+
+pub mod arch;
+
+use core::fmt::{self, Write as _};
+
+pub use hypercall_abi::{Call, DomainState, ObjectType, Rights, StartInfo, Status, SLOT_SELF};
+
+/// Turns RAX/RDX after a hypercall into a result.
+pub fn result(rax: u64, rdx: u64) -> Result<u64, Status> {
+    match Status::from_raw(rax) {
+        Some(Status::Ok) => Ok(rdx),
+        Some(err) => Err(err),
+        None => Err(Status::InvalidArgument),
+    }
+}
+
+fn call(c: Call, a0: u64, a1: u64, a2: u64, a3: u64) -> Result<u64, Status> {
+    let (rax, rdx) = arch::vmcall(c as u64, a0, a1, a2, a3);
+    result(rax, rdx)
+}
+
+/// Any hypercall number with raw arguments; returns (RAX, RDX). For tests
+/// that probe the core with values the typed wrappers would not produce.
+pub fn raw_call(number: u64, a0: u64, a1: u64, a2: u64, a3: u64) -> (u64, u64) {
+    arch::vmcall(number, a0, a1, a2, a3)
+}
+
+/// `NULL`.
+pub fn null() -> Result<(), Status> {
+    call(Call::Null, 0, 0, 0, 0).map(drop)
+}
+
+/// `LOG_WRITE` of raw bytes (at most 256).
+pub fn log_bytes(bytes: &[u8]) -> Result<(), Status> {
+    call(Call::LogWrite, bytes.as_ptr() as u64, bytes.len() as u64, 0, 0).map(drop)
+}
+
+/// `EXIT`: stops this domain with `code`.
+pub fn exit(code: u64) -> ! {
+    let _ = call(Call::Exit, code, 0, 0, 0);
+    loop {
+        arch::halt();
+    }
+}
+
+/// `YIELD`.
+pub fn yield_now() {
+    let _ = call(Call::Yield, 0, 0, 0, 0);
+}
+
+/// What `CAP_INSPECT` reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CapInfo {
+    /// The object's type.
+    pub kind: Option<ObjectType>,
+    /// The rights held.
+    pub rights: Rights,
+    /// The object's index in its table.
+    pub index: u32,
+}
+
+/// `CAP_INSPECT`.
+pub fn cap_inspect(slot: u64) -> Result<CapInfo, Status> {
+    let v = call(Call::CapInspect, slot, 0, 0, 0)?;
+    Ok(CapInfo {
+        kind: ObjectType::from_raw(v & 0xff),
+        rights: Rights::from_bits_truncate((v >> 8) as u8),
+        index: (v >> 32) as u32,
+    })
+}
+
+/// `CAP_DERIVE`: a copy with `rights`; returns the new slot.
+pub fn cap_derive(slot: u64, rights: Rights) -> Result<u64, Status> {
+    call(Call::CapDerive, slot, rights.bits() as u64, 0, 0)
+}
+
+/// `CAP_DELETE`.
+pub fn cap_delete(slot: u64) -> Result<(), Status> {
+    call(Call::CapDelete, slot, 0, 0, 0).map(drop)
+}
+
+/// `CAP_GRANT`: sends a copy of `slot` with `rights` to the peer of
+/// `channel`; returns the slot it arrived in on the peer's side.
+pub fn cap_grant(channel: u64, slot: u64, rights: Rights) -> Result<u64, Status> {
+    call(Call::CapGrant, channel, slot, rights.bits() as u64, 0)
+}
+
+/// `MEM_SPLIT`: returns the slot of the part from `offset` on.
+pub fn mem_split(region: u64, offset: u64) -> Result<u64, Status> {
+    call(Call::MemSplit, region, offset, 0, 0)
+}
+
+/// `MEM_MAP`: maps `region` into `domain` (or [`SLOT_SELF`]) at `gpa`.
+pub fn mem_map(domain: u64, region: u64, gpa: u64, rights: Rights) -> Result<(), Status> {
+    call(Call::MemMap, domain, region, gpa, rights.bits() as u64).map(drop)
+}
+
+/// `DOMAIN_STOP`.
+pub fn domain_stop(domain: u64) -> Result<(), Status> {
+    call(Call::DomainStop, domain, 0, 0, 0).map(drop)
+}
+
+/// `DOMAIN_DESTROY`.
+pub fn domain_destroy(domain: u64) -> Result<(), Status> {
+    call(Call::DomainDestroy, domain, 0, 0, 0).map(drop)
+}
+
+/// `DOMAIN_STATUS`.
+pub fn domain_status(domain: u64) -> Result<Option<DomainState>, Status> {
+    let v = call(Call::DomainStatus, domain, 0, 0, 0)?;
+    Ok(match v {
+        1 => Some(DomainState::Running),
+        2 => Some(DomainState::Blocked),
+        3 => Some(DomainState::Stopped),
+        _ => None,
+    })
+}
+
+/// `CHANNEL_NOTIFY`.
+pub fn channel_notify(channel: u64) -> Result<(), Status> {
+    call(Call::ChannelNotify, channel, 0, 0, 0).map(drop)
+}
+
+/// `CHANNEL_WAIT` with a timeout in TSC ticks (`u64::MAX`: forever).
+pub fn channel_wait(channel: u64, timeout: u64) -> Result<(), Status> {
+    call(Call::ChannelWait, channel, timeout, 0, 0).map(drop)
+}
+
+/// `SLEEP` for `ticks` TSC ticks.
+pub fn sleep(ticks: u64) {
+    let _ = call(Call::Sleep, ticks, 0, 0, 0);
+}
+
+/// The time-stamp counter.
+pub fn now() -> u64 {
+    arch::rdtsc()
+}
+
+/// A line being formatted for the console (longer lines are cut at 200).
+pub struct Line {
+    bytes: [u8; 200],
+    len: usize,
+}
+
+impl Line {
+    /// An empty line.
+    pub const fn new() -> Line {
+        Line {
+            bytes: [0; 200],
+            len: 0,
+        }
+    }
+
+    /// The bytes so far.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
+impl Default for Line {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Write for Line {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let n = s.len().min(self.bytes.len() - self.len);
+        self.bytes[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
+        self.len += n;
+        Ok(())
+    }
+}
+
+/// Formats and prints one line through `LOG_WRITE`.
+pub fn log_fmt(args: fmt::Arguments<'_>) {
+    let mut line = Line::new();
+    let _ = line.write_fmt(args);
+    let _ = log_bytes(line.as_bytes());
+}
+
+/// `log!("...", args)`: one console line, prefixed by the core with the
+/// domain's name.
+#[macro_export]
+macro_rules! log {
+    ($($t:tt)*) => { $crate::log_fmt(format_args!($($t)*)) };
+}
+
+/// Declares the domain's `main(info: &'static StartInfo) -> u64`; its return
+/// value becomes the exit code.
+#[macro_export]
+macro_rules! entry {
+    ($main:path) => {
+        #[unsafe(no_mangle)]
+        extern "C" fn rt_domain_main(info: &'static $crate::StartInfo) -> ! {
+            let f: fn(&'static $crate::StartInfo) -> u64 = $main;
+            $crate::exit(f(info))
+        }
+    };
+}
+
+/// Reports a panic and stops the domain with exit code 255.
+#[cfg(target_os = "none")]
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    log_fmt(format_args!("panic: {info}"));
+    exit(255)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_decode_and_unknown_ones_are_errors() {
+        assert_eq!(result(0, 42), Ok(42));
+        assert_eq!(result(Status::EmptySlot.raw(), 0), Err(Status::EmptySlot));
+        assert_eq!(result(9999, 0), Err(Status::InvalidArgument));
+    }
+
+    #[test]
+    fn lines_are_bounded() {
+        let mut l = Line::new();
+        for _ in 0..100 {
+            let _ = l.write_str("abcdef");
+        }
+        assert_eq!(l.as_bytes().len(), 200);
+    }
+}

@@ -1,0 +1,16 @@
+//! Spins forever at low priority.
+#![cfg_attr(target_os = "none", no_std, no_main)]
+#[cfg(not(target_os = "none"))]
+fn main() {}
+
+#[cfg(target_os = "none")]
+mod domain {
+    rt::entry!(main);
+
+    fn main(_: &'static rt::StartInfo) -> u64 {
+        rt::log!("spinning");
+        loop {
+            core::hint::spin_loop();
+        }
+    }
+}
