@@ -18,6 +18,8 @@
 mod cmdline;
 #[cfg_attr(not(target_os = "none"), allow(dead_code))]
 mod frames;
+#[cfg_attr(not(target_os = "none"), allow(dead_code))]
+mod system;
 
 #[cfg(target_os = "none")]
 mod arch;

@@ -267,10 +267,9 @@ impl fmt::Display for ManifestError {
             ManifestError::TrailingBytes { count } => {
                 write!(f, "{count} bytes left after the encoded manifest")
             }
-            ManifestError::BadMagic { found } => write!(
-                f,
-                "magic {found:02x?} is not {MAGIC:02x?} (\"BHMF\")"
-            ),
+            ManifestError::BadMagic { found } => {
+                write!(f, "magic {found:02x?} is not {MAGIC:02x?} (\"BHMF\")")
+            }
             ManifestError::BadVersion { found } => {
                 write!(f, "version {found} is not supported (expected {VERSION})")
             }

@@ -13,7 +13,7 @@
 //! before it is returned), never panic on any input, and never allocate in
 //! the no_std path: all wire types are fixed-capacity `heapless` containers,
 //! so a decoded [`Manifest`] lives entirely on the stack or in a static
-//! (about 2.5 KiB).
+//! (about 2.2 KiB).
 #![cfg_attr(not(any(test, feature = "std")), no_std)]
 #![forbid(unsafe_code)]
 

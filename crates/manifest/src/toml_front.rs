@@ -91,9 +91,9 @@ struct TomlDomain {
     memory_kib: u32,
     priority: u8,
     #[serde(default)]
-    io_ports: Spanned<Vec<Spanned<String>>>,
+    io_ports: Option<Spanned<Vec<Spanned<String>>>>,
     #[serde(default)]
-    control: Spanned<Vec<Spanned<String>>>,
+    control: Option<Spanned<Vec<Spanned<String>>>>,
     #[serde(default)]
     restart: bool,
 }
@@ -137,10 +137,7 @@ impl Ctx<'_> {
             self.error(
                 value,
                 key.to_string(),
-                format!(
-                    "{:?} is longer than {NAME_CAPACITY} bytes",
-                    value.get_ref()
-                ),
+                format!("{:?} is longer than {NAME_CAPACITY} bytes", value.get_ref()),
             )
         })
     }
@@ -148,17 +145,23 @@ impl Ctx<'_> {
     fn list<T, const N: usize>(
         &self,
         key: &str,
-        items: &Spanned<Vec<Spanned<String>>>,
+        items: &Option<Spanned<Vec<Spanned<String>>>>,
         mut convert: impl FnMut(String, &Spanned<String>) -> Result<T, TomlError>,
     ) -> Result<heapless::Vec<T, N>, TomlError> {
         let mut out = heapless::Vec::new();
+        let Some(items) = items else {
+            return Ok(out);
+        };
         for (i, item) in items.get_ref().iter().enumerate() {
             let value = convert(format!("{key}[{i}]"), item)?;
             if out.push(value).is_err() {
                 return Err(self.error(
                     items,
                     key.to_string(),
-                    format!("{} items given; at most {N} are allowed", items.get_ref().len()),
+                    format!(
+                        "{} items given; at most {N} are allowed",
+                        items.get_ref().len()
+                    ),
                 ));
             }
         }

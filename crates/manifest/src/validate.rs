@@ -67,7 +67,7 @@ fn check_domain(m: &Manifest, index: usize, d: &DomainSpec) -> Result<(), Proble
     if d.image.is_empty() {
         return Err(Problem::ImageEmpty);
     }
-    if d.memory_kib == 0 || d.memory_kib % 4 != 0 {
+    if d.memory_kib == 0 || !d.memory_kib.is_multiple_of(4) {
         return Err(Problem::MemoryNotMultipleOf4 { kib: d.memory_kib });
     }
     if d.memory_kib > MAX_MEMORY_KIB {
@@ -153,7 +153,7 @@ fn check_gpa(end: End, gpa: u64, pages: u8) -> Result<(), Problem> {
     if gpa == 0 {
         return Err(Problem::GpaZero { end });
     }
-    if gpa % PAGE_SIZE != 0 {
+    if !gpa.is_multiple_of(PAGE_SIZE) {
         return Err(Problem::GpaUnaligned { end, gpa });
     }
     match gpa.checked_add(u64::from(pages) * PAGE_SIZE) {

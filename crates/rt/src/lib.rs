@@ -51,7 +51,14 @@ pub fn null() -> Result<(), Status> {
 
 /// `LOG_WRITE` of raw bytes (at most 256).
 pub fn log_bytes(bytes: &[u8]) -> Result<(), Status> {
-    call(Call::LogWrite, bytes.as_ptr() as u64, bytes.len() as u64, 0, 0).map(drop)
+    call(
+        Call::LogWrite,
+        bytes.as_ptr() as u64,
+        bytes.len() as u64,
+        0,
+        0,
+    )
+    .map(drop)
 }
 
 /// `EXIT`: stops this domain with `code`.

@@ -621,7 +621,11 @@ mod tests {
             handle_exit(&mut vcpu, &mut vmcs, &mut p),
             Action::Hypercall(Call::ChannelNotify)
         );
-        assert_eq!(vmcs.get(fields::GUEST_RIP), 0x20_0000, "RIP moves only on completion");
+        assert_eq!(
+            vmcs.get(fields::GUEST_RIP),
+            0x20_0000,
+            "RIP moves only on completion"
+        );
         complete_hypercall(&mut vcpu, &mut vmcs, Status::EmptySlot, Some(9)).unwrap();
         assert_eq!((vcpu.regs.rax, vcpu.regs.rdx), (Status::EmptySlot.raw(), 9));
         assert_eq!(vmcs.get(fields::GUEST_RIP), 0x20_0002);

@@ -134,7 +134,12 @@ where
 /// Runs `vcpu` until an exit needs the core: a hypercall for the core, a
 /// preemption, or a stop. Exits this crate handles (CPUID, COM1, the
 /// hypercalls `NULL` and `LOG_WRITE`) resume the guest directly.
-pub fn run_until_event<V, P, E>(vcpu: &mut Vcpu, vmcs: &mut V, platform: &mut P, mut enter: E) -> Action
+pub fn run_until_event<V, P, E>(
+    vcpu: &mut Vcpu,
+    vmcs: &mut V,
+    platform: &mut P,
+    mut enter: E,
+) -> Action
 where
     V: Vmcs,
     P: Platform,
@@ -279,7 +284,11 @@ mod tests {
         let mut n = 0;
         let action = run_until_event(&mut vcpu, &mut vmcs, &mut platform, |regs, _| {
             n += 1;
-            regs.rax = if n < 3 { 0 } else { hypercall_abi::Call::Yield as u64 };
+            regs.rax = if n < 3 {
+                0
+            } else {
+                hypercall_abi::Call::Yield as u64
+            };
             Ok(())
         });
         assert_eq!(action, Action::Hypercall(hypercall_abi::Call::Yield));

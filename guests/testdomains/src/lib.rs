@@ -35,7 +35,10 @@ pub struct Text {
 impl Text {
     /// Formats `args`.
     pub fn new(args: core::fmt::Arguments<'_>) -> Text {
-        let mut t = Text { buf: [0; 64], len: 0 };
+        let mut t = Text {
+            buf: [0; 64],
+            len: 0,
+        };
         let _ = core::fmt::Write::write_fmt(&mut t, args);
         t
     }

@@ -571,7 +571,6 @@ fn check_contained(image: &[u8]) -> Result<(), TestCaseError> {
     match result {
         Err(_) => prop_assert!(mem.iter().all(|&b| b == FILL)),
         Ok(l) => {
-            eprintln!("OKCASE");
             prop_assert!(l.lowest >= BASE && l.lowest <= l.highest);
             prop_assert!(l.highest <= BASE + MEM as u64);
             let lo = usize::try_from(l.lowest - BASE).unwrap();

@@ -49,9 +49,21 @@ mod domain {
         let decoy = info.find("decoy").map(|s| s.slot as u64);
         let mem_bytes = info.memory_bytes;
 
-        report("forged slot 9999", rt::cap_inspect(9999).map(|_| 0), Status::InvalidSlot);
-        report("forged slot 2^63", rt::cap_inspect(1 << 63).map(|_| 0), Status::InvalidSlot);
-        report("empty slot 20", rt::cap_inspect(20).map(|_| 0), Status::EmptySlot);
+        report(
+            "forged slot 9999",
+            rt::cap_inspect(9999).map(|_| 0),
+            Status::InvalidSlot,
+        );
+        report(
+            "forged slot 2^63",
+            rt::cap_inspect(1 << 63).map(|_| 0),
+            Status::InvalidSlot,
+        );
+        report(
+            "empty slot 20",
+            rt::cap_inspect(20).map(|_| 0),
+            Status::EmptySlot,
+        );
         report(
             "map memory through an empty slot",
             rt::mem_map(SLOT_SELF, 21, 0x2000_0000, Rights::READ).map(|_| 0),
@@ -100,7 +112,11 @@ mod domain {
                 Status::StaleCapability,
             );
         }
-        report("unknown hypercall 999", rt::result(rt::raw_call(999, 0, 0, 0, 0).0, 0), Status::UnknownCall);
+        report(
+            "unknown hypercall 999",
+            rt::result(rt::raw_call(999, 0, 0, 0, 0).0, 0),
+            Status::UnknownCall,
+        );
         let guess = 0x3000_0000u64;
         rt::log!("attempt: read guessed guest-physical address {guess:#x} directly");
         let v = arch::read_u8(guess);

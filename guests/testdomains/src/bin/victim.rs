@@ -13,7 +13,10 @@ mod domain {
 
     fn main(_: &'static rt::StartInfo) -> u64 {
         SECRET.store(VALUE, Ordering::SeqCst);
-        rt::log!("secret stored at guest-physical {:#x}", SECRET.as_ptr() as u64);
+        rt::log!(
+            "secret stored at guest-physical {:#x}",
+            SECRET.as_ptr() as u64
+        );
         for _ in 0..4 {
             rt::sleep(4_000_000);
         }

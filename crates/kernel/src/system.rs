@@ -1,0 +1,889 @@
+//! The core's objects and the hypercalls that act on them: domains, memory
+//! regions, channels and I/O port ranges in fixed, bounded tables, one
+//! capability space per domain, and the scheduler's choice of what runs.
+//!
+//! Everything here is pure: page tables go through [`ept`] over the
+//! [`Machine`]'s frame allocator, and the few effects on hardware (TLB
+//! invalidation, returning memory) are [`Machine`] calls. So every hypercall
+//! and every error it documents is unit-tested on the host. Every argument
+//! from a domain is checked before use; a table that is full answers
+//! `OutOfResources`; nothing here panics on a domain's input.
+
+use capspace::{CSpace, CapError, Capability, ObjectRef, ObjectTable};
+use ept::{Access, Ept, EptError, FrameAllocator, MemoryType};
+use hypercall_abi::{Call, DomainState, ObjectType, Rights, Status, SLOT_SELF};
+
+/// Most domains at once.
+pub const MAX_DOMAINS: usize = 8;
+/// Most memory regions at once.
+pub const MAX_REGIONS: usize = 32;
+/// Most channels at once.
+pub const MAX_CHANNELS: usize = 16;
+/// Most I/O port ranges at once.
+pub const MAX_PORTS: usize = 16;
+/// Slots in each domain's capability space.
+pub const CSPACE_SLOTS: usize = 32;
+/// Most places one region may be mapped at once.
+pub const MAX_MAPPINGS: usize = 4;
+/// Guest-physical addresses a domain can use (its paging maps 1 GiB).
+pub const DOMAIN_GPA_LIMIT: u64 = 1 << 30;
+/// Page size.
+pub const PAGE: u64 = 4096;
+
+/// What the objects need from the machine.
+pub trait Machine {
+    /// Frames for EPT tables.
+    type Frames: FrameAllocator;
+    /// The allocator EPT tables come from.
+    fn frames(&mut self) -> &mut Self::Frames;
+    /// Drops cached translations of `eptp` and `vpid` (INVEPT/INVVPID).
+    fn invalidate(&mut self, eptp: u64, vpid: u16);
+    /// Returns memory that backed a region (domain memory, channel pages).
+    fn release_memory(&mut self, hpa: u64, len: u64);
+    /// Returns a domain's hardware frames (VMCS, I/O bitmaps).
+    fn release_domain(&mut self, hw: &DomainHw);
+}
+
+/// The hardware resources of a domain, owned by the core's VMX code.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DomainHw {
+    /// The VMCS region.
+    pub vmcs: u64,
+    /// I/O bitmaps A and B.
+    pub io_bitmaps: (u64, u64),
+    /// The VPID.
+    pub vpid: u16,
+}
+
+/// Whether a domain may run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunState {
+    /// Ready to run.
+    Runnable,
+    /// Waiting for a channel notification and/or a deadline (TSC).
+    Blocked {
+        /// The channel waited on (`None` for a sleep).
+        channel: Option<ObjectRef>,
+        /// When the wait ends anyway.
+        deadline: Option<u64>,
+    },
+    /// Stopped for good (until destroyed).
+    Stopped,
+}
+
+/// A domain.
+#[derive(Debug)]
+pub struct Domain {
+    /// Its name (from the manifest).
+    pub name: &'static str,
+    /// 0 (lowest) to 7.
+    pub priority: u8,
+    /// Whether it may run.
+    pub state: RunState,
+    /// Its EPT; `None` once stopped (its memory is unmapped from it).
+    pub ept: Option<Ept>,
+    /// Its own memory region.
+    pub memory: Option<ObjectRef>,
+    /// A hypercall result to deliver when it next runs (after a wait).
+    pub pending: Option<(Status, Option<u64>)>,
+    /// Hardware resources.
+    pub hw: DomainHw,
+    /// Its vCPU.
+    pub vcpu: vcpu::Vcpu,
+    /// Hypercalls of this domain the core refused.
+    pub refused: u64,
+}
+
+/// A range of host-physical memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Region {
+    /// First byte.
+    pub hpa: u64,
+    /// Length in bytes (page multiple).
+    pub len: u64,
+    /// The domain whose memory this is (`None`: the core's, e.g. channel
+    /// pages).
+    pub owner: Option<ObjectRef>,
+    /// Where it is mapped: (domain, guest-physical address).
+    pub mappings: [Option<(ObjectRef, u64)>; MAX_MAPPINGS],
+}
+
+/// Shared pages between two domains plus a notification each way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Channel {
+    /// The two ends.
+    pub ends: [ObjectRef; 2],
+    /// The shared pages.
+    pub pages: ObjectRef,
+    /// A notification is pending for end 0 / end 1.
+    pub pending: [bool; 2],
+    /// The end has been destroyed.
+    pub gone: [bool; 2],
+}
+
+/// A range of I/O ports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ports {
+    /// First port.
+    pub first: u16,
+    /// Last port (inclusive).
+    pub last: u16,
+}
+
+/// Counters for the boot summary.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Hypercalls answered with an error status.
+    pub refused: u64,
+    /// Domains stopped for a violation (EPT, port, VMX instruction, fault).
+    pub violations: u64,
+}
+
+/// What the run loop does after a hypercall.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Complete the call now with this status and RDX value.
+    Return(Status, Option<u64>),
+    /// The caller blocked; its result is delivered when it wakes.
+    Block,
+    /// Complete with `Ok` and let others run.
+    Yield,
+    /// The caller is gone (it destroyed or stopped itself).
+    Gone,
+}
+
+/// All objects of the core.
+pub struct System {
+    /// Domains.
+    pub domains: ObjectTable<Domain, MAX_DOMAINS>,
+    /// One capability space per domain table slot.
+    pub cspaces: [CSpace<CSPACE_SLOTS>; MAX_DOMAINS],
+    /// Memory regions.
+    pub regions: ObjectTable<Region, MAX_REGIONS>,
+    /// Channels.
+    pub channels: ObjectTable<Channel, MAX_CHANNELS>,
+    /// I/O port ranges.
+    pub ports: ObjectTable<Ports, MAX_PORTS>,
+    /// Counters.
+    pub stats: Stats,
+    last_run: Option<u16>,
+}
+
+impl Default for System {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn live_in(
+    domains: &ObjectTable<Domain, MAX_DOMAINS>,
+    regions: &ObjectTable<Region, MAX_REGIONS>,
+    channels: &ObjectTable<Channel, MAX_CHANNELS>,
+    ports: &ObjectTable<Ports, MAX_PORTS>,
+    o: ObjectRef,
+) -> bool {
+    match o.kind {
+        ObjectType::Domain => domains.is_live(o),
+        ObjectType::MemRegion => regions.is_live(o),
+        ObjectType::Channel => channels.is_live(o),
+        ObjectType::IoPorts => ports.is_live(o),
+    }
+}
+
+fn st(e: CapError) -> Status {
+    e.into()
+}
+
+fn ept_status(e: EptError) -> Status {
+    match e {
+        EptError::OutOfFrames => Status::OutOfResources,
+        EptError::InvalidAccess => Status::InvalidArgument,
+        _ => Status::InvalidAddress,
+    }
+}
+
+fn access(rights: Rights) -> Access {
+    let mut a = Access::empty();
+    if rights.contains(Rights::READ) {
+        a |= Access::READ;
+    }
+    if rights.contains(Rights::WRITE) {
+        a |= Access::WRITE;
+    }
+    if rights.contains(Rights::EXECUTE) {
+        a |= Access::EXECUTE;
+    }
+    a
+}
+
+/// Rights named by a hypercall argument: only the defined bits.
+fn rights_arg(raw: u64) -> Result<Rights, Status> {
+    u8::try_from(raw)
+        .ok()
+        .and_then(Rights::from_bits)
+        .ok_or(Status::InvalidArgument)
+}
+
+impl System {
+    /// No objects.
+    pub const fn new() -> System {
+        System {
+            domains: ObjectTable::new(),
+            cspaces: [const { CSpace::new() }; MAX_DOMAINS],
+            regions: ObjectTable::new(),
+            channels: ObjectTable::new(),
+            ports: ObjectTable::new(),
+            stats: Stats {
+                refused: 0,
+                violations: 0,
+            },
+            last_run: None,
+        }
+    }
+
+    /// Whether `o` names a live object.
+    pub fn is_live(&self, o: ObjectRef) -> bool {
+        live_in(&self.domains, &self.regions, &self.channels, &self.ports, o)
+    }
+
+    // ----- creation (boot, from the manifest) -----
+
+    /// Creates a stopped-until-started domain owning `memory` (host-physical
+    /// `(hpa, len)`) mapped RWX at guest-physical 0. Returns the domain and
+    /// the slot of its memory capability.
+    pub fn create_domain<M: Machine>(
+        &mut self,
+        m: &mut M,
+        name: &'static str,
+        priority: u8,
+        memory: (u64, u64),
+        hw: DomainHw,
+    ) -> Result<(ObjectRef, u16), Status> {
+        let ept = Ept::new(m.frames()).map_err(ept_status)?;
+        let domain = Domain {
+            name,
+            priority: priority.min(7),
+            state: RunState::Runnable,
+            ept: Some(ept),
+            memory: None,
+            pending: None,
+            hw,
+            vcpu: vcpu::Vcpu::new(name),
+            refused: 0,
+        };
+        let d = match self.domains.allocate(ObjectType::Domain, domain) {
+            Ok(d) => d,
+            Err(e) => {
+                // The table is full: the EPT inside the refused value is
+                // dropped with it; allocate a fresh one only on success.
+                return Err(st(e));
+            }
+        };
+        self.cspaces[d.index as usize] = CSpace::new();
+        let region = Region {
+            hpa: memory.0,
+            len: memory.1,
+            owner: Some(d),
+            mappings: [None; MAX_MAPPINGS],
+        };
+        let r = match self.regions.allocate(ObjectType::MemRegion, region) {
+            Ok(r) => r,
+            Err(e) => {
+                self.discard_domain(m, d);
+                return Err(st(e));
+            }
+        };
+        if let Some(dom) = self.domains.get_mut(d) {
+            dom.memory = Some(r);
+        }
+        if let Err(s) = self.map_region(m, d, r, 0, Rights::READ | Rights::WRITE | Rights::EXECUTE)
+        {
+            self.regions.remove(r);
+            self.discard_domain(m, d);
+            return Err(s);
+        }
+        let rights = Rights::READ | Rights::WRITE | Rights::EXECUTE | Rights::MAP | Rights::GRANT;
+        let slot = self.cspaces[d.index as usize]
+            .insert(Capability::new(r, rights))
+            .map_err(st)?;
+        Ok((d, slot))
+    }
+
+    fn discard_domain<M: Machine>(&mut self, m: &mut M, d: ObjectRef) {
+        if let Some(mut dom) = self.domains.remove(d) {
+            if let Some(ept) = dom.ept.take() {
+                ept.destroy(m.frames());
+            }
+        }
+    }
+
+    /// Creates a channel over `pages` (host-physical `(hpa, len)`) between
+    /// `a` and `b`, mapped read/write at `gpa_a` in `a` and `gpa_b` in `b`.
+    /// Returns the slots of the two ends' capabilities.
+    pub fn create_channel<M: Machine>(
+        &mut self,
+        m: &mut M,
+        a: ObjectRef,
+        b: ObjectRef,
+        pages: (u64, u64),
+        gpa_a: u64,
+        gpa_b: u64,
+    ) -> Result<(ObjectRef, u16, u16), Status> {
+        if a == b || !self.domains.is_live(a) || !self.domains.is_live(b) {
+            return Err(Status::InvalidArgument);
+        }
+        let region = Region {
+            hpa: pages.0,
+            len: pages.1,
+            owner: None,
+            mappings: [None; MAX_MAPPINGS],
+        };
+        let r = self
+            .regions
+            .allocate(ObjectType::MemRegion, region)
+            .map_err(st)?;
+        let rw = Rights::READ | Rights::WRITE;
+        if let Err(s) = self.map_region(m, a, r, gpa_a, rw) {
+            self.regions.remove(r);
+            return Err(s);
+        }
+        if let Err(s) = self.map_region(m, b, r, gpa_b, rw) {
+            self.unmap_region_everywhere(m, r);
+            self.regions.remove(r);
+            return Err(s);
+        }
+        let channel = Channel {
+            ends: [a, b],
+            pages: r,
+            pending: [false; 2],
+            gone: [false; 2],
+        };
+        let c = self
+            .channels
+            .allocate(ObjectType::Channel, channel)
+            .map_err(st)?;
+        let rights = Rights::READ | Rights::WRITE | Rights::GRANT;
+        let sa = self.cspaces[a.index as usize]
+            .insert(Capability::new(c, rights))
+            .map_err(st)?;
+        let sb = self.cspaces[b.index as usize]
+            .insert(Capability::new(c, rights))
+            .map_err(st)?;
+        Ok((c, sa, sb))
+    }
+
+    /// Gives `holder` a capability with `rights` on domain `target`.
+    pub fn grant_domain(
+        &mut self,
+        holder: ObjectRef,
+        target: ObjectRef,
+        rights: Rights,
+    ) -> Result<u16, Status> {
+        if !self.domains.is_live(holder) || !self.domains.is_live(target) {
+            return Err(Status::InvalidArgument);
+        }
+        self.cspaces[holder.index as usize]
+            .insert(Capability::new(target, rights))
+            .map_err(st)
+    }
+
+    /// Gives `holder` an I/O port range.
+    pub fn grant_ports(&mut self, holder: ObjectRef, first: u16, last: u16) -> Result<u16, Status> {
+        if first > last || !self.domains.is_live(holder) {
+            return Err(Status::InvalidArgument);
+        }
+        let p = self
+            .ports
+            .allocate(ObjectType::IoPorts, Ports { first, last })
+            .map_err(st)?;
+        self.cspaces[holder.index as usize]
+            .insert(Capability::new(p, Rights::READ | Rights::WRITE))
+            .map_err(st)
+    }
+
+    /// The port ranges `d` holds capabilities for.
+    pub fn ports_of(&self, d: ObjectRef) -> impl Iterator<Item = Ports> + '_ {
+        let cs = self.cspaces.get(d.index as usize);
+        cs.into_iter()
+            .flat_map(|cs| cs.iter())
+            .filter(|(_, c)| c.object.kind == ObjectType::IoPorts)
+            .filter_map(|(_, c)| self.ports.get(c.object).copied())
+    }
+
+    fn map_region<M: Machine>(
+        &mut self,
+        m: &mut M,
+        d: ObjectRef,
+        r: ObjectRef,
+        gpa: u64,
+        rights: Rights,
+    ) -> Result<(), Status> {
+        let region = *self.regions.get(r).ok_or(Status::StaleCapability)?;
+        let end = gpa.checked_add(region.len).ok_or(Status::InvalidAddress)?;
+        if gpa % PAGE != 0 || end > DOMAIN_GPA_LIMIT {
+            return Err(Status::InvalidAddress);
+        }
+        let Some(free) = region.mappings.iter().position(Option::is_none) else {
+            return Err(Status::OutOfResources);
+        };
+        let dom = self.domains.get_mut(d).ok_or(Status::StaleCapability)?;
+        let ept = dom.ept.as_mut().ok_or(Status::Denied)?;
+        ept.map_range(
+            m.frames(),
+            gpa,
+            region.hpa,
+            region.len,
+            access(rights),
+            MemoryType::WriteBack,
+        )
+        .map_err(ept_status)?;
+        if let Some(reg) = self.regions.get_mut(r) {
+            reg.mappings[free] = Some((d, gpa));
+        }
+        Ok(())
+    }
+
+    fn unmap_region_everywhere<M: Machine>(&mut self, m: &mut M, r: ObjectRef) {
+        let Some(region) = self.regions.get(r).copied() else {
+            return;
+        };
+        for (d, gpa) in region.mappings.iter().flatten() {
+            if let Some(dom) = self.domains.get_mut(*d) {
+                if let Some(ept) = dom.ept.as_mut() {
+                    let _ = ept.unmap_range(m.frames(), *gpa, region.len);
+                    m.invalidate(ept.eptp(false), dom.hw.vpid);
+                }
+            }
+        }
+        if let Some(reg) = self.regions.get_mut(r) {
+            reg.mappings = [None; MAX_MAPPINGS];
+        }
+    }
+
+    // ----- life cycle -----
+
+    /// Stops `d`: it never runs again, its EPT is torn down (so all memory
+    /// is unmapped from it) and cached translations are dropped. Peers
+    /// blocked on a channel with it are woken with `Denied`.
+    pub fn stop_domain<M: Machine>(&mut self, m: &mut M, d: ObjectRef) {
+        let Some(dom) = self.domains.get_mut(d) else {
+            return;
+        };
+        dom.state = RunState::Stopped;
+        let vpid = dom.hw.vpid;
+        if let Some(ept) = dom.ept.take() {
+            let eptp = ept.eptp(false);
+            ept.destroy(m.frames());
+            m.invalidate(eptp, vpid);
+        }
+        for (_, region) in self.regions.iter_mut() {
+            for mapping in region.mappings.iter_mut() {
+                if mapping.is_some_and(|(md, _)| md == d) {
+                    *mapping = None;
+                }
+            }
+        }
+        let mut wake = [None; MAX_CHANNELS];
+        for (i, (c, ch)) in self.channels.iter().enumerate() {
+            if let Some(e) = ch.ends.iter().position(|&x| x == d) {
+                wake[i] = Some((c, ch.ends[1 - e]));
+            }
+        }
+        for (c, peer) in wake.into_iter().flatten() {
+            if let Some(p) = self.domains.get_mut(peer) {
+                if p.state
+                    == (RunState::Blocked {
+                        channel: Some(c),
+                        deadline: match p.state {
+                            RunState::Blocked { deadline, .. } => deadline,
+                            _ => None,
+                        },
+                    })
+                {
+                    p.state = RunState::Runnable;
+                    p.pending = Some((Status::Denied, None));
+                }
+            }
+        }
+    }
+
+    /// Destroys `d`: stops it, frees its memory (unmapping it from every
+    /// domain it was shared with), its hardware frames, and its table slot;
+    /// every capability naming it becomes stale.
+    pub fn destroy_domain<M: Machine>(&mut self, m: &mut M, d: ObjectRef) {
+        if !self.domains.is_live(d) {
+            return;
+        }
+        self.stop_domain(m, d);
+        let mut owned = [None; MAX_REGIONS];
+        for (i, (r, region)) in self.regions.iter().enumerate() {
+            if region.owner == Some(d) {
+                owned[i] = Some(r);
+            }
+        }
+        for r in owned.into_iter().flatten() {
+            self.unmap_region_everywhere(m, r);
+            if let Some(region) = self.regions.remove(r) {
+                m.release_memory(region.hpa, region.len);
+            }
+        }
+        let mut dead_channels = [None; MAX_CHANNELS];
+        for (i, (c, ch)) in self.channels.iter_mut().enumerate() {
+            if let Some(e) = ch.ends.iter().position(|&x| x == d) {
+                ch.gone[e] = true;
+                if ch.gone == [true, true] {
+                    dead_channels[i] = Some((c, ch.pages));
+                }
+            }
+        }
+        for (c, pages) in dead_channels.into_iter().flatten() {
+            self.channels.remove(c);
+            self.unmap_region_everywhere(m, pages);
+            if let Some(region) = self.regions.remove(pages) {
+                m.release_memory(region.hpa, region.len);
+            }
+        }
+        if let Some(dom) = self.domains.remove(d) {
+            m.release_domain(&dom.hw);
+        }
+        self.cspaces[d.index as usize] = CSpace::new();
+    }
+
+    // ----- scheduling -----
+
+    /// Wakes every blocked domain whose deadline is at or before `now`.
+    pub fn wake_expired(&mut self, now: u64) {
+        for (_, dom) in self.domains.iter_mut() {
+            if let RunState::Blocked {
+                channel,
+                deadline: Some(t),
+            } = dom.state
+            {
+                if t <= now {
+                    dom.state = RunState::Runnable;
+                    let status = if channel.is_some() {
+                        Status::TimedOut
+                    } else {
+                        Status::Ok
+                    };
+                    dom.pending = Some((status, None));
+                }
+            }
+        }
+    }
+
+    /// The earliest deadline of a blocked domain.
+    pub fn earliest_deadline(&self) -> Option<u64> {
+        self.domains
+            .iter()
+            .filter_map(|(_, d)| match d.state {
+                RunState::Blocked { deadline, .. } => deadline,
+                _ => None,
+            })
+            .min()
+    }
+
+    /// Whether any domain is runnable or blocked (not every one stopped).
+    pub fn any_alive(&self) -> bool {
+        self.domains
+            .iter()
+            .any(|(_, d)| d.state != RunState::Stopped)
+    }
+
+    /// Chooses the next domain: the highest priority among the runnable
+    /// ones; among equals, round-robin after the one that ran last.
+    pub fn pick(&mut self) -> Option<ObjectRef> {
+        let best = self
+            .domains
+            .iter()
+            .filter(|(_, d)| d.state == RunState::Runnable)
+            .map(|(_, d)| d.priority)
+            .max()?;
+        let start = self.last_run.map_or(0, |i| i as usize + 1);
+        let candidates = || {
+            self.domains
+                .iter()
+                .filter(|(_, d)| d.state == RunState::Runnable && d.priority == best)
+                .map(|(r, _)| r)
+        };
+        let chosen = candidates()
+            .find(|r| r.index as usize >= start)
+            .or_else(|| candidates().next())?;
+        self.last_run = Some(chosen.index);
+        Some(chosen)
+    }
+
+    // ----- hypercalls -----
+
+    /// Dispatches a hypercall of `caller` (the calls the `vcpu` crate does
+    /// not own). `a` holds RDI, RSI, RDX, R10; `now` is the TSC.
+    pub fn hypercall<M: Machine>(
+        &mut self,
+        m: &mut M,
+        caller: ObjectRef,
+        call: Call,
+        a: [u64; 4],
+        now: u64,
+    ) -> Outcome {
+        let outcome = match self.dispatch(m, caller, call, a, now) {
+            Ok(o) => o,
+            Err(s) => Outcome::Return(s, None),
+        };
+        if let Outcome::Return(s, _) = outcome {
+            if s != Status::Ok {
+                self.stats.refused += 1;
+                if let Some(d) = self.domains.get_mut(caller) {
+                    d.refused += 1;
+                }
+            }
+        }
+        outcome
+    }
+
+    fn dispatch<M: Machine>(
+        &mut self,
+        m: &mut M,
+        caller: ObjectRef,
+        call: Call,
+        a: [u64; 4],
+        now: u64,
+    ) -> Result<Outcome, Status> {
+        if !self.domains.is_live(caller) {
+            return Err(Status::Denied);
+        }
+        let ci = caller.index as usize;
+        let ok = |v: Option<u64>| Ok(Outcome::Return(Status::Ok, v));
+        // Disjoint borrows: the closure reads the tables, the spaces are
+        // changed separately.
+        let (domains, regions, channels, ports) =
+            (&self.domains, &self.regions, &self.channels, &self.ports);
+        let live = |o: ObjectRef| live_in(domains, regions, channels, ports, o);
+        match call {
+            Call::Null | Call::LogWrite | Call::Exit => Err(Status::InvalidArgument),
+            Call::Yield => Ok(Outcome::Yield),
+            Call::CapInspect => {
+                let cap = self.cspaces[ci].get(a[0]).map_err(st)?;
+                if !live(cap.object) {
+                    return Err(Status::StaleCapability);
+                }
+                let v = cap.object.kind as u64
+                    | (cap.rights.bits() as u64) << 8
+                    | (cap.object.index as u64) << 32;
+                ok(Some(v))
+            }
+            Call::CapDerive => {
+                let rights = rights_arg(a[1])?;
+                let slot = self.cspaces[ci].derive(a[0], rights, live).map_err(st)?;
+                ok(Some(slot as u64))
+            }
+            Call::CapDelete => {
+                self.cspaces[ci].delete(a[0]).map_err(st)?;
+                ok(None)
+            }
+            Call::CapGrant => {
+                let chan = self.cspaces[ci]
+                    .lookup(a[0], ObjectType::Channel, Rights::GRANT, live)
+                    .map_err(st)?;
+                let rights = rights_arg(a[2])?;
+                let ch = *self
+                    .channels
+                    .get(chan.object)
+                    .ok_or(Status::StaleCapability)?;
+                let me = ch
+                    .ends
+                    .iter()
+                    .position(|&e| e == caller)
+                    .ok_or(Status::Denied)?;
+                let peer = ch.ends[1 - me];
+                if !self.domains.is_live(peer) || peer == caller {
+                    return Err(Status::Denied);
+                }
+                let (pi, ci) = (peer.index as usize, ci);
+                let (src, dst) = if ci < pi {
+                    let (l, r) = self.cspaces.split_at_mut(pi);
+                    (&l[ci], &mut r[0])
+                } else {
+                    let (l, r) = self.cspaces.split_at_mut(ci);
+                    (&r[0], &mut l[pi])
+                };
+                let slot = src.grant(a[1], rights, live, dst).map_err(st)?;
+                ok(Some(slot as u64))
+            }
+            Call::MemSplit => {
+                let cap = self.cspaces[ci]
+                    .lookup(a[0], ObjectType::MemRegion, Rights::CONTROL, live)
+                    .map_err(st)?;
+                let region = *self
+                    .regions
+                    .get(cap.object)
+                    .ok_or(Status::StaleCapability)?;
+                let offset = a[1];
+                if offset == 0 || offset >= region.len || offset % PAGE != 0 {
+                    return Err(Status::InvalidArgument);
+                }
+                if region.mappings.iter().any(Option::is_some) {
+                    return Err(Status::Denied);
+                }
+                let tail = Region {
+                    hpa: region.hpa + offset,
+                    len: region.len - offset,
+                    owner: region.owner,
+                    mappings: [None; MAX_MAPPINGS],
+                };
+                let t = self
+                    .regions
+                    .allocate(ObjectType::MemRegion, tail)
+                    .map_err(st)?;
+                match self.cspaces[ci].insert(Capability::new(t, cap.rights)) {
+                    Ok(slot) => {
+                        if let Some(r) = self.regions.get_mut(cap.object) {
+                            r.len = offset;
+                        }
+                        ok(Some(slot as u64))
+                    }
+                    Err(e) => {
+                        self.regions.remove(t);
+                        Err(st(e))
+                    }
+                }
+            }
+            Call::MemMap => {
+                let target = if a[0] == SLOT_SELF {
+                    caller
+                } else {
+                    self.cspaces[ci]
+                        .lookup(a[0], ObjectType::Domain, Rights::CONTROL, live)
+                        .map_err(st)?
+                        .object
+                };
+                let rights = rights_arg(a[3])?;
+                let rwx = Rights::READ | Rights::WRITE | Rights::EXECUTE;
+                if rights.is_empty()
+                    || !rwx.contains(rights)
+                    || (rights.contains(Rights::WRITE) && !rights.contains(Rights::READ))
+                {
+                    return Err(Status::InvalidArgument);
+                }
+                let region = self.cspaces[ci]
+                    .lookup(a[1], ObjectType::MemRegion, Rights::MAP | rights, live)
+                    .map_err(st)?;
+                self.map_region(m, target, region.object, a[2], rights)?;
+                ok(None)
+            }
+            Call::DomainStop | Call::DomainDestroy => {
+                let target = self.cspaces[ci]
+                    .lookup(a[0], ObjectType::Domain, Rights::CONTROL, live)
+                    .map_err(st)?
+                    .object;
+                if call == Call::DomainStop {
+                    self.stop_domain(m, target);
+                } else {
+                    self.destroy_domain(m, target);
+                }
+                if target == caller {
+                    Ok(Outcome::Gone)
+                } else {
+                    ok(None)
+                }
+            }
+            Call::DomainStatus => {
+                let target = if a[0] == SLOT_SELF {
+                    caller
+                } else {
+                    self.cspaces[ci]
+                        .lookup(a[0], ObjectType::Domain, Rights::READ, live)
+                        .map_err(st)?
+                        .object
+                };
+                let dom = self.domains.get(target).ok_or(Status::StaleCapability)?;
+                let state = match dom.state {
+                    RunState::Runnable => DomainState::Running,
+                    RunState::Blocked { .. } => DomainState::Blocked,
+                    RunState::Stopped => DomainState::Stopped,
+                };
+                ok(Some(state as u64))
+            }
+            Call::ChannelNotify => {
+                let cap = self.cspaces[ci]
+                    .lookup(a[0], ObjectType::Channel, Rights::WRITE, live)
+                    .map_err(st)?;
+                let ch = self
+                    .channels
+                    .get_mut(cap.object)
+                    .ok_or(Status::StaleCapability)?;
+                let me = ch
+                    .ends
+                    .iter()
+                    .position(|&e| e == caller)
+                    .ok_or(Status::Denied)?;
+                let peer_end = 1 - me;
+                let peer = ch.ends[peer_end];
+                if ch.gone[peer_end] {
+                    return Err(Status::Denied);
+                }
+                let Some(p) = self.domains.get_mut(peer) else {
+                    return Err(Status::Denied);
+                };
+                match p.state {
+                    RunState::Stopped => Err(Status::Denied),
+                    RunState::Blocked {
+                        channel: Some(c), ..
+                    } if c == cap.object => {
+                        p.state = RunState::Runnable;
+                        p.pending = Some((Status::Ok, None));
+                        ok(None)
+                    }
+                    _ => {
+                        ch.pending[peer_end] = true;
+                        ok(None)
+                    }
+                }
+            }
+            Call::ChannelWait => {
+                let cap = self.cspaces[ci]
+                    .lookup(a[0], ObjectType::Channel, Rights::READ, live)
+                    .map_err(st)?;
+                let ch = self
+                    .channels
+                    .get_mut(cap.object)
+                    .ok_or(Status::StaleCapability)?;
+                let me = ch
+                    .ends
+                    .iter()
+                    .position(|&e| e == caller)
+                    .ok_or(Status::Denied)?;
+                if ch.pending[me] {
+                    ch.pending[me] = false;
+                    return ok(None);
+                }
+                let timeout = a[1];
+                if timeout == 0 {
+                    return Err(Status::TimedOut);
+                }
+                let deadline = (timeout != u64::MAX).then(|| now.saturating_add(timeout));
+                if let Some(d) = self.domains.get_mut(caller) {
+                    d.state = RunState::Blocked {
+                        channel: Some(cap.object),
+                        deadline,
+                    };
+                }
+                Ok(Outcome::Block)
+            }
+            Call::Sleep => {
+                if a[0] == 0 {
+                    return ok(None);
+                }
+                if let Some(d) = self.domains.get_mut(caller) {
+                    d.state = RunState::Blocked {
+                        channel: None,
+                        deadline: Some(now.saturating_add(a[0])),
+                    };
+                }
+                Ok(Outcome::Block)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,635 @@
+//! Host tests of the objects and of every documented hypercall error.
+
+use super::*;
+use std::collections::BTreeMap;
+use std::vec::Vec;
+
+/// EPT tables in a map; memory is never touched.
+#[derive(Default)]
+struct Arena {
+    next: u64,
+    tables: BTreeMap<u64, Box<[u64; 512]>>,
+}
+
+impl FrameAllocator for Arena {
+    fn allocate_frame(&mut self) -> Option<u64> {
+        self.next += 1;
+        let hpa = 0x4000_0000 + self.next * PAGE;
+        self.tables.insert(hpa, Box::new([0; 512]));
+        Some(hpa)
+    }
+    fn deallocate_frame(&mut self, hpa: u64) {
+        self.tables.remove(&hpa);
+    }
+    fn table(&self, hpa: u64) -> &[u64; 512] {
+        &self.tables[&hpa]
+    }
+    fn table_mut(&mut self, hpa: u64) -> &mut [u64; 512] {
+        self.tables.get_mut(&hpa).unwrap()
+    }
+}
+
+#[derive(Default)]
+struct FakeMachine {
+    arena: Arena,
+    invalidations: usize,
+    released: Vec<(u64, u64)>,
+    released_domains: usize,
+}
+
+impl Machine for FakeMachine {
+    type Frames = Arena;
+    fn frames(&mut self) -> &mut Arena {
+        &mut self.arena
+    }
+    fn invalidate(&mut self, _eptp: u64, _vpid: u16) {
+        self.invalidations += 1;
+    }
+    fn release_memory(&mut self, hpa: u64, len: u64) {
+        self.released.push((hpa, len));
+    }
+    fn release_domain(&mut self, _hw: &DomainHw) {
+        self.released_domains += 1;
+    }
+}
+
+const MIB: u64 = 1 << 20;
+
+struct World {
+    sys: Box<System>,
+    m: FakeMachine,
+    a: ObjectRef,
+    b: ObjectRef,
+    a_mem: u64,
+    chan_a: u64,
+    chan_b: u64,
+}
+
+fn world() -> World {
+    let mut sys = Box::new(System::new());
+    let mut m = FakeMachine::default();
+    let (a, a_mem) = sys
+        .create_domain(&mut m, "a", 3, (0x100_0000, 2 * MIB), DomainHw::default())
+        .unwrap();
+    let (b, _) = sys
+        .create_domain(&mut m, "b", 3, (0x200_0000, 2 * MIB), DomainHw::default())
+        .unwrap();
+    let (_, sa, sb) = sys
+        .create_channel(&mut m, a, b, (0x300_0000, PAGE), 0x1000_0000, 0x1000_0000)
+        .unwrap();
+    World {
+        sys,
+        m,
+        a,
+        b,
+        a_mem: a_mem as u64,
+        chan_a: sa as u64,
+        chan_b: sb as u64,
+    }
+}
+
+impl World {
+    fn call(&mut self, who: ObjectRef, call: Call, a: [u64; 4]) -> Outcome {
+        self.sys.hypercall(&mut self.m, who, call, a, 1000)
+    }
+    fn status(&mut self, who: ObjectRef, call: Call, a: [u64; 4]) -> Status {
+        match self.call(who, call, a) {
+            Outcome::Return(s, _) => s,
+            other => panic!("{other:?}"),
+        }
+    }
+    fn value(&mut self, who: ObjectRef, call: Call, a: [u64; 4]) -> u64 {
+        match self.call(who, call, a) {
+            Outcome::Return(Status::Ok, Some(v)) => v,
+            other => panic!("{other:?}"),
+        }
+    }
+    fn translate(&self, d: ObjectRef, gpa: u64) -> Option<ept::Translation> {
+        self.sys
+            .domains
+            .get(d)?
+            .ept
+            .as_ref()?
+            .translate(&self.m.arena, gpa)
+    }
+}
+
+#[test]
+fn each_domain_sees_its_own_memory_and_the_channel_only() {
+    let w = world();
+    assert_eq!(w.translate(w.a, 0x1234).unwrap().hpa, 0x100_1234);
+    assert_eq!(w.translate(w.b, 0x1234).unwrap().hpa, 0x200_1234);
+    assert!(w.translate(w.a, 2 * MIB).is_none());
+    assert_eq!(w.translate(w.a, 0x1000_0008).unwrap().hpa, 0x300_0008);
+    assert_eq!(w.translate(w.b, 0x1000_0008).unwrap().hpa, 0x300_0008);
+    let t = w.translate(w.a, 0x1000_0000).unwrap();
+    assert!(
+        !t.access.contains(Access::EXECUTE),
+        "channel pages are not executable"
+    );
+}
+
+#[test]
+fn inspect_reports_type_and_rights_and_refuses_bad_slots() {
+    let mut w = world();
+    let v = w.value(w.a, Call::CapInspect, [w.a_mem, 0, 0, 0]);
+    assert_eq!(v & 0xff, ObjectType::MemRegion as u64);
+    assert!(Rights::from_bits_truncate((v >> 8) as u8).contains(Rights::MAP));
+    assert_eq!(
+        w.status(w.a, Call::CapInspect, [9999, 0, 0, 0]),
+        Status::InvalidSlot
+    );
+    assert_eq!(
+        w.status(w.a, Call::CapInspect, [u64::MAX - 1, 0, 0, 0]),
+        Status::InvalidSlot
+    );
+    assert_eq!(
+        w.status(w.a, Call::CapInspect, [20, 0, 0, 0]),
+        Status::EmptySlot
+    );
+    assert_eq!(w.sys.stats.refused, 3);
+}
+
+#[test]
+fn derive_never_adds_rights_and_delete_empties() {
+    let mut w = world();
+    let ro = w.value(
+        w.a,
+        Call::CapDerive,
+        [w.a_mem, (Rights::READ | Rights::MAP).bits() as u64, 0, 0],
+    );
+    assert_eq!(
+        w.status(
+            w.a,
+            Call::CapDerive,
+            [ro, Rights::all().bits() as u64, 0, 0]
+        ),
+        Status::InsufficientRights
+    );
+    assert_eq!(
+        w.status(w.a, Call::CapDerive, [ro, 0x1_00, 0, 0]),
+        Status::InvalidArgument
+    );
+    assert_eq!(
+        w.status(w.a, Call::CapDerive, [ro, 0x80, 0, 0]),
+        Status::InvalidArgument
+    );
+    assert_eq!(w.status(w.a, Call::CapDelete, [ro, 0, 0, 0]), Status::Ok);
+    assert_eq!(
+        w.status(w.a, Call::CapDelete, [ro, 0, 0, 0]),
+        Status::EmptySlot
+    );
+    assert_eq!(
+        w.status(w.a, Call::CapDelete, [1 << 40, 0, 0, 0]),
+        Status::InvalidSlot
+    );
+}
+
+#[test]
+fn derive_fills_the_space_then_answers_out_of_resources() {
+    let mut w = world();
+    let mut last = Status::Ok;
+    for _ in 0..CSPACE_SLOTS {
+        last = match w.call(
+            w.a,
+            Call::CapDerive,
+            [w.a_mem, Rights::READ.bits() as u64, 0, 0],
+        ) {
+            Outcome::Return(s, _) => s,
+            _ => unreachable!(),
+        };
+    }
+    assert_eq!(last, Status::OutOfResources);
+}
+
+#[test]
+fn mem_map_checks_rights_type_and_addresses() {
+    let mut w = world();
+    let rw = (Rights::READ | Rights::WRITE).bits() as u64;
+    let ro = w.value(
+        w.a,
+        Call::CapDerive,
+        [w.a_mem, (Rights::READ | Rights::MAP).bits() as u64, 0, 0],
+    );
+    // Too few rights on the region.
+    assert_eq!(
+        w.status(w.a, Call::MemMap, [SLOT_SELF, ro, 0x2000_0000, rw]),
+        Status::InsufficientRights
+    );
+    // Not a region.
+    assert_eq!(
+        w.status(w.a, Call::MemMap, [SLOT_SELF, w.chan_a, 0x2000_0000, 1]),
+        Status::WrongType
+    );
+    // Not a domain.
+    assert_eq!(
+        w.status(w.a, Call::MemMap, [w.a_mem, ro, 0x2000_0000, 1]),
+        Status::WrongType
+    );
+    // Empty slot.
+    assert_eq!(
+        w.status(w.a, Call::MemMap, [SLOT_SELF, 21, 0x2000_0000, 1]),
+        Status::EmptySlot
+    );
+    // Bad rights argument: empty, unknown bits, write without read.
+    assert_eq!(
+        w.status(w.a, Call::MemMap, [SLOT_SELF, ro, 0x2000_0000, 0]),
+        Status::InvalidArgument
+    );
+    assert_eq!(
+        w.status(w.a, Call::MemMap, [SLOT_SELF, ro, 0x2000_0000, 0x8]),
+        Status::InvalidArgument
+    );
+    assert_eq!(
+        w.status(w.a, Call::MemMap, [SLOT_SELF, w.a_mem, 0x2000_0000, 2]),
+        Status::InvalidArgument
+    );
+    // Addresses: unaligned, beyond the domain's GPA space, overflowing, overlapping.
+    assert_eq!(
+        w.status(w.a, Call::MemMap, [SLOT_SELF, ro, 0x2000_0010, 1]),
+        Status::InvalidAddress
+    );
+    assert_eq!(
+        w.status(w.a, Call::MemMap, [SLOT_SELF, ro, DOMAIN_GPA_LIMIT, 1]),
+        Status::InvalidAddress
+    );
+    assert_eq!(
+        w.status(w.a, Call::MemMap, [SLOT_SELF, ro, u64::MAX & !0xfff, 1]),
+        Status::InvalidAddress
+    );
+    assert_eq!(
+        w.status(w.a, Call::MemMap, [SLOT_SELF, ro, 0x1000_0000 - MIB, 1]),
+        Status::InvalidAddress
+    );
+    // A good alias, read-only.
+    assert_eq!(
+        w.status(w.a, Call::MemMap, [SLOT_SELF, ro, 0x2000_0000, 1]),
+        Status::Ok
+    );
+    let t = w.translate(w.a, 0x2000_0040).unwrap();
+    assert_eq!(t.hpa, 0x100_0040);
+    assert_eq!(t.access, Access::READ);
+    // A domain it holds no capability for cannot be mapped into (slot empty),
+    // and the region's mapping list is bounded.
+    assert_eq!(
+        w.status(w.a, Call::MemMap, [SLOT_SELF, ro, 0x2100_0000, 1]),
+        Status::Ok
+    );
+    assert_eq!(
+        w.status(w.a, Call::MemMap, [SLOT_SELF, ro, 0x2200_0000, 1]),
+        Status::Ok
+    );
+    assert_eq!(
+        w.status(w.a, Call::MemMap, [SLOT_SELF, ro, 0x2300_0000, 1]),
+        Status::OutOfResources
+    );
+}
+
+#[test]
+fn mem_split_needs_control_an_unmapped_region_and_a_page_offset() {
+    let mut w = world();
+    assert_eq!(
+        w.status(w.a, Call::MemSplit, [w.a_mem, PAGE, 0, 0]),
+        Status::InsufficientRights
+    );
+    // Give the core's view a fresh, unmapped region with CONTROL to split.
+    let r = w
+        .sys
+        .regions
+        .allocate(
+            ObjectType::MemRegion,
+            Region {
+                hpa: 0x800_0000,
+                len: 4 * PAGE,
+                owner: Some(w.a),
+                mappings: [None; MAX_MAPPINGS],
+            },
+        )
+        .unwrap();
+    let slot = w.sys.cspaces[w.a.index as usize]
+        .insert(Capability::new(r, Rights::all()))
+        .unwrap() as u64;
+    assert_eq!(
+        w.status(w.a, Call::MemSplit, [slot, 0, 0, 0]),
+        Status::InvalidArgument
+    );
+    assert_eq!(
+        w.status(w.a, Call::MemSplit, [slot, 4 * PAGE, 0, 0]),
+        Status::InvalidArgument
+    );
+    assert_eq!(
+        w.status(w.a, Call::MemSplit, [slot, 100, 0, 0]),
+        Status::InvalidArgument
+    );
+    let tail = w.value(w.a, Call::MemSplit, [slot, PAGE, 0, 0]);
+    let tail_obj = w.sys.cspaces[w.a.index as usize].get(tail).unwrap().object;
+    assert_eq!(w.sys.regions.get(tail_obj).unwrap().hpa, 0x800_0000 + PAGE);
+    assert_eq!(w.sys.regions.get(r).unwrap().len, PAGE);
+    // Mapped regions cannot be split.
+    assert_eq!(
+        w.status(w.a, Call::MemMap, [SLOT_SELF, slot, 0x2000_0000, 1]),
+        Status::Ok
+    );
+    let full = w.sys.cspaces[w.a.index as usize].get(slot).unwrap();
+    let _ = full;
+    assert_eq!(
+        w.status(w.a, Call::MemSplit, [tail, PAGE, 0, 0]),
+        Status::Ok
+    );
+}
+
+#[test]
+fn channels_notify_wake_and_time_out() {
+    let mut w = world();
+    // Pending notification is consumed without blocking.
+    assert_eq!(
+        w.status(w.a, Call::ChannelNotify, [w.chan_a, 0, 0, 0]),
+        Status::Ok
+    );
+    assert_eq!(
+        w.status(w.b, Call::ChannelWait, [w.chan_b, u64::MAX, 0, 0]),
+        Status::Ok
+    );
+    // Poll with nothing pending.
+    assert_eq!(
+        w.status(w.b, Call::ChannelWait, [w.chan_b, 0, 0, 0]),
+        Status::TimedOut
+    );
+    // Block, then be woken by the peer.
+    assert_eq!(
+        w.call(w.b, Call::ChannelWait, [w.chan_b, u64::MAX, 0, 0]),
+        Outcome::Block
+    );
+    assert!(matches!(
+        w.sys.domains.get(w.b).unwrap().state,
+        RunState::Blocked { .. }
+    ));
+    assert_eq!(
+        w.status(w.a, Call::ChannelNotify, [w.chan_a, 0, 0, 0]),
+        Status::Ok
+    );
+    let b = w.sys.domains.get(w.b).unwrap();
+    assert_eq!(
+        (b.state, b.pending),
+        (RunState::Runnable, Some((Status::Ok, None)))
+    );
+    // A timed wait expires.
+    assert_eq!(
+        w.call(w.b, Call::ChannelWait, [w.chan_b, 500, 0, 0]),
+        Outcome::Block
+    );
+    assert_eq!(w.sys.earliest_deadline(), Some(1500));
+    w.sys.wake_expired(1499);
+    assert!(matches!(
+        w.sys.domains.get(w.b).unwrap().state,
+        RunState::Blocked { .. }
+    ));
+    w.sys.wake_expired(1500);
+    assert_eq!(
+        w.sys.domains.get(w.b).unwrap().pending,
+        Some((Status::TimedOut, None))
+    );
+    // Rights: a read-only copy cannot notify; a write-only one cannot wait.
+    let ro = w.value(
+        w.a,
+        Call::CapDerive,
+        [w.chan_a, Rights::READ.bits() as u64, 0, 0],
+    );
+    assert_eq!(
+        w.status(w.a, Call::ChannelNotify, [ro, 0, 0, 0]),
+        Status::InsufficientRights
+    );
+    let wo = w.value(
+        w.a,
+        Call::CapDerive,
+        [w.chan_a, Rights::WRITE.bits() as u64, 0, 0],
+    );
+    assert_eq!(
+        w.status(w.a, Call::ChannelWait, [wo, 0, 0, 0]),
+        Status::InsufficientRights
+    );
+    assert_eq!(
+        w.status(w.a, Call::ChannelNotify, [w.a_mem, 0, 0, 0]),
+        Status::WrongType
+    );
+}
+
+#[test]
+fn sleep_blocks_until_the_deadline() {
+    let mut w = world();
+    assert_eq!(w.status(w.a, Call::Sleep, [0, 0, 0, 0]), Status::Ok);
+    assert_eq!(w.call(w.a, Call::Sleep, [100, 0, 0, 0]), Outcome::Block);
+    assert_eq!(w.call(w.a, Call::Yield, [0; 4]), Outcome::Yield);
+    w.sys.wake_expired(1100);
+    assert_eq!(
+        w.sys.domains.get(w.a).unwrap().pending,
+        Some((Status::Ok, None))
+    );
+}
+
+#[test]
+fn grant_sends_a_weaker_copy_to_the_peer() {
+    let mut w = world();
+    let r = Rights::READ | Rights::MAP;
+    let slot = w.value(w.a, Call::CapGrant, [w.chan_a, w.a_mem, r.bits() as u64, 0]);
+    let got = w.sys.cspaces[w.b.index as usize].get(slot).unwrap();
+    assert_eq!(got.rights, r);
+    // More rights than held, a source without GRANT, a non-channel.
+    assert_eq!(
+        w.status(
+            w.a,
+            Call::CapGrant,
+            [w.chan_a, w.a_mem, Rights::all().bits() as u64, 0]
+        ),
+        Status::InsufficientRights
+    );
+    let weak = w.value(
+        w.a,
+        Call::CapDerive,
+        [w.a_mem, Rights::READ.bits() as u64, 0, 0],
+    );
+    assert_eq!(
+        w.status(
+            w.a,
+            Call::CapGrant,
+            [w.chan_a, weak, Rights::READ.bits() as u64, 0]
+        ),
+        Status::InsufficientRights
+    );
+    assert_eq!(
+        w.status(
+            w.a,
+            Call::CapGrant,
+            [w.a_mem, w.a_mem, Rights::READ.bits() as u64, 0]
+        ),
+        Status::WrongType
+    );
+    // b maps what it was given, read-only, and sees a's memory there.
+    assert_eq!(
+        w.status(w.b, Call::MemMap, [SLOT_SELF, slot, 0x2000_0000, 1]),
+        Status::Ok
+    );
+    assert_eq!(w.translate(w.b, 0x2000_0000).unwrap().hpa, 0x100_0000);
+}
+
+#[test]
+fn destroy_makes_capabilities_stale_and_returns_memory() {
+    let mut w = world();
+    let ctl = w
+        .sys
+        .grant_domain(w.a, w.b, Rights::CONTROL | Rights::READ)
+        .unwrap() as u64;
+    assert_eq!(
+        w.value(w.a, Call::DomainStatus, [ctl, 0, 0, 0]),
+        DomainState::Running as u64
+    );
+    assert_eq!(
+        w.status(w.b, Call::DomainStop, [w.chan_b, 0, 0, 0]),
+        Status::WrongType
+    );
+    assert_eq!(
+        w.status(w.a, Call::DomainDestroy, [ctl, 0, 0, 0]),
+        Status::Ok
+    );
+    assert_eq!(
+        w.status(w.a, Call::DomainStatus, [ctl, 0, 0, 0]),
+        Status::StaleCapability
+    );
+    assert_eq!(
+        w.status(w.a, Call::DomainStop, [ctl, 0, 0, 0]),
+        Status::StaleCapability
+    );
+    assert_eq!(
+        w.status(w.a, Call::CapInspect, [ctl, 0, 0, 0]),
+        Status::StaleCapability
+    );
+    assert!(w.m.released.contains(&(0x200_0000, 2 * MIB)));
+    assert_eq!(w.m.released_domains, 1);
+    // The peer is gone: notify is refused.
+    assert_eq!(
+        w.status(w.a, Call::ChannelNotify, [w.chan_a, 0, 0, 0]),
+        Status::Denied
+    );
+    // A new domain reusing the slot is not reachable through the old cap.
+    let (c, _) = w
+        .sys
+        .create_domain(&mut w.m, "c", 1, (0x500_0000, 2 * MIB), DomainHw::default())
+        .unwrap();
+    assert_eq!(c.index, w.b.index);
+    assert_eq!(
+        w.status(w.a, Call::DomainStatus, [ctl, 0, 0, 0]),
+        Status::StaleCapability
+    );
+}
+
+#[test]
+fn stop_unmaps_everything_and_status_needs_read() {
+    let mut w = world();
+    let ctl = w.sys.grant_domain(w.a, w.b, Rights::CONTROL).unwrap() as u64;
+    assert_eq!(
+        w.status(w.a, Call::DomainStatus, [ctl, 0, 0, 0]),
+        Status::InsufficientRights
+    );
+    let before = w.m.invalidations;
+    assert_eq!(w.status(w.a, Call::DomainStop, [ctl, 0, 0, 0]), Status::Ok);
+    assert!(w.m.invalidations > before);
+    assert!(w.sys.domains.get(w.b).unwrap().ept.is_none());
+    assert_eq!(
+        w.value(w.a, Call::DomainStatus, [SLOT_SELF, 0, 0, 0]),
+        DomainState::Running as u64
+    );
+    // Mapping into a stopped domain is refused.
+    let ctl2 = w.sys.grant_domain(w.a, w.b, Rights::CONTROL).unwrap() as u64;
+    assert_eq!(
+        w.status(w.a, Call::MemMap, [ctl2, w.a_mem, 0x2000_0000, 1]),
+        Status::Denied
+    );
+}
+
+#[test]
+fn the_core_s_own_calls_and_dead_callers_are_refused() {
+    let mut w = world();
+    assert_eq!(w.status(w.a, Call::Null, [0; 4]), Status::InvalidArgument);
+    w.sys.destroy_domain(&mut w.m, w.b);
+    assert_eq!(w.status(w.b, Call::Yield, [0; 4]), Status::Denied);
+}
+
+#[test]
+fn the_scheduler_prefers_priority_and_rotates_equals() {
+    let mut w = world();
+    let (c, _) = w
+        .sys
+        .create_domain(&mut w.m, "c", 5, (0x500_0000, 2 * MIB), DomainHw::default())
+        .unwrap();
+    assert_eq!(w.sys.pick(), Some(c));
+    assert_eq!(w.sys.pick(), Some(c));
+    w.sys.domains.get_mut(c).unwrap().state = RunState::Blocked {
+        channel: None,
+        deadline: Some(10),
+    };
+    let first = w.sys.pick().unwrap();
+    let second = w.sys.pick().unwrap();
+    assert_ne!(first, second, "equal priorities take turns");
+    assert_eq!(w.sys.pick(), Some(first));
+    w.sys.wake_expired(10);
+    assert_eq!(
+        w.sys.pick(),
+        Some(c),
+        "a woken high-priority domain runs next"
+    );
+    for d in [w.a, w.b, c] {
+        w.sys.stop_domain(&mut w.m, d);
+    }
+    assert_eq!(w.sys.pick(), None);
+    assert!(!w.sys.any_alive());
+}
+
+#[test]
+fn tables_are_bounded() {
+    let mut sys = Box::new(System::new());
+    let mut m = FakeMachine::default();
+    let mut n = 0;
+    loop {
+        match sys.create_domain(
+            &mut m,
+            "d",
+            1,
+            (0x100_0000 * (n + 1), 2 * MIB),
+            DomainHw::default(),
+        ) {
+            Ok(_) => n += 1,
+            Err(s) => {
+                assert_eq!(s, Status::OutOfResources);
+                break;
+            }
+        }
+    }
+    assert_eq!(n as usize, MAX_DOMAINS);
+}
+
+mod hostile {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any call with any arguments from any domain: no panic, and a
+        /// domain never gains a capability with rights it was not given.
+        #[test]
+        fn any_hypercall_sequence_is_safe(
+            calls in proptest::collection::vec((0usize..16, any::<bool>(), proptest::array::uniform4(prop_oneof![0u64..40, any::<u64>()])), 1..40)
+        ) {
+            let mut w = world();
+            for (n, from_a, args) in calls {
+                let who = if from_a { w.a } else { w.b };
+                let call = Call::ALL[n];
+                let _ = w.sys.hypercall(&mut w.m, who, call, args, 1000);
+                for (_, cs) in w.sys.cspaces.iter().enumerate() {
+                    for (_, cap) in cs.iter() {
+                        // No space ever holds CONTROL: nobody was given it.
+                        prop_assert!(!cap.rights.contains(Rights::CONTROL));
+                    }
+                }
+            }
+        }
+    }
+}
