@@ -322,3 +322,99 @@ mod tests {
         assert_eq!(f.runs().collect::<Vec<_>>(), [r(0, total)]);
     }
 }
+
+/// The core's pool: a small, contiguous range reserved at boot for VMCS
+/// regions, I/O bitmaps and EPT tables, so that domains' memory can never
+/// starve the core of what it needs to manage them.
+pub struct Pool {
+    base: u64,
+    frames: usize,
+    bits: [u64; POOL_WORDS],
+    used: usize,
+}
+
+const POOL_WORDS: usize = 16;
+/// Most frames a pool can hold.
+pub const POOL_MAX_FRAMES: usize = POOL_WORDS * 64;
+
+impl Pool {
+    /// A pool over `frames` frames from `base` (at most [`POOL_MAX_FRAMES`]).
+    pub fn new(base: u64, frames: usize) -> Pool {
+        let frames = frames.min(POOL_MAX_FRAMES);
+        let mut bits = [0u64; POOL_WORDS];
+        for f in 0..frames {
+            bits[f / 64] |= 1 << (f % 64);
+        }
+        Pool {
+            base,
+            frames,
+            bits,
+            used: 0,
+        }
+    }
+
+    /// First byte of the pool.
+    pub fn base(&self) -> u64 {
+        self.base
+    }
+
+    /// Frames in the pool.
+    pub fn capacity(&self) -> usize {
+        self.frames
+    }
+
+    /// Frames handed out.
+    pub fn used(&self) -> usize {
+        self.used
+    }
+
+    /// One frame, or `None` when the pool is exhausted.
+    pub fn allocate(&mut self) -> Option<u64> {
+        let w = self.bits.iter().position(|&w| w != 0)?;
+        let b = self.bits[w].trailing_zeros() as usize;
+        self.bits[w] &= !(1 << b);
+        self.used += 1;
+        Some(self.base + ((w * 64 + b) as u64) * FRAME)
+    }
+
+    /// Returns a frame; `false` (and no change) if it is not one of the
+    /// pool's frames in use.
+    pub fn free(&mut self, frame: u64) -> bool {
+        let Some(offset) = frame.checked_sub(self.base) else {
+            return false;
+        };
+        if !offset.is_multiple_of(FRAME) || offset / FRAME >= self.frames as u64 {
+            return false;
+        }
+        let f = (offset / FRAME) as usize;
+        if self.bits[f / 64] & (1 << (f % 64)) != 0 {
+            return false;
+        }
+        self.bits[f / 64] |= 1 << (f % 64);
+        self.used -= 1;
+        true
+    }
+}
+
+#[cfg(test)]
+mod pool_tests {
+    use super::*;
+
+    #[test]
+    fn the_pool_hands_out_each_frame_once_and_takes_back_only_its_own() {
+        let mut p = Pool::new(0x10_0000, 3);
+        let a = p.allocate().unwrap();
+        let b = p.allocate().unwrap();
+        let c = p.allocate().unwrap();
+        assert_eq!(p.allocate(), None);
+        assert_eq!((a, b, c), (0x10_0000, 0x10_1000, 0x10_2000));
+        assert_eq!(p.used(), 3);
+        assert!(p.free(b));
+        assert!(!p.free(b), "double free refused");
+        assert!(!p.free(0x10_3000), "beyond the pool");
+        assert!(!p.free(0x0f_f000), "below the pool");
+        assert!(!p.free(0x10_0010), "unaligned");
+        assert_eq!(p.allocate(), Some(b));
+        assert_eq!(Pool::new(0, 10_000).capacity(), POOL_MAX_FRAMES);
+    }
+}

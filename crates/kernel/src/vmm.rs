@@ -388,6 +388,7 @@ fn run_on_vmcs(
     let mut vcpu = Vcpu::new(name);
     vcpu.regs.rdi = scenario.code();
     vcpu.slice_budget = Some(options.budget);
+    vcpu.slice = options.slice;
     let mut platform = GuestPlatform { ept, tables };
     let stop = vcpu::run(&mut vcpu, &mut vmcs, &mut platform, |regs, launched| {
         // SAFETY: the guest's VMCS is current and fully set up (host state is

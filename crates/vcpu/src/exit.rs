@@ -228,7 +228,11 @@ pub fn handle_exit(vcpu: &mut Vcpu, vmcs: &mut impl Vmcs, platform: &mut impl Pl
                         slices: vcpu.slices,
                     })
                 }
-                _ => Action::Preempted,
+                _ => {
+                    // The saved timer is 0 now: give the next slice in full.
+                    vm!(vmcs.write(fields::VMX_PREEMPTION_TIMER_VALUE, vcpu.slice as u64));
+                    Action::Preempted
+                }
             }
         }
         ExitReason::Vmxon
@@ -662,10 +666,12 @@ mod tests {
     fn preemption_timer_resumes_until_the_budget_is_used() {
         let mut vcpu = Vcpu::new("g");
         vcpu.slice_budget = Some(3);
+        vcpu.slice = 77;
         let mut p = FakePlatform::default();
         for _ in 0..2 {
             let mut vmcs = exit(ExitReason::PreemptionTimer, 0);
             assert_eq!(handle_exit(&mut vcpu, &mut vmcs, &mut p), Action::Preempted);
+            assert_eq!(vmcs.get(fields::VMX_PREEMPTION_TIMER_VALUE), 77, "next slice is full");
         }
         let mut vmcs = exit(ExitReason::PreemptionTimer, 0);
         assert_eq!(

@@ -71,6 +71,9 @@ pub struct Vcpu {
     pub slices: u64,
     /// Slices after which the guest is stopped (`None`: unbounded).
     pub slice_budget: Option<u64>,
+    /// VMX-preemption timer value of one slice, reloaded after each
+    /// preemption.
+    pub slice: u32,
     /// The guest's partial line on the emulated COM1.
     pub uart: LineBuffer,
     /// The divisor-latch access bit of the emulated COM1 line control.
@@ -89,6 +92,7 @@ impl Vcpu {
             stats: ExitStats::default(),
             slices: 0,
             slice_budget: None,
+            slice: 0,
             uart: LineBuffer::new(),
             uart_dlab: false,
             uart_scratch: 0,

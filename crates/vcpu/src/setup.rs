@@ -163,10 +163,17 @@ pub fn choose_controls(caps: &CapabilityMsrs, want_timer: bool) -> Result<Contro
     )
     .map_err(|e| SetupError::Control("secondary processor-based", e))?;
 
+    // Saving the timer makes a slice span exits the core handles quickly
+    // (hypercalls, CPUID): a domain cannot dodge preemption by exiting often.
+    let save_timer = if timer {
+        ExitControls::SAVE_PREEMPTION_TIMER.bits()
+    } else {
+        0
+    };
     let exit = adjust(
         (ExitControls::HOST_ADDRESS_SPACE_SIZE | ExitControls::SAVE_EFER | ExitControls::LOAD_EFER)
             .bits(),
-        0,
+        save_timer,
         caps.exit_allowed(),
     )
     .map_err(|e| SetupError::Control("VM-exit", e))?;
