@@ -38,6 +38,8 @@ pub fn specs() -> Vec<Spec> {
                 "bulkhead: all guests have stopped; the core is still running",
                 "bulkhead: shutdown status=0",
             ]),
+            anywhere: Vec::new(),
+            system: None,
             forbid: forbid(&["guest first"]),
             exit: Exit::Success,
             timeout,
@@ -56,6 +58,8 @@ pub fn specs() -> Vec<Spec> {
                 "bulkhead: all guests have stopped; the core is still running",
                 "bulkhead: shutdown status=0",
             ]),
+            anywhere: Vec::new(),
+            system: None,
             forbid: forbid(&["did not fault", "unexpected hypervisor signature"]),
             exit: Exit::Success,
             timeout,
@@ -70,6 +74,8 @@ pub fn specs() -> Vec<Spec> {
                 "bulkhead: all guests have stopped; the core is still running",
                 "bulkhead: shutdown status=0",
             ]),
+            anywhere: Vec::new(),
+            system: None,
             forbid: default_forbidden(),
             exit: Exit::Success,
             timeout,
@@ -84,6 +90,8 @@ pub fn specs() -> Vec<Spec> {
                 "bulkhead: all guests have stopped; the core is still running",
                 "bulkhead: shutdown status=0",
             ]),
+            anywhere: Vec::new(),
+            system: None,
             forbid: default_forbidden(),
             exit: Exit::Success,
             timeout,
@@ -97,9 +105,119 @@ pub fn specs() -> Vec<Spec> {
                 "CR2 0x4000000000",
                 "bulkhead: shutdown status=3",
             ]),
+            anywhere: Vec::new(),
+            system: None,
             forbid: s(&["VMX enabled", "panic"]),
             // Bochs exits 1 when the core writes `Shutdown` to port 0x8900.
             exit: Exit::Status(1),
+            timeout,
+        },
+        Spec {
+            name: "channel",
+            cmdline: "run=",
+            expect: s(&[
+                "bulkhead: boot manifest: 2 domain(s), 1 channel(s)",
+                "bulkhead: domain ping: 2048 KiB at ",
+                "bulkhead: domain pong: 2048 KiB at ",
+                "bulkhead: channel ping-pong: 1 page(s) between ping (at 0x10000000) and pong (at 0x20000000)",
+                "bulkhead: 2 domain(s) built; core pool: ",
+                "[ping] channel ping-pong in slot 1 at 0x10000000",
+                "[ping] sent \"ping 1\"",
+                "[pong] received \"ping 1\"",
+                "[ping] received \"pong 1\"",
+                "[ping] sent \"ping 2\"",
+                "[pong] received \"ping 2\"",
+                "[ping] received \"pong 2\"",
+                "[ping] sent \"ping 3\"",
+                "[pong] received \"ping 3\"",
+                "[ping] received \"pong 3\"",
+                "[ping] done after 3 round trips",
+                "bulkhead: summary: 2 domain(s); 0 hypercall(s) refused; 0 domain(s) stopped for a violation",
+                "bulkhead: shutdown status=0",
+            ]),
+            anywhere: s(&[
+                "[pong] done after 3 answers",
+                "bulkhead: domain ping: stopped: exited with code 0",
+                "bulkhead: domain pong: stopped: exited with code 0",
+            ]),
+            system: Some("systems/default.toml"),
+            forbid: forbid(&["failed", "refused"]),
+            exit: Exit::Success,
+            timeout,
+        },
+        Spec {
+            name: "isolation",
+            cmdline: "run=",
+            expect: s(&[
+                "bulkhead: boot manifest: 6 domain(s), 0 channel(s)",
+                "[victim] secret stored at guest-physical 0x",
+                "bulkhead: summary: 6 domain(s); 11 hypercall(s) refused; 4 domain(s) stopped for a violation",
+                "bulkhead: shutdown status=0",
+            ]),
+            anywhere: s(&[
+                "[hostile] attempt forged slot 9999: refused with InvalidSlot",
+                "[hostile] attempt forged slot 2^63: refused with InvalidSlot",
+                "[hostile] attempt empty slot 20: refused with EmptySlot",
+                "[hostile] attempt map memory through an empty slot: refused with EmptySlot",
+                "[hostile] attempt use my memory capability as a domain: refused with WrongType",
+                "[hostile] attempt map a read-only copy writable: refused with InsufficientRights",
+                "[hostile] attempt derive more rights than held: refused with InsufficientRights",
+                "[hostile] attempt read another domain's memory by guessing its guest-physical address: refused with InvalidAddress",
+                "[hostile] attempt read memory by guessing a host-physical address (16 MiB): refused with InvalidAddress",
+                "[hostile] destroyed the decoy domain I control",
+                "bulkhead: domain decoy: destroyed by hostile",
+                "[hostile] attempt use the capability of the destroyed decoy: refused with StaleCapability",
+                "[hostile] attempt unknown hypercall 999: refused with UnknownCall",
+                "bulkhead: domain hostile: stopped: EPT violation at guest-physical address 0x30000000 (read access",
+                "bulkhead: domain hostile-port: stopped: read from port 0x60 is not bound to this guest",
+                "bulkhead: domain hostile-vmxon: stopped: executed the VMX instruction VMXON",
+                "bulkhead: domain hostile-vmread: stopped: executed the VMX instruction VMREAD",
+                "[victim] still running after the attacks; secret intact",
+                "bulkhead: domain victim: stopped: exited with code 0",
+            ]),
+            system: Some("systems/isolation.toml"),
+            forbid: forbid(&["UNEXPECTED", "secret was changed"]),
+            exit: Exit::Success,
+            timeout,
+        },
+        Spec {
+            name: "scheduling",
+            cmdline: "run= budget=120",
+            expect: s(&[
+                "bulkhead: boot manifest: 2 domain(s), 0 channel(s)",
+                "[spinner] spinning",
+                "[ticker] tick 1 late by ",
+                "[ticker] tick 5 late by ",
+                "[ticker] tick 10 late by ",
+                "[ticker] rhythm kept: 10 ticks",
+                "bulkhead: domain ticker: stopped: exited with code 0",
+                "bulkhead: domain spinner: stopped: preempted 120 times by the VMX-preemption timer, budget exhausted",
+                "bulkhead: summary: 2 domain(s); 0 hypercall(s) refused; 0 domain(s) stopped for a violation",
+                "bulkhead: shutdown status=0",
+            ]),
+            anywhere: Vec::new(),
+            system: Some("systems/scheduling.toml"),
+            forbid: forbid(&["rhythm broken"]),
+            exit: Exit::Success,
+            timeout,
+        },
+        Spec {
+            name: "domain-fault",
+            cmdline: "run=",
+            expect: s(&[
+                "bulkhead: boot manifest: 2 domain(s), 0 channel(s)",
+                "[crasher] about to triple-fault",
+                "bulkhead: domain crasher: stopped: triple fault at RIP 0x",
+                "[survivor] survivor still running (1)",
+                "[survivor] survivor still running (3)",
+                "bulkhead: domain survivor: stopped: exited with code 0",
+                "bulkhead: summary: 2 domain(s); 0 hypercall(s) refused; 1 domain(s) stopped for a violation",
+                "bulkhead: shutdown status=0",
+            ]),
+            anywhere: Vec::new(),
+            system: Some("systems/fault.toml"),
+            forbid: default_forbidden(),
+            exit: Exit::Success,
             timeout,
         },
     ]
@@ -116,6 +234,8 @@ pub fn qemu_spec() -> Spec {
             "bulkhead: error: VMX is not available on this CPU",
             "bulkhead: shutdown status=2",
         ]),
+        anywhere: Vec::new(),
+        system: None,
         forbid: s(&["panic", "CPU exception"]),
         // isa-debug-exit: (2 << 1) | 1.
         exit: Exit::Status(5),
@@ -133,6 +253,8 @@ pub fn bench_spec() -> Spec {
             "bulkhead: guest first: stopped: exited with code 0",
             "bulkhead: shutdown status=0",
         ]),
+        anywhere: Vec::new(),
+        system: None,
         forbid: default_forbidden(),
         exit: Exit::Success,
         timeout: Duration::from_secs(300),
@@ -148,8 +270,7 @@ pub fn parse_bench(console: &str) -> Option<u64> {
 }
 
 /// Runs every end-to-end test (matching `filter`); returns how many failed.
-pub fn run_all(filter: Option<&str>) -> Result<usize> {
-    let bins = image::build_binaries()?;
+pub fn run_all(bins: &image::Binaries, filter: Option<&str>) -> Result<usize> {
     let mut tests: Vec<(Spec, Emulator)> =
         specs().into_iter().map(|s| (s, Emulator::Bochs)).collect();
     tests.push((qemu_spec(), Emulator::Qemu));
@@ -167,7 +288,8 @@ pub fn run_all(filter: Option<&str>) -> Result<usize> {
             spec.cmdline
         ));
         let started = Instant::now();
-        let iso = image::make_iso(&bins, &format!("e2e-{}", spec.name), spec.cmdline)?;
+        let system = spec.system.map(|s| crate::workspace_root().join(s));
+        let iso = image::make_iso(bins, &format!("e2e-{}", spec.name), spec.cmdline, system.as_deref())?;
         let run = emulator::run(
             &iso,
             &emulator::Options {

@@ -29,8 +29,13 @@ pub struct Spec {
     /// Substrings that must appear in this order (each after the previous
     /// match, on the same line or a later one).
     pub expect: Vec<String>,
+    /// Substrings that must appear somewhere, in any order (for output of
+    /// domains that run concurrently).
+    pub anywhere: Vec<String>,
     /// Substrings that must appear on no line.
     pub forbid: Vec<String>,
+    /// The system manifest booted with it (relative to the workspace).
+    pub system: Option<&'static str>,
     /// How the emulator must end.
     pub exit: Exit,
     /// Hard limit on the run.
@@ -101,6 +106,11 @@ pub fn judge(spec: &Spec, run: &Run) -> Result<(), Failure> {
             None => break,
         }
     }
+    if next == spec.expect.len() {
+        if let Some(missing) = spec.anywhere.iter().find(|a| !run.console.contains(a.as_str())) {
+            return Err(fail(format!("expected output not seen anywhere: {missing:?}")));
+        }
+    }
     if next < spec.expect.len() {
         let why = match run.outcome {
             Outcome::TimedOut => format!(
@@ -142,7 +152,9 @@ mod tests {
             name: "t",
             cmdline: "",
             expect: expect.iter().map(|s| s.to_string()).collect(),
+            anywhere: Vec::new(),
             forbid: default_forbidden(),
+            system: None,
             exit: Exit::Success,
             timeout: Duration::from_secs(5),
         }
@@ -202,6 +214,16 @@ mod tests {
         assert!(f.reason.contains("did not finish"), "{}", f.reason);
         assert!(judge(&s, &run(GOOD, Outcome::Exited(Some(1)))).is_err());
         assert!(judge(&s, &run(GOOD, Outcome::Exited(None))).is_err());
+    }
+
+    #[test]
+    fn unordered_expectations_must_all_appear() {
+        let mut s = spec(&["VMX enabled"]);
+        s.anywhere = vec!["shutdown status=0".into(), "[first] hello".into()];
+        assert_eq!(judge(&s, &run(GOOD, Outcome::Exited(Some(0)))), Ok(()));
+        s.anywhere.push("[second] hi".into());
+        let f = judge(&s, &run(GOOD, Outcome::Exited(Some(0)))).unwrap_err();
+        assert!(f.reason.contains("[second] hi"), "{}", f.reason);
     }
 
     #[test]

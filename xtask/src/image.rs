@@ -21,6 +21,8 @@ pub struct Binaries {
     pub kernel: PathBuf,
     /// The first guest, flattened.
     pub first: PathBuf,
+    /// Where the domain images (ELF) are, by image name.
+    pub domains: PathBuf,
 }
 
 fn out_dir() -> PathBuf {
@@ -42,6 +44,8 @@ pub fn build_binaries() -> Result<Binaries> {
             "kernel",
             "-p",
             "first-guest",
+            "-p",
+            "testdomains",
         ])
         .status()?;
     if !status.success() {
@@ -57,6 +61,7 @@ pub fn build_binaries() -> Result<Binaries> {
     Ok(Binaries {
         kernel: bin.join("kernel"),
         first,
+        domains: bin,
     })
 }
 
@@ -98,20 +103,48 @@ pub fn flatten(elf: &[u8], base: u64, max: u64) -> Result<Vec<u8>> {
     Ok(image)
 }
 
-/// Makes a GRUB ISO named `name` that boots the core with `cmdline`.
-pub fn make_iso(bins: &Binaries, name: &str, cmdline: &str) -> Result<PathBuf> {
+/// Reads and checks a system manifest (TOML), naming the file in errors.
+pub fn load_system(path: &Path) -> Result<manifest::Manifest> {
+    let text = fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    manifest::from_toml(&text).map_err(|e| format!("{}: {e}", display(path)).into())
+}
+
+/// Makes a GRUB ISO named `name` that boots the core with `cmdline`, the
+/// first guest, and, when `system` names a manifest, its domains.
+pub fn make_iso(bins: &Binaries, name: &str, cmdline: &str, system: Option<&Path>) -> Result<PathBuf> {
     let dir = out_dir();
     let tree = dir.join(format!("iso-{name}"));
     let _ = fs::remove_dir_all(&tree);
     fs::create_dir_all(tree.join("boot/grub"))?;
     fs::copy(&bins.kernel, tree.join("boot/bulkhead"))?;
     fs::copy(&bins.first, tree.join("boot/first.bin"))?;
+    let mut modules = String::from("    module2 /boot/first.bin first\n");
+    if let Some(path) = system {
+        let m = load_system(path)?;
+        let mut images: Vec<&str> = m.domains.iter().map(|d| d.image.as_str()).collect();
+        images.sort_unstable();
+        images.dedup();
+        for image in images {
+            let elf = bins.domains.join(image);
+            if !elf.is_file() {
+                return Err(format!(
+                    "{}: image {image:?} is not a domain binary built by xtask (looked for {})",
+                    display(path),
+                    display(&elf)
+                )
+                .into());
+            }
+            fs::copy(&elf, tree.join(format!("boot/{image}.elf")))?;
+            modules.push_str(&format!("    module2 /boot/{image}.elf {image}\n"));
+        }
+        fs::write(tree.join("boot/manifest.bin"), manifest::to_bytes(&m))?;
+        modules.push_str("    module2 /boot/manifest.bin manifest\n");
+    }
     fs::write(
         tree.join("boot/grub/grub.cfg"),
         format!(
             "set timeout=0\nset default=0\n\nmenuentry \"Bulkhead\" {{\n    \
-             multiboot2 /boot/bulkhead {cmdline}\n    \
-             module2 /boot/first.bin first\n    boot\n}}\n"
+             multiboot2 /boot/bulkhead {cmdline}\n{modules}    boot\n}}\n"
         ),
     )?;
     let iso = dir.join(format!("{name}.iso"));
@@ -130,11 +163,15 @@ pub fn make_iso(bins: &Binaries, name: &str, cmdline: &str) -> Result<PathBuf> {
     Ok(iso)
 }
 
-/// Builds everything and makes the ISO for `cmdline`.
-pub fn build(name: &str, cmdline: &str) -> Result<PathBuf> {
+/// Builds everything and makes the ISO for `cmdline` and `system`.
+pub fn build(name: &str, cmdline: &str, system: Option<&Path>) -> Result<PathBuf> {
+    if let Some(path) = system {
+        // Check the manifest before spending time on the build.
+        load_system(path)?;
+    }
     let bins = build_binaries()?;
     step(&format!("making the boot image ({cmdline:?})"));
-    make_iso(&bins, name, cmdline)
+    make_iso(&bins, name, cmdline, system)
 }
 
 /// Shows a path relative to the workspace when it is inside it.

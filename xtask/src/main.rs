@@ -25,6 +25,25 @@ pub type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
 /// The command line the default system boots with.
 pub const DEFAULT_CMDLINE: &str = "run=first,portio";
+/// The manifest of the default system.
+pub const DEFAULT_SYSTEM: &str = "systems/default.toml";
+
+/// Resolves `--system`: `none`, a path relative to the current directory,
+/// or one relative to the workspace root.
+fn system_path(arg: &str) -> Result<Option<PathBuf>> {
+    if arg == "none" {
+        return Ok(None);
+    }
+    let p = PathBuf::from(arg);
+    if p.is_file() {
+        return Ok(Some(p));
+    }
+    let q = workspace_root().join(arg);
+    if q.is_file() {
+        return Ok(Some(q));
+    }
+    Err(format!("system manifest {arg:?} not found (give a TOML file under systems/, or `none`)").into())
+}
 
 #[derive(Parser)]
 #[command(
@@ -43,6 +62,9 @@ enum Cmd {
         /// The core's command line.
         #[arg(long, default_value = DEFAULT_CMDLINE)]
         cmdline: String,
+        /// The system manifest (TOML) whose domains the core starts, or `none`.
+        #[arg(long, default_value = DEFAULT_SYSTEM)]
+        system: String,
     },
     /// Build and boot the default system with its console on this terminal.
     Run {
@@ -55,6 +77,9 @@ enum Cmd {
         /// The core's command line.
         #[arg(long, default_value = DEFAULT_CMDLINE)]
         cmdline: String,
+        /// The system manifest (TOML) whose domains the core starts, or `none`.
+        #[arg(long, default_value = DEFAULT_SYSTEM)]
+        system: String,
         /// Stop the emulator after this many seconds.
         #[arg(long, default_value_t = 300)]
         timeout: u64,
@@ -91,13 +116,14 @@ pub fn workspace_root() -> PathBuf {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Cmd::Build { cmdline } => build(&cmdline),
+        Cmd::Build { cmdline, system } => build(&cmdline, &system),
         Cmd::Run {
             emulator,
             accel,
             cmdline,
+            system,
             timeout,
-        } => run(emulator, accel.is_some(), &cmdline, timeout),
+        } => run(emulator, accel.is_some(), &cmdline, &system, timeout),
         Cmd::Test {
             host_only,
             e2e_only,
@@ -114,24 +140,26 @@ fn main() -> ExitCode {
     }
 }
 
-fn build(cmdline: &str) -> Result<ExitCode> {
+fn build(cmdline: &str, system: &str) -> Result<ExitCode> {
+    let system = system_path(system)?;
     prereq::ensure(&[Need::BareMetalTarget, Need::Grub])?;
-    let iso = image::build("bulkhead", cmdline)?;
+    let iso = image::build("bulkhead", cmdline, system.as_deref())?;
     step(&format!("boot image: {}", image::display(&iso)));
     Ok(ExitCode::SUCCESS)
 }
 
-fn run(emulator: Emulator, kvm: bool, cmdline: &str, timeout: u64) -> Result<ExitCode> {
+fn run(emulator: Emulator, kvm: bool, cmdline: &str, system: &str, timeout: u64) -> Result<ExitCode> {
     if kvm && emulator != Emulator::Qemu {
         return Err("--accel kvm needs --emulator qemu".into());
     }
+    let system = system_path(system)?;
     let mut needs = vec![Need::BareMetalTarget, Need::Grub];
     needs.push(match emulator {
         Emulator::Bochs => Need::Bochs,
         Emulator::Qemu => Need::Qemu,
     });
     prereq::ensure(&needs)?;
-    let iso = image::build("bulkhead", cmdline)?;
+    let iso = image::build("bulkhead", cmdline, system.as_deref())?;
     step(&format!(
         "booting {} under {emulator:?} (console below; stops by itself, or after {timeout} s)",
         image::display(&iso)
@@ -190,16 +218,26 @@ fn cargo() -> Command {
 }
 
 fn test(host: bool, e2e: bool, filter: Option<&str>) -> Result<ExitCode> {
+    let mut bins = None;
+    if e2e {
+        prereq::ensure(&[Need::BareMetalTarget, Need::Grub, Need::Bochs, Need::Qemu])?;
+        // Built first so that host tests can load real images too.
+        bins = Some(image::build_binaries()?);
+    }
     if host {
         step("host unit tests (every crate, host target)");
-        let status = cargo().args(["test", "--workspace"]).status()?;
-        if !status.success() {
+        let mut cmd = cargo();
+        cmd.args(["test", "--workspace"]);
+        if let Some(b) = &bins {
+            // The ELF loader's tests load a real domain image.
+            cmd.env("BULKHEAD_TEST_ELF", b.domains.join("first"));
+        }
+        if !cmd.status()?.success() {
             return Err("host unit tests failed".into());
         }
     }
-    if e2e {
-        prereq::ensure(&[Need::BareMetalTarget, Need::Grub, Need::Bochs, Need::Qemu])?;
-        let failed = e2e::run_all(filter)?;
+    if let Some(bins) = bins {
+        let failed = e2e::run_all(&bins, filter)?;
         if failed > 0 {
             return Err(format!("{failed} end-to-end test(s) failed").into());
         }
@@ -212,7 +250,7 @@ fn bench() -> Result<ExitCode> {
     prereq::ensure(&[Need::BareMetalTarget, Need::Grub, Need::Bochs])?;
     let bins = image::build_binaries()?;
     step("making the benchmark image");
-    let iso = image::make_iso(&bins, "bench", "run=bench")?;
+    let iso = image::make_iso(&bins, "bench", "run=bench", None)?;
     step("running 100,000 null hypercalls inside Bochs");
     let run = emulator::run(
         &iso,

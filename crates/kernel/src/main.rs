@@ -24,6 +24,8 @@ mod system;
 #[cfg(target_os = "none")]
 mod arch;
 #[cfg(target_os = "none")]
+mod domains;
+#[cfg(target_os = "none")]
 mod vmm;
 
 /// On the host the core is only a placeholder: it runs on bare metal.
@@ -45,7 +47,7 @@ mod core_main {
     use crate::arch::{self, serial::Console, Status};
     use crate::cmdline::{self, Problem};
     use crate::frames::{Frames, Range};
-    use crate::vmm;
+    use crate::{domains, vmm};
 
     const MULTIBOOT2_MAGIC: u32 = 0x36d7_6289;
     const MIB: u64 = 1 << 20;
@@ -248,6 +250,35 @@ mod core_main {
                     free_before.saturating_sub(frames.free_bytes())
                 );
                 failures += 1;
+            }
+        }
+        let module = |name: &str| {
+            boot.module_tags()
+                .find(|m| m.cmdline().ok().and_then(|c| c.split_whitespace().next()) == Some(name))
+                .map(|m| {
+                    let (start, end) = (m.start_address() as u64, m.end_address() as u64);
+                    // SAFETY: GRUB loaded the module there; its range is
+                    // reserved in the frame allocator and only ever read.
+                    unsafe { arch::phys(start, end.saturating_sub(start) as usize) }
+                })
+        };
+        if let Some(bytes) = module("manifest") {
+            match manifest::decode(bytes) {
+                Err(e) => {
+                    log::error!("boot manifest ({} bytes): {e}", bytes.len());
+                    failures += 1;
+                }
+                Ok(m) => {
+                    log::info!(
+                        "boot manifest: {} domain(s), {} channel(s)",
+                        m.domains.len(),
+                        m.channels.len()
+                    );
+                    if let Err(e) = domains::run_system(&vmx, &mut frames, &selectors, m, module, options.slice) {
+                        log::error!("boot manifest: {e}");
+                        failures += 1;
+                    }
+                }
             }
         }
         log::info!(

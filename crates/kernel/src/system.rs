@@ -242,6 +242,7 @@ impl System {
     }
 
     /// Whether `o` names a live object.
+    #[cfg(test)]
     pub fn is_live(&self, o: ObjectRef) -> bool {
         live_in(&self.domains, &self.regions, &self.channels, &self.ports, o)
     }
@@ -399,15 +400,6 @@ impl System {
         self.cspaces[holder.index as usize]
             .insert(Capability::new(p, Rights::READ | Rights::WRITE))
             .map_err(st)
-    }
-
-    /// The port ranges `d` holds capabilities for.
-    pub fn ports_of(&self, d: ObjectRef) -> impl Iterator<Item = Ports> + '_ {
-        let cs = self.cspaces.get(d.index as usize);
-        cs.into_iter()
-            .flat_map(|cs| cs.iter())
-            .filter(|(_, c)| c.object.kind == ObjectType::IoPorts)
-            .filter_map(|(_, c)| self.ports.get(c.object).copied())
     }
 
     fn map_region<M: Machine>(

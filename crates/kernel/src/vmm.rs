@@ -71,7 +71,8 @@ impl fmt::Display for VmxError {
 
 /// The core in VMX root operation.
 pub struct Vmx {
-    caps: CapabilityMsrs,
+    /// The capability MSRs read at VMXON.
+    pub caps: CapabilityMsrs,
 }
 
 /// Enters VMX root operation.
@@ -138,7 +139,8 @@ fn yes(b: bool) -> &'static str {
     }
 }
 
-fn write_revision(page: u64, revision: u32) {
+/// Zeroes `page` and writes the VMCS revision id into it.
+pub(crate) fn write_revision(page: u64, revision: u32) {
     // SAFETY: `page` is a frame just allocated for this purpose.
     let bytes = unsafe { arch::phys_mut(page, FRAME as usize) };
     bytes.fill(0);
@@ -176,7 +178,7 @@ impl ept::FrameAllocator for CoreFrames<'_> {
 }
 
 /// VMREAD/VMWRITE on the current VMCS.
-struct HardwareVmcs(());
+pub(crate) struct HardwareVmcs(pub(crate) ());
 
 impl Vmcs for HardwareVmcs {
     fn read(&self, field: u32) -> Result<u64, VmFail> {
@@ -193,12 +195,12 @@ impl Vmcs for HardwareVmcs {
 }
 
 /// What exit handlers may do to the rest of the machine.
-struct GuestPlatform<'a> {
-    ept: &'a Ept,
-    tables: &'a CoreFrames<'a>,
+pub(crate) struct GuestPlatform<'a, F: ept::FrameAllocator> {
+    pub(crate) ept: Option<&'a Ept>,
+    pub(crate) tables: &'a F,
 }
 
-impl Platform for GuestPlatform<'_> {
+impl<F: ept::FrameAllocator> Platform for GuestPlatform<'_, F> {
     fn host_cpuid(&mut self, leaf: u32, subleaf: u32) -> [u32; 4] {
         arch::cpuid(leaf, subleaf)
     }
@@ -209,7 +211,7 @@ impl Platform for GuestPlatform<'_> {
             let Some(addr) = gpa.checked_add(done as u64) else {
                 return false;
             };
-            let Some(t) = self.ept.translate(self.tables, addr) else {
+            let Some(t) = self.ept.and_then(|e| e.translate(self.tables, addr)) else {
                 return false;
             };
             if !t.access.contains(Access::READ) {
@@ -313,7 +315,7 @@ pub fn run_guest(
                 options,
             )
         });
-        invalidate(vmx, ept.eptp(false));
+        invalidate(vmx, ept.eptp(false), GUEST_VPID);
         ept.destroy(&mut tables);
         result
     })();
@@ -338,30 +340,7 @@ fn run_on_vmcs(
     unsafe { vmx::arch::vmclear(vmcs_page) }.map_err(|e| GuestError::Vmx("VMCLEAR", e))?;
     // SAFETY: as above, with the revision id written.
     unsafe { vmx::arch::vmptrld(vmcs_page) }.map_err(|e| GuestError::Vmx("VMPTRLD", e))?;
-    let (gdtr_base, idtr_base) = arch::descriptor_table_bases();
-    // SAFETY: EFER, FS_BASE and GS_BASE exist on every x86_64 CPU.
-    let (efer, fs_base, gs_base) = unsafe {
-        (
-            arch::rdmsr(MSR_EFER),
-            arch::rdmsr(MSR_FS_BASE),
-            arch::rdmsr(MSR_GS_BASE),
-        )
-    };
-    let host = HostState {
-        cr0: arch::cr0(),
-        cr3: arch::cr3(),
-        cr4: arch::cr4(),
-        cs: selectors.code.0,
-        ss: selectors.data.0,
-        ds: 0,
-        tr: selectors.tss.0,
-        fs_base,
-        gs_base,
-        tr_base: arch::cpu::tss_base(),
-        gdtr_base,
-        idtr_base,
-        efer,
-    };
+    let host = host_state(selectors);
     let setup = GuestSetup {
         rip: GUEST_IMAGE,
         rsp: GUEST_STACK_TOP,
@@ -389,7 +368,10 @@ fn run_on_vmcs(
     vcpu.regs.rdi = scenario.code();
     vcpu.slice_budget = Some(options.budget);
     vcpu.slice = options.slice;
-    let mut platform = GuestPlatform { ept, tables };
+    let mut platform = GuestPlatform {
+        ept: Some(ept),
+        tables: &*tables,
+    };
     let stop = vcpu::run(&mut vcpu, &mut vmcs, &mut platform, |regs, launched| {
         // SAFETY: the guest's VMCS is current and fully set up (host state is
         // the core's own), and `launched` tracks its launch state.
@@ -408,8 +390,36 @@ fn run_on_vmcs(
     Ok(stop)
 }
 
+/// The core's state as the VMCS host-state area needs it.
+pub(crate) fn host_state(selectors: &Selectors) -> HostState {
+    let (gdtr_base, idtr_base) = arch::descriptor_table_bases();
+    // SAFETY: EFER, FS_BASE and GS_BASE exist on every x86_64 CPU.
+    let (efer, fs_base, gs_base) = unsafe {
+        (
+            arch::rdmsr(MSR_EFER),
+            arch::rdmsr(MSR_FS_BASE),
+            arch::rdmsr(MSR_GS_BASE),
+        )
+    };
+    HostState {
+        cr0: arch::cr0(),
+        cr3: arch::cr3(),
+        cr4: arch::cr4(),
+        cs: selectors.code.0,
+        ss: selectors.data.0,
+        ds: 0,
+        tr: selectors.tss.0,
+        fs_base,
+        gs_base,
+        tr_base: arch::cpu::tss_base(),
+        gdtr_base,
+        idtr_base,
+        efer,
+    }
+}
+
 /// Drops every cached translation of a guest that is going away.
-fn invalidate(vmx: &Vmx, eptp: u64) {
+pub(crate) fn invalidate(vmx: &Vmx, eptp: u64, vpid: u16) {
     let e = vmx.caps.ept_vpid;
     // SAFETY: VMX root operation; each type is used only when the CPU
     // reports it.
@@ -420,7 +430,7 @@ fn invalidate(vmx: &Vmx, eptp: u64) {
             let _ = vmx::arch::invept(InveptType::AllContext, 0);
         }
         if e.invvpid_single_context() {
-            let _ = vmx::arch::invvpid(InvvpidType::SingleContext, GUEST_VPID, 0);
+            let _ = vmx::arch::invvpid(InvvpidType::SingleContext, vpid, 0);
         } else if e.invvpid_all_context() {
             let _ = vmx::arch::invvpid(InvvpidType::AllContext, 0, 0);
         }
@@ -439,9 +449,20 @@ fn build_guest_memory(ram: u64, image: &[u8]) {
     // SAFETY: `ram` is GUEST_RAM bytes just allocated for this guest.
     let mem = unsafe { arch::phys_mut(ram, GUEST_RAM as usize) };
     mem.fill(0);
+    write_guest_tables(mem);
+    let at = GUEST_IMAGE as usize;
+    mem[at..at + image.len()].copy_from_slice(image);
+}
+
+/// Writes a guest's initial page tables (identity map of the first GiB with
+/// 2 MiB pages at [`GUEST_PML4`]) and GDT (at [`GUEST_GDT`]) into the first
+/// 24 KiB of its memory.
+pub(crate) fn write_guest_tables(mem: &mut [u8]) {
     let mut put = |gpa: u64, value: u64| {
         let at = gpa as usize;
-        mem[at..at + 8].copy_from_slice(&value.to_le_bytes());
+        if let Some(slot) = mem.get_mut(at..at + 8) {
+            slot.copy_from_slice(&value.to_le_bytes());
+        }
     };
     // Present + writable (+ user for the upper levels).
     put(GUEST_PML4, GUEST_PDPT | 0x7);
@@ -456,6 +477,7 @@ fn build_guest_memory(ram: u64, image: &[u8]) {
     // 64-bit TSS at base 0, limit 0x67, busy.
     put(GUEST_GDT + 24, 0x0000_8b00_0000_0067);
     put(GUEST_GDT + 32, 0);
-    let at = GUEST_IMAGE as usize;
-    mem[at..at + image.len()].copy_from_slice(image);
 }
+
+/// Guest CR3 and GDT as written by [`write_guest_tables`].
+pub(crate) const GUEST_TABLES: (u64, u64, u16) = (GUEST_PML4, GUEST_GDT, GUEST_GDT_LIMIT);

@@ -280,6 +280,9 @@ fn vmcall(vcpu: &mut Vcpu, vmcs: &mut impl Vmcs, platform: &mut impl Platform) -
         Some(Call::LogWrite) => log_write(vcpu.name, regs.rdi, regs.rsi, platform),
         Some(other) => return Action::Hypercall(other),
     };
+    if status != Status::Ok {
+        vcpu.refused += 1;
+    }
     vcpu.regs.rax = status.raw();
     vm!(skip_instruction(vmcs));
     Action::Resume
@@ -564,6 +567,7 @@ mod tests {
         let mut p = FakePlatform::default();
         assert_eq!(handle_exit(&mut vcpu, &mut vmcs, &mut p), Action::Resume);
         assert_eq!(vcpu.regs.rax, Status::UnknownCall.raw());
+        assert_eq!(vcpu.refused, 1);
         vcpu.regs.rax = Call::Exit as u64;
         vcpu.regs.rdi = 3;
         let mut vmcs = exit(ExitReason::Vmcall, 0);

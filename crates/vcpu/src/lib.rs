@@ -80,6 +80,8 @@ pub struct Vcpu {
     pub uart_dlab: bool,
     /// The emulated COM1 scratch register.
     pub uart_scratch: u8,
+    /// Hypercalls handled here that were answered with an error status.
+    pub refused: u64,
 }
 
 impl Vcpu {
@@ -96,6 +98,7 @@ impl Vcpu {
             uart: LineBuffer::new(),
             uart_dlab: false,
             uart_scratch: 0,
+            refused: 0,
         }
     }
 }

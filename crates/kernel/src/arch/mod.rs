@@ -196,3 +196,17 @@ pub fn provoke_page_fault() -> ! {
     let _ = unsafe { core::ptr::read_volatile(SELFTEST_FAULT_ADDRESS as *const u64) };
     unreachable!("the page fault handler returned")
 }
+
+/// The time-stamp counter.
+pub fn rdtsc() -> u64 {
+    // SAFETY: RDTSC has no side effects.
+    unsafe { core::arch::x86_64::_rdtsc() }
+}
+
+/// Waits until the TSC reaches `deadline` (nothing can run before then).
+/// The core runs with interrupts off, so it spins with PAUSE.
+pub fn idle_until(deadline: u64) {
+    while rdtsc() < deadline {
+        core::hint::spin_loop();
+    }
+}

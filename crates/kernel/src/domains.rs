@@ -1,0 +1,476 @@
+//! Domains from the boot manifest: building each one (memory, ELF image,
+//! EPT, VMCS, I/O bitmap, capabilities, start-info page) and the scheduler
+//! loop that runs them until every one has stopped.
+
+use core::fmt;
+
+use capspace::ObjectRef;
+use hypercall_abi::{
+    ObjectType, Rights, StartInfo, StartSlot, IMAGE_FLOOR, START_INFO_GPA, START_MAGIC, START_SLOTS,
+};
+use manifest::Manifest;
+use vcpu::{Action, GuestSetup, StopReason, Vmcs};
+use vmx::fields;
+
+use crate::arch::{self, cpu::Selectors};
+use crate::frames::{Frames, Pool, FRAME};
+use crate::system::{DomainHw, Machine, Outcome, System, PAGE};
+use crate::vmm::{self, GuestPlatform, HardwareVmcs, Vmx};
+
+/// Frames reserved for the core's pool (VMCS, I/O bitmaps, EPT tables).
+pub const POOL_FRAMES: usize = 1024;
+
+/// Why the system in the manifest could not be built.
+#[derive(Debug)]
+pub enum BootError {
+    /// No memory for the pool.
+    NoPool,
+    /// A domain could not be built.
+    Domain(&'static str, &'static str),
+    /// A domain's image is not a loadable ELF for it.
+    Image(&'static str, elf_loader::ElfError),
+    /// A channel could not be built.
+    Channel(&'static str, &'static str),
+    /// A capability could not be given.
+    Capability(&'static str, hypercall_abi::Status),
+}
+
+impl fmt::Display for BootError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BootError::NoPool => write!(f, "no memory for the core pool"),
+            BootError::Domain(name, why) => write!(f, "domain {name:?}: {why}"),
+            BootError::Image(name, e) => write!(f, "domain {name:?}: image: {e}"),
+            BootError::Channel(name, why) => write!(f, "channel {name:?}: {why}"),
+            BootError::Capability(name, s) => write!(f, "domain {name:?}: capability: {s}"),
+        }
+    }
+}
+
+/// Pool frames for EPT tables.
+pub struct PoolFrames<'a>(pub &'a mut Pool);
+
+impl ept::FrameAllocator for PoolFrames<'_> {
+    fn allocate_frame(&mut self) -> Option<u64> {
+        let f = self.0.allocate()?;
+        // SAFETY: the frame was just taken from the pool for this table.
+        unsafe { arch::phys_mut(f, FRAME as usize) }.fill(0);
+        Some(f)
+    }
+
+    fn deallocate_frame(&mut self, hpa: u64) {
+        if !self.0.free(hpa) {
+            log::warn!("pool: frame {hpa:#x} freed twice or not from the pool");
+        }
+    }
+
+    fn table(&self, hpa: u64) -> &[u64; 512] {
+        // SAFETY: the ept crate passes only frames it got from
+        // `allocate_frame`: pool frames, identity-mapped, owned by the EPT.
+        unsafe { arch::phys_table(hpa) }
+    }
+
+    fn table_mut(&mut self, hpa: u64) -> &mut [u64; 512] {
+        // SAFETY: as in `table`; `&mut self` makes the access exclusive.
+        unsafe { arch::phys_table_mut(hpa) }
+    }
+}
+
+/// The machine as the objects see it.
+struct Hw<'a> {
+    vmx: &'a Vmx,
+    pool: PoolFrames<'a>,
+    frames: &'a mut Frames,
+}
+
+impl<'a> Machine for Hw<'a> {
+    type Frames = PoolFrames<'a>;
+
+    fn frames(&mut self) -> &mut PoolFrames<'a> {
+        &mut self.pool
+    }
+
+    fn invalidate(&mut self, eptp: u64, vpid: u16) {
+        vmm::invalidate(self.vmx, eptp, vpid);
+    }
+
+    fn release_memory(&mut self, hpa: u64, len: u64) {
+        if let Err(e) = self.frames.free(hpa, len) {
+            log::warn!("memory {hpa:#x}+{len:#x} could not be freed: {e:?}");
+        }
+    }
+
+    fn release_domain(&mut self, hw: &DomainHw) {
+        // SAFETY: VMX root operation; the VMCS is no longer used.
+        let _ = unsafe { vmx::arch::vmclear(hw.vmcs) };
+        for f in [hw.vmcs, hw.io_bitmaps.0, hw.io_bitmaps.1] {
+            self.pool.0.free(f);
+        }
+    }
+}
+
+static MANIFEST: spin::Once<Manifest> = spin::Once::new();
+static SYSTEM: spin::Mutex<System> = spin::Mutex::new(System::new());
+
+/// Builds the domains of `manifest` from the boot `modules` and runs them
+/// until all have stopped. `modules` finds a module's bytes by name.
+pub fn run_system<'m>(
+    vmx: &Vmx,
+    frames: &mut Frames,
+    selectors: &Selectors,
+    manifest: Manifest,
+    module: impl Fn(&str) -> Option<&'m [u8]>,
+    slice: u32,
+) -> Result<(), BootError> {
+    let manifest: &'static Manifest = MANIFEST.call_once(|| manifest);
+    let pool_base = frames
+        .allocate(POOL_FRAMES as u64 * FRAME, FRAME)
+        .ok_or(BootError::NoPool)?;
+    let mut pool = Pool::new(pool_base, POOL_FRAMES);
+    log::info!(
+        "core pool: {} KiB at {:#x} for VMCS regions, I/O bitmaps and EPT tables",
+        POOL_FRAMES as u64 * FRAME / 1024,
+        pool.base()
+    );
+    let mut sys = SYSTEM.lock();
+    let mut hw = Hw {
+        vmx,
+        pool: PoolFrames(&mut pool),
+        frames,
+    };
+    let host = vmm::host_state(selectors);
+    let mut refs: [Option<ObjectRef>; manifest::MAX_DOMAINS] = [None; manifest::MAX_DOMAINS];
+    let mut infos: [Option<(u64, StartInfo)>; manifest::MAX_DOMAINS] =
+        [None; manifest::MAX_DOMAINS];
+
+    for (i, spec) in manifest.domains.iter().enumerate() {
+        let name: &'static str = spec.name.as_str();
+        let image = module(spec.image.as_str())
+            .ok_or(BootError::Domain(name, "no boot module with its image"))?;
+        let size = (spec.memory_kib as u64 * 1024).next_multiple_of(PAGE);
+        let loaded = elf_loader::inspect(image, 0, size).map_err(|e| BootError::Image(name, e))?;
+        if loaded.lowest < IMAGE_FLOOR {
+            return Err(BootError::Domain(
+                name,
+                "image starts below 1 MiB, where the core keeps the domain's tables",
+            ));
+        }
+        let mem = hw
+            .frames
+            .allocate(size, 2 << 20)
+            .ok_or(BootError::Domain(name, "not enough free memory"))?;
+        // SAFETY: `mem` is `size` bytes just allocated for this domain.
+        let bytes = unsafe { arch::phys_mut(mem, size as usize) };
+        bytes.fill(0);
+        vmm::write_guest_tables(bytes);
+        let loaded = elf_loader::load(image, bytes, 0).map_err(|e| BootError::Image(name, e))?;
+
+        let (Some(vmcs), Some(io_a), Some(io_b)) =
+            (hw.pool.0.allocate(), hw.pool.0.allocate(), hw.pool.0.allocate())
+        else {
+            return Err(BootError::Domain(name, "core pool exhausted"));
+        };
+        for page in [io_a, io_b] {
+            // SAFETY: fresh pool frames for this domain's I/O bitmaps. All
+            // ones: every port exits unless a capability opens it below.
+            unsafe { arch::phys_mut(page, FRAME as usize) }.fill(0xff);
+        }
+        let vpid = i as u16 + 1;
+        let dhw = DomainHw {
+            vmcs,
+            io_bitmaps: (io_a, io_b),
+            vpid,
+        };
+        let (d, memory_slot) = sys
+            .create_domain(&mut hw, name, spec.priority, (mem, size), dhw)
+            .map_err(|s| BootError::Capability(name, s))?;
+        refs[i] = Some(d);
+        let mut info = StartInfo {
+            magic: START_MAGIC,
+            memory_bytes: size,
+            name: [0; 16],
+            name_len: name.len().min(16) as u8,
+            slot_count: 0,
+            priority: spec.priority,
+            reserved: [0; 5],
+            slots: [StartSlot::default(); START_SLOTS],
+        };
+        info.name[..name.len().min(16)].copy_from_slice(&name.as_bytes()[..name.len().min(16)]);
+        add_slot(&mut info, "memory", ObjectType::MemRegion, Rights::all() - Rights::CONTROL, memory_slot, 0, size);
+        infos[i] = Some((mem, info));
+
+        // SAFETY: VMX root operation; `vmcs` is this domain's fresh region.
+        vmm::write_revision(vmcs, vmx.caps.basic.revision_id());
+        unsafe {
+            // SAFETY: as above.
+            vmx::arch::vmclear(vmcs).map_err(|_| BootError::Domain(name, "VMCLEAR failed"))?;
+            // SAFETY: as above, with the revision id written.
+            vmx::arch::vmptrld(vmcs).map_err(|_| BootError::Domain(name, "VMPTRLD failed"))?;
+        }
+        let eptp = sys
+            .domains
+            .get(d)
+            .and_then(|dom| dom.ept.as_ref())
+            .map(|e| e.eptp(false))
+            .unwrap_or(0);
+        let (cr3, gdt, gdt_limit) = vmm::GUEST_TABLES;
+        let setup = GuestSetup {
+            rip: loaded.entry,
+            rsp: IMAGE_FLOOR,
+            cr3,
+            gdtr: (gdt, gdt_limit),
+            eptp,
+            vpid,
+            io_bitmaps: Some((io_a, io_b)),
+            preemption_timer: Some(slice),
+        };
+        let mut vmcs_access = HardwareVmcs(());
+        vcpu::setup_vmcs(&mut vmcs_access, &vmx.caps, &host, &setup)
+            .map_err(|_| BootError::Domain(name, "VMCS setup failed"))?;
+        if let Some(dom) = sys.domains.get_mut(d) {
+            dom.vcpu.regs.rdi = START_INFO_GPA;
+            dom.vcpu.slice = slice;
+        }
+        log::info!(
+            "domain {name}: {} KiB at {mem:#x}, priority {}, image {:?} entry {:#x} ({} segments)",
+            size / 1024,
+            spec.priority,
+            spec.image.as_str(),
+            loaded.entry,
+            loaded.segments
+        );
+    }
+    let index_of = |n: &str| manifest.domains.iter().position(|d| d.name.as_str() == n);
+
+    for (i, spec) in manifest.domains.iter().enumerate() {
+        let name: &'static str = spec.name.as_str();
+        let Some(d) = refs[i] else { continue };
+        for target in spec.control.iter() {
+            let Some(t) = index_of(target.as_str()).and_then(|j| refs[j]) else {
+                return Err(BootError::Domain(name, "controls an unknown domain"));
+            };
+            let slot = sys
+                .grant_domain(d, t, Rights::CONTROL | Rights::READ)
+                .map_err(|s| BootError::Capability(name, s))?;
+            if let Some((_, info)) = infos[i].as_mut() {
+                add_slot(info, target.as_str(), ObjectType::Domain, Rights::CONTROL | Rights::READ, slot, 0, 0);
+            }
+        }
+        for range in spec.io_ports.iter() {
+            let slot = sys
+                .grant_ports(d, range.first, range.last)
+                .map_err(|s| BootError::Capability(name, s))?;
+            if let Some(dom) = sys.domains.get(d) {
+                open_ports(dom.hw.io_bitmaps, range.first, range.last);
+            }
+            if let Some((_, info)) = infos[i].as_mut() {
+                add_slot(info, "ports", ObjectType::IoPorts, Rights::READ | Rights::WRITE, slot, range.first as u64, (range.last - range.first) as u64 + 1);
+            }
+        }
+    }
+
+    for spec in manifest.channels.iter() {
+        let name: &'static str = spec.name.as_str();
+        let (Some(ia), Some(ib)) = (index_of(spec.a.as_str()), index_of(spec.b.as_str())) else {
+            return Err(BootError::Channel(name, "names an unknown domain"));
+        };
+        let (Some(a), Some(b)) = (refs[ia], refs[ib]) else {
+            return Err(BootError::Channel(name, "an end was not built"));
+        };
+        let len = spec.pages as u64 * PAGE;
+        let pages = hw
+            .frames
+            .allocate(len, FRAME)
+            .ok_or(BootError::Channel(name, "not enough free memory"))?;
+        // SAFETY: fresh frames for the channel's shared pages.
+        unsafe { arch::phys_mut(pages, len as usize) }.fill(0);
+        let (_, sa, sb) = sys
+            .create_channel(&mut hw, a, b, (pages, len), spec.a_gpa, spec.b_gpa)
+            .map_err(|_| BootError::Channel(name, "cannot be mapped at its addresses (below 1 GiB, not overlapping)"))?;
+        let rights = Rights::READ | Rights::WRITE | Rights::GRANT;
+        if let Some((_, info)) = infos[ia].as_mut() {
+            add_slot(info, name, ObjectType::Channel, rights, sa, spec.a_gpa, len);
+        }
+        if let Some((_, info)) = infos[ib].as_mut() {
+            add_slot(info, name, ObjectType::Channel, rights, sb, spec.b_gpa, len);
+        }
+        log::info!(
+            "channel {name}: {} page(s) between {} (at {:#x}) and {} (at {:#x})",
+            spec.pages,
+            spec.a.as_str(),
+            spec.a_gpa,
+            spec.b.as_str(),
+            spec.b_gpa
+        );
+    }
+
+    for (mem, info) in infos.iter().flatten() {
+        // SAFETY: the start-info page lies inside the domain's memory (below
+        // IMAGE_FLOOR, which the image was checked not to use).
+        let page = unsafe { arch::phys_mut(mem + START_INFO_GPA, core::mem::size_of::<StartInfo>()) };
+        // SAFETY: `StartInfo` is `repr(C)` plain data; viewing it as bytes
+        // to copy it is sound.
+        let src = unsafe {
+            core::slice::from_raw_parts(
+                info as *const StartInfo as *const u8,
+                core::mem::size_of::<StartInfo>(),
+            )
+        };
+        page.copy_from_slice(src);
+    }
+    let domains = manifest.domains.len();
+    log::info!(
+        "{domains} domain(s) built; core pool: {} of {} frames used ({} per domain on average: VMCS, 2 I/O bitmap pages, EPT tables); object tables: {} domains, {} regions, {} channels, {} port ranges",
+        hw.pool.0.used(),
+        hw.pool.0.capacity(),
+        hw.pool.0.used() / domains.max(1),
+        crate::system::MAX_DOMAINS,
+        crate::system::MAX_REGIONS,
+        crate::system::MAX_CHANNELS,
+        crate::system::MAX_PORTS,
+    );
+
+    schedule(&mut sys, &mut hw);
+    log::info!(
+        "summary: {domains} domain(s); {} hypercall(s) refused; {} domain(s) stopped for a violation",
+        sys.stats.refused,
+        sys.stats.violations
+    );
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn add_slot(info: &mut StartInfo, name: &str, kind: ObjectType, rights: Rights, slot: u16, gpa: u64, size: u64) {
+    let n = info.slot_count as usize;
+    if n >= START_SLOTS {
+        log::warn!("start info: more than {START_SLOTS} named capabilities; {name:?} left out");
+        return;
+    }
+    let s = &mut info.slots[n];
+    let len = name.len().min(s.name.len());
+    s.name[..len].copy_from_slice(&name.as_bytes()[..len]);
+    s.name_len = len as u8;
+    s.kind = kind as u8;
+    s.rights = rights.bits();
+    s.slot = slot as u32;
+    s.gpa = gpa;
+    s.size = size;
+    info.slot_count += 1;
+}
+
+/// Clears the bits of `first..=last` in the I/O bitmaps (A: 0–0x7fff,
+/// B: 0x8000–0xffff), letting the domain use those ports directly.
+fn open_ports(bitmaps: (u64, u64), first: u16, last: u16) {
+    for port in first..=last {
+        let (page, bit) = if port < 0x8000 {
+            (bitmaps.0, port as usize)
+        } else {
+            (bitmaps.1, port as usize - 0x8000)
+        };
+        // SAFETY: the bitmap pages are this domain's, from the pool.
+        let bytes = unsafe { arch::phys_mut(page, FRAME as usize) };
+        bytes[bit / 8] &= !(1 << (bit % 8));
+    }
+}
+
+fn is_violation(reason: &StopReason) -> bool {
+    !matches!(
+        reason,
+        StopReason::Exited(_) | StopReason::BudgetExhausted { .. } | StopReason::Halted
+    )
+}
+
+/// Runs domains until none can ever run again.
+fn schedule(sys: &mut System, hw: &mut Hw<'_>) {
+    let mut current_vmcs = None;
+    loop {
+        sys.wake_expired(arch::rdtsc());
+        let Some(d) = sys.pick() else {
+            match sys.earliest_deadline() {
+                Some(t) => {
+                    arch::idle_until(t);
+                    continue;
+                }
+                None => {
+                    if sys.any_alive() {
+                        log::warn!("every remaining domain waits with no deadline and nobody to wake it");
+                    }
+                    break;
+                }
+            }
+        };
+        let Some(dom) = sys.domains.get_mut(d) else {
+            continue;
+        };
+        let mut vmcs = HardwareVmcs(());
+        if current_vmcs != Some(dom.hw.vmcs) {
+            // SAFETY: VMX root operation; this domain's VMCS was set up at boot.
+            if unsafe { vmx::arch::vmptrld(dom.hw.vmcs) }.is_err() {
+                log::error!("domain {}: VMPTRLD failed; stopping it", dom.name);
+                sys.stop_domain(hw, d);
+                continue;
+            }
+            current_vmcs = Some(dom.hw.vmcs);
+            // A fresh slice for a domain switched in.
+            let _ = vmcs.write(fields::VMX_PREEMPTION_TIMER_VALUE, dom.vcpu.slice as u64);
+        }
+        if let Some((status, value)) = dom.pending.take() {
+            let _ = vcpu::complete_hypercall(&mut dom.vcpu, &mut vmcs, status, value);
+        }
+        let name = dom.name;
+        let refused_before = dom.vcpu.refused;
+        let action = {
+            let mut platform = GuestPlatform {
+                ept: dom.ept.as_ref(),
+                tables: &hw.pool,
+            };
+            vcpu::run_until_event(&mut dom.vcpu, &mut vmcs, &mut platform, |regs, launched| {
+                // SAFETY: this domain's VMCS is current and fully set up with
+                // the core's host state; `launched` tracks its launch state.
+                unsafe { vmx::arch::enter_guest(regs, launched) }
+            })
+        };
+        sys.stats.refused += dom.vcpu.refused - refused_before;
+        match action {
+            Action::Resume | Action::Preempted => {}
+            Action::Hypercall(call) => {
+                let r = &dom.vcpu.regs;
+                let args = [r.rdi, r.rsi, r.rdx, r.r10];
+                let target_name = (call == hypercall_abi::Call::DomainDestroy)
+                    .then(|| {
+                        sys.cspaces[d.index as usize]
+                            .get(args[0])
+                            .ok()
+                            .and_then(|c| sys.domains.get(c.object))
+                            .map(|t| t.name)
+                    })
+                    .flatten();
+                match sys.hypercall(hw, d, call, args, arch::rdtsc()) {
+                    Outcome::Return(status, value) => {
+                        if status != hypercall_abi::Status::Ok {
+                            log::info!("domain {name}: {} refused: {status}", call.name());
+                        } else if let Some(t) = target_name {
+                            log::info!("domain {t}: destroyed by {name}");
+                        }
+                        if let Some(dom) = sys.domains.get_mut(d) {
+                            let _ = vcpu::complete_hypercall(&mut dom.vcpu, &mut vmcs, status, value);
+                        }
+                    }
+                    Outcome::Yield => {
+                        if let Some(dom) = sys.domains.get_mut(d) {
+                            let _ = vcpu::complete_hypercall(&mut dom.vcpu, &mut vmcs, hypercall_abi::Status::Ok, None);
+                        }
+                    }
+                    Outcome::Block | Outcome::Gone => {}
+                }
+            }
+            Action::Stop(reason) => {
+                log::info!("domain {name}: stopped: {reason}");
+                if is_violation(&reason) {
+                    sys.stats.violations += 1;
+                }
+                sys.stop_domain(hw, d);
+            }
+        }
+    }
+}
