@@ -141,7 +141,7 @@ pub fn specs() -> Vec<Spec> {
                 "bulkhead: domain pong: stopped: exited with code 0",
             ]),
             system: Some("systems/default.toml"),
-            forbid: forbid(&["failed", "refused"]),
+            forbid: forbid(&["failed", "refused:"]),
             exit: Exit::Success,
             timeout,
         },
@@ -182,7 +182,7 @@ pub fn specs() -> Vec<Spec> {
         },
         Spec {
             name: "scheduling",
-            cmdline: "run= budget=120",
+            cmdline: "run= domain-budget=120",
             expect: s(&[
                 "bulkhead: boot manifest: 2 domain(s), 0 channel(s)",
                 "[spinner] spinning",
@@ -289,7 +289,12 @@ pub fn run_all(bins: &image::Binaries, filter: Option<&str>) -> Result<usize> {
         ));
         let started = Instant::now();
         let system = spec.system.map(|s| crate::workspace_root().join(s));
-        let iso = image::make_iso(bins, &format!("e2e-{}", spec.name), spec.cmdline, system.as_deref())?;
+        let iso = image::make_iso(
+            bins,
+            &format!("e2e-{}", spec.name),
+            spec.cmdline,
+            system.as_deref(),
+        )?;
         let run = emulator::run(
             &iso,
             &emulator::Options {

@@ -107,8 +107,14 @@ pub fn judge(spec: &Spec, run: &Run) -> Result<(), Failure> {
         }
     }
     if next == spec.expect.len() {
-        if let Some(missing) = spec.anywhere.iter().find(|a| !run.console.contains(a.as_str())) {
-            return Err(fail(format!("expected output not seen anywhere: {missing:?}")));
+        if let Some(missing) = spec
+            .anywhere
+            .iter()
+            .find(|a| !run.console.contains(a.as_str()))
+        {
+            return Err(fail(format!(
+                "expected output not seen anywhere: {missing:?}"
+            )));
         }
     }
     if next < spec.expect.len() {

@@ -111,7 +111,12 @@ pub fn load_system(path: &Path) -> Result<manifest::Manifest> {
 
 /// Makes a GRUB ISO named `name` that boots the core with `cmdline`, the
 /// first guest, and, when `system` names a manifest, its domains.
-pub fn make_iso(bins: &Binaries, name: &str, cmdline: &str, system: Option<&Path>) -> Result<PathBuf> {
+pub fn make_iso(
+    bins: &Binaries,
+    name: &str,
+    cmdline: &str,
+    system: Option<&Path>,
+) -> Result<PathBuf> {
     let dir = out_dir();
     let tree = dir.join(format!("iso-{name}"));
     let _ = fs::remove_dir_all(&tree);

@@ -42,7 +42,10 @@ fn system_path(arg: &str) -> Result<Option<PathBuf>> {
     if q.is_file() {
         return Ok(Some(q));
     }
-    Err(format!("system manifest {arg:?} not found (give a TOML file under systems/, or `none`)").into())
+    Err(
+        format!("system manifest {arg:?} not found (give a TOML file under systems/, or `none`)")
+            .into(),
+    )
 }
 
 #[derive(Parser)]
@@ -148,7 +151,13 @@ fn build(cmdline: &str, system: &str) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn run(emulator: Emulator, kvm: bool, cmdline: &str, system: &str, timeout: u64) -> Result<ExitCode> {
+fn run(
+    emulator: Emulator,
+    kvm: bool,
+    cmdline: &str,
+    system: &str,
+    timeout: u64,
+) -> Result<ExitCode> {
     if kvm && emulator != Emulator::Qemu {
         return Err("--accel kvm needs --emulator qemu".into());
     }

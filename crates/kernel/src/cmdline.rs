@@ -61,6 +61,9 @@ pub struct Options {
     pub budget: u64,
     /// VMX-preemption timer value per slice (in timer ticks).
     pub slice: u32,
+    /// `domain-budget=N`: preemption-timer slices each manifest domain may
+    /// use before it is stopped (default: unbounded).
+    pub domain_budget: Option<u64>,
     /// `selftest=fault`: after the boot report, the core reads an unmapped
     /// address on purpose, to show how a fault in root mode is reported.
     pub fault_selftest: bool,
@@ -76,6 +79,7 @@ impl Default for Options {
             budget: 16,
             slice: 0x4_0000,
             fault_selftest: false,
+            domain_budget: None,
         }
     }
 }
@@ -129,6 +133,10 @@ pub fn parse<'a>(line: &'a str, mut report: impl FnMut(Problem<'a>)) -> Options 
                 Ok(v) if v > 0 => options.slice = v,
                 _ => report(Problem::BadValue(key, value)),
             },
+            "domain-budget" => match value.parse::<u64>() {
+                Ok(v) if v > 0 => options.domain_budget = Some(v),
+                _ => report(Problem::BadValue(key, value)),
+            },
             "selftest" => match value {
                 "fault" => options.fault_selftest = true,
                 _ => report(Problem::BadValue(key, value)),
@@ -166,6 +174,10 @@ mod tests {
         );
         assert_eq!((o.budget, o.slice), (3, 4096));
         assert!(!o.fault_selftest);
+        let (o, _) = parse_all("domain-budget=7");
+        assert_eq!(o.domain_budget, Some(7));
+        let (o, p) = parse_all("domain-budget=0");
+        assert_eq!((o.domain_budget, p.len()), (None, 1));
         let (o, p) = parse_all("selftest=fault");
         assert!(o.fault_selftest && p.is_empty());
         let (_, p) = parse_all("selftest=other");

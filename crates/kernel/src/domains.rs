@@ -121,6 +121,7 @@ pub fn run_system<'m>(
     manifest: Manifest,
     module: impl Fn(&str) -> Option<&'m [u8]>,
     slice: u32,
+    budget: Option<u64>,
 ) -> Result<(), BootError> {
     let manifest: &'static Manifest = MANIFEST.call_once(|| manifest);
     let pool_base = frames
@@ -165,9 +166,11 @@ pub fn run_system<'m>(
         vmm::write_guest_tables(bytes);
         let loaded = elf_loader::load(image, bytes, 0).map_err(|e| BootError::Image(name, e))?;
 
-        let (Some(vmcs), Some(io_a), Some(io_b)) =
-            (hw.pool.0.allocate(), hw.pool.0.allocate(), hw.pool.0.allocate())
-        else {
+        let (Some(vmcs), Some(io_a), Some(io_b)) = (
+            hw.pool.0.allocate(),
+            hw.pool.0.allocate(),
+            hw.pool.0.allocate(),
+        ) else {
             return Err(BootError::Domain(name, "core pool exhausted"));
         };
         for page in [io_a, io_b] {
@@ -196,7 +199,15 @@ pub fn run_system<'m>(
             slots: [StartSlot::default(); START_SLOTS],
         };
         info.name[..name.len().min(16)].copy_from_slice(&name.as_bytes()[..name.len().min(16)]);
-        add_slot(&mut info, "memory", ObjectType::MemRegion, Rights::all() - Rights::CONTROL, memory_slot, 0, size);
+        add_slot(
+            &mut info,
+            "memory",
+            ObjectType::MemRegion,
+            Rights::all() - Rights::CONTROL,
+            memory_slot,
+            0,
+            size,
+        );
         infos[i] = Some((mem, info));
 
         // SAFETY: VMX root operation; `vmcs` is this domain's fresh region.
@@ -230,6 +241,7 @@ pub fn run_system<'m>(
         if let Some(dom) = sys.domains.get_mut(d) {
             dom.vcpu.regs.rdi = START_INFO_GPA;
             dom.vcpu.slice = slice;
+            dom.vcpu.slice_budget = budget;
         }
         log::info!(
             "domain {name}: {} KiB at {mem:#x}, priority {}, image {:?} entry {:#x} ({} segments)",
@@ -253,7 +265,15 @@ pub fn run_system<'m>(
                 .grant_domain(d, t, Rights::CONTROL | Rights::READ)
                 .map_err(|s| BootError::Capability(name, s))?;
             if let Some((_, info)) = infos[i].as_mut() {
-                add_slot(info, target.as_str(), ObjectType::Domain, Rights::CONTROL | Rights::READ, slot, 0, 0);
+                add_slot(
+                    info,
+                    target.as_str(),
+                    ObjectType::Domain,
+                    Rights::CONTROL | Rights::READ,
+                    slot,
+                    0,
+                    0,
+                );
             }
         }
         for range in spec.io_ports.iter() {
@@ -264,7 +284,15 @@ pub fn run_system<'m>(
                 open_ports(dom.hw.io_bitmaps, range.first, range.last);
             }
             if let Some((_, info)) = infos[i].as_mut() {
-                add_slot(info, "ports", ObjectType::IoPorts, Rights::READ | Rights::WRITE, slot, range.first as u64, (range.last - range.first) as u64 + 1);
+                add_slot(
+                    info,
+                    "ports",
+                    ObjectType::IoPorts,
+                    Rights::READ | Rights::WRITE,
+                    slot,
+                    range.first as u64,
+                    (range.last - range.first) as u64 + 1,
+                );
             }
         }
     }
@@ -286,7 +314,12 @@ pub fn run_system<'m>(
         unsafe { arch::phys_mut(pages, len as usize) }.fill(0);
         let (_, sa, sb) = sys
             .create_channel(&mut hw, a, b, (pages, len), spec.a_gpa, spec.b_gpa)
-            .map_err(|_| BootError::Channel(name, "cannot be mapped at its addresses (below 1 GiB, not overlapping)"))?;
+            .map_err(|_| {
+                BootError::Channel(
+                    name,
+                    "cannot be mapped at its addresses (below 1 GiB, not overlapping)",
+                )
+            })?;
         let rights = Rights::READ | Rights::WRITE | Rights::GRANT;
         if let Some((_, info)) = infos[ia].as_mut() {
             add_slot(info, name, ObjectType::Channel, rights, sa, spec.a_gpa, len);
@@ -307,7 +340,8 @@ pub fn run_system<'m>(
     for (mem, info) in infos.iter().flatten() {
         // SAFETY: the start-info page lies inside the domain's memory (below
         // IMAGE_FLOOR, which the image was checked not to use).
-        let page = unsafe { arch::phys_mut(mem + START_INFO_GPA, core::mem::size_of::<StartInfo>()) };
+        let page =
+            unsafe { arch::phys_mut(mem + START_INFO_GPA, core::mem::size_of::<StartInfo>()) };
         // SAFETY: `StartInfo` is `repr(C)` plain data; viewing it as bytes
         // to copy it is sound.
         let src = unsafe {
@@ -336,11 +370,32 @@ pub fn run_system<'m>(
         sys.stats.refused,
         sys.stats.violations
     );
+    // Tear everything down: every frame goes back where it came from.
+    let mut all = [None; crate::system::MAX_DOMAINS];
+    for (i, (d, _)) in sys.domains.iter().enumerate() {
+        all[i] = Some(d);
+    }
+    for d in all.into_iter().flatten() {
+        sys.destroy_domain(&mut hw, d);
+    }
+    let pool_left = hw.pool.0.used();
+    if pool_left != 0 {
+        log::warn!("core pool: {pool_left} frame(s) still in use after every domain was destroyed");
+    }
+    let _ = hw.frames.free(pool_base, POOL_FRAMES as u64 * FRAME);
     Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]
-fn add_slot(info: &mut StartInfo, name: &str, kind: ObjectType, rights: Rights, slot: u16, gpa: u64, size: u64) {
+fn add_slot(
+    info: &mut StartInfo,
+    name: &str,
+    kind: ObjectType,
+    rights: Rights,
+    slot: u16,
+    gpa: u64,
+    size: u64,
+) {
     let n = info.slot_count as usize;
     if n >= START_SLOTS {
         log::warn!("start info: more than {START_SLOTS} named capabilities; {name:?} left out");
@@ -393,7 +448,9 @@ fn schedule(sys: &mut System, hw: &mut Hw<'_>) {
                 }
                 None => {
                     if sys.any_alive() {
-                        log::warn!("every remaining domain waits with no deadline and nobody to wake it");
+                        log::warn!(
+                            "every remaining domain waits with no deadline and nobody to wake it"
+                        );
                     }
                     break;
                 }
@@ -453,12 +510,18 @@ fn schedule(sys: &mut System, hw: &mut Hw<'_>) {
                             log::info!("domain {t}: destroyed by {name}");
                         }
                         if let Some(dom) = sys.domains.get_mut(d) {
-                            let _ = vcpu::complete_hypercall(&mut dom.vcpu, &mut vmcs, status, value);
+                            let _ =
+                                vcpu::complete_hypercall(&mut dom.vcpu, &mut vmcs, status, value);
                         }
                     }
                     Outcome::Yield => {
                         if let Some(dom) = sys.domains.get_mut(d) {
-                            let _ = vcpu::complete_hypercall(&mut dom.vcpu, &mut vmcs, hypercall_abi::Status::Ok, None);
+                            let _ = vcpu::complete_hypercall(
+                                &mut dom.vcpu,
+                                &mut vmcs,
+                                hypercall_abi::Status::Ok,
+                                None,
+                            );
                         }
                     }
                     Outcome::Block | Outcome::Gone => {}

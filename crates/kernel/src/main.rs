@@ -274,7 +274,15 @@ mod core_main {
                         m.domains.len(),
                         m.channels.len()
                     );
-                    if let Err(e) = domains::run_system(&vmx, &mut frames, &selectors, m, module, options.slice) {
+                    if let Err(e) = domains::run_system(
+                        &vmx,
+                        &mut frames,
+                        &selectors,
+                        m,
+                        module,
+                        options.slice,
+                        options.domain_budget,
+                    ) {
                         log::error!("boot manifest: {e}");
                         failures += 1;
                     }

@@ -412,7 +412,7 @@ impl System {
     ) -> Result<(), Status> {
         let region = *self.regions.get(r).ok_or(Status::StaleCapability)?;
         let end = gpa.checked_add(region.len).ok_or(Status::InvalidAddress)?;
-        if gpa % PAGE != 0 || end > DOMAIN_GPA_LIMIT {
+        if !gpa.is_multiple_of(PAGE) || end > DOMAIN_GPA_LIMIT {
             return Err(Status::InvalidAddress);
         }
         let Some(free) = region.mappings.iter().position(Option::is_none) else {
@@ -710,7 +710,7 @@ impl System {
                     .get(cap.object)
                     .ok_or(Status::StaleCapability)?;
                 let offset = a[1];
-                if offset == 0 || offset >= region.len || offset % PAGE != 0 {
+                if offset == 0 || offset >= region.len || !offset.is_multiple_of(PAGE) {
                     return Err(Status::InvalidArgument);
                 }
                 if region.mappings.iter().any(Option::is_some) {

@@ -675,7 +675,11 @@ mod tests {
         for _ in 0..2 {
             let mut vmcs = exit(ExitReason::PreemptionTimer, 0);
             assert_eq!(handle_exit(&mut vcpu, &mut vmcs, &mut p), Action::Preempted);
-            assert_eq!(vmcs.get(fields::VMX_PREEMPTION_TIMER_VALUE), 77, "next slice is full");
+            assert_eq!(
+                vmcs.get(fields::VMX_PREEMPTION_TIMER_VALUE),
+                77,
+                "next slice is full"
+            );
         }
         let mut vmcs = exit(ExitReason::PreemptionTimer, 0);
         assert_eq!(
