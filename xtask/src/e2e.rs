@@ -261,10 +261,33 @@ pub fn bench_spec() -> Spec {
     }
 }
 
-/// The per-call figure from the benchmark line.
-pub fn parse_bench(console: &str) -> Option<u64> {
+/// The benchmark system run, judged like a test.
+pub fn bench_system_spec() -> Spec {
+    Spec {
+        name: "bench-system",
+        cmdline: "run=",
+        expect: s(&[
+            "[benchcaps] bench: null hypercall round trip: ",
+            "[benchcaps] bench: capability-checked hypercall (cap_inspect) round trip: ",
+            "[bping] bench: notify -> wake -> reply round trip: ",
+            "bulkhead: shutdown status=0",
+        ]),
+        anywhere: s(&[
+            "bulkhead: domain benchcaps: stopped: exited with code 0",
+            "bulkhead: domain bping: stopped: exited with code 0",
+            "bulkhead: domain bpong: stopped: exited with code 0",
+        ]),
+        system: Some("systems/bench.toml"),
+        forbid: default_forbidden(),
+        exit: Exit::Success,
+        timeout: Duration::from_secs(300),
+    }
+}
+
+/// The first number after `prefix` in the console.
+pub fn parse_figure(console: &str, prefix: &str) -> Option<u64> {
     console.lines().find_map(|l| {
-        let rest = l.split_once("bench: null hypercall round trip: ")?.1;
+        let rest = l.split_once(prefix)?.1;
         rest.split_whitespace().next()?.parse().ok()
     })
 }
@@ -334,8 +357,9 @@ mod tests {
     fn bench_line_parses() {
         let c =
             "x\n[first] bench: null hypercall round trip: 142 TSC ticks per call (100000 calls)\n";
-        assert_eq!(parse_bench(c), Some(142));
-        assert_eq!(parse_bench("nothing"), None);
+        let p = "[first] bench: null hypercall round trip: ";
+        assert_eq!(parse_figure(c, p), Some(142));
+        assert_eq!(parse_figure("nothing", p), None);
     }
 
     #[test]

@@ -10,6 +10,7 @@ use hypercall_abi::{
 };
 use manifest::Manifest;
 use vcpu::{Action, GuestSetup, StopReason, Vmcs};
+
 use vmx::fields;
 
 use crate::arch::{self, cpu::Selectors};
@@ -111,6 +112,10 @@ impl<'a> Machine for Hw<'a> {
 
 static MANIFEST: spin::Once<Manifest> = spin::Once::new();
 static SYSTEM: spin::Mutex<System> = spin::Mutex::new(System::new());
+/// The vCPU of each domain, by domain table index (kept apart from the
+/// objects so that exit handlers can reach the objects while a vCPU runs).
+static VCPUS: spin::Mutex<[Option<vcpu::Vcpu>; crate::system::MAX_DOMAINS]> =
+    spin::Mutex::new([const { None }; crate::system::MAX_DOMAINS]);
 
 /// Builds the domains of `manifest` from the boot `modules` and runs them
 /// until all have stopped. `modules` finds a module's bytes by name.
@@ -134,6 +139,7 @@ pub fn run_system<'m>(
         pool.base()
     );
     let mut sys = SYSTEM.lock();
+    let mut vcpus = VCPUS.lock();
     let mut hw = Hw {
         vmx,
         pool: PoolFrames(&mut pool),
@@ -238,11 +244,11 @@ pub fn run_system<'m>(
         let mut vmcs_access = HardwareVmcs(());
         vcpu::setup_vmcs(&mut vmcs_access, &vmx.caps, &host, &setup)
             .map_err(|_| BootError::Domain(name, "VMCS setup failed"))?;
-        if let Some(dom) = sys.domains.get_mut(d) {
-            dom.vcpu.regs.rdi = START_INFO_GPA;
-            dom.vcpu.slice = slice;
-            dom.vcpu.slice_budget = budget;
-        }
+        let mut v = vcpu::Vcpu::new(name);
+        v.regs.rdi = START_INFO_GPA;
+        v.slice = slice;
+        v.slice_budget = budget;
+        vcpus[d.index as usize] = Some(v);
         log::info!(
             "domain {name}: {} KiB at {mem:#x}, priority {}, image {:?} entry {:#x} ({} segments)",
             size / 1024,
@@ -364,7 +370,7 @@ pub fn run_system<'m>(
         crate::system::MAX_PORTS,
     );
 
-    schedule(&mut sys, &mut hw);
+    schedule(&mut sys, &mut vcpus, &mut hw);
     log::info!(
         "summary: {domains} domain(s); {} hypercall(s) refused; {} domain(s) stopped for a violation",
         sys.stats.refused,
@@ -435,8 +441,105 @@ fn is_violation(reason: &StopReason) -> bool {
     )
 }
 
+/// Exit handlers' view of the machine while domain `caller` runs: its
+/// EPT for guest memory, and the objects for the core's hypercalls.
+struct SysPlatform<'s, 'h, 'a> {
+    sys: &'s mut System,
+    hw: &'h mut Hw<'a>,
+    caller: ObjectRef,
+}
+
+impl SysPlatform<'_, '_, '_> {
+    #[cold]
+    fn refused(&self, call: hypercall_abi::Call, status: hypercall_abi::Status) {
+        let name = self.sys.domains.get(self.caller).map_or("?", |d| d.name);
+        log::info!("domain {name}: {} refused: {status}", call.name());
+    }
+
+    /// Every core hypercall but the fast ones, kept out of line so that the
+    /// fast path stays small.
+    #[inline(never)]
+    fn general(&mut self, call: hypercall_abi::Call, args: [u64; 4]) -> vcpu::CoreCall {
+        let target = (call == hypercall_abi::Call::DomainDestroy)
+            .then(|| {
+                self.sys.cspaces[self.caller.index as usize]
+                    .get(args[0])
+                    .ok()
+                    .and_then(|c| self.sys.domains.get(c.object))
+                    .map(|t| t.name)
+            })
+            .flatten();
+        match self
+            .sys
+            .hypercall(self.hw, self.caller, call, args, arch::rdtsc())
+        {
+            Outcome::Return(status, value) => {
+                if status != hypercall_abi::Status::Ok {
+                    self.refused(call, status);
+                } else if let Some(t) = target {
+                    let name = self.sys.domains.get(self.caller).map_or("?", |d| d.name);
+                    log::info!("domain {t}: destroyed by {name}");
+                }
+                if core::mem::take(&mut self.sys.woke) {
+                    vcpu::CoreCall::Switch(status, value)
+                } else {
+                    vcpu::CoreCall::Return(status, value)
+                }
+            }
+            Outcome::Yield => vcpu::CoreCall::Switch(hypercall_abi::Status::Ok, None),
+            Outcome::Block => vcpu::CoreCall::Block,
+            Outcome::Gone => vcpu::CoreCall::Gone,
+        }
+    }
+}
+
+impl vcpu::Platform for SysPlatform<'_, '_, '_> {
+    #[inline]
+    fn core_hypercall(&mut self, call: hypercall_abi::Call, args: [u64; 4]) -> vcpu::CoreCall {
+        if call == hypercall_abi::Call::CapInspect {
+            return match self.sys.cap_inspect(self.caller, args[0]) {
+                Ok(v) => vcpu::CoreCall::Return(hypercall_abi::Status::Ok, Some(v)),
+                Err(s) => {
+                    self.refused(call, s);
+                    vcpu::CoreCall::Return(s, None)
+                }
+            };
+        }
+        self.general(call, args)
+    }
+
+    fn host_cpuid(&mut self, leaf: u32, subleaf: u32) -> [u32; 4] {
+        arch::cpuid(leaf, subleaf)
+    }
+
+    fn read_guest(&mut self, gpa: u64, buf: &mut [u8]) -> bool {
+        let ept = self
+            .sys
+            .domains
+            .get(self.caller)
+            .and_then(|d| d.ept.as_ref());
+        GuestPlatform {
+            ept,
+            tables: &self.hw.pool,
+        }
+        .read_guest(gpa, buf)
+    }
+
+    fn guest_line(&mut self, guest: &str, source: vcpu::LineSource, text: &str) {
+        GuestPlatform::<PoolFrames<'_>> {
+            ept: None,
+            tables: &self.hw.pool,
+        }
+        .guest_line(guest, source, text)
+    }
+}
+
 /// Runs domains until none can ever run again.
-fn schedule(sys: &mut System, hw: &mut Hw<'_>) {
+fn schedule(
+    sys: &mut System,
+    vcpus: &mut [Option<vcpu::Vcpu>; crate::system::MAX_DOMAINS],
+    hw: &mut Hw<'_>,
+) {
     let mut current_vmcs = None;
     loop {
         sys.wake_expired(arch::rdtsc());
@@ -456,7 +559,8 @@ fn schedule(sys: &mut System, hw: &mut Hw<'_>) {
                 }
             }
         };
-        let Some(dom) = sys.domains.get_mut(d) else {
+        let (Some(dom), Some(vcpu)) = (sys.domains.get_mut(d), vcpus[d.index as usize].as_mut())
+        else {
             continue;
         };
         let mut vmcs = HardwareVmcs(());
@@ -469,71 +573,34 @@ fn schedule(sys: &mut System, hw: &mut Hw<'_>) {
             }
             current_vmcs = Some(dom.hw.vmcs);
             // A fresh slice for a domain switched in.
-            let _ = vmcs.write(fields::VMX_PREEMPTION_TIMER_VALUE, dom.vcpu.slice as u64);
+            let _ = vmcs.write(fields::VMX_PREEMPTION_TIMER_VALUE, vcpu.slice as u64);
         }
         if let Some((status, value)) = dom.pending.take() {
-            let _ = vcpu::complete_hypercall(&mut dom.vcpu, &mut vmcs, status, value);
+            let _ = vcpu::complete_hypercall(vcpu, &mut vmcs, status, value);
         }
         let name = dom.name;
-        let refused_before = dom.vcpu.refused;
+        let refused_before = vcpu.refused;
         let action = {
-            let mut platform = GuestPlatform {
-                ept: dom.ept.as_ref(),
-                tables: &hw.pool,
+            let mut platform = SysPlatform {
+                sys: &mut *sys,
+                hw: &mut *hw,
+                caller: d,
             };
-            vcpu::run_until_event(&mut dom.vcpu, &mut vmcs, &mut platform, |regs, launched| {
+            vcpu::run_until_event(vcpu, &mut vmcs, &mut platform, |regs, launched| {
                 // SAFETY: this domain's VMCS is current and fully set up with
                 // the core's host state; `launched` tracks its launch state.
                 unsafe { vmx::arch::enter_guest(regs, launched) }
             })
         };
-        sys.stats.refused += dom.vcpu.refused - refused_before;
-        match action {
-            Action::Resume | Action::Preempted => {}
-            Action::Hypercall(call) => {
-                let r = &dom.vcpu.regs;
-                let args = [r.rdi, r.rsi, r.rdx, r.r10];
-                let target_name = (call == hypercall_abi::Call::DomainDestroy)
-                    .then(|| {
-                        sys.cspaces[d.index as usize]
-                            .get(args[0])
-                            .ok()
-                            .and_then(|c| sys.domains.get(c.object))
-                            .map(|t| t.name)
-                    })
-                    .flatten();
-                match sys.hypercall(hw, d, call, args, arch::rdtsc()) {
-                    Outcome::Return(status, value) => {
-                        if status != hypercall_abi::Status::Ok {
-                            log::info!("domain {name}: {} refused: {status}", call.name());
-                        } else if let Some(t) = target_name {
-                            log::info!("domain {t}: destroyed by {name}");
-                        }
-                        if let Some(dom) = sys.domains.get_mut(d) {
-                            let _ =
-                                vcpu::complete_hypercall(&mut dom.vcpu, &mut vmcs, status, value);
-                        }
-                    }
-                    Outcome::Yield => {
-                        if let Some(dom) = sys.domains.get_mut(d) {
-                            let _ = vcpu::complete_hypercall(
-                                &mut dom.vcpu,
-                                &mut vmcs,
-                                hypercall_abi::Status::Ok,
-                                None,
-                            );
-                        }
-                    }
-                    Outcome::Block | Outcome::Gone => {}
-                }
+        // Refusals of calls the vcpu crate answers itself (LOG_WRITE, unknown
+        // numbers); the core's own are counted by the objects.
+        sys.stats.refused += vcpu.refused - refused_before;
+        if let Action::Stop(reason) = action {
+            log::info!("domain {name}: stopped: {reason}");
+            if is_violation(&reason) {
+                sys.stats.violations += 1;
             }
-            Action::Stop(reason) => {
-                log::info!("domain {name}: stopped: {reason}");
-                if is_violation(&reason) {
-                    sys.stats.violations += 1;
-                }
-                sys.stop_domain(hw, d);
-            }
+            sys.stop_domain(hw, d);
         }
     }
 }

@@ -88,8 +88,6 @@ pub struct Domain {
     pub pending: Option<(Status, Option<u64>)>,
     /// Hardware resources.
     pub hw: DomainHw,
-    /// Its vCPU.
-    pub vcpu: vcpu::Vcpu,
     /// Hypercalls of this domain the core refused.
     pub refused: u64,
 }
@@ -166,6 +164,9 @@ pub struct System {
     pub ports: ObjectTable<Ports, MAX_PORTS>,
     /// Counters.
     pub stats: Stats,
+    /// Set when a hypercall woke a blocked domain (the scheduler should
+    /// choose again); cleared by whoever acts on it.
+    pub woke: bool,
     last_run: Option<u16>,
 }
 
@@ -237,6 +238,7 @@ impl System {
                 refused: 0,
                 violations: 0,
             },
+            woke: false,
             last_run: None,
         }
     }
@@ -269,7 +271,6 @@ impl System {
             memory: None,
             pending: None,
             hw,
-            vcpu: vcpu::Vcpu::new(name),
             refused: 0,
         };
         let d = match self.domains.allocate(ObjectType::Domain, domain) {
@@ -607,6 +608,41 @@ impl System {
 
     // ----- hypercalls -----
 
+    /// `CAP_INSPECT`, the capability check with nothing else around it: the
+    /// value [`Call::CapInspect`] returns for `slot` of domain `caller`.
+    /// Kept small and out of the general dispatch because it is the core's
+    /// cheapest capability-checked call (see docs/BENCHMARKS.md).
+    #[inline]
+    pub fn cap_inspect(&mut self, caller: ObjectRef, slot: u64) -> Result<u64, Status> {
+        let result = match self
+            .cspaces
+            .get(caller.index as usize)
+            .map(|cs| cs.get(slot))
+        {
+            Some(Ok(cap)) if self.domains.is_live(caller) => {
+                if live_in(
+                    &self.domains,
+                    &self.regions,
+                    &self.channels,
+                    &self.ports,
+                    cap.object,
+                ) {
+                    Ok(cap.object.kind as u64
+                        | (cap.rights.bits() as u64) << 8
+                        | (cap.object.index as u64) << 32)
+                } else {
+                    Err(Status::StaleCapability)
+                }
+            }
+            Some(Err(e)) if self.domains.is_live(caller) => Err(st(e)),
+            _ => Err(Status::Denied),
+        };
+        if result.is_err() {
+            self.stats.refused += 1;
+        }
+        result
+    }
+
     /// Dispatches a hypercall of `caller` (the calls the `vcpu` crate does
     /// not own). `a` holds RDI, RSI, RDX, R10; `now` is the TSC.
     pub fn hypercall<M: Machine>(
@@ -823,6 +859,7 @@ impl System {
                     } if c == cap.object => {
                         p.state = RunState::Runnable;
                         p.pending = Some((Status::Ok, None));
+                        self.woke = true;
                         ok(None)
                     }
                     _ => {

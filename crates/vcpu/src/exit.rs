@@ -6,7 +6,10 @@ use hypercall_abi::{Call, Status, CPUID_MAX_LEAF, CPUID_SIGNATURE_LEAF, LOG_WRIT
 use vmx::exit::{EptViolation, ExitInfo, ExitReason, IoDirection, IoQualification};
 use vmx::{fields, VmFail};
 
-use crate::{LineSource, Platform, Vcpu, Vmcs};
+use crate::{CoreCall, LineSource, Platform, Vcpu, Vmcs};
+
+/// The raw exit reason of VMCALL (basic reason 18, no flags).
+const VMCALL_EXIT: u32 = 18;
 
 /// COM1's eight registers, emulated minimally by the core for now.
 const COM1: core::ops::RangeInclusive<u16> = 0x3F8..=0x3FF;
@@ -32,8 +35,8 @@ impl Default for ExitStats {
 
 impl ExitStats {
     #[inline]
-    fn record(&mut self, reason: ExitReason) {
-        match self.counts.get_mut(reason.basic() as usize) {
+    fn record(&mut self, basic: u16) {
+        match self.counts.get_mut(basic as usize) {
             Some(c) => *c += 1,
             None => self.other += 1,
         }
@@ -60,10 +63,10 @@ pub enum Action {
     Resume,
     /// Stop the guest for good.
     Stop(StopReason),
-    /// The guest made a hypercall this crate does not own (capabilities,
-    /// memory, domains, channels, yield): the core dispatches it and then
-    /// calls [`complete_hypercall`]. The call number is in `regs.rax`.
-    Hypercall(Call),
+    /// A hypercall the core owns changed what should run (the caller
+    /// blocked, yielded, woke another domain, or is gone): the scheduler
+    /// picks again.
+    Reschedule,
     /// The preemption timer expired within the budget: the core may run
     /// another domain before resuming this one.
     Preempted,
@@ -200,8 +203,14 @@ macro_rules! vm {
 
 /// Handles the exit that just happened on the current VMCS.
 pub fn handle_exit(vcpu: &mut Vcpu, vmcs: &mut impl Vmcs, platform: &mut impl Platform) -> Action {
-    let info = ExitInfo::from_raw(vm!(vmcs.read(fields::VM_EXIT_REASON)) as u32);
-    vcpu.stats.record(info.reason);
+    let raw = vm!(vmcs.read(fields::VM_EXIT_REASON)) as u32;
+    let basic = raw as u16;
+    vcpu.stats.record(basic);
+    // The hottest exit first, before the full decode (SDM C: VMCALL = 18).
+    if raw == VMCALL_EXIT {
+        return vmcall(vcpu, vmcs, platform);
+    }
+    let info = ExitInfo::from_raw(raw);
     if info.entry_failure {
         let qualification = vm!(vmcs.read(fields::EXIT_QUALIFICATION));
         dump_vmcs(vcpu, vmcs);
@@ -273,19 +282,41 @@ fn skip_instruction(vmcs: &mut impl Vmcs) -> Result<(), VmFail> {
 
 fn vmcall(vcpu: &mut Vcpu, vmcs: &mut impl Vmcs, platform: &mut impl Platform) -> Action {
     let regs = &mut vcpu.regs;
-    let status = match Call::from_raw(regs.rax) {
+    let mut value = None;
+    let mut then = Action::Resume;
+    let call = Call::from_raw(regs.rax);
+    let is_core_call = !matches!(call, None | Some(Call::Null | Call::Exit | Call::LogWrite));
+    let status = match call {
         None => Status::UnknownCall,
         Some(Call::Null) => Status::Ok,
         Some(Call::Exit) => return Action::Stop(StopReason::Exited(regs.rdi)),
         Some(Call::LogWrite) => log_write(vcpu.name, regs.rdi, regs.rsi, platform),
-        Some(other) => return Action::Hypercall(other),
+        Some(other) => {
+            match platform.core_hypercall(other, [regs.rdi, regs.rsi, regs.rdx, regs.r10]) {
+                CoreCall::Return(s, v) => {
+                    value = v;
+                    s
+                }
+                CoreCall::Switch(s, v) => {
+                    value = v;
+                    then = Action::Reschedule;
+                    s
+                }
+                // Completed later (on wake-up), or never (the caller is gone).
+                CoreCall::Block | CoreCall::Gone => return Action::Reschedule,
+            }
+        }
     };
-    if status != Status::Ok {
+    // The core counts refusals of its own calls; these are this crate's.
+    if status != Status::Ok && !is_core_call {
         vcpu.refused += 1;
     }
     vcpu.regs.rax = status.raw();
+    if let Some(v) = value {
+        vcpu.regs.rdx = v;
+    }
     vm!(skip_instruction(vmcs));
-    Action::Resume
+    then
 }
 
 /// Finishes a hypercall the core dispatched: RAX = `status`, RDX = `value`
@@ -623,19 +654,39 @@ mod tests {
     fn kernel_hypercalls_are_handed_to_the_core_and_completed() {
         let mut vcpu = Vcpu::new("g");
         vcpu.regs.rax = Call::ChannelNotify as u64;
-        let mut vmcs = exit(ExitReason::Vmcall, 0);
+        vcpu.regs.rdi = 5;
         let mut p = FakePlatform::default();
+        p.core_answer = Some(CoreCall::Return(Status::EmptySlot, Some(9)));
+        let mut vmcs = exit(ExitReason::Vmcall, 0);
+        assert_eq!(handle_exit(&mut vcpu, &mut vmcs, &mut p), Action::Resume);
+        assert_eq!(p.core_calls, [(Call::ChannelNotify, [5, 0, 0, 0])]);
+        assert_eq!((vcpu.regs.rax, vcpu.regs.rdx), (Status::EmptySlot.raw(), 9));
+        assert_eq!(vmcs.get(fields::GUEST_RIP), 0x20_0002);
+        assert_eq!(vcpu.refused, 0, "the core counts its own refusals");
+        // Switch completes the call, then reschedules.
+        vcpu.regs.rax = Call::Yield as u64;
+        p.core_answer = Some(CoreCall::Switch(Status::Ok, None));
+        let mut vmcs = exit(ExitReason::Vmcall, 0);
         assert_eq!(
             handle_exit(&mut vcpu, &mut vmcs, &mut p),
-            Action::Hypercall(Call::ChannelNotify)
+            Action::Reschedule
+        );
+        assert_eq!(vmcs.get(fields::GUEST_RIP), 0x20_0002);
+        // Block leaves the call incomplete until complete_hypercall.
+        vcpu.regs.rax = Call::ChannelWait as u64;
+        p.core_answer = Some(CoreCall::Block);
+        let mut vmcs = exit(ExitReason::Vmcall, 0);
+        assert_eq!(
+            handle_exit(&mut vcpu, &mut vmcs, &mut p),
+            Action::Reschedule
         );
         assert_eq!(
             vmcs.get(fields::GUEST_RIP),
             0x20_0000,
             "RIP moves only on completion"
         );
-        complete_hypercall(&mut vcpu, &mut vmcs, Status::EmptySlot, Some(9)).unwrap();
-        assert_eq!((vcpu.regs.rax, vcpu.regs.rdx), (Status::EmptySlot.raw(), 9));
+        complete_hypercall(&mut vcpu, &mut vmcs, Status::TimedOut, None).unwrap();
+        assert_eq!(vcpu.regs.rax, Status::TimedOut.raw());
         assert_eq!(vmcs.get(fields::GUEST_RIP), 0x20_0002);
     }
 
@@ -752,9 +803,6 @@ mod hostile {
             let action = handle_exit(&mut vcpu, &mut vmcs, &mut platform);
             if let Action::Preempted = action {
                 prop_assert_eq!(ExitInfo::from_raw(raw_reason as u32).reason, ExitReason::PreemptionTimer);
-            }
-            if let Action::Hypercall(call) = action {
-                prop_assert_eq!(call as u64, vcpu.regs.rax);
             }
             if let Action::Resume = action {
                 // Only exits the core handles resume the guest.

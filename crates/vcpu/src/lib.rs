@@ -44,8 +44,28 @@ pub enum LineSource {
     Uart,
 }
 
+/// The core's answer to a hypercall it owns (see [`Platform::core_hypercall`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CoreCall {
+    /// Complete the call (RAX = status, RDX = value when given) and resume.
+    Return(hypercall_abi::Status, Option<u64>),
+    /// Complete the call, then let the scheduler choose what runs.
+    Switch(hypercall_abi::Status, Option<u64>),
+    /// The caller waits; the call is completed when it wakes.
+    Block,
+    /// The caller no longer exists or was stopped.
+    Gone,
+}
+
 /// What the exit handlers need from the rest of the core.
 pub trait Platform {
+    /// Handles a hypercall this crate does not own (capabilities, memory,
+    /// domains, channels, yield, sleep). `args` holds RDI, RSI, RDX, R10.
+    /// Without a core behind it, every such call is refused.
+    fn core_hypercall(&mut self, call: hypercall_abi::Call, args: [u64; 4]) -> CoreCall {
+        let _ = (call, args);
+        CoreCall::Return(hypercall_abi::Status::Denied, None)
+    }
     /// Executes CPUID on the host.
     fn host_cpuid(&mut self, leaf: u32, subleaf: u32) -> [u32; 4];
     /// Copies guest-physical memory starting at `gpa` into `buf`, through the
@@ -80,7 +100,8 @@ pub struct Vcpu {
     pub uart_dlab: bool,
     /// The emulated COM1 scratch register.
     pub uart_scratch: u8,
-    /// Hypercalls handled here that were answered with an error status.
+    /// Hypercalls this crate answered itself (unknown numbers, `LOG_WRITE`)
+    /// with an error status; the core counts refusals of its own calls.
     pub refused: u64,
 }
 
@@ -103,9 +124,9 @@ impl Vcpu {
     }
 }
 
-/// Runs `vcpu` alone until one of its exits stops it: hypercalls this crate
-/// does not own are answered with [`hypercall_abi::Status::Denied`] and
-/// preemption just resumes. (The core's scheduler uses [`run_until_event`].)
+/// Runs `vcpu` alone until one of its exits stops it; preemption and
+/// rescheduling just resume it. (The core's scheduler uses
+/// [`run_until_event`].)
 ///
 /// `enter` performs the world switch (in the core: [`vmx::arch::enter_guest`]
 /// via the VMCS that `vmcs` accesses). A failure of VMLAUNCH/VMRESUME itself
@@ -122,14 +143,7 @@ where
         }
         vcpu.launched = true;
         match handle_exit(vcpu, vmcs, platform) {
-            Action::Resume | Action::Preempted => {}
-            Action::Hypercall(_) => {
-                if let Err(fail) =
-                    complete_hypercall(vcpu, vmcs, hypercall_abi::Status::Denied, None)
-                {
-                    return StopReason::EntryInstruction(fail);
-                }
-            }
+            Action::Resume | Action::Preempted | Action::Reschedule => {}
             Action::Stop(reason) => {
                 vcpu.uart.flush(vcpu.name, platform);
                 return reason;
@@ -138,9 +152,10 @@ where
     }
 }
 
-/// Runs `vcpu` until an exit needs the core: a hypercall for the core, a
-/// preemption, or a stop. Exits this crate handles (CPUID, COM1, the
-/// hypercalls `NULL` and `LOG_WRITE`) resume the guest directly.
+/// Runs `vcpu` until an exit needs the scheduler: a preemption, a hypercall
+/// that changed what should run, or a stop. Every other exit (CPUID, COM1,
+/// hypercalls answered at once, including the core's through
+/// [`Platform::core_hypercall`]) resumes the guest directly.
 pub fn run_until_event<V, P, E>(
     vcpu: &mut Vcpu,
     vmcs: &mut V,
@@ -206,9 +221,17 @@ pub(crate) mod testing {
     pub struct FakePlatform {
         pub memory: Vec<u8>,
         pub lines: Vec<(String, LineSource, String)>,
+        pub core_answer: Option<CoreCall>,
+        pub core_calls: Vec<(hypercall_abi::Call, [u64; 4])>,
     }
 
     impl Platform for FakePlatform {
+        fn core_hypercall(&mut self, call: hypercall_abi::Call, args: [u64; 4]) -> CoreCall {
+            self.core_calls.push((call, args));
+            self.core_answer
+                .unwrap_or(CoreCall::Return(hypercall_abi::Status::Denied, None))
+        }
+
         fn host_cpuid(&mut self, leaf: u32, _subleaf: u32) -> [u32; 4] {
             match leaf {
                 1 => [0x306c3, 0, 0x7ffa_fbff, 0xbfeb_fbff],
@@ -283,11 +306,14 @@ mod tests {
     }
 
     #[test]
-    fn run_until_event_returns_core_hypercalls() {
+    fn run_until_event_returns_when_the_core_reschedules() {
         let mut vcpu = Vcpu::new("t");
         let mut vmcs = FakeVmcs::default();
         vmcs.set(fields::VM_EXIT_REASON, ExitReason::Vmcall.basic() as u64);
-        let mut platform = FakePlatform::default();
+        let mut platform = FakePlatform {
+            core_answer: Some(CoreCall::Switch(hypercall_abi::Status::Ok, None)),
+            ..Default::default()
+        };
         let mut n = 0;
         let action = run_until_event(&mut vcpu, &mut vmcs, &mut platform, |regs, _| {
             n += 1;
@@ -298,7 +324,7 @@ mod tests {
             };
             Ok(())
         });
-        assert_eq!(action, Action::Hypercall(hypercall_abi::Call::Yield));
+        assert_eq!(action, Action::Reschedule);
         assert_eq!(n, 3);
     }
 }

@@ -148,6 +148,17 @@ fn inspect_reports_type_and_rights_and_refuses_bad_slots() {
         Status::EmptySlot
     );
     assert_eq!(w.sys.stats.refused, 3);
+    // The fast path answers exactly as the general dispatch does.
+    for slot in [w.a_mem, w.chan_a, 9999, 20, u64::MAX] {
+        let general = match w.call(w.a, Call::CapInspect, [slot, 0, 0, 0]) {
+            Outcome::Return(Status::Ok, v) => Ok(v.unwrap()),
+            Outcome::Return(s, _) => Err(s),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(w.sys.cap_inspect(w.a, slot), general, "slot {slot}");
+    }
+    w.sys.destroy_domain(&mut w.m, w.b);
+    assert_eq!(w.sys.cap_inspect(w.b, 0), Err(Status::Denied));
 }
 
 #[test]
