@@ -655,8 +655,10 @@ mod tests {
         let mut vcpu = Vcpu::new("g");
         vcpu.regs.rax = Call::ChannelNotify as u64;
         vcpu.regs.rdi = 5;
-        let mut p = FakePlatform::default();
-        p.core_answer = Some(CoreCall::Return(Status::EmptySlot, Some(9)));
+        let mut p = FakePlatform {
+            core_answer: Some(CoreCall::Return(Status::EmptySlot, Some(9))),
+            ..Default::default()
+        };
         let mut vmcs = exit(ExitReason::Vmcall, 0);
         assert_eq!(handle_exit(&mut vcpu, &mut vmcs, &mut p), Action::Resume);
         assert_eq!(p.core_calls, [(Call::ChannelNotify, [5, 0, 0, 0])]);
