@@ -92,6 +92,11 @@ mod core_main {
         log::info!("Bulkhead core {} starting", env!("CARGO_PKG_VERSION"));
         let selectors = arch::cpu::init();
         arch::mask_pic();
+        if arch::apic::init() {
+            log::info!("local APIC TSC-deadline timer: the core halts when nothing can run");
+        } else {
+            log::info!("no local APIC TSC-deadline timer: the core spins when nothing can run");
+        }
 
         if magic != MULTIBOOT2_MAGIC {
             log::error!("not booted by a Multiboot2 loader (magic {magic:#x})");

@@ -139,6 +139,7 @@ boot_pml4:
     .skip 4096
 boot_pdpt:
     .skip 4096
+    .global boot_pd
 boot_pd:
     .skip 4096 * 4
     .global boot_stack_bottom

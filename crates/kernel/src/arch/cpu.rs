@@ -98,6 +98,17 @@ pub fn init() -> Selectors {
                 entry.set_handler_addr(VirtAddr::new(addr));
             }
         }
+        unsafe extern "C" {
+            fn apic_timer_stub();
+            fn apic_spurious_stub();
+        }
+        // SAFETY: the stubs acknowledge the interrupt and return with IRETQ.
+        unsafe {
+            idt[super::apic::TIMER_VECTOR]
+                .set_handler_addr(VirtAddr::new(apic_timer_stub as *const () as u64));
+            idt[super::apic::SPURIOUS_VECTOR]
+                .set_handler_addr(VirtAddr::new(apic_spurious_stub as *const () as u64));
+        }
         idt
     });
     idt.load();

@@ -2,6 +2,7 @@
 //! the boot code, COM1, the descriptor tables, MSRs and control registers,
 //! CPUID, physical memory through the boot identity map, and the way out.
 
+pub mod apic;
 pub mod boot;
 pub mod cpu;
 pub mod serial;
@@ -203,10 +204,34 @@ pub fn rdtsc() -> u64 {
     unsafe { core::arch::x86_64::_rdtsc() }
 }
 
-/// Waits until the TSC reaches `deadline` (nothing can run before then).
-/// The core runs with interrupts off, so it spins with PAUSE.
+/// Waits until the TSC reaches `deadline` (nothing can run before then):
+/// halted until the local APIC's deadline timer fires, or, on a CPU without
+/// one, spinning with PAUSE.
 pub fn idle_until(deadline: u64) {
+    if apic::halt_until(deadline) {
+        return;
+    }
     while rdtsc() < deadline {
         core::hint::spin_loop();
+    }
+}
+
+/// Makes the 2 MiB page of the boot identity map that holds `addr`
+/// uncacheable (for MMIO).
+pub fn uncache_2m(addr: u64) {
+    unsafe extern "C" {
+        static mut boot_pd: [u64; 2048];
+    }
+    let index = (addr >> 21) as usize;
+    if index >= 2048 {
+        return;
+    }
+    // SAFETY: `boot_pd` is the boot page directory (4 tables of 512 2 MiB
+    // entries); setting PCD|PWT on one entry and flushing its translation
+    // changes only the caching of that range.
+    unsafe {
+        let pd = core::ptr::addr_of_mut!(boot_pd);
+        (*pd)[index] |= (1 << 3) | (1 << 4);
+        core::arch::asm!("invlpg [{0}]", in(reg) addr, options(nostack));
     }
 }
