@@ -95,8 +95,10 @@ pub enum Call {
     /// peer through the channel.
     CapGrant = 7,
     /// Splits a memory region in two. RDI = region slot (needs
-    /// [`Rights::CONTROL`]), RSI = byte offset (page-aligned, inside). The
-    /// original keeps the first part; returns RDX = slot of the second part.
+    /// [`Rights::CONTROL`]), RSI = byte offset (page-aligned, strictly
+    /// inside: else [`Status::InvalidArgument`]). The original keeps the
+    /// first part; returns RDX = slot of the second part. A region mapped
+    /// anywhere cannot be split ([`Status::Denied`]).
     MemSplit = 8,
     /// Maps a memory region into a domain. RDI = domain slot (or
     /// [`SLOT_SELF`]; needs [`Rights::CONTROL`] unless self), RSI = region
@@ -114,14 +116,17 @@ pub enum Call {
     /// Returns RDX = [`DomainState`].
     DomainStatus = 12,
     /// Wakes the peer of a channel. RDI = channel slot (needs
-    /// [`Rights::WRITE`]).
+    /// [`Rights::WRITE`]). [`Status::Denied`] when the peer was stopped or
+    /// destroyed.
     ChannelNotify = 13,
-    /// Waits until a channel is notified. RDI = channel slot (needs
-    /// [`Rights::READ`]), RSI = timeout in microseconds of emulated time
-    /// (0 = poll, `u64::MAX` = forever). Returns [`Status::Ok`], or
-    /// [`Status::TimedOut`].
+    /// Waits until a channel is notified (a notification sent while nobody
+    /// waited is kept and consumed by the next wait). RDI = channel slot
+    /// (needs [`Rights::READ`]), RSI = timeout in TSC ticks (0 = poll,
+    /// `u64::MAX` = forever). Returns [`Status::Ok`], or
+    /// [`Status::TimedOut`]; [`Status::Denied`] when the peer stopped while
+    /// the caller waited.
     ChannelWait = 14,
-    /// Waits for the given time without a channel. RDI = microseconds.
+    /// Waits the given number of TSC ticks without a channel. RDI = ticks.
     Sleep = 15,
 }
 

@@ -338,14 +338,18 @@ fn mem_split_needs_control_an_unmapped_region_and_a_page_offset() {
     assert_eq!(w.sys.regions.get(r).unwrap().len, PAGE);
     // Mapped regions cannot be split.
     assert_eq!(
-        w.status(w.a, Call::MemMap, [SLOT_SELF, slot, 0x2000_0000, 1]),
+        w.status(w.a, Call::MemMap, [SLOT_SELF, tail, 0x2000_0000, 1]),
         Status::Ok
     );
-    let full = w.sys.cspaces[w.a.index as usize].get(slot).unwrap();
-    let _ = full;
     assert_eq!(
         w.status(w.a, Call::MemSplit, [tail, PAGE, 0, 0]),
-        Status::Ok
+        Status::Denied
+    );
+    // A stale region capability is refused.
+    w.sys.regions.remove(r);
+    assert_eq!(
+        w.status(w.a, Call::MemSplit, [slot, PAGE, 0, 0]),
+        Status::StaleCapability
     );
 }
 
@@ -481,6 +485,49 @@ fn grant_sends_a_weaker_copy_to_the_peer() {
         Status::Ok
     );
     assert_eq!(w.translate(w.b, 0x2000_0000).unwrap().hpa, 0x100_0000);
+}
+
+#[test]
+fn grant_is_refused_when_the_peer_is_gone_or_full() {
+    let mut w = world();
+    let r = Rights::READ.bits() as u64;
+    // Fill b's space.
+    while w.sys.cspaces[w.b.index as usize]
+        .insert(Capability::new(w.b, Rights::READ))
+        .is_ok()
+    {}
+    assert_eq!(
+        w.status(w.a, Call::CapGrant, [w.chan_a, w.a_mem, r, 0]),
+        Status::OutOfResources
+    );
+    w.sys.destroy_domain(&mut w.m, w.b);
+    assert_eq!(
+        w.status(w.a, Call::CapGrant, [w.chan_a, w.a_mem, r, 0]),
+        Status::Denied
+    );
+}
+
+#[test]
+fn stop_and_destroy_need_control() {
+    let mut w = world();
+    let read_only = w.sys.grant_domain(w.a, w.b, Rights::READ).unwrap() as u64;
+    assert_eq!(
+        w.status(w.a, Call::DomainStop, [read_only, 0, 0, 0]),
+        Status::InsufficientRights
+    );
+    assert_eq!(
+        w.status(w.a, Call::DomainDestroy, [read_only, 0, 0, 0]),
+        Status::InsufficientRights
+    );
+    assert_eq!(
+        w.status(w.a, Call::DomainStop, [30, 0, 0, 0]),
+        Status::EmptySlot
+    );
+    assert_eq!(
+        w.status(w.a, Call::DomainDestroy, [1 << 20, 0, 0, 0]),
+        Status::InvalidSlot
+    );
+    assert_eq!(w.sys.domains.get(w.b).unwrap().state, RunState::Runnable);
 }
 
 #[test]
