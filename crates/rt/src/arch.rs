@@ -23,6 +23,7 @@ rt_stack_top:
 );
 
 /// VMCALL: RAX = `number`, RDI/RSI/RDX/R10 = arguments; returns (RAX, RDX).
+#[inline]
 pub fn vmcall(number: u64, a0: u64, a1: u64, a2: u64, a3: u64) -> (u64, u64) {
     let (rax, rdx): (u64, u64);
     // SAFETY: VMCALL traps to the core, which by the hypercall ABI changes
@@ -36,6 +37,7 @@ pub fn vmcall(number: u64, a0: u64, a1: u64, a2: u64, a3: u64) -> (u64, u64) {
 }
 
 /// Reads the time-stamp counter.
+#[inline]
 pub fn rdtsc() -> u64 {
     // SAFETY: RDTSC has no side effects.
     unsafe { core::arch::x86_64::_rdtsc() }

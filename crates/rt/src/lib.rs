@@ -25,6 +25,7 @@ use core::fmt::{self, Write as _};
 pub use hypercall_abi::{Call, DomainState, ObjectType, Rights, StartInfo, Status, SLOT_SELF};
 
 /// Turns RAX/RDX after a hypercall into a result.
+#[inline]
 pub fn result(rax: u64, rdx: u64) -> Result<u64, Status> {
     match Status::from_raw(rax) {
         Some(Status::Ok) => Ok(rdx),
@@ -33,6 +34,7 @@ pub fn result(rax: u64, rdx: u64) -> Result<u64, Status> {
     }
 }
 
+#[inline]
 fn call(c: Call, a0: u64, a1: u64, a2: u64, a3: u64) -> Result<u64, Status> {
     let (rax, rdx) = arch::vmcall(c as u64, a0, a1, a2, a3);
     result(rax, rdx)
@@ -40,6 +42,7 @@ fn call(c: Call, a0: u64, a1: u64, a2: u64, a3: u64) -> Result<u64, Status> {
 
 /// Any hypercall number with raw arguments; returns (RAX, RDX). For tests
 /// that probe the core with values the typed wrappers would not produce.
+#[inline]
 pub fn raw_call(number: u64, a0: u64, a1: u64, a2: u64, a3: u64) -> (u64, u64) {
     arch::vmcall(number, a0, a1, a2, a3)
 }

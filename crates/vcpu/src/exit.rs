@@ -202,6 +202,7 @@ macro_rules! vm {
 }
 
 /// Handles the exit that just happened on the current VMCS.
+#[inline]
 pub fn handle_exit(vcpu: &mut Vcpu, vmcs: &mut impl Vmcs, platform: &mut impl Platform) -> Action {
     let raw = vm!(vmcs.read(fields::VM_EXIT_REASON)) as u32;
     let basic = raw as u16;
@@ -280,6 +281,7 @@ fn skip_instruction(vmcs: &mut impl Vmcs) -> Result<(), VmFail> {
     vmcs.write(fields::GUEST_RIP, rip.wrapping_add(len))
 }
 
+#[inline]
 fn vmcall(vcpu: &mut Vcpu, vmcs: &mut impl Vmcs, platform: &mut impl Platform) -> Action {
     let regs = &mut vcpu.regs;
     let mut value = None;
@@ -361,6 +363,7 @@ fn log_write(name: &str, gpa: u64, len: u64, platform: &mut impl Platform) -> St
     Status::Ok
 }
 
+#[inline(never)]
 fn cpuid(vcpu: &mut Vcpu, vmcs: &mut impl Vmcs, platform: &mut impl Platform) -> Action {
     let leaf = vcpu.regs.rax as u32;
     let subleaf = vcpu.regs.rcx as u32;
@@ -386,6 +389,7 @@ fn cpuid(vcpu: &mut Vcpu, vmcs: &mut impl Vmcs, platform: &mut impl Platform) ->
     Action::Resume
 }
 
+#[inline(never)]
 fn io(vcpu: &mut Vcpu, vmcs: &mut impl Vmcs, platform: &mut impl Platform) -> Action {
     let qualification = vm!(vmcs.read(fields::EXIT_QUALIFICATION));
     let rip = vm!(vmcs.read(fields::GUEST_RIP));
