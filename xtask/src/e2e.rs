@@ -220,6 +220,30 @@ pub fn specs() -> Vec<Spec> {
             exit: Exit::Success,
             timeout,
         },
+        Spec {
+            name: "create-domain",
+            cmdline: "run=",
+            expect: s(&[
+                "bulkhead: boot manifest: 1 domain(s), 0 channel(s)",
+                "bulkhead: frame allocator: ",
+                "[parent] wrote a ",
+                "[parent] created and started a domain (slot ",
+                "bulkhead: domain domain-1: started with 2048 KiB at ",
+                "[domain-1] hello from a domain created by a hypercall",
+                "[parent] received \"hello from a domain created by a hypercall\"",
+                "bulkhead: domain domain-1: stopped: exited with code 0",
+                "bulkhead: domain domain-1: destroyed by parent",
+                "[parent] destroyed the child; its capability is stale and its memory went back",
+                "bulkhead: domain parent: stopped: exited with code 0",
+                "bulkhead: summary: 1 domain(s); 1 hypercall(s) refused; 0 domain(s) stopped for a violation",
+                "bulkhead: shutdown status=0",
+            ]),
+            anywhere: Vec::new(),
+            system: Some("systems/create.toml"),
+            forbid: forbid(&["failed:", "UNEXPECTED"]),
+            exit: Exit::Success,
+            timeout,
+        },
     ]
 }
 

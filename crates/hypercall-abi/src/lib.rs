@@ -128,6 +128,40 @@ pub enum Call {
     ChannelWait = 14,
     /// Waits the given number of TSC ticks without a channel. RDI = ticks.
     Sleep = 15,
+    /// Creates a domain whose memory is a region the caller holds. RDI =
+    /// region slot (needs [`Rights::CONTROL`] and [`Rights::MAP`]; the region
+    /// becomes the new domain's memory at guest-physical 0 and is freed with
+    /// it), RSI = priority (at most the caller's: else [`Status::Denied`]),
+    /// RDX = capability-slot budget of the new domain (1..=32: else
+    /// [`Status::InvalidArgument`]). Returns RDX = slot of a capability with
+    /// CONTROL, READ and GRANT on it. The domain does not run before
+    /// [`Call::DomainStart`]. [`Status::OutOfResources`] when the domain
+    /// table or the core pool is full.
+    DomainCreate = 16,
+    /// Sets the initial vCPU state of a created, not yet started domain.
+    /// RDI = domain slot (needs [`Rights::CONTROL`]), RSI = entry point, RDX
+    /// = stack pointer, R10 = value passed in RDI. The entry must lie in
+    /// the domain's memory at or above [`IMAGE_FLOOR`] (else
+    /// [`Status::InvalidAddress`]); [`Status::Denied`] once started.
+    DomainSetVcpu = 17,
+    /// Gives a domain direct access to an I/O port range. RDI = domain slot
+    /// (needs [`Rights::CONTROL`]), RSI = IoPorts slot (needs
+    /// [`Rights::GRANT`]). The ports pass through its I/O bitmap and a copy
+    /// of the capability lands in its space.
+    DomainBindPorts = 18,
+    /// Starts a created domain whose vCPU state was set. RDI = domain slot
+    /// (needs [`Rights::CONTROL`]). [`Status::Denied`] if it was started
+    /// before or has no vCPU state.
+    DomainStart = 19,
+    /// Creates a channel between two domains over a region's pages. RDI and
+    /// RSI = the two domains (each [`SLOT_SELF`] or a slot with
+    /// [`Rights::CONTROL`]; they must differ: else
+    /// [`Status::InvalidArgument`]), RDX = region slot (needs MAP, READ and
+    /// WRITE), R10 = guest-physical address (page-aligned) where the pages
+    /// are mapped, read/write, in both domains. Each end gets a capability
+    /// with READ, WRITE and GRANT. Returns RDX = the first domain's slot |
+    /// the second domain's slot << 16.
+    ChannelCreate = 20,
 }
 
 impl Call {
@@ -150,12 +184,17 @@ impl Call {
             13 => Call::ChannelNotify,
             14 => Call::ChannelWait,
             15 => Call::Sleep,
+            16 => Call::DomainCreate,
+            17 => Call::DomainSetVcpu,
+            18 => Call::DomainBindPorts,
+            19 => Call::DomainStart,
+            20 => Call::ChannelCreate,
             _ => return None,
         })
     }
 
     /// Every call, in number order.
-    pub const ALL: [Call; 16] = [
+    pub const ALL: [Call; 21] = [
         Call::Null,
         Call::LogWrite,
         Call::Exit,
@@ -172,6 +211,11 @@ impl Call {
         Call::ChannelNotify,
         Call::ChannelWait,
         Call::Sleep,
+        Call::DomainCreate,
+        Call::DomainSetVcpu,
+        Call::DomainBindPorts,
+        Call::DomainStart,
+        Call::ChannelCreate,
     ];
 
     /// A short name for logs.
@@ -193,6 +237,11 @@ impl Call {
             Call::ChannelNotify => "channel_notify",
             Call::ChannelWait => "channel_wait",
             Call::Sleep => "sleep",
+            Call::DomainCreate => "domain_create",
+            Call::DomainSetVcpu => "domain_set_vcpu",
+            Call::DomainBindPorts => "domain_bind_ports",
+            Call::DomainStart => "domain_start",
+            Call::ChannelCreate => "channel_create",
         }
     }
 }

@@ -101,6 +101,33 @@ impl<'a> Machine for Hw<'a> {
         }
     }
 
+    fn allocate_domain(&mut self, vpid: u16) -> Option<DomainHw> {
+        let vmcs = self.pool.0.allocate()?;
+        let Some(a) = self.pool.0.allocate() else {
+            self.pool.0.free(vmcs);
+            return None;
+        };
+        let Some(b) = self.pool.0.allocate() else {
+            self.pool.0.free(vmcs);
+            self.pool.0.free(a);
+            return None;
+        };
+        for page in [a, b] {
+            // SAFETY: fresh pool frames for the domain's I/O bitmaps: every
+            // port exits until a capability opens it.
+            unsafe { arch::phys_mut(page, FRAME as usize) }.fill(0xff);
+        }
+        Some(DomainHw {
+            vmcs,
+            io_bitmaps: (a, b),
+            vpid,
+        })
+    }
+
+    fn open_ports(&mut self, hw: &DomainHw, first: u16, last: u16) {
+        open_ports(hw.io_bitmaps, first, last);
+    }
+
     fn release_domain(&mut self, hw: &DomainHw) {
         // SAFETY: VMX root operation; the VMCS is no longer used.
         let _ = unsafe { vmx::arch::vmclear(hw.vmcs) };
@@ -114,7 +141,7 @@ static MANIFEST: spin::Once<Manifest> = spin::Once::new();
 static SYSTEM: spin::Mutex<System> = spin::Mutex::new(System::new());
 /// The vCPU of each domain, by domain table index (kept apart from the
 /// objects so that exit handlers can reach the objects while a vCPU runs).
-static VCPUS: spin::Mutex<[Option<vcpu::Vcpu>; crate::system::MAX_DOMAINS]> =
+static VCPUS: spin::Mutex<[Option<(ObjectRef, vcpu::Vcpu)>; crate::system::MAX_DOMAINS]> =
     spin::Mutex::new([const { None }; crate::system::MAX_DOMAINS]);
 
 /// Builds the domains of `manifest` from the boot `modules` and runs them
@@ -248,7 +275,7 @@ pub fn run_system<'m>(
         v.regs.rdi = START_INFO_GPA;
         v.slice = slice;
         v.slice_budget = budget;
-        vcpus[d.index as usize] = Some(v);
+        vcpus[d.index as usize] = Some((d, v));
         log::info!(
             "domain {name}: {} KiB at {mem:#x}, priority {}, image {:?} entry {:#x} ({} segments)",
             size / 1024,
@@ -279,6 +306,30 @@ pub fn run_system<'m>(
                     slot,
                     0,
                     0,
+                );
+            }
+        }
+        if spec.spare_kib > 0 {
+            let len = spec.spare_kib as u64 * 1024;
+            let align = if len >= 2 << 20 { 2 << 20 } else { FRAME };
+            let spare = hw.frames.allocate(len, align).ok_or(BootError::Domain(
+                name,
+                "not enough free memory for spare_kib",
+            ))?;
+            // SAFETY: fresh frames for this domain's spare region.
+            unsafe { arch::phys_mut(spare, len as usize) }.fill(0);
+            let slot = sys
+                .grant_region(d, (spare, len))
+                .map_err(|s| BootError::Capability(name, s))?;
+            if let Some((_, info)) = infos[i].as_mut() {
+                add_slot(
+                    info,
+                    "spare",
+                    ObjectType::MemRegion,
+                    Rights::all(),
+                    slot,
+                    0,
+                    len,
                 );
             }
         }
@@ -370,7 +421,7 @@ pub fn run_system<'m>(
         crate::system::MAX_PORTS,
     );
 
-    schedule(&mut sys, &mut vcpus, &mut hw);
+    schedule(&mut sys, &mut vcpus, &mut hw, &host, slice, budget);
     log::info!(
         "summary: {domains} domain(s); {} hypercall(s) refused; {} domain(s) stopped for a violation",
         sys.stats.refused,
@@ -534,11 +585,100 @@ impl vcpu::Platform for SysPlatform<'_, '_, '_> {
     }
 }
 
+/// Sets up the VMCS and vCPU of a domain created by a hypercall, the first
+/// time it is picked: its page tables, GDT and start-info page go into the
+/// first 24 KiB of its memory, below the image its creator wrote.
+fn setup_child(
+    sys: &System,
+    hw: &Hw<'_>,
+    d: ObjectRef,
+    host: &vcpu::HostState,
+    slice: u32,
+    budget: Option<u64>,
+) -> Option<vcpu::Vcpu> {
+    let dom = sys.domains.get(d)?;
+    let region = dom.memory.and_then(|r| sys.regions.get(r))?;
+    let [rip, rsp, arg] = dom.initial?;
+    let eptp = dom.ept.as_ref()?.eptp(false);
+    // SAFETY: the region is this domain's memory (its creator gave it up
+    // for this purpose), at least IMAGE_FLOOR + a page long; the core
+    // writes only below IMAGE_FLOOR.
+    let low = unsafe { arch::phys_mut(region.hpa, IMAGE_FLOOR as usize) };
+    vmm::write_guest_tables(low);
+    let mut info = StartInfo {
+        magic: START_MAGIC,
+        memory_bytes: region.len,
+        name: [0; 16],
+        name_len: dom.name.len().min(16) as u8,
+        slot_count: 0,
+        priority: dom.priority,
+        reserved: [0; 5],
+        slots: [StartSlot::default(); START_SLOTS],
+    };
+    let n = dom.name.len().min(16);
+    info.name[..n].copy_from_slice(&dom.name.as_bytes()[..n]);
+    for (slot, cap) in sys.cspaces[d.index as usize].iter() {
+        let name = match cap.object.kind {
+            ObjectType::MemRegion if Some(cap.object) == dom.memory => "memory",
+            ObjectType::Channel => "channel",
+            ObjectType::IoPorts => "ports",
+            _ => continue,
+        };
+        add_slot(&mut info, name, cap.object.kind, cap.rights, slot, 0, 0);
+    }
+    // SAFETY: `StartInfo` is `repr(C)` plain data; viewing it as bytes to
+    // copy it is sound.
+    let src = unsafe {
+        core::slice::from_raw_parts(
+            &info as *const StartInfo as *const u8,
+            core::mem::size_of::<StartInfo>(),
+        )
+    };
+    let at = START_INFO_GPA as usize;
+    low[at..at + src.len()].copy_from_slice(src);
+
+    let vmcs = dom.hw.vmcs;
+    vmm::write_revision(vmcs, hw.vmx.caps.basic.revision_id());
+    // SAFETY: VMX root operation; `vmcs` is this domain's fresh region with
+    // the revision id written.
+    unsafe {
+        vmx::arch::vmclear(vmcs).ok()?;
+        vmx::arch::vmptrld(vmcs).ok()?;
+    }
+    let (cr3, gdt, gdt_limit) = vmm::GUEST_TABLES;
+    let setup = GuestSetup {
+        rip,
+        rsp,
+        cr3,
+        gdtr: (gdt, gdt_limit),
+        eptp,
+        vpid: dom.hw.vpid,
+        io_bitmaps: Some(dom.hw.io_bitmaps),
+        preemption_timer: Some(slice),
+    };
+    vcpu::setup_vmcs(&mut HardwareVmcs(()), &hw.vmx.caps, host, &setup).ok()?;
+    let mut v = vcpu::Vcpu::new(dom.name);
+    v.regs.rdi = arg;
+    v.slice = slice;
+    v.slice_budget = budget;
+    log::info!(
+        "domain {}: started with {} KiB at {:#x}, priority {}, entry {rip:#x}",
+        dom.name,
+        region.len / 1024,
+        region.hpa,
+        dom.priority
+    );
+    Some(v)
+}
+
 /// Runs domains until none can ever run again.
 fn schedule(
     sys: &mut System,
-    vcpus: &mut [Option<vcpu::Vcpu>; crate::system::MAX_DOMAINS],
+    vcpus: &mut [Option<(ObjectRef, vcpu::Vcpu)>; crate::system::MAX_DOMAINS],
     hw: &mut Hw<'_>,
+    host: &vcpu::HostState,
+    slice: u32,
+    budget: Option<u64>,
 ) {
     let mut current_vmcs = None;
     loop {
@@ -559,7 +699,25 @@ fn schedule(
                 }
             }
         };
-        let (Some(dom), Some(vcpu)) = (sys.domains.get_mut(d), vcpus[d.index as usize].as_mut())
+        let slot = &mut vcpus[d.index as usize];
+        if slot.as_ref().is_none_or(|(owner, _)| *owner != d) {
+            // A domain created by a hypercall runs for the first time.
+            match setup_child(sys, hw, d, host, slice, budget) {
+                Some(v) => {
+                    *slot = Some((d, v));
+                    current_vmcs = sys.domains.get(d).map(|x| x.hw.vmcs);
+                }
+                None => {
+                    let name = sys.domains.get(d).map_or("?", |x| x.name);
+                    log::error!("domain {name}: its VMCS could not be set up; stopping it");
+                    sys.stats.violations += 1;
+                    sys.stop_domain(hw, d);
+                    continue;
+                }
+            }
+        }
+        let (Some(dom), Some((_, vcpu))) =
+            (sys.domains.get_mut(d), vcpus[d.index as usize].as_mut())
         else {
             continue;
         };

@@ -42,6 +42,11 @@ pub trait Machine {
     fn release_memory(&mut self, hpa: u64, len: u64);
     /// Returns a domain's hardware frames (VMCS, I/O bitmaps).
     fn release_domain(&mut self, hw: &DomainHw);
+    /// Hardware frames (VMCS, I/O bitmaps closed to every port) for a new
+    /// domain with this VPID; `None` when the core pool is exhausted.
+    fn allocate_domain(&mut self, vpid: u16) -> Option<DomainHw>;
+    /// Opens ports `first..=last` in a domain's I/O bitmaps.
+    fn open_ports(&mut self, hw: &DomainHw, first: u16, last: u16);
 }
 
 /// The hardware resources of a domain, owned by the core's VMX code.
@@ -69,6 +74,8 @@ pub enum RunState {
     },
     /// Stopped for good (until destroyed).
     Stopped,
+    /// Created by a hypercall and not started yet.
+    Created,
 }
 
 /// A domain.
@@ -90,6 +97,11 @@ pub struct Domain {
     pub hw: DomainHw,
     /// Hypercalls of this domain the core refused.
     pub refused: u64,
+    /// Initial RIP, RSP and RDI of a domain created by a hypercall (the
+    /// core's VMX code sets its VMCS up when it first runs).
+    pub initial: Option<[u64; 3]>,
+    /// Most capability slots it may use.
+    pub slot_limit: u16,
 }
 
 /// A range of host-physical memory.
@@ -272,6 +284,8 @@ impl System {
             pending: None,
             hw,
             refused: 0,
+            initial: None,
+            slot_limit: CSPACE_SLOTS as u16,
         };
         let d = match self.domains.allocate(ObjectType::Domain, domain) {
             Ok(d) => d,
@@ -311,6 +325,78 @@ impl System {
         Ok((d, slot))
     }
 
+    /// Creates a domain (state [`RunState::Created`]) whose memory is the
+    /// existing region `r`, mapped RWX at guest-physical 0; the region
+    /// becomes its own. Its space gets the memory capability in slot 0.
+    fn create_child<M: Machine>(
+        &mut self,
+        m: &mut M,
+        r: ObjectRef,
+        priority: u8,
+        budget: u16,
+    ) -> Result<ObjectRef, Status> {
+        const NAMES: [&str; MAX_DOMAINS] = [
+            "domain-0", "domain-1", "domain-2", "domain-3", "domain-4", "domain-5", "domain-6",
+            "domain-7",
+        ];
+        let region = *self.regions.get(r).ok_or(Status::StaleCapability)?;
+        if region.len < hypercall_abi::IMAGE_FLOOR + PAGE {
+            return Err(Status::InvalidArgument);
+        }
+        let Some(index) =
+            (0..MAX_DOMAINS).find(|&i| !self.domains.iter().any(|(d, _)| d.index as usize == i))
+        else {
+            return Err(Status::OutOfResources);
+        };
+        let hw = m
+            .allocate_domain(index as u16 + 1)
+            .ok_or(Status::OutOfResources)?;
+        let ept = match Ept::new(m.frames()) {
+            Ok(e) => e,
+            Err(e) => {
+                m.release_domain(&hw);
+                return Err(ept_status(e));
+            }
+        };
+        let domain = Domain {
+            name: NAMES[index],
+            priority,
+            state: RunState::Created,
+            ept: Some(ept),
+            memory: Some(r),
+            pending: None,
+            hw,
+            refused: 0,
+            initial: None,
+            slot_limit: budget,
+        };
+        let d = match self.domains.allocate(ObjectType::Domain, domain) {
+            Ok(d) => d,
+            Err(e) => {
+                m.release_domain(&hw);
+                return Err(st(e));
+            }
+        };
+        self.cspaces[d.index as usize] = CSpace::new();
+        if let Some(dom) = self.domains.get_mut(d) {
+            // The VPID follows the table slot actually given (normally the
+            // one predicted above).
+            dom.hw.vpid = d.index + 1;
+        }
+        if let Err(s) = self.map_region(m, d, r, 0, Rights::READ | Rights::WRITE | Rights::EXECUTE)
+        {
+            self.discard_domain(m, d);
+            m.release_domain(&hw);
+            return Err(s);
+        }
+        if let Some(reg) = self.regions.get_mut(r) {
+            reg.owner = Some(d);
+        }
+        let rights = Rights::READ | Rights::WRITE | Rights::EXECUTE | Rights::MAP;
+        let _ = self.cspaces[d.index as usize].insert(Capability::new(r, rights));
+        Ok(d)
+    }
+
     fn discard_domain<M: Machine>(&mut self, m: &mut M, d: ObjectRef) {
         if let Some(mut dom) = self.domains.remove(d) {
             if let Some(ept) = dom.ept.take() {
@@ -321,7 +407,7 @@ impl System {
 
     /// Creates a channel over `pages` (host-physical `(hpa, len)`) between
     /// `a` and `b`, mapped read/write at `gpa_a` in `a` and `gpa_b` in `b`.
-    /// Returns the slots of the two ends' capabilities.
+    /// Returns the channel and the slots of the two ends' capabilities.
     pub fn create_channel<M: Machine>(
         &mut self,
         m: &mut M,
@@ -344,14 +430,43 @@ impl System {
             .regions
             .allocate(ObjectType::MemRegion, region)
             .map_err(st)?;
-        let rw = Rights::READ | Rights::WRITE;
-        if let Err(s) = self.map_region(m, a, r, gpa_a, rw) {
+        let result = self.create_channel_over(m, a, b, r, gpa_a, gpa_b);
+        if result.is_err() {
             self.regions.remove(r);
-            return Err(s);
         }
+        result
+    }
+
+    /// Creates a channel between `a` and `b` over the existing region `r`.
+    fn create_channel_over<M: Machine>(
+        &mut self,
+        m: &mut M,
+        a: ObjectRef,
+        b: ObjectRef,
+        r: ObjectRef,
+        gpa_a: u64,
+        gpa_b: u64,
+    ) -> Result<(ObjectRef, u16, u16), Status> {
+        if a == b || !self.domains.is_live(a) || !self.domains.is_live(b) {
+            return Err(Status::InvalidArgument);
+        }
+        // Both ends need a free slot within their budget before anything
+        // is mapped.
+        for d in [a, b] {
+            let cs = &self.cspaces[d.index as usize];
+            let limit = self.domains.get(d).map_or(0, |x| x.slot_limit as usize);
+            if cs.len() >= limit.min(cs.capacity()) {
+                return Err(Status::OutOfResources);
+            }
+        }
+        let before = self.regions.get(r).map(|x| x.mappings);
+        let rw = Rights::READ | Rights::WRITE;
+        self.map_region(m, a, r, gpa_a, rw)?;
         if let Err(s) = self.map_region(m, b, r, gpa_b, rw) {
-            self.unmap_region_everywhere(m, r);
-            self.regions.remove(r);
+            self.unmap_from(m, r, a);
+            if let (Some(reg), Some(before)) = (self.regions.get_mut(r), before) {
+                reg.mappings = before;
+            }
             return Err(s);
         }
         let channel = Channel {
@@ -360,10 +475,14 @@ impl System {
             pending: [false; 2],
             gone: [false; 2],
         };
-        let c = self
-            .channels
-            .allocate(ObjectType::Channel, channel)
-            .map_err(st)?;
+        let c = match self.channels.allocate(ObjectType::Channel, channel) {
+            Ok(c) => c,
+            Err(e) => {
+                self.unmap_from(m, r, a);
+                self.unmap_from(m, r, b);
+                return Err(st(e));
+            }
+        };
         let rights = Rights::READ | Rights::WRITE | Rights::GRANT;
         let sa = self.cspaces[a.index as usize]
             .insert(Capability::new(c, rights))
@@ -372,6 +491,41 @@ impl System {
             .insert(Capability::new(c, rights))
             .map_err(st)?;
         Ok((c, sa, sb))
+    }
+
+    /// Unmaps region `r` from domain `d` only.
+    fn unmap_from<M: Machine>(&mut self, m: &mut M, r: ObjectRef, d: ObjectRef) {
+        let Some(region) = self.regions.get(r).copied() else {
+            return;
+        };
+        for (i, mapping) in region.mappings.iter().enumerate() {
+            if let Some((md, gpa)) = mapping {
+                if *md != d {
+                    continue;
+                }
+                if let Some(dom) = self.domains.get_mut(d) {
+                    if let Some(ept) = dom.ept.as_mut() {
+                        let _ = ept.unmap_range(m.frames(), *gpa, region.len);
+                        m.invalidate(ept.eptp(false), dom.hw.vpid);
+                    }
+                }
+                if let Some(reg) = self.regions.get_mut(r) {
+                    reg.mappings[i] = None;
+                }
+            }
+        }
+    }
+
+    /// Inserts `cap` into `d`'s space within its slot budget.
+    fn insert_limited(&mut self, d: ObjectRef, cap: Capability) -> Result<u16, Status> {
+        let limit = self.domains.get(d).map_or(0, |x| x.slot_limit);
+        let cs = &mut self.cspaces[d.index as usize];
+        let slot = cs.insert(cap).map_err(st)?;
+        if slot >= limit {
+            let _ = cs.delete(slot as u64);
+            return Err(Status::OutOfResources);
+        }
+        Ok(slot)
     }
 
     /// Gives `holder` a capability with `rights` on domain `target`.
@@ -387,6 +541,30 @@ impl System {
         self.cspaces[holder.index as usize]
             .insert(Capability::new(target, rights))
             .map_err(st)
+    }
+
+    /// Gives `holder` an unmapped region of host memory `(hpa, len)` that it
+    /// owns, with every right (it is freed when `holder` is destroyed).
+    pub fn grant_region(&mut self, holder: ObjectRef, memory: (u64, u64)) -> Result<u16, Status> {
+        if !self.domains.is_live(holder) {
+            return Err(Status::InvalidArgument);
+        }
+        let region = Region {
+            hpa: memory.0,
+            len: memory.1,
+            owner: Some(holder),
+            mappings: [None; MAX_MAPPINGS],
+        };
+        let r = self
+            .regions
+            .allocate(ObjectType::MemRegion, region)
+            .map_err(st)?;
+        self.cspaces[holder.index as usize]
+            .insert(Capability::new(r, Rights::all()))
+            .map_err(|e| {
+                self.regions.remove(r);
+                st(e)
+            })
     }
 
     /// Gives `holder` an I/O port range.
@@ -827,7 +1005,7 @@ impl System {
                 let state = match dom.state {
                     RunState::Runnable => DomainState::Running,
                     RunState::Blocked { .. } => DomainState::Blocked,
-                    RunState::Stopped => DomainState::Stopped,
+                    RunState::Stopped | RunState::Created => DomainState::Stopped,
                 };
                 ok(Some(state as u64))
             }
@@ -897,6 +1075,131 @@ impl System {
                     };
                 }
                 Ok(Outcome::Block)
+            }
+            Call::DomainCreate => {
+                let region = self.cspaces[ci]
+                    .lookup(
+                        a[0],
+                        ObjectType::MemRegion,
+                        Rights::CONTROL | Rights::MAP,
+                        live,
+                    )
+                    .map_err(st)?
+                    .object;
+                let priority = u8::try_from(a[1]).map_err(|_| Status::InvalidArgument)?;
+                let budget = u16::try_from(a[2]).map_err(|_| Status::InvalidArgument)?;
+                if priority > 7 || budget == 0 || budget as usize > CSPACE_SLOTS {
+                    return Err(Status::InvalidArgument);
+                }
+                if priority > self.domains.get(caller).map_or(0, |d| d.priority) {
+                    return Err(Status::Denied);
+                }
+                if self.cspaces[ci].len()
+                    >= self
+                        .domains
+                        .get(caller)
+                        .map_or(0, |d| d.slot_limit as usize)
+                {
+                    return Err(Status::OutOfResources);
+                }
+                let child = self.create_child(m, region, priority, budget)?;
+                match self.insert_limited(
+                    caller,
+                    Capability::new(child, Rights::CONTROL | Rights::READ | Rights::GRANT),
+                ) {
+                    Ok(slot) => ok(Some(slot as u64)),
+                    Err(s) => {
+                        self.destroy_domain(m, child);
+                        Err(s)
+                    }
+                }
+            }
+            Call::DomainSetVcpu => {
+                let target = self.cspaces[ci]
+                    .lookup(a[0], ObjectType::Domain, Rights::CONTROL, live)
+                    .map_err(st)?
+                    .object;
+                let memory = self
+                    .domains
+                    .get(target)
+                    .and_then(|d| d.memory)
+                    .and_then(|r| self.regions.get(r))
+                    .map_or(0, |r| r.len);
+                let dom = self
+                    .domains
+                    .get_mut(target)
+                    .ok_or(Status::StaleCapability)?;
+                if dom.state != RunState::Created {
+                    return Err(Status::Denied);
+                }
+                if a[1] < hypercall_abi::IMAGE_FLOOR || a[1] >= memory {
+                    return Err(Status::InvalidAddress);
+                }
+                dom.initial = Some([a[1], a[2], a[3]]);
+                ok(None)
+            }
+            Call::DomainBindPorts => {
+                let target = self.cspaces[ci]
+                    .lookup(a[0], ObjectType::Domain, Rights::CONTROL, live)
+                    .map_err(st)?
+                    .object;
+                let cap = self.cspaces[ci]
+                    .lookup(a[1], ObjectType::IoPorts, Rights::GRANT, live)
+                    .map_err(st)?;
+                let ports = *self.ports.get(cap.object).ok_or(Status::StaleCapability)?;
+                let hw = self.domains.get(target).ok_or(Status::StaleCapability)?.hw;
+                if self
+                    .domains
+                    .get(target)
+                    .is_some_and(|d| d.state == RunState::Stopped)
+                {
+                    return Err(Status::Denied);
+                }
+                self.insert_limited(target, Capability::new(cap.object, cap.rights))?;
+                m.open_ports(&hw, ports.first, ports.last);
+                ok(None)
+            }
+            Call::DomainStart => {
+                let target = self.cspaces[ci]
+                    .lookup(a[0], ObjectType::Domain, Rights::CONTROL, live)
+                    .map_err(st)?
+                    .object;
+                let dom = self
+                    .domains
+                    .get_mut(target)
+                    .ok_or(Status::StaleCapability)?;
+                if dom.state != RunState::Created || dom.initial.is_none() {
+                    return Err(Status::Denied);
+                }
+                dom.state = RunState::Runnable;
+                self.woke = true;
+                ok(None)
+            }
+            Call::ChannelCreate => {
+                let mut ends = [caller; 2];
+                for (i, end) in ends.iter_mut().enumerate() {
+                    if a[i] != SLOT_SELF {
+                        *end = self.cspaces[ci]
+                            .lookup(a[i], ObjectType::Domain, Rights::CONTROL, live)
+                            .map_err(st)?
+                            .object;
+                    }
+                }
+                let region = self.cspaces[ci]
+                    .lookup(
+                        a[2],
+                        ObjectType::MemRegion,
+                        Rights::MAP | Rights::READ | Rights::WRITE,
+                        live,
+                    )
+                    .map_err(st)?
+                    .object;
+                if ends[0] == ends[1] {
+                    return Err(Status::InvalidArgument);
+                }
+                let (_, sa, sb) =
+                    self.create_channel_over(m, ends[0], ends[1], region, a[3], a[3])?;
+                ok(Some(sa as u64 | (sb as u64) << 16))
             }
             Call::Sleep => {
                 if a[0] == 0 {

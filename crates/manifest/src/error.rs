@@ -106,6 +106,11 @@ pub enum Problem {
         /// The value given.
         kib: u32,
     },
+    /// `spare_kib` is not a multiple of 4 or is above [`MAX_MEMORY_KIB`].
+    SpareMemory {
+        /// The value given.
+        kib: u32,
+    },
     /// `priority` is above [`MAX_PRIORITY`].
     PriorityTooHigh {
         /// The value given.
@@ -210,6 +215,10 @@ impl Problem {
             Problem::MemoryTooLarge { kib } => {
                 write!(f, "memory_kib {kib} is above {MAX_MEMORY_KIB} (1 GiB)")
             }
+            Problem::SpareMemory { kib } => write!(
+                f,
+                "spare_kib {kib} is not a multiple of 4 at most {MAX_MEMORY_KIB} (1 GiB)"
+            ),
             Problem::PriorityTooHigh { priority } => {
                 write!(f, "priority {priority} is above {MAX_PRIORITY}")
             }

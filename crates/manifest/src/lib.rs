@@ -71,7 +71,8 @@ pub const MAX_ENCODED_LEN: usize = {
         + 1 // priority
         + 1 + MAX_PORT_RANGES * PORT_RANGE
         + 1 + MAX_CONTROL * NAME
-        + 1; // restart
+        + 1 // restart
+        + 5; // spare_kib
     const CHANNEL: usize = 3 * NAME + 1 + 10 + 10; // names, pages, two u64 varints
     4 + 3 + 1 + MAX_DOMAINS * DOMAIN + 1 + MAX_CHANNELS * CHANNEL
 };
@@ -126,6 +127,10 @@ pub struct DomainSpec {
     pub control: heapless::Vec<Name, MAX_CONTROL>,
     /// Whether the core restarts the domain when it dies.
     pub restart: bool,
+    /// Extra memory in KiB given to the domain as an unmapped region
+    /// capability with every right (to create domains or channels from); 0
+    /// for none. A multiple of 4, at most [`MAX_MEMORY_KIB`].
+    pub spare_kib: u32,
 }
 
 /// An inclusive range of I/O ports, `first..=last`.

@@ -96,6 +96,8 @@ struct TomlDomain {
     control: Option<Spanned<Vec<Spanned<String>>>>,
     #[serde(default)]
     restart: bool,
+    #[serde(default)]
+    spare_kib: u32,
 }
 
 #[derive(Deserialize)]
@@ -207,6 +209,7 @@ fn convert_domain(ctx: &Ctx<'_>, d: &TomlDomain) -> Result<DomainSpec, TomlError
         })?,
         control: ctx.list("control", &d.control, |key, item| ctx.name(&key, item))?,
         restart: d.restart,
+        spare_kib: d.spare_kib,
     })
 }
 
@@ -224,7 +227,7 @@ fn convert_channel(ctx: &Ctx<'_>, c: &TomlChannel) -> Result<ChannelSpec, TomlEr
 /// Reads a manifest from TOML text and validates it.
 ///
 /// The text has `[[domain]]` tables (keys `name`, `image`, `memory_kib`,
-/// `priority`, and optional `io_ports`, `control`, `restart`) and
+/// `priority`, and optional `io_ports`, `control`, `restart`, `spare_kib`) and
 /// `[[channel]]` tables (keys `name`, `a`, `b`, `pages`, `a_gpa`, `b_gpa`);
 /// unknown keys are errors. See `docs/MANIFEST.md`.
 pub fn from_toml(text: &str) -> Result<Manifest, TomlError> {

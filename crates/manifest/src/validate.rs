@@ -73,6 +73,9 @@ fn check_domain(m: &Manifest, index: usize, d: &DomainSpec) -> Result<(), Proble
     if d.memory_kib > MAX_MEMORY_KIB {
         return Err(Problem::MemoryTooLarge { kib: d.memory_kib });
     }
+    if !d.spare_kib.is_multiple_of(4) || d.spare_kib > MAX_MEMORY_KIB {
+        return Err(Problem::SpareMemory { kib: d.spare_kib });
+    }
     if d.priority > MAX_PRIORITY {
         return Err(Problem::PriorityTooHigh {
             priority: d.priority,

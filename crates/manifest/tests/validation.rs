@@ -395,6 +395,7 @@ fn max_encoded_len_bounds_the_largest_manifest() {
     for _ in 0..8 {
         let mut d = domain(long);
         d.memory_kib = u32::MAX;
+        d.spare_kib = u32::MAX;
         d.priority = u8::MAX;
         for _ in 0..4 {
             d.io_ports
@@ -434,4 +435,18 @@ fn manifest_is_small_enough_for_a_kernel_stack() {
     let size = core::mem::size_of::<Manifest>();
     eprintln!("size_of::<Manifest>() = {size}");
     assert!(size <= 4096, "{size}");
+}
+
+#[test]
+fn spare_memory_must_be_a_multiple_of_4_and_bounded() {
+    let mut m = common::valid();
+    m.domains[0].spare_kib = 6;
+    assert!(manifest::validate(&m)
+        .unwrap_err()
+        .to_string()
+        .contains("spare_kib 6"));
+    m.domains[0].spare_kib = manifest::MAX_MEMORY_KIB + 4;
+    assert!(manifest::validate(&m).is_err());
+    m.domains[0].spare_kib = 4096;
+    assert!(manifest::validate(&m).is_ok());
 }

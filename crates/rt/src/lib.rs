@@ -22,7 +22,9 @@ pub mod arch;
 
 use core::fmt::{self, Write as _};
 
-pub use hypercall_abi::{Call, DomainState, ObjectType, Rights, StartInfo, Status, SLOT_SELF};
+pub use hypercall_abi::{
+    Call, DomainState, ObjectType, Rights, StartInfo, Status, IMAGE_FLOOR, SLOT_SELF,
+};
 
 /// Turns RAX/RDX after a hypercall into a result.
 #[inline]
@@ -143,6 +145,32 @@ pub fn domain_status(domain: u64) -> Result<Option<DomainState>, Status> {
         3 => Some(DomainState::Stopped),
         _ => None,
     })
+}
+
+/// `DOMAIN_CREATE` from a memory region; returns the new domain's slot.
+pub fn domain_create(region: u64, priority: u8, slots: u16) -> Result<u64, Status> {
+    call(Call::DomainCreate, region, priority as u64, slots as u64, 0)
+}
+
+/// `DOMAIN_SET_VCPU`: entry point, stack pointer and the value for RDI.
+pub fn domain_set_vcpu(domain: u64, rip: u64, rsp: u64, rdi: u64) -> Result<(), Status> {
+    call(Call::DomainSetVcpu, domain, rip, rsp, rdi).map(drop)
+}
+
+/// `DOMAIN_BIND_PORTS`.
+pub fn domain_bind_ports(domain: u64, ports: u64) -> Result<(), Status> {
+    call(Call::DomainBindPorts, domain, ports, 0, 0).map(drop)
+}
+
+/// `DOMAIN_START`.
+pub fn domain_start(domain: u64) -> Result<(), Status> {
+    call(Call::DomainStart, domain, 0, 0, 0).map(drop)
+}
+
+/// `CHANNEL_CREATE` between two domains (or [`SLOT_SELF`]) over a region,
+/// mapped at `gpa` in both; returns (first slot | second slot << 16).
+pub fn channel_create(a: u64, b: u64, region: u64, gpa: u64) -> Result<u64, Status> {
+    call(Call::ChannelCreate, a, b, region, gpa)
 }
 
 /// `CHANNEL_NOTIFY`.

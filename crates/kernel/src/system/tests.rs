@@ -35,6 +35,8 @@ struct FakeMachine {
     invalidations: usize,
     released: Vec<(u64, u64)>,
     released_domains: usize,
+    pool_exhausted: bool,
+    opened: Vec<(u16, u16)>,
 }
 
 impl Machine for FakeMachine {
@@ -50,6 +52,19 @@ impl Machine for FakeMachine {
     }
     fn release_domain(&mut self, _hw: &DomainHw) {
         self.released_domains += 1;
+    }
+    fn allocate_domain(&mut self, vpid: u16) -> Option<DomainHw> {
+        if self.pool_exhausted {
+            return None;
+        }
+        Some(DomainHw {
+            vmcs: 0x9000_0000 + vpid as u64 * PAGE,
+            io_bitmaps: (0, 0),
+            vpid,
+        })
+    }
+    fn open_ports(&mut self, _hw: &DomainHw, first: u16, last: u16) {
+        self.opened.push((first, last));
     }
 }
 
@@ -690,4 +705,219 @@ mod hostile {
             }
         }
     }
+}
+
+/// Which domain [`give_region`] gives to.
+const A: bool = true;
+
+/// A region of `len` bytes with every right, in a's space (or b's).
+fn give_region(w: &mut World, to_a: bool, hpa: u64, len: u64) -> u64 {
+    let d = if to_a { w.a } else { w.b };
+    let r = w
+        .sys
+        .regions
+        .allocate(
+            ObjectType::MemRegion,
+            Region {
+                hpa,
+                len,
+                owner: Some(d),
+                mappings: [None; MAX_MAPPINGS],
+            },
+        )
+        .unwrap();
+    w.sys.cspaces[d.index as usize]
+        .insert(Capability::new(r, Rights::all()))
+        .unwrap() as u64
+}
+
+#[test]
+fn a_domain_creates_configures_and_starts_a_child() {
+    let mut w = world();
+    let spare = give_region(&mut w, A, 0x800_0000, 2 * MIB);
+    // Argument checks.
+    assert_eq!(
+        w.status(w.a, Call::DomainCreate, [spare, 8, 4, 0]),
+        Status::InvalidArgument
+    );
+    assert_eq!(
+        w.status(w.a, Call::DomainCreate, [spare, 1, 0, 0]),
+        Status::InvalidArgument
+    );
+    assert_eq!(
+        w.status(w.a, Call::DomainCreate, [spare, 1, 33, 0]),
+        Status::InvalidArgument
+    );
+    assert_eq!(
+        w.status(w.a, Call::DomainCreate, [spare, 4, 4, 0]),
+        Status::Denied,
+        "above the creator's priority"
+    );
+    assert_eq!(
+        w.status(w.a, Call::DomainCreate, [w.a_mem, 1, 4, 0]),
+        Status::InsufficientRights
+    );
+    assert_eq!(
+        w.status(w.a, Call::DomainCreate, [w.chan_a, 1, 4, 0]),
+        Status::WrongType
+    );
+    let child_slot = w.value(w.a, Call::DomainCreate, [spare, 2, 4, 0]);
+    let child = w.sys.cspaces[w.a.index as usize]
+        .get(child_slot)
+        .unwrap()
+        .object;
+    assert_eq!(w.sys.domains.get(child).unwrap().state, RunState::Created);
+    assert_eq!(w.translate(child, 0x10_0010).unwrap().hpa, 0x810_0010);
+    assert_eq!(
+        w.sys.pick().map(|d| d != child),
+        Some(true),
+        "not runnable before start"
+    );
+    // Start needs the vCPU state; the entry must be inside its memory.
+    assert_eq!(
+        w.status(w.a, Call::DomainStart, [child_slot, 0, 0, 0]),
+        Status::Denied
+    );
+    assert_eq!(
+        w.status(w.a, Call::DomainSetVcpu, [child_slot, 0x1000, 0, 0]),
+        Status::InvalidAddress
+    );
+    assert_eq!(
+        w.status(w.a, Call::DomainSetVcpu, [child_slot, 2 * MIB, 0, 0]),
+        Status::InvalidAddress
+    );
+    assert_eq!(
+        w.status(
+            w.a,
+            Call::DomainSetVcpu,
+            [child_slot, 0x10_0000, 0x1f_0000, 7]
+        ),
+        Status::Ok
+    );
+    assert_eq!(
+        w.status(w.a, Call::DomainStart, [child_slot, 0, 0, 0]),
+        Status::Ok
+    );
+    assert!(w.sys.woke);
+    assert_eq!(
+        w.status(w.a, Call::DomainStart, [child_slot, 0, 0, 0]),
+        Status::Denied,
+        "started twice"
+    );
+    assert_eq!(
+        w.status(w.a, Call::DomainSetVcpu, [child_slot, 0x10_0000, 0, 0]),
+        Status::Denied
+    );
+    assert_eq!(
+        w.sys.domains.get(child).unwrap().initial,
+        Some([0x10_0000, 0x1f_0000, 7])
+    );
+    // Destroying the child frees the region it was given.
+    assert_eq!(
+        w.status(w.a, Call::DomainDestroy, [child_slot, 0, 0, 0]),
+        Status::Ok
+    );
+    assert!(w.m.released.contains(&(0x800_0000, 2 * MIB)));
+    assert_eq!(
+        w.status(w.a, Call::CapInspect, [spare, 0, 0, 0]),
+        Status::StaleCapability
+    );
+}
+
+#[test]
+fn create_is_bounded_by_the_pool_and_the_budget() {
+    let mut w = world();
+    let spare = give_region(&mut w, A, 0x800_0000, 2 * MIB);
+    w.m.pool_exhausted = true;
+    assert_eq!(
+        w.status(w.a, Call::DomainCreate, [spare, 1, 4, 0]),
+        Status::OutOfResources
+    );
+    w.m.pool_exhausted = false;
+    // A child with a one-slot budget cannot receive a channel.
+    let child_slot = w.value(w.a, Call::DomainCreate, [spare, 1, 1, 0]);
+    let pages = give_region(&mut w, A, 0xa00_0000, PAGE);
+    assert_eq!(
+        w.status(
+            w.a,
+            Call::ChannelCreate,
+            [SLOT_SELF, child_slot, pages, 0x3000_0000]
+        ),
+        Status::OutOfResources
+    );
+}
+
+#[test]
+fn bind_ports_opens_the_bitmap_and_copies_the_capability() {
+    let mut w = world();
+    let spare = give_region(&mut w, A, 0x800_0000, 2 * MIB);
+    let child_slot = w.value(w.a, Call::DomainCreate, [spare, 1, 4, 0]);
+    let ports = w.sys.grant_ports(w.a, 0x3f8, 0x3ff).unwrap() as u64;
+    assert_eq!(
+        w.status(w.a, Call::DomainBindPorts, [child_slot, ports, 0, 0]),
+        Status::InsufficientRights
+    );
+    let p = w.sys.cspaces[w.a.index as usize].get(ports).unwrap().object;
+    let grantable = w.sys.cspaces[w.a.index as usize]
+        .insert(Capability::new(
+            p,
+            Rights::READ | Rights::WRITE | Rights::GRANT,
+        ))
+        .unwrap() as u64;
+    assert_eq!(
+        w.status(w.a, Call::DomainBindPorts, [child_slot, grantable, 0, 0]),
+        Status::Ok
+    );
+    assert_eq!(w.m.opened, [(0x3f8, 0x3ff)]);
+    assert_eq!(
+        w.status(w.a, Call::DomainBindPorts, [child_slot, w.a_mem, 0, 0]),
+        Status::WrongType
+    );
+}
+
+#[test]
+fn channel_create_connects_two_domains_over_a_region() {
+    let mut w = world();
+    let pages = give_region(&mut w, A, 0xa00_0000, PAGE);
+    let ctl_b = w.sys.grant_domain(w.a, w.b, Rights::CONTROL).unwrap() as u64;
+    assert_eq!(
+        w.status(
+            w.a,
+            Call::ChannelCreate,
+            [SLOT_SELF, SLOT_SELF, pages, 0x3000_0000]
+        ),
+        Status::InvalidArgument
+    );
+    assert_eq!(
+        w.status(
+            w.a,
+            Call::ChannelCreate,
+            [SLOT_SELF, ctl_b, pages, 0x3000_0010]
+        ),
+        Status::InvalidAddress
+    );
+    assert_eq!(
+        w.status(
+            w.a,
+            Call::ChannelCreate,
+            [SLOT_SELF, ctl_b, pages, 0x1000_0000]
+        ),
+        Status::InvalidAddress,
+        "overlaps the existing channel"
+    );
+    let v = w.value(
+        w.a,
+        Call::ChannelCreate,
+        [SLOT_SELF, ctl_b, pages, 0x3000_0000],
+    );
+    let (sa, sb) = (v & 0xffff, v >> 16);
+    assert_eq!(w.translate(w.a, 0x3000_0000).unwrap().hpa, 0xa00_0000);
+    assert_eq!(w.translate(w.b, 0x3000_0000).unwrap().hpa, 0xa00_0000);
+    assert_eq!(
+        w.status(w.a, Call::ChannelNotify, [sa, 0, 0, 0]),
+        Status::Ok
+    );
+    assert_eq!(w.status(w.b, Call::ChannelWait, [sb, 0, 0, 0]), Status::Ok);
+    // A failed create left no half mapping behind.
+    assert!(w.translate(w.a, 0x3000_0000 + 2 * PAGE).is_none());
 }

@@ -16,6 +16,7 @@ pub fn domain(n: &str) -> DomainSpec {
         io_ports: heapless::Vec::new(),
         control: heapless::Vec::new(),
         restart: false,
+        spare_kib: 0,
     }
 }
 
