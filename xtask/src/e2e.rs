@@ -225,7 +225,6 @@ pub fn specs() -> Vec<Spec> {
             cmdline: "run=",
             expect: s(&[
                 "bulkhead: boot manifest: 1 domain(s), 0 channel(s)",
-                "bulkhead: frame allocator: ",
                 "[parent] wrote a ",
                 "[parent] created and started a domain (slot ",
                 "bulkhead: domain domain-1: started with 2048 KiB at ",
