@@ -203,6 +203,21 @@ fn live_in(
     }
 }
 
+/// The channel named by `c` and which end of it `caller` is.
+fn channel_end(
+    channels: &mut ObjectTable<Channel, MAX_CHANNELS>,
+    c: ObjectRef,
+    caller: ObjectRef,
+) -> Result<(&mut Channel, usize), Status> {
+    let ch = channels.get_mut(c).ok_or(Status::StaleCapability)?;
+    let me = ch
+        .ends
+        .iter()
+        .position(|&e| e == caller)
+        .ok_or(Status::Denied)?;
+    Ok((ch, me))
+}
+
 fn st(e: CapError) -> Status {
     e.into()
 }
@@ -821,6 +836,38 @@ impl System {
         result
     }
 
+    /// Looks `slot` up in the space of domain table index `ci`: type and
+    /// rights checked, stale objects refused.
+    fn lookup(
+        &self,
+        ci: usize,
+        slot: u64,
+        kind: ObjectType,
+        needed: Rights,
+    ) -> Result<Capability, Status> {
+        let live =
+            |o: ObjectRef| live_in(&self.domains, &self.regions, &self.channels, &self.ports, o);
+        self.cspaces[ci]
+            .lookup(slot, kind, needed, live)
+            .map_err(st)
+    }
+
+    /// The domain named by `slot` (or the caller for [`SLOT_SELF`] when
+    /// `allow_self`), with `needed` rights.
+    fn target(
+        &self,
+        ci: usize,
+        caller: ObjectRef,
+        slot: u64,
+        needed: Rights,
+        allow_self: bool,
+    ) -> Result<ObjectRef, Status> {
+        if allow_self && slot == SLOT_SELF {
+            return Ok(caller);
+        }
+        Ok(self.lookup(ci, slot, ObjectType::Domain, needed)?.object)
+    }
+
     /// Dispatches a hypercall of `caller` (the calls the `vcpu` crate does
     /// not own). `a` holds RDI, RSI, RDX, R10; `now` is the TSC.
     pub fn hypercall<M: Machine>(
@@ -887,9 +934,7 @@ impl System {
                 ok(None)
             }
             Call::CapGrant => {
-                let chan = self.cspaces[ci]
-                    .lookup(a[0], ObjectType::Channel, Rights::GRANT, live)
-                    .map_err(st)?;
+                let chan = self.lookup(ci, a[0], ObjectType::Channel, Rights::GRANT)?;
                 let rights = rights_arg(a[2])?;
                 let ch = *self
                     .channels
@@ -916,9 +961,7 @@ impl System {
                 ok(Some(slot as u64))
             }
             Call::MemSplit => {
-                let cap = self.cspaces[ci]
-                    .lookup(a[0], ObjectType::MemRegion, Rights::CONTROL, live)
-                    .map_err(st)?;
+                let cap = self.lookup(ci, a[0], ObjectType::MemRegion, Rights::CONTROL)?;
                 let region = *self
                     .regions
                     .get(cap.object)
@@ -954,14 +997,7 @@ impl System {
                 }
             }
             Call::MemMap => {
-                let target = if a[0] == SLOT_SELF {
-                    caller
-                } else {
-                    self.cspaces[ci]
-                        .lookup(a[0], ObjectType::Domain, Rights::CONTROL, live)
-                        .map_err(st)?
-                        .object
-                };
+                let target = self.target(ci, caller, a[0], Rights::CONTROL, true)?;
                 let rights = rights_arg(a[3])?;
                 let rwx = Rights::READ | Rights::WRITE | Rights::EXECUTE;
                 if rights.is_empty()
@@ -970,17 +1006,12 @@ impl System {
                 {
                     return Err(Status::InvalidArgument);
                 }
-                let region = self.cspaces[ci]
-                    .lookup(a[1], ObjectType::MemRegion, Rights::MAP | rights, live)
-                    .map_err(st)?;
+                let region = self.lookup(ci, a[1], ObjectType::MemRegion, Rights::MAP | rights)?;
                 self.map_region(m, target, region.object, a[2], rights)?;
                 ok(None)
             }
             Call::DomainStop | Call::DomainDestroy => {
-                let target = self.cspaces[ci]
-                    .lookup(a[0], ObjectType::Domain, Rights::CONTROL, live)
-                    .map_err(st)?
-                    .object;
+                let target = self.target(ci, caller, a[0], Rights::CONTROL, false)?;
                 if call == Call::DomainStop {
                     self.stop_domain(m, target);
                 } else {
@@ -993,14 +1024,7 @@ impl System {
                 }
             }
             Call::DomainStatus => {
-                let target = if a[0] == SLOT_SELF {
-                    caller
-                } else {
-                    self.cspaces[ci]
-                        .lookup(a[0], ObjectType::Domain, Rights::READ, live)
-                        .map_err(st)?
-                        .object
-                };
+                let target = self.target(ci, caller, a[0], Rights::READ, true)?;
                 let dom = self.domains.get(target).ok_or(Status::StaleCapability)?;
                 let state = match dom.state {
                     RunState::Runnable => DomainState::Running,
@@ -1010,18 +1034,8 @@ impl System {
                 ok(Some(state as u64))
             }
             Call::ChannelNotify => {
-                let cap = self.cspaces[ci]
-                    .lookup(a[0], ObjectType::Channel, Rights::WRITE, live)
-                    .map_err(st)?;
-                let ch = self
-                    .channels
-                    .get_mut(cap.object)
-                    .ok_or(Status::StaleCapability)?;
-                let me = ch
-                    .ends
-                    .iter()
-                    .position(|&e| e == caller)
-                    .ok_or(Status::Denied)?;
+                let cap = self.lookup(ci, a[0], ObjectType::Channel, Rights::WRITE)?;
+                let (ch, me) = channel_end(&mut self.channels, cap.object, caller)?;
                 let peer_end = 1 - me;
                 let peer = ch.ends[peer_end];
                 if ch.gone[peer_end] {
@@ -1047,18 +1061,8 @@ impl System {
                 }
             }
             Call::ChannelWait => {
-                let cap = self.cspaces[ci]
-                    .lookup(a[0], ObjectType::Channel, Rights::READ, live)
-                    .map_err(st)?;
-                let ch = self
-                    .channels
-                    .get_mut(cap.object)
-                    .ok_or(Status::StaleCapability)?;
-                let me = ch
-                    .ends
-                    .iter()
-                    .position(|&e| e == caller)
-                    .ok_or(Status::Denied)?;
+                let cap = self.lookup(ci, a[0], ObjectType::Channel, Rights::READ)?;
+                let (ch, me) = channel_end(&mut self.channels, cap.object, caller)?;
                 if ch.pending[me] {
                     ch.pending[me] = false;
                     return ok(None);
@@ -1077,14 +1081,13 @@ impl System {
                 Ok(Outcome::Block)
             }
             Call::DomainCreate => {
-                let region = self.cspaces[ci]
+                let region = self
                     .lookup(
+                        ci,
                         a[0],
                         ObjectType::MemRegion,
                         Rights::CONTROL | Rights::MAP,
-                        live,
-                    )
-                    .map_err(st)?
+                    )?
                     .object;
                 let priority = u8::try_from(a[1]).map_err(|_| Status::InvalidArgument)?;
                 let budget = u16::try_from(a[2]).map_err(|_| Status::InvalidArgument)?;
@@ -1115,10 +1118,7 @@ impl System {
                 }
             }
             Call::DomainSetVcpu => {
-                let target = self.cspaces[ci]
-                    .lookup(a[0], ObjectType::Domain, Rights::CONTROL, live)
-                    .map_err(st)?
-                    .object;
+                let target = self.target(ci, caller, a[0], Rights::CONTROL, false)?;
                 let memory = self
                     .domains
                     .get(target)
@@ -1139,13 +1139,8 @@ impl System {
                 ok(None)
             }
             Call::DomainBindPorts => {
-                let target = self.cspaces[ci]
-                    .lookup(a[0], ObjectType::Domain, Rights::CONTROL, live)
-                    .map_err(st)?
-                    .object;
-                let cap = self.cspaces[ci]
-                    .lookup(a[1], ObjectType::IoPorts, Rights::GRANT, live)
-                    .map_err(st)?;
+                let target = self.target(ci, caller, a[0], Rights::CONTROL, false)?;
+                let cap = self.lookup(ci, a[1], ObjectType::IoPorts, Rights::GRANT)?;
                 let ports = *self.ports.get(cap.object).ok_or(Status::StaleCapability)?;
                 let hw = self.domains.get(target).ok_or(Status::StaleCapability)?.hw;
                 if self
@@ -1160,10 +1155,7 @@ impl System {
                 ok(None)
             }
             Call::DomainStart => {
-                let target = self.cspaces[ci]
-                    .lookup(a[0], ObjectType::Domain, Rights::CONTROL, live)
-                    .map_err(st)?
-                    .object;
+                let target = self.target(ci, caller, a[0], Rights::CONTROL, false)?;
                 let dom = self
                     .domains
                     .get_mut(target)
@@ -1179,20 +1171,16 @@ impl System {
                 let mut ends = [caller; 2];
                 for (i, end) in ends.iter_mut().enumerate() {
                     if a[i] != SLOT_SELF {
-                        *end = self.cspaces[ci]
-                            .lookup(a[i], ObjectType::Domain, Rights::CONTROL, live)
-                            .map_err(st)?
-                            .object;
+                        *end = self.target(ci, caller, a[i], Rights::CONTROL, false)?;
                     }
                 }
-                let region = self.cspaces[ci]
+                let region = self
                     .lookup(
+                        ci,
                         a[2],
                         ObjectType::MemRegion,
                         Rights::MAP | Rights::READ | Rights::WRITE,
-                        live,
-                    )
-                    .map_err(st)?
+                    )?
                     .object;
                 if ends[0] == ends[1] {
                     return Err(Status::InvalidArgument);
