@@ -546,17 +546,29 @@ impl SysPlatform<'_, '_, '_> {
 
 impl vcpu::Platform for SysPlatform<'_, '_, '_> {
     #[inline]
-    fn core_hypercall(&mut self, call: hypercall_abi::Call, args: [u64; 4]) -> vcpu::CoreCall {
-        if call == hypercall_abi::Call::CapInspect {
-            return match self.sys.cap_inspect(self.caller, args[0]) {
-                Ok(v) => vcpu::CoreCall::Return(hypercall_abi::Status::Ok, Some(v)),
-                Err(s) => {
-                    self.refused(call, s);
-                    vcpu::CoreCall::Return(s, None)
-                }
-            };
+    fn fast_hypercall(
+        &mut self,
+        call: hypercall_abi::Call,
+        regs: &vcpu::GuestRegisters,
+    ) -> Option<(hypercall_abi::Status, u64)> {
+        if call != hypercall_abi::Call::CapInspect {
+            return None;
         }
-        self.general(call, args)
+        Some(match self.sys.cap_inspect(self.caller, regs.rdi) {
+            Ok(v) => (hypercall_abi::Status::Ok, v),
+            Err(s) => {
+                self.refused(call, s);
+                (s, regs.rdx)
+            }
+        })
+    }
+
+    fn core_hypercall(
+        &mut self,
+        call: hypercall_abi::Call,
+        regs: &vcpu::GuestRegisters,
+    ) -> vcpu::CoreCall {
+        self.general(call, [regs.rdi, regs.rsi, regs.rdx, regs.r10])
     }
 
     fn host_cpuid(&mut self, leaf: u32, subleaf: u32) -> [u32; 4] {

@@ -275,50 +275,74 @@ pub fn handle_exit(vcpu: &mut Vcpu, vmcs: &mut impl Vmcs, platform: &mut impl Pl
 }
 
 /// Moves the guest past the instruction that exited.
+#[inline]
 fn skip_instruction(vmcs: &mut impl Vmcs) -> Result<(), VmFail> {
     let rip = vmcs.read(fields::GUEST_RIP)?;
     let len = vmcs.read(fields::VM_EXIT_INSTRUCTION_LEN)?;
     vmcs.write(fields::GUEST_RIP, rip.wrapping_add(len))
 }
 
+/// VMCALL: `NULL` and the core's calls on short paths, the rest (this
+/// crate's `LOG_WRITE`, `EXIT`, unknown numbers) out of line.
 #[inline]
 fn vmcall(vcpu: &mut Vcpu, vmcs: &mut impl Vmcs, platform: &mut impl Platform) -> Action {
-    let regs = &mut vcpu.regs;
-    let mut value = None;
-    let mut then = Action::Resume;
-    let call = Call::from_raw(regs.rax);
-    let is_core_call = !matches!(call, None | Some(Call::Null | Call::Exit | Call::LogWrite));
-    let status = match call {
-        None => Status::UnknownCall,
-        Some(Call::Null) => Status::Ok,
-        Some(Call::Exit) => return Action::Stop(StopReason::Exited(regs.rdi)),
-        Some(Call::LogWrite) => log_write(vcpu.name, regs.rdi, regs.rsi, platform),
-        Some(other) => {
-            match platform.core_hypercall(other, [regs.rdi, regs.rsi, regs.rdx, regs.r10]) {
-                CoreCall::Return(s, v) => {
-                    value = v;
-                    s
-                }
-                CoreCall::Switch(s, v) => {
-                    value = v;
-                    then = Action::Reschedule;
-                    s
-                }
-                // Completed later (on wake-up), or never (the caller is gone).
-                CoreCall::Block | CoreCall::Gone => return Action::Reschedule,
-            }
+    match Call::from_raw(vcpu.regs.rax) {
+        Some(Call::Null) => {
+            vcpu.regs.rax = Status::Ok.raw();
+            vm!(skip_instruction(vmcs));
+            Action::Resume
         }
-    };
-    // The core counts refusals of its own calls; these are this crate's.
-    if status != Status::Ok && !is_core_call {
-        vcpu.refused += 1;
+        None | Some(Call::Exit | Call::LogWrite) => own_call(vcpu, vmcs, platform),
+        Some(call) => match platform.fast_hypercall(call, &vcpu.regs) {
+            Some((status, value)) => {
+                vcpu.regs.rax = status.raw();
+                vcpu.regs.rdx = value;
+                vm!(skip_instruction(vmcs));
+                Action::Resume
+            }
+            None => core_call(vcpu, vmcs, platform, call),
+        },
     }
+}
+
+/// A hypercall the core owns, handed to [`Platform::core_hypercall`].
+#[inline(never)]
+fn core_call(
+    vcpu: &mut Vcpu,
+    vmcs: &mut impl Vmcs,
+    platform: &mut impl Platform,
+    call: Call,
+) -> Action {
+    let (status, value, then) = match platform.core_hypercall(call, &vcpu.regs) {
+        CoreCall::Return(s, v) => (s, v, Action::Resume),
+        CoreCall::Switch(s, v) => (s, v, Action::Reschedule),
+        // Completed later (on wake-up), or never (the caller is gone).
+        CoreCall::Block | CoreCall::Gone => return Action::Reschedule,
+    };
     vcpu.regs.rax = status.raw();
     if let Some(v) = value {
         vcpu.regs.rdx = v;
     }
     vm!(skip_instruction(vmcs));
     then
+}
+
+/// The hypercalls this crate answers itself, other than `NULL`.
+#[inline(never)]
+fn own_call(vcpu: &mut Vcpu, vmcs: &mut impl Vmcs, platform: &mut impl Platform) -> Action {
+    let regs = &vcpu.regs;
+    let status = match Call::from_raw(regs.rax) {
+        Some(Call::Exit) => return Action::Stop(StopReason::Exited(regs.rdi)),
+        Some(Call::LogWrite) => log_write(vcpu.name, regs.rdi, regs.rsi, platform),
+        Some(Call::Null) => Status::Ok,
+        _ => Status::UnknownCall,
+    };
+    if status != Status::Ok {
+        vcpu.refused += 1;
+    }
+    vcpu.regs.rax = status.raw();
+    vm!(skip_instruction(vmcs));
+    Action::Resume
 }
 
 /// Finishes a hypercall the core dispatched: RAX = `status`, RDX = `value`

@@ -60,11 +60,24 @@ pub enum CoreCall {
 /// What the exit handlers need from the rest of the core.
 pub trait Platform {
     /// Handles a hypercall this crate does not own (capabilities, memory,
-    /// domains, channels, yield, sleep). `args` holds RDI, RSI, RDX, R10.
-    /// Without a core behind it, every such call is refused.
-    fn core_hypercall(&mut self, call: hypercall_abi::Call, args: [u64; 4]) -> CoreCall {
-        let _ = (call, args);
+    /// domains, channels, yield, sleep); its arguments are in `regs` (RDI,
+    /// RSI, RDX, R10). Without a core behind it, every such call is refused.
+    fn core_hypercall(&mut self, call: hypercall_abi::Call, regs: &GuestRegisters) -> CoreCall {
+        let _ = (call, regs);
         CoreCall::Return(hypercall_abi::Status::Denied, None)
+    }
+    /// A core hypercall answered on the shortest path, inside the exit
+    /// handler: `Some((status, RDX))`, or `None` to go through
+    /// [`Self::core_hypercall`]. Only for calls that never block, never
+    /// reschedule and touch no guest memory.
+    #[inline]
+    fn fast_hypercall(
+        &mut self,
+        call: hypercall_abi::Call,
+        regs: &GuestRegisters,
+    ) -> Option<(hypercall_abi::Status, u64)> {
+        let _ = (call, regs);
+        None
     }
     /// Executes CPUID on the host.
     fn host_cpuid(&mut self, leaf: u32, subleaf: u32) -> [u32; 4];
@@ -226,8 +239,8 @@ pub(crate) mod testing {
     }
 
     impl Platform for FakePlatform {
-        fn core_hypercall(&mut self, call: hypercall_abi::Call, args: [u64; 4]) -> CoreCall {
-            self.core_calls.push((call, args));
+        fn core_hypercall(&mut self, call: hypercall_abi::Call, r: &GuestRegisters) -> CoreCall {
+            self.core_calls.push((call, [r.rdi, r.rsi, r.rdx, r.r10]));
             self.core_answer
                 .unwrap_or(CoreCall::Return(hypercall_abi::Status::Denied, None))
         }

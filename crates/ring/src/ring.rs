@@ -1,0 +1,642 @@
+//! The ring itself and its two halves.
+
+use core::cell::Cell;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Corruption, RingError, Stats};
+use crate::shared::Shared;
+use crate::sync::Ordering;
+use crate::LEN_PREFIX;
+
+/// One ring over shared memory, before it is split into its
+/// [`Producer`] and [`Consumer`] halves.
+///
+/// A process that talks to a peer in another domain keeps only one half
+/// ([`Ring::into_producer`] or [`Ring::into_consumer`]); a host test keeps
+/// both ([`Ring::split`]).
+pub struct Ring<'a> {
+    shared: Shared<'a>,
+    /// Indices validated at attach/init: (producer, consumer).
+    start: (u32, u32),
+}
+
+impl<'a> Ring<'a> {
+    /// Formats `mem` as an empty ring (fresh header, indices 0) using the
+    /// largest power-of-two data area that fits after the header. Only one
+    /// side calls this; the other [`attach`](Ring::attach)es.
+    ///
+    /// Errors: [`RingError::Layout`] when `mem` is not aligned to
+    /// [`ALIGN`](crate::ALIGN) or shorter than
+    /// [`HEADER_LEN`](crate::HEADER_LEN) + [`MIN_DATA_SIZE`](crate::MIN_DATA_SIZE).
+    #[cfg(not(loom))]
+    pub fn init(mem: &'a mut [u8]) -> Result<Self, RingError> {
+        // SAFETY: the exclusive borrow makes `mem` valid for reads and
+        // writes for `'a` with no other access at all.
+        unsafe { Self::init_raw(mem.as_mut_ptr(), mem.len()) }
+    }
+
+    /// Checks the header already in `mem` (magic, layout version, size
+    /// fitting `mem`, indices consistent) and adopts it. Errors:
+    /// [`RingError::Layout`] as for [`Ring::init`], [`RingError::Corrupt`]
+    /// for a header that fails a check.
+    #[cfg(not(loom))]
+    pub fn attach(mem: &'a mut [u8]) -> Result<Self, RingError> {
+        // SAFETY: as in `init`.
+        unsafe { Self::attach_raw(mem.as_mut_ptr(), mem.len()) }
+    }
+
+    /// [`Ring::init`] over raw shared memory (a domain's mapping of a
+    /// channel's pages).
+    ///
+    /// # Safety
+    ///
+    /// For all of `'a`: `ptr` is valid for reads and writes of `len` bytes
+    /// and is not deallocated or unmapped; it is aligned to
+    /// [`ALIGN`](crate::ALIGN) (page alignment is expected); the memory is
+    /// shared with at most one peer, and any access to it from this address
+    /// space other than through this ring is atomic. The peer may write
+    /// anything at any time: that is handled, not undefined behaviour.
+    #[cfg(not(loom))]
+    pub unsafe fn init_raw(ptr: *mut u8, len: usize) -> Result<Self, RingError> {
+        let size = crate::shared::data_size_for(ptr as usize, len)?;
+        // SAFETY: `data_size_for` checked alignment and that
+        // `HEADER_LEN + size <= len`; the rest is the caller's contract.
+        let shared = unsafe { Shared::from_raw(ptr, size) };
+        shared.write_fresh_header();
+        Ok(Self {
+            shared,
+            start: (0, 0),
+        })
+    }
+
+    /// [`Ring::attach`] over raw shared memory.
+    ///
+    /// # Safety
+    ///
+    /// As for [`Ring::init_raw`].
+    #[cfg(not(loom))]
+    pub unsafe fn attach_raw(ptr: *mut u8, len: usize) -> Result<Self, RingError> {
+        crate::shared::data_size_for(ptr as usize, len)?;
+        // SAFETY: alignment and `HEADER_LEN <= len` were checked; the rest
+        // is the caller's contract.
+        let size = unsafe { Shared::peek_size(ptr) };
+        if !crate::shared::size_fits(size, len) {
+            return Err(Corruption::BadSize { found: size }.into());
+        }
+        // SAFETY: `HEADER_LEN + size <= len` was just checked.
+        let shared = unsafe { Shared::from_raw(ptr, size) };
+        let start = shared.check_header()?;
+        Ok(Self { shared, start })
+    }
+
+    /// A ring over loom-modelled memory (model checking only).
+    #[cfg(loom)]
+    pub fn init_loom(mem: &'a crate::LoomMem) -> Self {
+        let shared = Shared::from_loom(mem);
+        shared.write_fresh_header();
+        Self {
+            shared,
+            start: (0, 0),
+        }
+    }
+
+    /// Size of the data area in bytes (a power of two).
+    pub fn data_size(&self) -> u32 {
+        self.shared.size
+    }
+
+    /// Both halves, for two threads of one process (tests, benchmarks).
+    pub fn split(self) -> (Producer<'a>, Consumer<'a>) {
+        (
+            Producer::new(self.shared, self.start),
+            Consumer::new(self.shared, self.start),
+        )
+    }
+
+    /// The producer half only (this side writes, the peer reads).
+    pub fn into_producer(self) -> Producer<'a> {
+        Producer::new(self.shared, self.start)
+    }
+
+    /// The consumer half only (the peer writes, this side reads).
+    pub fn into_consumer(self) -> Consumer<'a> {
+        Consumer::new(self.shared, self.start)
+    }
+}
+
+/// A message with a protocol version in front, the wire form used by
+/// [`Producer::push_versioned`] and [`Consumer::pop_versioned`]: postcard
+/// encodes it as the version (varint) followed by the body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Envelope<T> {
+    /// Protocol version of the body's type.
+    pub version: u16,
+    /// The message.
+    pub body: T,
+}
+
+/// State both halves keep privately.
+struct Local {
+    fault: Cell<Option<Corruption>>,
+    stats: Cell<Stats>,
+}
+
+impl Local {
+    fn new() -> Self {
+        Self {
+            fault: Cell::new(None),
+            stats: Cell::new(Stats::default()),
+        }
+    }
+
+    fn stat(&self, f: impl FnOnce(&mut Stats)) {
+        let mut s = self.stats.get();
+        f(&mut s);
+        self.stats.set(s);
+    }
+
+    /// Records a corruption (sticky) and returns it as an error.
+    fn fail(&self, what: Corruption) -> RingError {
+        if self.fault.get().is_none() {
+            self.fault.set(Some(what));
+            self.stat(|s| s.corrupt += 1);
+        }
+        RingError::Corrupt { what }
+    }
+
+    /// Refuses to run when faulted, and checks the constant header words.
+    fn check(&self, shared: &Shared<'_>) -> Result<(), RingError> {
+        if let Some(what) = self.fault.get() {
+            return Err(RingError::Corrupt { what });
+        }
+        shared.check_constants().map_err(|w| self.fail(w))
+    }
+}
+
+/// The writing half of a ring. `Send` but not `Sync`: exactly one thread
+/// produces.
+pub struct Producer<'a> {
+    shared: Shared<'a>,
+    /// Our producer index: authoritative, never read back from shared memory.
+    tail: Cell<u32>,
+    /// Last consumer index read and validated.
+    head: Cell<u32>,
+    local: Local,
+}
+
+impl<'a> Producer<'a> {
+    fn new(shared: Shared<'a>, (tail, head): (u32, u32)) -> Self {
+        Self {
+            shared,
+            tail: Cell::new(tail),
+            head: Cell::new(head),
+            local: Local::new(),
+        }
+    }
+
+    /// Largest payload (encoded message) one frame can carry: data size
+    /// minus the 4-byte length prefix.
+    pub fn max_message(&self) -> usize {
+        (self.shared.size - LEN_PREFIX) as usize
+    }
+
+    /// Size of the data area in bytes.
+    pub fn data_size(&self) -> u32 {
+        self.shared.size
+    }
+
+    /// Free bytes as of the cached consumer index (no shared read).
+    fn cached_free(&self) -> u32 {
+        self.shared.size - self.tail.get().wrapping_sub(self.head.get())
+    }
+
+    /// Reads the consumer index (Acquire: the consumer's reads of the
+    /// space it hands back happened before) and validates it: it may only
+    /// move forward, and never past our producer index.
+    fn refresh(&self) -> Result<u32, RingError> {
+        let found = self.shared.consumer.load(Ordering::Acquire);
+        let (last, tail) = (self.head.get(), self.tail.get());
+        if found.wrapping_sub(last) > tail.wrapping_sub(last) {
+            return Err(self.local.fail(Corruption::ConsumerIndex {
+                producer: tail,
+                last,
+                found,
+            }));
+        }
+        self.head.set(found);
+        Ok(self.cached_free())
+    }
+
+    /// Free bytes in the data area now (a frame needs 4 + payload).
+    pub fn free_space(&self) -> Result<u32, RingError> {
+        self.local.check(&self.shared)?;
+        self.refresh()
+    }
+
+    /// Free bytes, refreshing the consumer index only if the cached value
+    /// is short of `need`.
+    fn space_for(&self, need: u32) -> Result<u32, RingError> {
+        let free = self.cached_free();
+        if free >= need {
+            Ok(free)
+        } else {
+            self.refresh()
+        }
+    }
+
+    /// Writes the length prefix and publishes the frame (Release: the
+    /// payload stores happen before the index store).
+    fn publish(&self, len: u32) {
+        let tail = self.tail.get();
+        self.shared.write(tail, &len.to_le_bytes());
+        let tail = tail.wrapping_add(LEN_PREFIX + len);
+        self.tail.set(tail);
+        self.shared.producer.store(tail, Ordering::Release);
+        self.local.stat(|s| {
+            s.frames += 1;
+            s.bytes += u64::from(len);
+        });
+    }
+
+    fn full(&self) -> RingError {
+        self.local.stat(|s| s.full += 1);
+        RingError::Full
+    }
+
+    /// Pushes raw payload bytes as one frame. Errors: [`RingError::Full`]
+    /// (nothing written), [`RingError::TooLarge`], [`RingError::Corrupt`].
+    pub fn push_bytes(&self, bytes: &[u8]) -> Result<(), RingError> {
+        let max = self.max_message();
+        if bytes.len() > max {
+            return Err(RingError::TooLarge {
+                len: bytes.len(),
+                max,
+            });
+        }
+        self.local.check(&self.shared)?;
+        let len = bytes.len() as u32; // <= max < 2^31
+        if self.space_for(LEN_PREFIX + len)? < LEN_PREFIX + len {
+            return Err(self.full());
+        }
+        self.shared
+            .write(self.tail.get().wrapping_add(LEN_PREFIX), bytes);
+        self.publish(len);
+        Ok(())
+    }
+
+    /// Encodes `msg` with postcard straight into the ring (no scratch
+    /// buffer) and pushes it as one frame. Errors as for
+    /// [`Producer::push_bytes`], plus [`RingError::Encode`].
+    pub fn push<T: Serialize + ?Sized>(&self, msg: &T) -> Result<(), RingError> {
+        self.local.check(&self.shared)?;
+        let mut free = self.cached_free();
+        let mut refreshed = false;
+        loop {
+            let writer = FrameWriter {
+                shared: &self.shared,
+                start: self.tail.get().wrapping_add(LEN_PREFIX),
+                len: 0,
+                limit: free.saturating_sub(LEN_PREFIX),
+            };
+            match postcard::serialize_with_flavor(msg, writer) {
+                Ok(len) if free >= LEN_PREFIX => {
+                    self.publish(len);
+                    return Ok(());
+                }
+                Ok(_) | Err(postcard::Error::SerializeBufferFull) => {}
+                Err(_) => return Err(RingError::Encode),
+            }
+            if !refreshed && free < self.shared.size {
+                refreshed = true;
+                let now = self.refresh()?;
+                if now > free {
+                    free = now;
+                    continue;
+                }
+            }
+            // Out of room: tell "never fits" from "not now".
+            let len = postcard::serialize_with_flavor(msg, Counter(0)).map_err(|_| RingError::Encode)?;
+            let max = self.max_message();
+            return Err(if len > max {
+                RingError::TooLarge { len, max }
+            } else {
+                self.full()
+            });
+        }
+    }
+
+    /// Pushes `msg` wrapped in an [`Envelope`] carrying `version`.
+    pub fn push_versioned<T: Serialize + ?Sized>(
+        &self,
+        version: u16,
+        msg: &T,
+    ) -> Result<(), RingError> {
+        self.push(&Envelope { version, body: msg })
+    }
+
+    /// This half's counters.
+    pub fn stats(&self) -> Stats {
+        self.local.stats.get()
+    }
+
+    /// Re-reads the header and adopts its indices, clearing a fault: what
+    /// the peer does after the owner called [`reset`](Producer::reset)
+    /// (or to retry after a transient fault). Fails with
+    /// [`RingError::Corrupt`] if the header is still bad.
+    pub fn resync(&self) -> Result<(), RingError> {
+        let (p, c) = self.shared.check_header()?;
+        self.tail.set(p);
+        self.head.set(c);
+        self.local.fault.set(None);
+        Ok(())
+    }
+
+    /// Rewrites the header as freshly initialised (both indices 0, unread
+    /// frames discarded) and clears this half's fault; counters are kept.
+    ///
+    /// Who may call it: the side that owns the ring, i.e. the one that
+    /// called `init` (in Bulkhead, the domain that created the channel),
+    /// and only while the peer is not using the ring (it was stopped, or
+    /// told over another path and waits). The peer then calls `resync`
+    /// before touching its half again. Calling it while the peer is active
+    /// is memory-safe but makes the peer see corruption.
+    pub fn reset(&self) {
+        self.shared.write_fresh_header();
+        self.tail.set(0);
+        self.head.set(0);
+        self.local.fault.set(None);
+    }
+}
+
+/// The reading half of a ring. `Send` but not `Sync`: exactly one thread
+/// consumes.
+pub struct Consumer<'a> {
+    shared: Shared<'a>,
+    /// Our consumer index: authoritative, never read back from shared memory.
+    head: Cell<u32>,
+    /// Last producer index read and validated.
+    tail: Cell<u32>,
+    local: Local,
+}
+
+impl<'a> Consumer<'a> {
+    fn new(shared: Shared<'a>, (tail, head): (u32, u32)) -> Self {
+        Self {
+            shared,
+            head: Cell::new(head),
+            tail: Cell::new(tail),
+            local: Local::new(),
+        }
+    }
+
+    /// Size of the data area in bytes.
+    pub fn data_size(&self) -> u32 {
+        self.shared.size
+    }
+
+    /// Reads the producer index (Acquire: the payload stores before the
+    /// producer's Release are visible) and validates it: it may only move
+    /// forward, and at most `size` bytes ahead of our consumer index.
+    fn refresh(&self) -> Result<u32, RingError> {
+        let found = self.shared.producer.load(Ordering::Acquire);
+        let (head, last) = (self.head.get(), self.tail.get());
+        let avail = found.wrapping_sub(head);
+        if avail > self.shared.size || avail < last.wrapping_sub(head) {
+            return Err(self.local.fail(Corruption::ProducerIndex {
+                consumer: head,
+                last,
+                found,
+            }));
+        }
+        self.tail.set(found);
+        Ok(avail)
+    }
+
+    /// Length of the next frame's payload, `None` when nothing is
+    /// published. Validates the prefix against what was published.
+    fn next_frame(&self) -> Result<Option<u32>, RingError> {
+        self.local.check(&self.shared)?;
+        let head = self.head.get();
+        let mut avail = self.tail.get().wrapping_sub(head);
+        if avail == 0 {
+            avail = self.refresh()?;
+            if avail == 0 {
+                return Ok(None);
+            }
+        }
+        if avail < LEN_PREFIX {
+            return Err(self.local.fail(Corruption::TornFrame { available: avail }));
+        }
+        let len = self.shared.read_u32(head);
+        if len > avail - LEN_PREFIX {
+            return Err(self.local.fail(Corruption::BadLength {
+                len,
+                available: avail - LEN_PREFIX,
+            }));
+        }
+        Ok(Some(len))
+    }
+
+    /// Releases the frame of `len` payload bytes at the head (Release: our
+    /// reads of it happen before the producer may reuse the space).
+    fn consume(&self, len: u32) {
+        let head = self.head.get().wrapping_add(LEN_PREFIX + len);
+        self.head.set(head);
+        self.shared.consumer.store(head, Ordering::Release);
+        self.local.stat(|s| {
+            s.frames += 1;
+            s.bytes += u64::from(len);
+        });
+    }
+
+    /// Copies the next frame's payload into `out` and consumes it.
+    /// `Ok(None)`: nothing published. Errors: [`RingError::BufferTooSmall`]
+    /// (the frame stays), [`RingError::Corrupt`].
+    pub fn pop_bytes(&self, out: &mut [u8]) -> Result<Option<usize>, RingError> {
+        let Some(len) = self.next_frame()? else {
+            return Ok(None);
+        };
+        let n = len as usize;
+        let Some(dst) = out.get_mut(..n) else {
+            return Err(RingError::BufferTooSmall { needed: n });
+        };
+        self.shared
+            .read(self.head.get().wrapping_add(LEN_PREFIX), dst);
+        self.consume(len);
+        Ok(Some(n))
+    }
+
+    /// Discards the next frame unread; `Ok(false)` when nothing is
+    /// published. The way out of [`RingError::BufferTooSmall`].
+    pub fn skip(&self) -> Result<bool, RingError> {
+        match self.next_frame()? {
+            Some(len) => {
+                self.consume(len);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    fn bad_frame(&self) {
+        self.local.stat(|s| s.bad_frames += 1);
+    }
+
+    /// Pops the next frame that decodes as `T`, using `scratch` (at least
+    /// as long as the longest frame) for the copy. Frames that fail to
+    /// decode (or leave trailing bytes) are consumed, counted in
+    /// [`Stats::bad_frames`] and skipped. `Ok(None)`: nothing published.
+    pub fn pop<T: DeserializeOwned>(&self, scratch: &mut [u8]) -> Result<Option<T>, RingError> {
+        loop {
+            let Some(n) = self.pop_bytes(scratch)? else {
+                return Ok(None);
+            };
+            match decode(&scratch[..n]) {
+                Some(v) => return Ok(Some(v)),
+                None => self.bad_frame(),
+            }
+        }
+    }
+
+    /// Pops the next frame as a `T` that may borrow from `scratch`
+    /// (zero-copy `&str`/`&[u8]` fields). A frame that fails to decode is
+    /// consumed, counted and reported as [`RingError::BadFrame`] (call
+    /// again for the next one).
+    pub fn pop_borrowed<'s, T: Deserialize<'s>>(
+        &self,
+        scratch: &'s mut [u8],
+    ) -> Result<Option<T>, RingError> {
+        let Some(n) = self.pop_bytes(scratch)? else {
+            return Ok(None);
+        };
+        let scratch: &'s [u8] = scratch;
+        match decode(&scratch[..n]) {
+            Some(v) => Ok(Some(v)),
+            None => {
+                self.bad_frame();
+                Err(RingError::BadFrame)
+            }
+        }
+    }
+
+    /// Pops the next [`Envelope`] and checks its version: a frame with
+    /// another version is consumed and reported as [`RingError::Version`]
+    /// (counted in [`Stats::version_errors`]), so a peer speaking another
+    /// protocol is refused cleanly. Frames that do not decode are skipped
+    /// as in [`Consumer::pop`].
+    pub fn pop_versioned<T: DeserializeOwned>(
+        &self,
+        expected: u16,
+        scratch: &mut [u8],
+    ) -> Result<Option<T>, RingError> {
+        loop {
+            let Some(n) = self.pop_bytes(scratch)? else {
+                return Ok(None);
+            };
+            let Ok((found, rest)) = postcard::take_from_bytes::<u16>(&scratch[..n]) else {
+                self.bad_frame();
+                continue;
+            };
+            if found != expected {
+                self.local.stat(|s| s.version_errors += 1);
+                return Err(RingError::Version { expected, found });
+            }
+            match decode(rest) {
+                Some(v) => return Ok(Some(v)),
+                None => self.bad_frame(),
+            }
+        }
+    }
+
+    /// Whether no frame is published (reads the producer index).
+    pub fn is_empty(&self) -> Result<bool, RingError> {
+        self.local.check(&self.shared)?;
+        if self.tail.get() != self.head.get() {
+            return Ok(false);
+        }
+        Ok(self.refresh()? == 0)
+    }
+
+    /// This half's counters.
+    pub fn stats(&self) -> Stats {
+        self.local.stats.get()
+    }
+
+    /// As [`Producer::resync`].
+    pub fn resync(&self) -> Result<(), RingError> {
+        let (p, c) = self.shared.check_header()?;
+        self.tail.set(p);
+        self.head.set(c);
+        self.local.fault.set(None);
+        Ok(())
+    }
+
+    /// As [`Producer::reset`] (same rule on who may call it).
+    pub fn reset(&self) {
+        self.shared.write_fresh_header();
+        self.tail.set(0);
+        self.head.set(0);
+        self.local.fault.set(None);
+    }
+}
+
+/// Decodes exactly `bytes` (no trailing bytes) as a `T`.
+fn decode<'de, T: Deserialize<'de>>(bytes: &'de [u8]) -> Option<T> {
+    match postcard::take_from_bytes(bytes) {
+        Ok((v, [])) => Some(v),
+        _ => None,
+    }
+}
+
+/// postcard flavor writing straight into the free part of the data area.
+struct FrameWriter<'s, 'a> {
+    shared: &'s Shared<'a>,
+    start: u32,
+    len: u32,
+    limit: u32,
+}
+
+impl postcard::ser_flavors::Flavor for FrameWriter<'_, '_> {
+    type Output = u32;
+
+    fn try_push(&mut self, b: u8) -> postcard::Result<()> {
+        self.try_extend(&[b])
+    }
+
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        if data.len() > (self.limit - self.len) as usize {
+            return Err(postcard::Error::SerializeBufferFull);
+        }
+        self.shared
+            .write(self.start.wrapping_add(self.len), data);
+        self.len += data.len() as u32;
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<u32> {
+        Ok(self.len)
+    }
+}
+
+/// postcard flavor that only counts bytes.
+struct Counter(usize);
+
+impl postcard::ser_flavors::Flavor for Counter {
+    type Output = usize;
+
+    fn try_push(&mut self, _: u8) -> postcard::Result<()> {
+        self.0 = self.0.saturating_add(1);
+        Ok(())
+    }
+
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        self.0 = self.0.saturating_add(data.len());
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<usize> {
+        Ok(self.0)
+    }
+}
