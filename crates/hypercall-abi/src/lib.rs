@@ -162,6 +162,13 @@ pub enum Call {
     /// with READ, WRITE and GRANT. Returns RDX = the first domain's slot |
     /// the second domain's slot << 16.
     ChannelCreate = 20,
+    /// UART service only (the domain holding COM1's ports): waits until the
+    /// core has queued port-I/O requests on the ioreq ring (see [`ioreq`]).
+    /// [`Status::Denied`] for any other domain.
+    IoReqWait = 21,
+    /// UART service only: tells the core that answers are on the ioreq
+    /// response ring; the core completes the waiting guests' `IN`s.
+    IoReqDone = 22,
 }
 
 impl Call {
@@ -189,12 +196,14 @@ impl Call {
             18 => Call::DomainBindPorts,
             19 => Call::DomainStart,
             20 => Call::ChannelCreate,
+            21 => Call::IoReqWait,
+            22 => Call::IoReqDone,
             _ => return None,
         })
     }
 
     /// Every call, in number order.
-    pub const ALL: [Call; 21] = [
+    pub const ALL: [Call; 23] = [
         Call::Null,
         Call::LogWrite,
         Call::Exit,
@@ -216,6 +225,8 @@ impl Call {
         Call::DomainBindPorts,
         Call::DomainStart,
         Call::ChannelCreate,
+        Call::IoReqWait,
+        Call::IoReqDone,
     ];
 
     /// A short name for logs.
@@ -242,6 +253,8 @@ impl Call {
             Call::DomainBindPorts => "domain_bind_ports",
             Call::DomainStart => "domain_start",
             Call::ChannelCreate => "channel_create",
+            Call::IoReqWait => "ioreq_wait",
+            Call::IoReqDone => "ioreq_done",
         }
     }
 }
@@ -307,6 +320,72 @@ pub enum DomainState {
     Blocked = 2,
     /// Stopped (by a fault, by itself or by its controller).
     Stopped = 3,
+}
+
+pub mod ioreq {
+    //! The port-I/O forwarding protocol between the core and the UART
+    //! service: when a domain touches the virtual UART's ports, the core
+    //! queues a [`Request`] on the request ring of the ioreq channel (two
+    //! rings over [`PAGES`] pages the core shares with the service at
+    //! [`GPA`]); the service answers reads with a [`Response`] on the
+    //! response ring. Messages travel in the ring's versioned envelope with
+    //! [`VERSION`].
+    use serde::{Deserialize, Serialize};
+
+    /// Protocol version carried by every message.
+    pub const VERSION: u16 = 1;
+    /// Where the ioreq channel's pages are mapped in the UART service.
+    pub const GPA: u64 = 0x3f00_0000;
+    /// Size of the ioreq channel in pages.
+    pub const PAGES: u64 = 2;
+    /// The virtual UART's first port (COM1).
+    pub const PORT_BASE: u16 = 0x3f8;
+    /// Ports in the virtual UART.
+    pub const PORTS: u16 = 8;
+
+    /// A request from the core.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum Request {
+        /// Domain `guest` (its table index) uses the UART from now on, under
+        /// `name` (UTF-8, `len` bytes).
+        Attach {
+            /// The domain's index.
+            guest: u8,
+            /// Its name.
+            name: [u8; 16],
+            /// Bytes of `name` used.
+            len: u8,
+        },
+        /// A one-byte access to register `offset` (0–7) of `guest`'s UART.
+        Access {
+            /// Matches the response to a read.
+            seq: u32,
+            /// The domain's index.
+            guest: u8,
+            /// Register offset.
+            offset: u8,
+            /// A write (`OUT`, no response) or a read (`IN`, answered).
+            write: bool,
+            /// The byte written.
+            value: u8,
+        },
+        /// Domain `guest` is gone: drop its state.
+        Detach {
+            /// The domain's index.
+            guest: u8,
+        },
+    }
+
+    /// The service's answer to a read.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Response {
+        /// The request's `seq`.
+        pub seq: u32,
+        /// The domain's index.
+        pub guest: u8,
+        /// The byte read.
+        pub value: u8,
+    }
 }
 
 /// Guest-physical address of the [`StartInfo`] page the core writes into

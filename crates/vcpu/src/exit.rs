@@ -6,7 +6,7 @@ use hypercall_abi::{Call, Status, CPUID_MAX_LEAF, CPUID_SIGNATURE_LEAF, LOG_WRIT
 use vmx::exit::{EptViolation, ExitInfo, ExitReason, IoDirection, IoQualification};
 use vmx::{fields, VmFail};
 
-use crate::{CoreCall, LineSource, Platform, Vcpu, Vmcs};
+use crate::{CoreCall, LineSource, Platform, UartAnswer, Vcpu, Vmcs};
 
 /// The raw exit reason of VMCALL (basic reason 18, no flags).
 const VMCALL_EXIT: u32 = 18;
@@ -442,6 +442,18 @@ fn io(vcpu: &mut Vcpu, vmcs: &mut impl Vmcs, platform: &mut impl Platform) -> Ac
         });
     }
     let offset = io.port - COM1.start();
+    let write = io.direction == IoDirection::Out;
+    match platform.uart_access(offset as u8, write, vcpu.regs.rax as u8) {
+        UartAnswer::Emulate => {}
+        UartAnswer::Done(value) => {
+            if !write {
+                set_in_value(&mut vcpu.regs.rax, io.size, value);
+            }
+            vm!(skip_instruction(vmcs));
+            return Action::Resume;
+        }
+        UartAnswer::Wait | UartAnswer::Busy => return Action::Reschedule,
+    }
     match io.direction {
         IoDirection::Out => {
             let byte = vcpu.regs.rax as u8;
@@ -464,22 +476,35 @@ fn io(vcpu: &mut Vcpu, vmcs: &mut impl Vmcs, platform: &mut impl Platform) -> Ac
                 7 => vcpu.uart_scratch,
                 _ => 0,
             };
-            let mask: u64 = match io.size {
-                1 => 0xff,
-                2 => 0xffff,
-                _ => 0xffff_ffff,
-            };
-            let rax = &mut vcpu.regs.rax;
-            // A 32-bit IN zero-extends into RAX; narrower ones keep the rest.
-            *rax = if io.size == 4 {
-                value as u64
-            } else {
-                (*rax & !mask) | value as u64
-            };
+            set_in_value(&mut vcpu.regs.rax, io.size, value);
         }
     }
     vm!(skip_instruction(vmcs));
     Action::Resume
+}
+
+/// Puts the byte an `IN` of `size` bytes read into RAX: a 32-bit `IN`
+/// zero-extends into RAX; narrower ones keep the rest of it.
+fn set_in_value(rax: &mut u64, size: u8, value: u8) {
+    let mask: u64 = match size {
+        1 => 0xff,
+        2 => 0xffff,
+        _ => 0xffff_ffff,
+    };
+    *rax = if size == 4 {
+        value as u64
+    } else {
+        (*rax & !mask) | value as u64
+    };
+}
+
+/// Completes a forwarded `IN` (see [`UartAnswer::Wait`]): the value goes
+/// into RAX as the instruction's size says, and the guest moves past it.
+pub fn complete_in(vcpu: &mut Vcpu, vmcs: &mut impl Vmcs, value: u8) -> Result<(), VmFail> {
+    let q = vmcs.read(fields::EXIT_QUALIFICATION)?;
+    let size = IoQualification::decode(q).map_or(1, |io| io.size);
+    set_in_value(&mut vcpu.regs.rax, size, value);
+    skip_instruction(vmcs)
 }
 
 /// Logs the VMCS fields that explain an exit the core did not handle.
@@ -656,6 +681,37 @@ mod tests {
         let mut vmcs = exit(ExitReason::IoInstruction, io_qual(0x3fd, true));
         handle_exit(&mut vcpu, &mut vmcs, &mut p);
         assert_eq!(vcpu.regs.rax, 0x1234_5660);
+    }
+
+    #[test]
+    fn uart_accesses_are_forwarded_when_the_core_says_so() {
+        let mut vcpu = Vcpu::new("g");
+        let mut p = FakePlatform {
+            uart_answer: Some(UartAnswer::Done(0x60)),
+            ..Default::default()
+        };
+        vcpu.regs.rax = 0xaabb_cc00;
+        let mut vmcs = exit(ExitReason::IoInstruction, io_qual(0x3fd, true));
+        assert_eq!(handle_exit(&mut vcpu, &mut vmcs, &mut p), Action::Resume);
+        assert_eq!(vcpu.regs.rax, 0xaabb_cc60);
+        assert_eq!(vmcs.get(fields::GUEST_RIP), 0x20_0002);
+        vcpu.regs.rax = b'x' as u64;
+        let mut vmcs = exit(ExitReason::IoInstruction, io_qual(0x3f8, false));
+        assert_eq!(handle_exit(&mut vcpu, &mut vmcs, &mut p), Action::Resume);
+        assert_eq!(p.uart_accesses, [(5, false, 0), (0, true, b'x')]);
+        assert!(p.lines.is_empty(), "nothing emulated here");
+        // A forwarded read waits and is completed later; a busy queue retries.
+        p.uart_answer = Some(UartAnswer::Wait);
+        let mut vmcs = exit(ExitReason::IoInstruction, io_qual(0x3fd, true));
+        assert_eq!(handle_exit(&mut vcpu, &mut vmcs, &mut p), Action::Reschedule);
+        assert_eq!(vmcs.get(fields::GUEST_RIP), 0x20_0000);
+        complete_in(&mut vcpu, &mut vmcs, 0x21).unwrap();
+        assert_eq!(vcpu.regs.rax & 0xff, 0x21);
+        assert_eq!(vmcs.get(fields::GUEST_RIP), 0x20_0002);
+        p.uart_answer = Some(UartAnswer::Busy);
+        let mut vmcs = exit(ExitReason::IoInstruction, io_qual(0x3f8, false));
+        assert_eq!(handle_exit(&mut vcpu, &mut vmcs, &mut p), Action::Reschedule);
+        assert_eq!(vmcs.get(fields::GUEST_RIP), 0x20_0000, "retried");
     }
 
     #[test]

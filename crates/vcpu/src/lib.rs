@@ -18,7 +18,7 @@ mod exit;
 mod setup;
 mod uart;
 
-pub use exit::{complete_hypercall, handle_exit, Action, ExitStats, StopReason};
+pub use exit::{complete_hypercall, complete_in, handle_exit, Action, ExitStats, StopReason};
 pub use setup::{setup_vmcs, Controls, GuestSetup, HostState, SetupError};
 pub use uart::LineBuffer;
 pub use vmx::GuestRegisters;
@@ -57,6 +57,20 @@ pub enum CoreCall {
     Gone,
 }
 
+/// How a virtual-UART access is completed (see [`Platform::uart_access`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UartAnswer {
+    /// This crate emulates it.
+    Emulate,
+    /// Done: a write was forwarded, or a read has this value.
+    Done(u8),
+    /// A read was forwarded; the core completes it later with
+    /// [`complete_in`], and the scheduler runs something else meanwhile.
+    Wait,
+    /// The forwarding queue is full: the instruction is retried later.
+    Busy,
+}
+
 /// What the exit handlers need from the rest of the core.
 pub trait Platform {
     /// Handles a hypercall this crate does not own (capabilities, memory,
@@ -78,6 +92,14 @@ pub trait Platform {
     ) -> Option<(hypercall_abi::Status, u64)> {
         let _ = (call, regs);
         None
+    }
+    /// A guest's one-byte access to register `offset` (0–7) of its virtual
+    /// COM1. The default lets this crate emulate a minimal line printer;
+    /// the core answers [`UartAnswer::Wait`] or [`UartAnswer::Done`] when a
+    /// UART service domain owns the virtual UARTs.
+    fn uart_access(&mut self, offset: u8, write: bool, value: u8) -> UartAnswer {
+        let _ = (offset, write, value);
+        UartAnswer::Emulate
     }
     /// Executes CPUID on the host.
     fn host_cpuid(&mut self, leaf: u32, subleaf: u32) -> [u32; 4];
@@ -236,9 +258,16 @@ pub(crate) mod testing {
         pub lines: Vec<(String, LineSource, String)>,
         pub core_answer: Option<CoreCall>,
         pub core_calls: Vec<(hypercall_abi::Call, [u64; 4])>,
+        pub uart_answer: Option<UartAnswer>,
+        pub uart_accesses: Vec<(u8, bool, u8)>,
     }
 
     impl Platform for FakePlatform {
+        fn uart_access(&mut self, offset: u8, write: bool, value: u8) -> UartAnswer {
+            self.uart_accesses.push((offset, write, value));
+            self.uart_answer.unwrap_or(UartAnswer::Emulate)
+        }
+
         fn core_hypercall(&mut self, call: hypercall_abi::Call, r: &GuestRegisters) -> CoreCall {
             self.core_calls.push((call, [r.rdi, r.rsi, r.rdx, r.r10]));
             self.core_answer
