@@ -243,6 +243,31 @@ pub fn specs() -> Vec<Spec> {
             exit: Exit::Success,
             timeout,
         },
+        Spec {
+            name: "uart-service",
+            cmdline: "run=",
+            expect: s(&[
+                "bulkhead: boot manifest: 3 domain(s), 0 channel(s)",
+                "bulkhead: domain uart serves the virtual UARTs (ports 0x3f8-0x3ff) over the ioreq channel at 0x3f000000",
+                "[uart] uart: serving virtual UARTs over the ioreq channel",
+                "bulkhead: only the UART service is left, waiting for work: stopping",
+                "bulkhead: summary: 3 domain(s); 0 hypercall(s) refused; 0 domain(s) stopped for a violation",
+                "bulkhead: shutdown status=0",
+            ]),
+            anywhere: s(&[
+                "[guest-a/uart] hello 1 over the virtual 16550 from guest-a",
+                "[guest-a/uart] hello 2 over the virtual 16550 from guest-a",
+                "[guest-a/uart] hello 3 over the virtual 16550 from guest-a",
+                "[guest-b/uart] hello 1 over the virtual 16550 from guest-b",
+                "[guest-b/uart] hello 3 over the virtual 16550 from guest-b",
+                "[guest-a] scratch register round trip ok; 3 lines written",
+                "[guest-b] scratch register round trip ok; 3 lines written",
+            ]),
+            system: Some("systems/uart.toml"),
+            forbid: forbid(&["refused:", "[guest-a:com1]", "[guest-b:com1]", "unanswered"]),
+            exit: Exit::Success,
+            timeout,
+        },
     ]
 }
 

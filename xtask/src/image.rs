@@ -46,6 +46,8 @@ pub fn build_binaries() -> Result<Binaries> {
             "first-guest",
             "-p",
             "testdomains",
+            "-p",
+            "uart-service",
         ])
         .status()?;
     if !status.success() {

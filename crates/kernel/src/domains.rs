@@ -138,6 +138,21 @@ impl<'a> Machine for Hw<'a> {
 }
 
 static MANIFEST: spin::Once<Manifest> = spin::Once::new();
+/// The core's end of the ioreq channel with the UART service (requests
+/// out, answers in), when the system has one.
+static IOREQ: spin::Mutex<Option<IoReq>> = spin::Mutex::new(None);
+
+/// The core's end of the ioreq channel.
+struct IoReq {
+    end: shm_ring::End<'static>,
+    next_seq: u32,
+    /// The channel's pages (host-physical, length), freed at teardown.
+    pages: (u64, u64),
+}
+
+// SAFETY: the ring's memory is core-owned pages shared only with the UART
+// service; the core is single-threaded and takes the mutex to use it.
+unsafe impl Send for IoReq {}
 static SYSTEM: spin::Mutex<System> = spin::Mutex::new(System::new());
 /// The vCPU of each domain, by domain table index (kept apart from the
 /// objects so that exit handlers can reach the objects while a vCPU runs).
@@ -394,6 +409,44 @@ pub fn run_system<'m>(
         );
     }
 
+    // The UART service: the domain given all of COM1's ports.
+    let com1 = hypercall_abi::ioreq::PORT_BASE..=hypercall_abi::ioreq::PORT_BASE + 7;
+    let service = manifest.domains.iter().position(|d| {
+        d.io_ports
+            .iter()
+            .any(|r| r.first <= *com1.start() && r.last >= *com1.end())
+    });
+    if let Some(i) = service {
+        let name = manifest.domains[i].name.as_str();
+        let d = refs[i].ok_or(BootError::Domain(name, "was not built"))?;
+        let len = hypercall_abi::ioreq::PAGES * FRAME;
+        let pages = hw
+            .frames
+            .allocate(len, FRAME)
+            .ok_or(BootError::Domain(name, "no memory for the ioreq channel"))?;
+        // SAFETY: fresh core frames, identity-mapped, shared only with the
+        // UART service (mapped below) for the rest of the core's life.
+        let channel = unsafe {
+            arch::phys_mut(pages, len as usize).fill(0);
+            shm_ring::Channel::init_raw(pages as *mut u8, len as usize)
+        }
+        .map_err(|_| BootError::Domain(name, "the ioreq channel could not be laid out"))?;
+        sys.share_with(&mut hw, d, (pages, len), hypercall_abi::ioreq::GPA)
+            .map_err(|s| BootError::Capability(name, s))?;
+        sys.uart = Some(d);
+        *IOREQ.lock() = Some(IoReq {
+            end: channel.into_initiator(),
+            next_seq: 0,
+            pages: (pages, len),
+        });
+        log::info!(
+            "domain {name} serves the virtual UARTs (ports {:#x}-{:#x}) over the ioreq channel at {:#x}",
+            com1.start(),
+            com1.end(),
+            hypercall_abi::ioreq::GPA
+        );
+    }
+
     for (mem, info) in infos.iter().flatten() {
         // SAFETY: the start-info page lies inside the domain's memory (below
         // IMAGE_FLOOR, which the image was checked not to use).
@@ -434,6 +487,9 @@ pub fn run_system<'m>(
     }
     for d in all.into_iter().flatten() {
         sys.destroy_domain(&mut hw, d);
+    }
+    if let Some(io) = IOREQ.lock().take() {
+        let _ = hw.frames.free(io.pages.0, io.pages.1);
     }
     let pool_left = hw.pool.0.used();
     if pool_left != 0 {
@@ -501,6 +557,58 @@ struct SysPlatform<'s, 'h, 'a> {
 }
 
 impl SysPlatform<'_, '_, '_> {
+    /// `IOREQ_WAIT` and `IOREQ_DONE`, for the UART service only.
+    fn ioreq_call(&mut self, call: hypercall_abi::Call) -> vcpu::CoreCall {
+        use hypercall_abi::{ioreq::Response, ioreq::VERSION, Status};
+        if self.sys.uart != Some(self.caller) {
+            self.refused(call, Status::Denied);
+            return vcpu::CoreCall::Return(Status::Denied, None);
+        }
+        let mut guard = IOREQ.lock();
+        let Some(io) = guard.as_mut() else {
+            return vcpu::CoreCall::Return(Status::Denied, None);
+        };
+        if call == hypercall_abi::Call::IoReqWait {
+            let tx = io.end.tx();
+            let queued = tx.free_space().map_or(true, |free| free != tx.data_size());
+            if queued {
+                return vcpu::CoreCall::Return(Status::Ok, None);
+            }
+            drop(guard);
+            self.sys.uart_block(self.caller);
+            return vcpu::CoreCall::Block;
+        }
+        // IOREQ_DONE: complete every answered read.
+        let mut scratch = [0u8; 64];
+        let mut bad = 0u32;
+        loop {
+            match io.end.rx().pop_versioned::<Response>(VERSION, &mut scratch) {
+                Ok(Some(r)) => {
+                    if !self.sys.uart_answer(r.guest, r.seq, r.value) {
+                        bad += 1;
+                    }
+                }
+                Ok(None) => break,
+                Err(_) => {
+                    // A corrupted response ring: start it over; waiting
+                    // guests are answered when they retry (see below).
+                    io.end.rx().reset();
+                    bad += 1;
+                    break;
+                }
+            }
+        }
+        drop(guard);
+        if bad > 0 {
+            log::warn!("UART service: {bad} answer(s) matched no waiting read or were malformed");
+        }
+        if core::mem::take(&mut self.sys.woke) {
+            vcpu::CoreCall::Switch(Status::Ok, None)
+        } else {
+            vcpu::CoreCall::Return(Status::Ok, None)
+        }
+    }
+
     #[cold]
     fn refused(&self, call: hypercall_abi::Call, status: hypercall_abi::Status) {
         let name = self.sys.domains.get(self.caller).map_or("?", |d| d.name);
@@ -568,7 +676,69 @@ impl vcpu::Platform for SysPlatform<'_, '_, '_> {
         call: hypercall_abi::Call,
         regs: &vcpu::GuestRegisters,
     ) -> vcpu::CoreCall {
-        self.general(call, [regs.rdi, regs.rsi, regs.rdx, regs.r10])
+        match call {
+            hypercall_abi::Call::IoReqWait | hypercall_abi::Call::IoReqDone => {
+                self.ioreq_call(call)
+            }
+            _ => self.general(call, [regs.rdi, regs.rsi, regs.rdx, regs.r10]),
+        }
+    }
+
+    fn uart_access(&mut self, offset: u8, write: bool, value: u8) -> vcpu::UartAnswer {
+        use hypercall_abi::ioreq::{Request, VERSION};
+        let Some(service) = self.sys.uart else {
+            return vcpu::UartAnswer::Emulate;
+        };
+        if service == self.caller || !self.sys.domains.is_live(service) {
+            // The service itself never exits on its own ports; with the
+            // service gone, the core's own minimal emulation takes over.
+            return vcpu::UartAnswer::Emulate;
+        }
+        let mut guard = IOREQ.lock();
+        let Some(io) = guard.as_mut() else {
+            return vcpu::UartAnswer::Emulate;
+        };
+        let guest = self.caller.index as u8;
+        let Some(dom) = self.sys.domains.get_mut(self.caller) else {
+            return vcpu::UartAnswer::Emulate;
+        };
+        if !dom.uart_attached {
+            let mut name = [0u8; 16];
+            let n = dom.name.len().min(16);
+            name[..n].copy_from_slice(&dom.name.as_bytes()[..n]);
+            let attach = Request::Attach {
+                guest,
+                name,
+                len: n as u8,
+            };
+            if io.end.tx().push_versioned(VERSION, &attach).is_err() {
+                self.sys.uart_kick();
+                return vcpu::UartAnswer::Busy;
+            }
+            dom.uart_attached = true;
+        }
+        let seq = io.next_seq;
+        let request = Request::Access {
+            seq,
+            guest,
+            offset,
+            write,
+            value,
+        };
+        if io.end.tx().push_versioned(VERSION, &request).is_err() {
+            // Full (or broken): the guest retries the instruction later.
+            self.sys.uart_kick();
+            return vcpu::UartAnswer::Busy;
+        }
+        io.next_seq = seq.wrapping_add(1);
+        drop(guard);
+        self.sys.uart_kick();
+        if write {
+            vcpu::UartAnswer::Done(0)
+        } else {
+            self.sys.uart_wait_for(self.caller, seq);
+            vcpu::UartAnswer::Wait
+        }
     }
 
     fn host_cpuid(&mut self, leaf: u32, subleaf: u32) -> [u32; 4] {
@@ -702,7 +872,9 @@ fn schedule(
                     continue;
                 }
                 None => {
-                    if sys.any_alive() {
+                    if sys.uart_waiting && sys.alive_count() == 1 {
+                        log::info!("only the UART service is left, waiting for work: stopping");
+                    } else if sys.any_alive() {
                         log::warn!(
                             "every remaining domain waits with no deadline and nobody to wake it"
                         );
@@ -747,6 +919,9 @@ fn schedule(
         }
         if let Some((status, value)) = dom.pending.take() {
             let _ = vcpu::complete_hypercall(vcpu, &mut vmcs, status, value);
+        }
+        if let Some(value) = dom.pending_in.take() {
+            let _ = vcpu::complete_in(vcpu, &mut vmcs, value);
         }
         let name = dom.name;
         let refused_before = vcpu.refused;

@@ -102,6 +102,12 @@ pub struct Domain {
     pub initial: Option<[u64; 3]>,
     /// Most capability slots it may use.
     pub slot_limit: u16,
+    /// The sequence number of its forwarded UART read, while it waits.
+    pub io_wait: Option<u32>,
+    /// The answer to that read, to deliver when it next runs.
+    pub pending_in: Option<u8>,
+    /// Whether the UART service was told about it.
+    pub uart_attached: bool,
 }
 
 /// A range of host-physical memory.
@@ -179,6 +185,11 @@ pub struct System {
     /// Set when a hypercall woke a blocked domain (the scheduler should
     /// choose again); cleared by whoever acts on it.
     pub woke: bool,
+    /// The UART service: the domain that owns COM1 and serves every other
+    /// domain's virtual UART over the ioreq channel.
+    pub uart: Option<ObjectRef>,
+    /// The UART service is blocked in `IOREQ_WAIT`.
+    pub uart_waiting: bool,
     last_run: Option<u16>,
 }
 
@@ -266,6 +277,8 @@ impl System {
                 violations: 0,
             },
             woke: false,
+            uart: None,
+            uart_waiting: false,
             last_run: None,
         }
     }
@@ -301,6 +314,9 @@ impl System {
             refused: 0,
             initial: None,
             slot_limit: CSPACE_SLOTS as u16,
+            io_wait: None,
+            pending_in: None,
+            uart_attached: false,
         };
         let d = match self.domains.allocate(ObjectType::Domain, domain) {
             Ok(d) => d,
@@ -384,6 +400,9 @@ impl System {
             refused: 0,
             initial: None,
             slot_limit: budget,
+            io_wait: None,
+            pending_in: None,
+            uart_attached: false,
         };
         let d = match self.domains.allocate(ObjectType::Domain, domain) {
             Ok(d) => d,
@@ -646,6 +665,92 @@ impl System {
         }
     }
 
+    /// Maps core-owned pages `(hpa, len)` read/write into `d` at `gpa`
+    /// (e.g. the ioreq channel of the UART service).
+    pub fn share_with<M: Machine>(
+        &mut self,
+        m: &mut M,
+        d: ObjectRef,
+        pages: (u64, u64),
+        gpa: u64,
+    ) -> Result<(), Status> {
+        let region = Region {
+            hpa: pages.0,
+            len: pages.1,
+            owner: None,
+            mappings: [None; MAX_MAPPINGS],
+        };
+        let r = self
+            .regions
+            .allocate(ObjectType::MemRegion, region)
+            .map_err(st)?;
+        if let Err(s) = self.map_region(m, d, r, gpa, Rights::READ | Rights::WRITE) {
+            self.regions.remove(r);
+            return Err(s);
+        }
+        Ok(())
+    }
+
+    /// The UART service waits for requests (`IOREQ_WAIT` with none queued).
+    pub fn uart_block(&mut self, service: ObjectRef) {
+        if let Some(d) = self.domains.get_mut(service) {
+            d.state = RunState::Blocked {
+                channel: None,
+                deadline: None,
+            };
+            self.uart_waiting = true;
+        }
+    }
+
+    /// Requests were queued: wake the UART service if it waits for them.
+    pub fn uart_kick(&mut self) {
+        if !core::mem::take(&mut self.uart_waiting) {
+            return;
+        }
+        if let Some(d) = self.uart.and_then(|u| self.domains.get_mut(u)) {
+            if matches!(d.state, RunState::Blocked { .. }) {
+                d.state = RunState::Runnable;
+                d.pending = Some((Status::Ok, None));
+                self.woke = true;
+            }
+        }
+    }
+
+    /// `d` waits for the answer to its forwarded UART read `seq`.
+    pub fn uart_wait_for(&mut self, d: ObjectRef, seq: u32) {
+        if let Some(dom) = self.domains.get_mut(d) {
+            dom.io_wait = Some(seq);
+            dom.state = RunState::Blocked {
+                channel: None,
+                deadline: None,
+            };
+        }
+    }
+
+    /// The UART service answered read `seq` of the domain in table slot
+    /// `guest` with `value`: wake it. Answers that match no waiting read
+    /// (a confused or hostile service) are ignored; returns whether one
+    /// matched.
+    pub fn uart_answer(&mut self, guest: u8, seq: u32, value: u8) -> bool {
+        let Some((_, dom)) = self
+            .domains
+            .iter_mut()
+            .find(|(d, _)| d.index == guest as u16)
+        else {
+            return false;
+        };
+        if dom.io_wait != Some(seq) {
+            return false;
+        }
+        dom.io_wait = None;
+        dom.pending_in = Some(value);
+        if matches!(dom.state, RunState::Blocked { .. }) {
+            dom.state = RunState::Runnable;
+        }
+        self.woke = true;
+        true
+    }
+
     // ----- life cycle -----
 
     /// Stops `d`: it never runs again, its EPT is torn down (so all memory
@@ -774,6 +879,14 @@ impl System {
         self.domains
             .iter()
             .any(|(_, d)| d.state != RunState::Stopped)
+    }
+
+    /// How many domains are not stopped.
+    pub fn alive_count(&self) -> usize {
+        self.domains
+            .iter()
+            .filter(|(_, d)| !matches!(d.state, RunState::Stopped))
+            .count()
     }
 
     /// Chooses the next domain: the highest priority among the runnable
@@ -915,6 +1028,9 @@ impl System {
         let live = |o: ObjectRef| live_in(domains, regions, channels, ports, o);
         match call {
             Call::Null | Call::LogWrite | Call::Exit => Err(Status::InvalidArgument),
+            // Answered by the core's VMX code, which holds the ioreq rings,
+            // and only for the UART service.
+            Call::IoReqWait | Call::IoReqDone => Err(Status::Denied),
             Call::Yield => Ok(Outcome::Yield),
             Call::CapInspect => {
                 let cap = self.cspaces[ci].get(a[0]).map_err(st)?;

@@ -119,13 +119,18 @@ impl fmt::Display for RingError {
         match self {
             Self::Full => f.write_str("ring full"),
             Self::TooLarge { len, max } => {
-                write!(f, "message of {len} bytes exceeds the ring's {max}-byte limit")
+                write!(
+                    f,
+                    "message of {len} bytes exceeds the ring's {max}-byte limit"
+                )
             }
             Self::Corrupt { what } => write!(f, "ring corrupt: {what:?}"),
             Self::Version { expected, found } => {
                 write!(f, "protocol version {found}, expected {expected}")
             }
-            Self::BufferTooSmall { needed } => write!(f, "buffer too small: frame has {needed} bytes"),
+            Self::BufferTooSmall { needed } => {
+                write!(f, "buffer too small: frame has {needed} bytes")
+            }
             Self::BadFrame => f.write_str("frame failed to decode (skipped)"),
             Self::Encode => f.write_str("message failed to encode"),
             Self::Layout { what } => write!(f, "memory cannot hold a ring: {what:?}"),

@@ -56,7 +56,9 @@ impl<'a> Ring<'a> {
     /// and is not deallocated or unmapped; it is aligned to
     /// [`ALIGN`](crate::ALIGN) (page alignment is expected); the memory is
     /// shared with at most one peer, and any access to it from this address
-    /// space other than through this ring is atomic. The peer may write
+    /// space other than through this ring is atomic. Each side then uses
+    /// one half only ([`Ring::into_producer`] on one, [`Ring::into_consumer`]
+    /// on the other; [`Ring::split`] keeps both in one process). The peer may write
     /// anything at any time: that is handled, not undefined behaviour.
     #[cfg(not(loom))]
     pub unsafe fn init_raw(ptr: *mut u8, len: usize) -> Result<Self, RingError> {
@@ -81,7 +83,10 @@ impl<'a> Ring<'a> {
         crate::shared::data_size_for(ptr as usize, len)?;
         // SAFETY: alignment and `HEADER_LEN <= len` were checked; the rest
         // is the caller's contract.
-        let size = unsafe { Shared::peek_size(ptr) };
+        let (magic, size) = unsafe { Shared::peek(ptr) };
+        if magic != crate::MAGIC {
+            return Err(Corruption::BadMagic { found: magic }.into());
+        }
         if !crate::shared::size_fits(size, len) {
             return Err(Corruption::BadSize { found: size }.into());
         }
@@ -317,7 +322,8 @@ impl<'a> Producer<'a> {
                 }
             }
             // Out of room: tell "never fits" from "not now".
-            let len = postcard::serialize_with_flavor(msg, Counter(0)).map_err(|_| RingError::Encode)?;
+            let len =
+                postcard::serialize_with_flavor(msg, Counter(0)).map_err(|_| RingError::Encode)?;
             let max = self.max_message();
             return Err(if len > max {
                 RingError::TooLarge { len, max }
@@ -609,8 +615,7 @@ impl postcard::ser_flavors::Flavor for FrameWriter<'_, '_> {
         if data.len() > (self.limit - self.len) as usize {
             return Err(postcard::Error::SerializeBufferFull);
         }
-        self.shared
-            .write(self.start.wrapping_add(self.len), data);
+        self.shared.write(self.start.wrapping_add(self.len), data);
         self.len += data.len() as u32;
         Ok(())
     }

@@ -10,12 +10,12 @@ use crate::error::Corruption;
 #[cfg(not(loom))]
 use crate::error::{LayoutError, RingError};
 use crate::sync::{AtomicU32, AtomicU8, Ordering};
-use crate::{LAYOUT_VERSION, MAGIC};
 #[cfg(not(loom))]
 use crate::{
     ALIGN, HEADER_LEN, MAX_DATA_SIZE, MIN_DATA_SIZE, OFF_CONSUMER, OFF_MAGIC, OFF_PRODUCER,
     OFF_SIZE, OFF_VERSION,
 };
+use crate::{LAYOUT_VERSION, MAGIC};
 
 /// References into one ring's shared memory plus the data size this side
 /// validated (never re-read from the peer).
@@ -94,16 +94,20 @@ impl<'a> Shared<'a> {
         }
     }
 
-    /// Reads the size word of the header at `ptr` (used before the data
-    /// size is known).
+    /// Reads the magic (Acquire) and size words of the header at `ptr`
+    /// (used before the data size is known).
     ///
     /// # Safety
     ///
     /// As for [`Shared::from_raw`] with `size = 0`.
     #[cfg(not(loom))]
-    pub(crate) unsafe fn peek_size(ptr: *mut u8) -> u32 {
+    pub(crate) unsafe fn peek(ptr: *mut u8) -> (u32, u32) {
         // SAFETY: forwarded contract; the header alone is in bounds.
-        unsafe { Self::from_raw(ptr, 0) }.size_word.load(Ordering::Acquire)
+        let h = unsafe { Self::from_raw(ptr, 0) };
+        (
+            h.magic.load(Ordering::Acquire),
+            h.size_word.load(Ordering::Relaxed),
+        )
     }
 
     #[cfg(loom)]

@@ -1,0 +1,603 @@
+//! Unit tests: layout, fill/drain, wrap-around, errors, corruption, reset.
+
+extern crate std;
+
+use std::boxed::Box;
+use std::string::String;
+use std::vec;
+use std::vec::Vec;
+
+use core::sync::atomic::{AtomicU32, Ordering::SeqCst};
+
+use serde::{Deserialize, Serialize};
+
+use crate::*;
+
+/// Test memory the test can scribble on (as "the peer") while a ring uses
+/// it: interior-mutable words, with guard words after the area.
+struct Mem {
+    words: Box<[AtomicU32]>,
+    len: usize,
+}
+
+const GUARD: u32 = 0xDEAD_BEEF;
+
+impl Mem {
+    fn new(len: usize) -> Self {
+        let words = (0..len.div_ceil(4) + 16)
+            .map(|_| AtomicU32::new(GUARD))
+            .collect();
+        let m = Self { words, len };
+        for w in &m.words[..len / 4] {
+            w.store(0, SeqCst);
+        }
+        m
+    }
+
+    /// A ring with a `size`-byte data area.
+    fn with_size(size: u32) -> Self {
+        Self::new(HEADER_LEN + size as usize)
+    }
+
+    fn ptr(&self) -> *mut u8 {
+        self.words.as_ptr().cast::<u8>().cast_mut()
+    }
+
+    fn init(&self) -> Ring<'_> {
+        // SAFETY: the words live as long as the borrow of `self`, are
+        // aligned to 4 and only ever accessed atomically.
+        unsafe { Ring::init_raw(self.ptr(), self.len) }.unwrap()
+    }
+
+    fn attach(&self) -> Result<Ring<'_>, RingError> {
+        // SAFETY: as in `init`.
+        unsafe { Ring::attach_raw(self.ptr(), self.len) }
+    }
+
+    fn word(&self, off: usize) -> u32 {
+        self.words[off / 4].load(SeqCst)
+    }
+
+    fn set_word(&self, off: usize, v: u32) {
+        self.words[off / 4].store(v, SeqCst);
+    }
+
+    fn set_byte(&self, off: usize, v: u8) {
+        let w = &self.words[off / 4];
+        let mut b = w.load(SeqCst).to_le_bytes();
+        b[off % 4] = v;
+        w.store(u32::from_le_bytes(b), SeqCst);
+    }
+
+    /// Data byte at index `i` (mod size).
+    fn set_data(&self, size: u32, i: u32, v: u8) {
+        self.set_byte(HEADER_LEN + (i % size) as usize, v);
+    }
+
+    fn guards_intact(&self) -> bool {
+        self.words[self.len.div_ceil(4)..]
+            .iter()
+            .all(|w| w.load(SeqCst) == GUARD)
+    }
+}
+
+fn corrupt(what: Corruption) -> RingError {
+    RingError::Corrupt { what }
+}
+
+fn pattern(seed: u32, len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| (seed as usize * 31 + i * 7) as u8)
+        .collect()
+}
+
+#[test]
+fn layout_and_sizes() {
+    let m = Mem::new(4096);
+    let r = m.init();
+    assert_eq!(r.data_size(), 2048);
+    assert_eq!(m.word(OFF_MAGIC), MAGIC);
+    assert_eq!(m.word(OFF_VERSION), LAYOUT_VERSION);
+    assert_eq!(m.word(OFF_SIZE), 2048);
+    assert_eq!(Mem::new(HEADER_LEN + 16).init().data_size(), 16);
+    assert_eq!(Mem::new(HEADER_LEN + 31).init().data_size(), 16);
+    assert_eq!(Mem::new(HEADER_LEN + 4096).init().data_size(), 4096);
+    // SAFETY: the pointer is valid for `len` bytes for the call.
+    let small = unsafe { Ring::init_raw(m.ptr(), HEADER_LEN + 15) };
+    assert_eq!(
+        small.err(),
+        Some(RingError::Layout {
+            what: LayoutError::TooSmall
+        })
+    );
+    // SAFETY: as above, one byte further in, still in bounds.
+    let odd = unsafe { Ring::init_raw(m.ptr().add(1), 1024) };
+    assert_eq!(
+        odd.err(),
+        Some(RingError::Layout {
+            what: LayoutError::Misaligned
+        })
+    );
+    // The indices sit on their own cache lines.
+    assert_eq!(OFF_PRODUCER % 64, 0);
+    assert_eq!(OFF_CONSUMER - OFF_PRODUCER, 64);
+    assert_eq!(HEADER_LEN - OFF_CONSUMER, 64);
+}
+
+#[test]
+fn safe_constructor_and_attach() {
+    #[repr(C, align(64))]
+    struct Buf([u8; HEADER_LEN + 64]);
+    let mut buf = Box::new(Buf([0; HEADER_LEN + 64]));
+    assert_eq!(
+        Ring::attach(&mut buf.0).err(),
+        Some(corrupt(Corruption::BadMagic { found: 0 }))
+    );
+    {
+        let (tx, _rx) = Ring::init(&mut buf.0).unwrap().split();
+        tx.push_bytes(b"hello").unwrap();
+        tx.push(&42u64).unwrap();
+    }
+    // The other side attaches later and finds both frames.
+    let (_tx, rx) = Ring::attach(&mut buf.0).unwrap().split();
+    let mut out = [0u8; 60];
+    assert_eq!(rx.pop_bytes(&mut out), Ok(Some(5)));
+    assert_eq!(&out[..5], b"hello");
+    assert_eq!(rx.pop::<u64>(&mut out), Ok(Some(42)));
+    assert_eq!(rx.pop::<u64>(&mut out), Ok(None));
+}
+
+#[test]
+fn fill_and_drain() {
+    let m = Mem::with_size(256);
+    let (tx, rx) = m.init().split();
+    assert_eq!(tx.free_space(), Ok(256));
+    assert_eq!(rx.is_empty(), Ok(true));
+    let mut n = 0u32;
+    loop {
+        match tx.push_bytes(&pattern(n, 10)) {
+            Ok(()) => n += 1,
+            Err(RingError::Full) => break,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(n, 256 / 14);
+    assert_eq!(tx.free_space(), Ok(256 % 14));
+    assert_eq!(tx.stats().full, 1);
+    assert_eq!(rx.is_empty(), Ok(false));
+    let mut out = [0u8; 32];
+    for i in 0..n {
+        assert_eq!(rx.pop_bytes(&mut out), Ok(Some(10)));
+        assert_eq!(&out[..10], &pattern(i, 10)[..]);
+    }
+    assert_eq!(rx.pop_bytes(&mut out), Ok(None));
+    assert_eq!(rx.is_empty(), Ok(true));
+    assert_eq!(tx.free_space(), Ok(256));
+    assert_eq!(rx.stats().frames, u64::from(n));
+    assert_eq!(rx.stats().bytes, u64::from(n) * 10);
+    assert!(m.guards_intact());
+}
+
+#[test]
+fn full_never_overwrites_unread_data() {
+    let m = Mem::with_size(32);
+    let (tx, rx) = m.init().split();
+    tx.push_bytes(&[1; 12]).unwrap(); // 16 bytes
+    tx.push_bytes(&[2; 8]).unwrap(); // 12 bytes, 4 left
+    assert_eq!(tx.push_bytes(&[3; 1]), Err(RingError::Full));
+    assert_eq!(tx.push_bytes(&[]), Ok(())); // an empty frame fits exactly
+    assert_eq!(tx.push_bytes(&[]), Err(RingError::Full));
+    assert_eq!(tx.push(&()), Err(RingError::Full));
+    let mut out = [0u8; 32];
+    assert_eq!(rx.pop_bytes(&mut out), Ok(Some(12)));
+    assert_eq!(&out[..12], &[1; 12]);
+    // 16 bytes free now; a 13-byte payload does not fit, 12 does.
+    assert_eq!(tx.push_bytes(&[4; 13]), Err(RingError::Full));
+    tx.push_bytes(&[4; 12]).unwrap();
+    assert_eq!(rx.pop_bytes(&mut out), Ok(Some(8)));
+    assert_eq!(&out[..8], &[2; 8]);
+    assert_eq!(rx.pop_bytes(&mut out), Ok(Some(0)));
+    assert_eq!(rx.pop_bytes(&mut out), Ok(Some(12)));
+    assert_eq!(&out[..12], &[4; 12]);
+    assert_eq!(tx.stats().full, 4);
+}
+
+#[test]
+fn too_large() {
+    let m = Mem::with_size(64);
+    let (tx, rx) = m.init().split();
+    assert_eq!(tx.max_message(), 60);
+    assert_eq!(
+        tx.push_bytes(&[0; 61]),
+        Err(RingError::TooLarge { len: 61, max: 60 })
+    );
+    tx.push_bytes(&[0; 60]).unwrap();
+    // Too large is reported as such even when the ring is full.
+    let big: Vec<u8> = vec![7; 70];
+    assert_eq!(tx.push(&big), Err(RingError::TooLarge { len: 71, max: 60 }));
+    let mut out = [0u8; 64];
+    assert_eq!(rx.pop_bytes(&mut out), Ok(Some(60)));
+    assert_eq!(tx.push(&big), Err(RingError::TooLarge { len: 71, max: 60 }));
+    let fits: Vec<u8> = vec![7; 59]; // 1-byte length + 59 = 60
+    tx.push(&fits).unwrap();
+    assert_eq!(rx.pop::<Vec<u8>>(&mut out), Ok(Some(fits)));
+}
+
+/// Advances a fresh ring so both indices sit at `base + k` for the k-th
+/// call, then pushes and pops a message of every length.
+#[test]
+fn wrap_around_at_every_offset() {
+    const N: u32 = 32;
+    for k in 0..N {
+        let m = Mem::with_size(N);
+        let (tx, rx) = m.init().split();
+        let mut out = [0u8; N as usize];
+        // Move by N + k bytes in two frames (each 4 + payload <= N).
+        let a = (N + k) / 2;
+        for step in [a, N + k - a] {
+            tx.push_bytes(&pattern(0, (step - 4) as usize)).unwrap();
+            assert!(rx.pop_bytes(&mut out).unwrap().is_some());
+        }
+        assert_eq!(m.word(OFF_PRODUCER), N + k);
+        for len in 0..=(N - 4) as usize {
+            let msg = pattern(k * 100 + len as u32, len);
+            tx.push_bytes(&msg).unwrap();
+            assert_eq!(rx.pop_bytes(&mut out), Ok(Some(len)), "k={k} len={len}");
+            assert_eq!(&out[..len], &msg[..], "k={k} len={len}");
+        }
+        // Typed messages across the boundary too.
+        for v in [0u64, 1, u64::MAX, 0x1234_5678_9abc] {
+            tx.push(&(v, String::from("wrap"))).unwrap();
+            assert_eq!(
+                rx.pop::<(u64, String)>(&mut out),
+                Ok(Some((v, "wrap".into())))
+            );
+        }
+        assert!(m.guards_intact());
+    }
+}
+
+#[test]
+fn indices_wrap_past_u32_max() {
+    let m = Mem::with_size(64);
+    let _ = m.init();
+    let start = u32::MAX - 40;
+    m.set_word(OFF_PRODUCER, start);
+    m.set_word(OFF_CONSUMER, start);
+    let (tx, rx) = m.attach().unwrap().split();
+    let mut out = [0u8; 64];
+    for i in 0..50u32 {
+        let msg = pattern(i, (i % 27) as usize);
+        tx.push_bytes(&msg).unwrap();
+        tx.push_bytes(&msg).unwrap();
+        assert_eq!(rx.pop_bytes(&mut out), Ok(Some(msg.len())));
+        assert_eq!(&out[..msg.len()], &msg[..]);
+        assert_eq!(rx.pop_bytes(&mut out), Ok(Some(msg.len())));
+        assert_eq!(&out[..msg.len()], &msg[..]);
+    }
+    assert!(m.word(OFF_PRODUCER) < start);
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+enum Msg {
+    Ping(u32),
+    Data { id: u16, bytes: Vec<u8> },
+    Text(String),
+}
+
+#[test]
+fn bad_frames_are_skipped_and_counted() {
+    let m = Mem::with_size(128);
+    let (tx, rx) = m.init().split();
+    let mut out = [0u8; 128];
+    tx.push_bytes(&[0xff, 0xff, 0xff]).unwrap(); // truncated varint
+    tx.push_bytes(&[9]).unwrap(); // no such variant
+    tx.push(&Msg::Ping(5)).unwrap();
+    tx.push_bytes(&[0, 1, 2]).unwrap(); // Ping(1) plus a trailing byte
+    tx.push_bytes(&[]).unwrap();
+    assert_eq!(rx.pop::<Msg>(&mut out), Ok(Some(Msg::Ping(5))));
+    assert_eq!(rx.stats().bad_frames, 2);
+    assert_eq!(rx.pop::<Msg>(&mut out), Ok(None));
+    assert_eq!(rx.stats().bad_frames, 4);
+    assert_eq!(rx.stats().frames, 5);
+
+    // The borrowed variant reports each bad frame, then carries on.
+    tx.push_bytes(&[3, 0xff]).unwrap(); // &str length 3, one byte
+    tx.push(&"borrowed").unwrap();
+    assert_eq!(rx.pop_borrowed::<&str>(&mut out), Err(RingError::BadFrame));
+    assert_eq!(rx.pop_borrowed::<&str>(&mut out), Ok(Some("borrowed")));
+    assert_eq!(rx.stats().bad_frames, 5);
+}
+
+#[test]
+fn buffer_too_small_keeps_the_frame() {
+    let m = Mem::with_size(64);
+    let (tx, rx) = m.init().split();
+    tx.push(&Msg::Data {
+        id: 3,
+        bytes: vec![1; 20],
+    })
+    .unwrap();
+    tx.push(&Msg::Text("x".into())).unwrap();
+    let mut small = [0u8; 8];
+    assert_eq!(
+        rx.pop::<Msg>(&mut small),
+        Err(RingError::BufferTooSmall { needed: 23 })
+    );
+    let mut big = [0u8; 64];
+    assert!(matches!(
+        rx.pop::<Msg>(&mut big),
+        Ok(Some(Msg::Data { id: 3, .. }))
+    ));
+    assert_eq!(
+        rx.pop_bytes(&mut [0u8; 1]),
+        Err(RingError::BufferTooSmall { needed: 3 })
+    );
+    assert_eq!(rx.skip(), Ok(true));
+    assert_eq!(rx.skip(), Ok(false));
+}
+
+#[test]
+fn versioning() {
+    let m = Mem::with_size(128);
+    let (tx, rx) = m.init().split();
+    let mut out = [0u8; 128];
+    tx.push_versioned(2, &Msg::Ping(1)).unwrap();
+    tx.push_versioned(1, &Msg::Ping(2)).unwrap();
+    tx.push(&Envelope {
+        version: 2,
+        body: Msg::Text("hi".into()),
+    })
+    .unwrap();
+    tx.push_bytes(&[2, 7]).unwrap(); // version 2, bad body
+    tx.push_bytes(&[0xff]).unwrap(); // not even a version
+    assert_eq!(rx.pop_versioned::<Msg>(2, &mut out), Ok(Some(Msg::Ping(1))));
+    assert_eq!(
+        rx.pop_versioned::<Msg>(2, &mut out),
+        Err(RingError::Version {
+            expected: 2,
+            found: 1
+        })
+    );
+    assert_eq!(
+        rx.pop_versioned::<Msg>(2, &mut out),
+        Ok(Some(Msg::Text("hi".into())))
+    );
+    assert_eq!(rx.pop_versioned::<Msg>(2, &mut out), Ok(None));
+    let s = rx.stats();
+    assert_eq!((s.version_errors, s.bad_frames, s.frames), (1, 2, 5));
+}
+
+/// Each kind of header corruption is reported (without panicking), is
+/// sticky, and `reset` + `resync` recover.
+#[test]
+fn corrupted_headers_are_detected_and_reset_recovers() {
+    type Scribble = fn(&Mem);
+    let cases: [(&str, Scribble, Corruption, bool); 8] = [
+        (
+            "magic",
+            |m| m.set_word(OFF_MAGIC, 0x1234),
+            Corruption::BadMagic { found: 0x1234 },
+            true,
+        ),
+        (
+            "size",
+            |m| m.set_word(OFF_SIZE, 64),
+            Corruption::BadSize { found: 64 },
+            true,
+        ),
+        (
+            "producer too far ahead",
+            |m| m.set_word(OFF_PRODUCER, 16 + 33),
+            Corruption::ProducerIndex {
+                consumer: 16,
+                last: 16,
+                found: 49,
+            },
+            false,
+        ),
+        (
+            "producer backwards",
+            |m| m.set_word(OFF_PRODUCER, 8),
+            Corruption::ProducerIndex {
+                consumer: 16,
+                last: 16,
+                found: 8,
+            },
+            false,
+        ),
+        (
+            "torn frame",
+            |m| m.set_word(OFF_PRODUCER, 16 + 3),
+            Corruption::TornFrame { available: 3 },
+            false,
+        ),
+        (
+            "length past published",
+            |m| {
+                m.set_data(32, 16, 9);
+                m.set_word(OFF_PRODUCER, 16 + 12);
+            },
+            Corruption::BadLength {
+                len: 9,
+                available: 8,
+            },
+            false,
+        ),
+        (
+            "huge length",
+            |m| {
+                for i in 16..20 {
+                    m.set_data(32, i, 0xff);
+                }
+                m.set_word(OFF_PRODUCER, 16 + 32);
+            },
+            Corruption::BadLength {
+                len: u32::MAX,
+                available: 28,
+            },
+            false,
+        ),
+        (
+            "consumer past producer",
+            |m| m.set_word(OFF_CONSUMER, 40),
+            Corruption::ConsumerIndex {
+                producer: 16,
+                last: 0,
+                found: 40,
+            },
+            true,
+        ),
+    ];
+    for (name, scribble, what, producer_sees) in cases {
+        let m = Mem::with_size(32);
+        let (tx, rx) = m.init().split();
+        let mut out = [0u8; 32];
+        // Move both indices to 16 first.
+        tx.push_bytes(&[0; 12]).unwrap();
+        assert_eq!(rx.pop_bytes(&mut out), Ok(Some(12)));
+        scribble(&m);
+        if producer_sees {
+            assert_eq!(tx.push_bytes(&[0; 28]), Err(corrupt(what)), "{name}");
+            assert_eq!(tx.push_bytes(&[1]), Err(corrupt(what)), "{name}: sticky");
+            assert_eq!(tx.free_space(), Err(corrupt(what)), "{name}");
+            assert_eq!(tx.stats().corrupt, 1);
+        }
+        if !matches!(what, Corruption::ConsumerIndex { .. }) {
+            assert_eq!(rx.pop_bytes(&mut out), Err(corrupt(what)), "{name}");
+            assert_eq!(rx.is_empty(), Err(corrupt(what)), "{name}: sticky");
+            assert_eq!(rx.pop::<u8>(&mut out), Err(corrupt(what)), "{name}");
+            assert_eq!(rx.stats().corrupt, 1);
+        }
+        assert!(m.guards_intact(), "{name}");
+        // The owner resets while the peer is idle; the peer resyncs.
+        tx.reset();
+        rx.resync().unwrap();
+        assert_eq!(m.word(OFF_PRODUCER), 0);
+        tx.push_bytes(b"again").unwrap();
+        assert_eq!(rx.pop_bytes(&mut out), Ok(Some(5)), "{name}");
+        assert_eq!(&out[..5], b"again");
+        // Either side may be the owner.
+        rx.reset();
+        tx.resync().unwrap();
+        tx.push(&7u8).unwrap();
+        assert_eq!(rx.pop::<u8>(&mut out), Ok(Some(7)), "{name}");
+    }
+}
+
+#[test]
+fn consumer_index_backwards() {
+    let m = Mem::with_size(32);
+    let (tx, rx) = m.init().split();
+    let mut out = [0u8; 32];
+    tx.push_bytes(&[0; 12]).unwrap();
+    assert_eq!(rx.pop_bytes(&mut out), Ok(Some(12)));
+    assert_eq!(tx.free_space(), Ok(32)); // producer has seen consumer = 16
+    m.set_word(OFF_CONSUMER, 4);
+    assert_eq!(
+        tx.free_space(),
+        Err(corrupt(Corruption::ConsumerIndex {
+            producer: 16,
+            last: 16,
+            found: 4
+        }))
+    );
+}
+
+#[test]
+fn attach_checks_every_header_field() {
+    let m = Mem::with_size(64);
+    let _ = m.init();
+    assert!(m.attach().is_ok());
+    let bad: [(usize, u32, Corruption); 7] = [
+        (OFF_MAGIC, 0, Corruption::BadMagic { found: 0 }),
+        (OFF_VERSION, 2, Corruption::BadLayoutVersion { found: 2 }),
+        (OFF_SIZE, 48, Corruption::BadSize { found: 48 }),
+        (OFF_SIZE, 128, Corruption::BadSize { found: 128 }),
+        (OFF_SIZE, 8, Corruption::BadSize { found: 8 }),
+        (OFF_SIZE, 0, Corruption::BadSize { found: 0 }),
+        (
+            OFF_PRODUCER,
+            65,
+            Corruption::ProducerIndex {
+                consumer: 0,
+                last: 0,
+                found: 65,
+            },
+        ),
+    ];
+    for (off, v, what) in bad {
+        let _ = m.init();
+        m.set_word(off, v);
+        assert_eq!(m.attach().err(), Some(corrupt(what)), "offset {off} = {v}");
+    }
+    // A resync against a bad header fails and leaves the half faulted.
+    let (tx, _rx) = m.init().split();
+    m.set_word(OFF_VERSION, 9);
+    assert_eq!(
+        tx.resync(),
+        Err(corrupt(Corruption::BadLayoutVersion { found: 9 }))
+    );
+}
+
+#[test]
+fn own_index_is_never_read_back() {
+    let m = Mem::with_size(64);
+    let (tx, rx) = m.init().split();
+    let mut out = [0u8; 64];
+    tx.push_bytes(&[1, 2]).unwrap();
+    // The consumer scribbles on the producer's index after reading it.
+    assert_eq!(rx.pop_bytes(&mut out), Ok(Some(2)));
+    m.set_word(OFF_PRODUCER, 0xAAAA_AAAA);
+    tx.push_bytes(&[3]).unwrap(); // republished from the producer's own copy
+    assert_eq!(m.word(OFF_PRODUCER), 11);
+    assert_eq!(rx.pop_bytes(&mut out), Ok(Some(1)));
+    assert_eq!(out[0], 3);
+}
+
+#[test]
+fn channel_round_trip() {
+    #[repr(C, align(4096))]
+    struct Pages([u8; 8192]);
+    let mut pages = Box::new(Pages([0; 8192]));
+    let (a, b) = Channel::init(&mut pages.0).unwrap().split();
+    assert_eq!(a.tx().data_size(), 2048);
+    let mut scratch = [0u8; 256];
+    a.tx().push(&Msg::Ping(1)).unwrap();
+    assert_eq!(b.rx().pop::<Msg>(&mut scratch), Ok(Some(Msg::Ping(1))));
+    b.tx().push(&Msg::Text("pong".into())).unwrap();
+    assert_eq!(
+        a.rx().pop::<Msg>(&mut scratch),
+        Ok(Some(Msg::Text("pong".into())))
+    );
+    assert_eq!(a.rx().is_empty(), Ok(true));
+    assert_eq!(b.rx().is_empty(), Ok(true));
+    a.tx().push(&Msg::Ping(2)).unwrap();
+    let _ = (a, b);
+
+    // A responder attaching later sees the pending request.
+    let ptr = pages.0.as_mut_ptr();
+    // SAFETY: `pages` outlives `resp` and nothing else touches it meanwhile.
+    let resp = unsafe { Channel::attach_raw(ptr, 8192) }
+        .unwrap()
+        .into_responder();
+    assert_eq!(resp.rx().pop::<Msg>(&mut scratch), Ok(Some(Msg::Ping(2))));
+    resp.reset();
+    resp.resync().unwrap();
+    let (tx, rx) = resp.into_parts();
+    assert_eq!(rx.is_empty(), Ok(true));
+    assert_eq!(tx.free_space(), Ok(2048));
+}
+
+#[test]
+fn channel_of_odd_length_stays_aligned() {
+    let m = Mem::new(1000);
+    // SAFETY: `m` outlives the channel; accesses are atomic.
+    let ch = unsafe { Channel::init_raw(m.ptr(), 1000) }.unwrap();
+    let init = ch.into_initiator();
+    // Halves of 448 and 552 bytes: 256 data bytes each.
+    assert_eq!(init.tx().data_size(), 256);
+    assert_eq!(init.rx().data_size(), 256);
+    assert_eq!(m.word(448 + OFF_MAGIC), MAGIC);
+    assert!(m.guards_intact());
+}

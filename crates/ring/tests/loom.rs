@@ -29,7 +29,10 @@ fn model(name: &str, f: impl Fn() + Sync + Send + 'static) {
         counter.fetch_add(1, Ordering::Relaxed);
         f();
     });
-    println!("{name}: {} executions explored", runs.load(Ordering::Relaxed));
+    println!(
+        "{name}: {} executions explored",
+        runs.load(Ordering::Relaxed)
+    );
 }
 
 fn ring() -> (shm_ring::Producer<'static>, shm_ring::Consumer<'static>) {

@@ -703,14 +703,20 @@ mod tests {
         // A forwarded read waits and is completed later; a busy queue retries.
         p.uart_answer = Some(UartAnswer::Wait);
         let mut vmcs = exit(ExitReason::IoInstruction, io_qual(0x3fd, true));
-        assert_eq!(handle_exit(&mut vcpu, &mut vmcs, &mut p), Action::Reschedule);
+        assert_eq!(
+            handle_exit(&mut vcpu, &mut vmcs, &mut p),
+            Action::Reschedule
+        );
         assert_eq!(vmcs.get(fields::GUEST_RIP), 0x20_0000);
         complete_in(&mut vcpu, &mut vmcs, 0x21).unwrap();
         assert_eq!(vcpu.regs.rax & 0xff, 0x21);
         assert_eq!(vmcs.get(fields::GUEST_RIP), 0x20_0002);
         p.uart_answer = Some(UartAnswer::Busy);
         let mut vmcs = exit(ExitReason::IoInstruction, io_qual(0x3f8, false));
-        assert_eq!(handle_exit(&mut vcpu, &mut vmcs, &mut p), Action::Reschedule);
+        assert_eq!(
+            handle_exit(&mut vcpu, &mut vmcs, &mut p),
+            Action::Reschedule
+        );
         assert_eq!(vmcs.get(fields::GUEST_RIP), 0x20_0000, "retried");
     }
 

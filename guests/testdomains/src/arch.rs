@@ -49,3 +49,10 @@ pub fn triple_fault() -> ! {
         asm!("lidt [{0}]", "ud2", in(reg) &idtr, options(nostack, noreturn));
     }
 }
+
+/// Writes a port.
+pub fn outb(port: u16, value: u8) {
+    // SAFETY: port I/O in a domain exits to the core unless the port is
+    // bound to it; it cannot reach hardware otherwise.
+    unsafe { asm!("out dx, al", in("dx") port, in("al") value, options(nostack, nomem)) }
+}

@@ -1,0 +1,132 @@
+//! Two-thread throughput of the ring on the host: one producer thread, one
+//! consumer thread, raw frames and postcard-typed messages.
+//!
+//! `cargo run -p shm-ring --release --example bench [messages]`
+//!
+//! Prints messages/s and MB/s of payload; asserts nothing about time.
+
+use std::thread;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use shm_ring::{Ring, RingError, HEADER_LEN};
+
+#[derive(Serialize, Deserialize)]
+struct Req {
+    id: u64,
+    op: u8,
+    args: [u32; 4],
+}
+
+/// Backs off politely: spin a little, then yield the core.
+struct Backoff(u32);
+
+impl Backoff {
+    fn wait(&mut self) {
+        self.0 += 1;
+        if self.0 < 64 {
+            std::hint::spin_loop();
+        } else {
+            thread::yield_now();
+        }
+    }
+}
+
+fn area(size: usize) -> Vec<u64> {
+    vec![0u64; (HEADER_LEN + size) / 8]
+}
+
+fn bytes(v: &mut [u64]) -> &mut [u8] {
+    let len = std::mem::size_of_val(v);
+    // SAFETY: a u64 slice is valid as `len` bytes, u8 has no alignment
+    // requirement, and the borrow of `v` covers the result.
+    unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr().cast::<u8>(), len) }
+}
+
+fn raw(n: u64, payload: usize, ring_size: usize) {
+    let mut mem = area(ring_size);
+    let (tx, rx) = Ring::init(bytes(&mut mem)).unwrap().split();
+    let start = Instant::now();
+    thread::scope(|s| {
+        s.spawn(move || {
+            let msg = vec![0x5a; payload];
+            for _ in 0..n {
+                let mut b = Backoff(0);
+                while let Err(e) = tx.push_bytes(&msg) {
+                    assert_eq!(e, RingError::Full);
+                    b.wait();
+                }
+            }
+        });
+        let mut out = vec![0u8; payload];
+        for _ in 0..n {
+            let mut b = Backoff(0);
+            while rx.pop_bytes(&mut out).unwrap().is_none() {
+                b.wait();
+            }
+        }
+    });
+    report(
+        &format!("raw {payload:>4} B, ring {ring_size:>6}"),
+        n,
+        n * payload as u64,
+        start,
+    );
+}
+
+fn typed(n: u64, ring_size: usize) {
+    let mut mem = area(ring_size);
+    let (tx, rx) = Ring::init(bytes(&mut mem)).unwrap().split();
+    let start = Instant::now();
+    thread::scope(|s| {
+        s.spawn(move || {
+            for id in 0..n {
+                let req = Req {
+                    id,
+                    op: 3,
+                    args: [1, 2, 3, id as u32],
+                };
+                let mut b = Backoff(0);
+                while let Err(e) = tx.push(&req) {
+                    assert_eq!(e, RingError::Full);
+                    b.wait();
+                }
+            }
+        });
+        let mut scratch = [0u8; 64];
+        for id in 0..n {
+            let mut b = Backoff(0);
+            let req = loop {
+                match rx.pop::<Req>(&mut scratch).unwrap() {
+                    Some(r) => break r,
+                    None => b.wait(),
+                }
+            };
+            assert_eq!(req.id, id);
+        }
+    });
+    report(&format!("typed Req,      ring {ring_size:>6}"), n, 0, start);
+}
+
+fn report(what: &str, n: u64, payload_bytes: u64, start: Instant) {
+    let secs = start.elapsed().as_secs_f64();
+    let mps = n as f64 / secs;
+    if payload_bytes > 0 {
+        let mbs = payload_bytes as f64 / secs / 1e6;
+        println!("{what}: {mps:>12.0} msg/s {mbs:>8.1} MB/s ({n} in {secs:.3} s)");
+    } else {
+        println!("{what}: {mps:>12.0} msg/s ({n} in {secs:.3} s)");
+    }
+}
+
+fn main() {
+    let n: u64 = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(1_000_000);
+    for payload in [8, 64, 256] {
+        raw(n, payload, 4096);
+    }
+    raw(n, 64, 65536);
+    typed(n, 4096);
+}

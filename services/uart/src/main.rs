@@ -1,0 +1,155 @@
+//! The UART service: a deprivileged domain that owns COM1 (the manifest
+//! gives it ports 0x3F8–0x3FF) and gives every other domain a virtual
+//! 16550A. The core forwards each domain's accesses to its virtual UART as
+//! requests on the ioreq channel; this service runs one `uart_virt`
+//! register model per domain, answers the reads, and writes every domain's
+//! output, a line at a time with the domain's name as prefix, to the
+//! physical port.
+//!
+//! It trusts nothing it reads from the ring (malformed frames are skipped by
+//! the ring and counted) and never blocks the core: when the physical port
+//! is busy, output waits in the console's bounded per-domain buffers.
+#![cfg_attr(target_os = "none", no_std, no_main)]
+
+#[cfg(not(target_os = "none"))]
+fn main() {
+    eprintln!("the UART service runs as a Bulkhead domain; see `cargo xtask run`");
+    std::process::exit(2);
+}
+
+#[cfg(target_os = "none")]
+mod arch;
+
+#[cfg(target_os = "none")]
+mod service {
+    use hypercall_abi::ioreq::{Request, Response, GPA, PAGES, VERSION};
+    use uart_virt::{Console, Sink, Trigger, Uart16550};
+
+    use crate::arch;
+
+    rt::entry!(main);
+
+    /// Domains served (by core table index).
+    const GUESTS: usize = 8;
+
+    /// No interrupt line yet: domains poll.
+    struct NoIrq;
+    impl Trigger for NoIrq {
+        fn set_level(&mut self, _high: bool) {}
+    }
+
+    /// Bytes a guest transmitted during one access.
+    #[derive(Default)]
+    struct Out {
+        bytes: [u8; 4],
+        len: usize,
+    }
+    impl Sink for Out {
+        fn write_byte(&mut self, byte: u8) {
+            if self.len < self.bytes.len() {
+                self.bytes[self.len] = byte;
+                self.len += 1;
+            }
+        }
+    }
+
+    fn main(info: &'static rt::StartInfo) -> u64 {
+        // SAFETY: the core maps the ioreq channel's pages at GPA for this
+        // domain alone (it is the other end) before starting it.
+        let channel =
+            unsafe { shm_ring::Channel::attach_raw(GPA as *mut u8, (PAGES * 4096) as usize) };
+        let Ok(channel) = channel else {
+            rt::log!("the ioreq channel is not laid out at {GPA:#x}");
+            return 1;
+        };
+        let end = channel.into_responder();
+        rt::log!(
+            "{}: serving virtual UARTs over the ioreq channel",
+            info.name()
+        );
+        let mut uarts: [Option<Uart16550<NoIrq, Out>>; GUESTS] = [const { None }; GUESTS];
+        let mut console: Console<GUESTS> = Console::new();
+        let mut scratch = [0u8; 128];
+        loop {
+            if rt::raw_call(rt::Call::IoReqWait as u64, 0, 0, 0, 0).0 != 0 {
+                rt::log!("IOREQ_WAIT refused; stopping");
+                return 2;
+            }
+            let mut answered = false;
+            loop {
+                let request = match end.rx().pop_versioned::<Request>(VERSION, &mut scratch) {
+                    Ok(Some(r)) => r,
+                    Ok(None) => break,
+                    Err(e) => {
+                        rt::log!("ioreq ring: {e:?}; resetting it");
+                        end.rx().reset();
+                        break;
+                    }
+                };
+                match request {
+                    Request::Attach { guest, name, len } => {
+                        let Some(slot) = uarts.get_mut(guest as usize) else {
+                            continue;
+                        };
+                        *slot = Some(Uart16550::new(NoIrq, Out::default()));
+                        let n = (len as usize).min(name.len());
+                        let name = core::str::from_utf8(&name[..n]).unwrap_or("?");
+                        let mut label = [0u8; 16];
+                        let label = join(&mut label, name, "/uart");
+                        console.set_name(guest, label);
+                    }
+                    Request::Detach { guest } => {
+                        if let Some(slot) = uarts.get_mut(guest as usize) {
+                            console.flush(guest);
+                            *slot = None;
+                        }
+                    }
+                    Request::Access {
+                        seq,
+                        guest,
+                        offset,
+                        write,
+                        value,
+                    } => {
+                        let Some(Some(uart)) = uarts.get_mut(guest as usize) else {
+                            continue;
+                        };
+                        if write {
+                            uart.write(offset, value);
+                            let out = uart.sink_mut();
+                            console.push_bytes(guest, &out.bytes[..out.len]);
+                            out.len = 0;
+                        } else {
+                            let value = uart.read(offset);
+                            let answer = Response { seq, guest, value };
+                            if end.tx().push_versioned(VERSION, &answer).is_err() {
+                                rt::log!("ioreq response ring full; a read goes unanswered");
+                            }
+                            answered = true;
+                        }
+                    }
+                }
+            }
+            if answered {
+                rt::raw_call(rt::Call::IoReqDone as u64, 0, 0, 0, 0);
+            }
+            console.drain(&mut |byte| {
+                arch::com1_write(byte);
+                true
+            });
+        }
+    }
+
+    /// `a` followed by `b`, cut to the buffer.
+    fn join<'b>(buf: &'b mut [u8; 16], a: &str, b: &str) -> &'b str {
+        let mut n = 0;
+        for &c in a.as_bytes().iter().chain(b.as_bytes()) {
+            if n == buf.len() {
+                break;
+            }
+            buf[n] = c;
+            n += 1;
+        }
+        core::str::from_utf8(&buf[..n]).unwrap_or("?")
+    }
+}
