@@ -140,7 +140,7 @@ pub fn specs() -> Vec<Spec> {
                 "bulkhead: domain ping: stopped: exited with code 0",
                 "bulkhead: domain pong: stopped: exited with code 0",
             ]),
-            system: Some("systems/default.toml"),
+            system: Some("systems/pingpong.toml"),
             forbid: forbid(&["failed", "refused:"]),
             exit: Exit::Success,
             timeout,

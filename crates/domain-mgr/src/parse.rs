@@ -65,13 +65,33 @@ pub const COMMANDS: [CommandHelp; 9] = {
         }
     }
     [
-        c("list", "list", "list every domain: id, name, state, priority, memory, exits"),
-        c("status", "status ID", "show one domain's state, priority, memory and exit counts"),
-        c("start", "start NAME", "start the manifest domain NAME; prints its id"),
+        c(
+            "list",
+            "list",
+            "list every domain: id, name, state, priority, memory, exits",
+        ),
+        c(
+            "status",
+            "status ID",
+            "show one domain's state, priority, memory and exit counts",
+        ),
+        c(
+            "start",
+            "start NAME",
+            "start the manifest domain NAME; prints its id",
+        ),
         c("stop", "stop ID", "stop domain ID (it keeps its memory)"),
-        c("destroy", "destroy ID", "destroy domain ID and free its memory"),
+        c(
+            "destroy",
+            "destroy ID",
+            "destroy domain ID and free its memory",
+        ),
         c("dump", "dump ID", "print domain ID's vCPU registers"),
-        c("mem", "mem", "show free memory and the memory granted to each domain"),
+        c(
+            "mem",
+            "mem",
+            "show free memory and the memory granted to each domain",
+        ),
         c("help", "help", "show this list"),
         c("shutdown", "shutdown", "stop every domain and power off"),
     ]
@@ -147,7 +167,11 @@ impl fmt::Display for ParseError<'_> {
                 write!(f, "{command}: missing {what}; usage: {}", usage_of(command))
             }
             ParseError::TooManyArguments { command } => {
-                write!(f, "{command}: too many arguments; usage: {}", usage_of(command))
+                write!(
+                    f,
+                    "{command}: too many arguments; usage: {}",
+                    usage_of(command)
+                )
             }
             ParseError::NotAnId { command, got } => {
                 write!(f, "{command}: expected a domain id, got {}", Quoted(got))
@@ -210,8 +234,7 @@ fn usage_of(command: &str) -> &'static str {
 /// `0-9`, `_` and `-`.
 pub fn is_name(s: &str) -> bool {
     (1..=NAME_MAX).contains(&s.len())
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-'))
 }
 
@@ -327,9 +350,15 @@ mod tests {
     fn not_an_id() {
         assert_eq!(err("status x"), r#"status: expected a domain id, got "x""#);
         assert_eq!(err("stop -1"), r#"stop: expected a domain id, got "-1""#);
-        assert_eq!(err("destroy +1"), r#"destroy: expected a domain id, got "+1""#);
+        assert_eq!(
+            err("destroy +1"),
+            r#"destroy: expected a domain id, got "+1""#
+        );
         assert_eq!(err("dump 0x1"), r#"dump: expected a domain id, got "0x1""#);
-        assert_eq!(err("status ３"), r#"status: expected a domain id, got "\u{ff13}""#);
+        assert_eq!(
+            err("status ３"),
+            r#"status: expected a domain id, got "\u{ff13}""#
+        );
     }
 
     #[test]
@@ -348,9 +377,15 @@ mod tests {
     fn missing_argument() {
         assert_eq!(err("status"), "status: missing domain id; usage: status ID");
         assert_eq!(err("stop "), "stop: missing domain id; usage: stop ID");
-        assert_eq!(err("destroy"), "destroy: missing domain id; usage: destroy ID");
+        assert_eq!(
+            err("destroy"),
+            "destroy: missing domain id; usage: destroy ID"
+        );
         assert_eq!(err("dump"), "dump: missing domain id; usage: dump ID");
-        assert_eq!(err("start"), "start: missing manifest name; usage: start NAME");
+        assert_eq!(
+            err("start"),
+            "start: missing manifest name; usage: start NAME"
+        );
     }
 
     #[test]
@@ -368,7 +403,10 @@ mod tests {
             "start: too many arguments; usage: start NAME"
         );
         // Counted before the argument is checked.
-        assert_eq!(err("status x y"), "status: too many arguments; usage: status ID");
+        assert_eq!(
+            err("status x y"),
+            "status: too many arguments; usage: status ID"
+        );
     }
 
     #[test]
@@ -433,7 +471,8 @@ mod tests {
 
         #[test]
         fn valid_names_parse(name in "[a-z0-9_-]{1,16}") {
-            prop_assert_eq!(parse(&format!("start {name}")), Ok(Command::Start(name.as_str())));
+            let line = format!("start {name}");
+            prop_assert_eq!(parse(&line), Ok(Command::Start(name.as_str())));
         }
     }
 }

@@ -442,7 +442,7 @@ fn dump<S: Supervisor + ?Sized, W: Write + ?Sized>(
             if count == 0 {
                 writeln!(out, "domain {id} registers:")?;
             }
-            let sep = if count % DUMP_COLUMNS == 0 { "" } else { "  " };
+            let sep = if count.is_multiple_of(DUMP_COLUMNS) { "" } else { "  " };
             write!(out, "{sep}{:>6} {:016x}", reg.name, reg.value)?;
             if count % DUMP_COLUMNS == DUMP_COLUMNS - 1 {
                 writeln!(out)?;
@@ -452,7 +452,7 @@ fn dump<S: Supervisor + ?Sized, W: Write + ?Sized>(
         count += 1;
     });
     result?;
-    if count % DUMP_COLUMNS != 0 {
+    if !count.is_multiple_of(DUMP_COLUMNS) {
         writeln!(out)?;
     }
     match outcome {
