@@ -291,7 +291,7 @@ impl<const N: usize> Shell<N> {
     }
 
     /// Takes one input byte: writes its echo to `out`, and when it ends a
-    /// line, executes the line ([`execute`](Self::execute)) and prints the
+    /// line, executes the line ([`Shell::execute`]) and prints the
     /// prompt again unless the line shut the system down. A line longer
     /// than `N` bytes is not executed; it prints
     /// `error: line too long (more than N bytes); discarded`.
@@ -306,7 +306,7 @@ impl<const N: usize> Shell<N> {
         });
         let flow = match line {
             None => return Flow::Continue,
-            Some(Ok(line)) => Self::execute(line, sup, out),
+            Some(Ok(line)) => Shell::execute(line, sup, out),
             Some(Err(overflow)) => {
                 let _ = writeln!(out, "error: {overflow}");
                 Flow::Continue
@@ -317,7 +317,11 @@ impl<const N: usize> Shell<N> {
         }
         flow
     }
+}
 
+/// `execute` does not depend on the editor's size, so it lives on the
+/// default `Shell` and is called as `Shell::execute(line, sup, out)`.
+impl Shell {
     /// Parses and executes one line, printing the result to `out`.
     ///
     /// A blank line prints nothing. Every other line prints at least one
@@ -442,7 +446,11 @@ fn dump<S: Supervisor + ?Sized, W: Write + ?Sized>(
             if count == 0 {
                 writeln!(out, "domain {id} registers:")?;
             }
-            let sep = if count.is_multiple_of(DUMP_COLUMNS) { "" } else { "  " };
+            let sep = if count.is_multiple_of(DUMP_COLUMNS) {
+                ""
+            } else {
+                "  "
+            };
             write!(out, "{sep}{:>6} {:016x}", reg.name, reg.value)?;
             if count % DUMP_COLUMNS == DUMP_COLUMNS - 1 {
                 writeln!(out)?;

@@ -151,7 +151,7 @@ impl Supervisor for Fake {
 /// Executes one line against `sup`, returning the output and the flow.
 fn exec(sup: &mut Fake, line: &str) -> (String, Flow) {
     let mut out = String::new();
-    let flow = Shell::<LINE_MAX>::execute(line, sup, &mut out);
+    let flow = Shell::execute(line, sup, &mut out);
     (out, flow)
 }
 
@@ -308,7 +308,7 @@ fn dump_with_no_registers() {
     }
     let mut s = Empty(Fake::new());
     let mut text = String::new();
-    Shell::<LINE_MAX>::execute("dump 1", &mut s, &mut text);
+    Shell::execute("dump 1", &mut s, &mut text);
     assert_eq!(text, "domain 1: no registers\n");
 }
 
@@ -501,10 +501,7 @@ fn write_errors_are_ignored() {
     }
     let mut f = Fake::new();
     for line in ["list", "status 1", "dump 1", "mem", "help", "stop 1", "x"] {
-        assert_eq!(
-            Shell::<8>::execute(line, &mut f, &mut Broken),
-            Flow::Continue
-        );
+        assert_eq!(Shell::execute(line, &mut f, &mut Broken), Flow::Continue);
     }
     // The command ran even though nothing could be printed.
     assert_eq!(f.domains[1].state, DomainState::Stopped);
