@@ -53,6 +53,21 @@ pub struct Options {
     pub timeout: Duration,
     /// Copy the console to stdout as it arrives.
     pub live: bool,
+    /// What is typed into the console (Bochs only: COM1 over a socket).
+    pub input: Input,
+}
+
+/// Input for the emulated COM1.
+#[derive(Debug, Clone, Default)]
+pub enum Input {
+    /// None: COM1 is written to a file.
+    #[default]
+    None,
+    /// Each `(wait, send)`: once `wait` appears on the console (after the
+    /// previous match), `send` is typed.
+    Script(Vec<(String, String)>),
+    /// The user's terminal: lines typed on stdin are sent.
+    Interactive,
 }
 
 /// The command that installs an emulator.
@@ -75,8 +90,21 @@ fn scratch_dir() -> Result<PathBuf> {
     Ok(dir)
 }
 
-/// The bochsrc for booting `iso` with the console in `serial`.
-pub fn bochsrc(iso: &Path, serial: &Path, log: &Path) -> String {
+/// Where Bochs's COM1 goes.
+#[derive(Debug, Clone, Copy)]
+pub enum Com1<'a> {
+    /// Written to this file.
+    File(&'a Path),
+    /// Served on this local TCP port (Bochs waits for one client).
+    Socket(u16),
+}
+
+/// The bochsrc for booting `iso` with the console going to `com1`.
+pub fn bochsrc(iso: &Path, com1: Com1<'_>, log: &Path) -> String {
+    let com1 = match com1 {
+        Com1::File(path) => format!("com1: enabled=1, mode=file, dev=\"{}\"", path.display()),
+        Com1::Socket(port) => format!("com1: enabled=1, mode=socket-server, dev=localhost:{port}"),
+    };
     let vga = [
         "/usr/share/bochs/VGABIOS-lgpl-latest",
         "/usr/share/vgabios/vgabios.bin",
@@ -93,7 +121,7 @@ pub fn bochsrc(iso: &Path, serial: &Path, log: &Path) -> String {
          clock: sync=none, time0=local\n\
          ata0-master: type=cdrom, path=\"{iso}\", status=inserted\n\
          boot: cdrom\n\
-         com1: enabled=1, mode=file, dev=\"{serial}\"\n\
+         {com1}\n\
          display_library: rfb, options=\"timeout=0\"\n\
          mouse: enabled=0\n\
          log: \"{log}\"\n\
@@ -102,18 +130,17 @@ pub fn bochsrc(iso: &Path, serial: &Path, log: &Path) -> String {
          info: action=ignore\n\
          debug: action=ignore\n",
         iso = iso.display(),
-        serial = serial.display(),
         log = log.display(),
     )
 }
 
-fn spawn(iso: &Path, options: &Options, dir: &Path, serial: &Path) -> Result<Child> {
+fn spawn(iso: &Path, options: &Options, dir: &Path, com1: Com1<'_>) -> Result<Child> {
     let out = fs::File::create(dir.join("emulator.out"))?;
     let err = out.try_clone()?;
     let mut cmd = match options.emulator {
         Emulator::Bochs => {
             let rc = dir.join("bochsrc");
-            fs::write(&rc, bochsrc(iso, serial, &dir.join("bochs.log")))?;
+            fs::write(&rc, bochsrc(iso, com1, &dir.join("bochs.log")))?;
             // `continue` runs the machine; when the core writes `D` to port
             // 0x8900 the debugger reads `quit` and Bochs exits 0.
             let commands = dir.join("debugger-commands");
@@ -137,7 +164,10 @@ fn spawn(iso: &Path, options: &Options, dir: &Path, serial: &Path) -> Result<Chi
                 ])
                 .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"])
                 .arg("-serial")
-                .arg(format!("file:{}", serial.display()));
+                .arg(match com1 {
+                    Com1::File(path) => format!("file:{}", path.display()),
+                    Com1::Socket(port) => format!("tcp:127.0.0.1:{port},server=on,wait=on"),
+                });
             if options.kvm {
                 c.args(["-accel", "kvm", "-cpu", "host,+vmx"]);
             } else {
@@ -170,8 +200,11 @@ pub fn run(iso: &Path, options: &Options) -> Result<Run> {
     let dir = scratch_dir()?;
     let serial = dir.join("serial.txt");
     fs::write(&serial, "")?;
+    if !matches!(options.input, Input::None) {
+        return run_socket(iso, options, dir);
+    }
     let start = Instant::now();
-    let mut child = spawn(iso, options, &dir, &serial)?;
+    let mut child = spawn(iso, options, &dir, Com1::File(&serial))?;
     let mut seen = 0usize;
     let mut console = Vec::new();
     let mut stdout = std::io::stdout();
@@ -206,6 +239,117 @@ pub fn run(iso: &Path, options: &Options) -> Result<Run> {
         std::thread::sleep(Duration::from_millis(50));
     };
     pump(&mut console, &mut seen);
+    let console = String::from_utf8_lossy(&console).replace('\r', "");
+    Ok(Run {
+        console,
+        outcome,
+        elapsed: start.elapsed(),
+        scratch: dir,
+    })
+}
+
+/// A free local TCP port (bound, then released for the emulator to take).
+fn free_port() -> Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// Runs with COM1 on a local socket: reads the console as it arrives and
+/// types the script (or the user's lines) into it.
+fn run_socket(iso: &Path, options: &Options, dir: PathBuf) -> Result<Run> {
+    use std::io::Read as _;
+    use std::net::TcpStream;
+    let port = free_port()?;
+    let start = Instant::now();
+    let mut child = spawn(iso, options, &dir, Com1::Socket(port))?;
+    // The emulator listens once it has started; it waits for us to connect.
+    let mut stream = loop {
+        match TcpStream::connect(("127.0.0.1", port)) {
+            Ok(s) => break s,
+            Err(e) => {
+                if child.try_wait()?.is_some() || start.elapsed() > Duration::from_secs(30) {
+                    let _ = child.kill();
+                    return Err(format!("could not connect to the emulator's COM1 on port {port}: {e}").into());
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    };
+    stream.set_nonblocking(true)?;
+    let lines = match options.input {
+        Input::Interactive => {
+            let (tx, rx) = std::sync::mpsc::channel::<String>();
+            std::thread::spawn(move || {
+                let stdin = std::io::stdin();
+                let mut line = String::new();
+                while stdin.read_line(&mut line).map(|n| n > 0).unwrap_or(false) {
+                    if tx.send(std::mem::take(&mut line)).is_err() {
+                        break;
+                    }
+                }
+            });
+            Some(rx)
+        }
+        _ => None,
+    };
+    let script: Vec<(String, String)> = match &options.input {
+        Input::Script(steps) => steps.clone(),
+        _ => Vec::new(),
+    };
+    let mut step = 0;
+    let mut matched_to = 0;
+    let mut console: Vec<u8> = Vec::new();
+    let mut stdout = std::io::stdout();
+    let mut buf = [0u8; 4096];
+    let mut log = fs::File::create(dir.join("serial.txt"))?;
+    let outcome = loop {
+        match stream.read(&mut buf) {
+            Ok(0) => {}
+            Ok(n) => {
+                let new = &buf[..n];
+                let _ = log.write_all(new);
+                if options.live {
+                    let shown: Vec<u8> = new.iter().copied().filter(|&b| b != b'\r').collect();
+                    let _ = stdout.write_all(&shown);
+                    let _ = stdout.flush();
+                }
+                console.extend_from_slice(new);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(_) => {}
+        }
+        if let Some((wait, send)) = script.get(step) {
+            let text = String::from_utf8_lossy(&console[matched_to..]).into_owned();
+            if let Some(pos) = text.find(wait.as_str()) {
+                matched_to += pos + wait.len();
+                let _ = stream.write_all(send.as_bytes());
+                step += 1;
+            }
+        }
+        if let Some(rx) = &lines {
+            while let Ok(line) = rx.try_recv() {
+                let _ = stream.write_all(line.replace('\n', "\r").as_bytes());
+            }
+        }
+        if let Some(status) = child.try_wait()? {
+            break Outcome::Exited(status.code());
+        }
+        if start.elapsed() >= options.timeout {
+            let _ = child.kill();
+            let _ = child.wait();
+            break Outcome::TimedOut;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    // What arrived after the emulator ended.
+    let _ = stream.set_nonblocking(false);
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
+    while let Ok(n) = stream.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        console.extend_from_slice(&buf[..n]);
+    }
     let console = String::from_utf8_lossy(&console).replace('\r', "");
     Ok(Run {
         console,

@@ -36,6 +36,9 @@ pub struct Spec {
     pub forbid: Vec<String>,
     /// The system manifest booted with it (relative to the workspace).
     pub system: Option<&'static str>,
+    /// Console input: each `(wait, send)` types `send` once `wait` was
+    /// printed (COM1 then runs over a socket).
+    pub input: Vec<(String, String)>,
     /// How the emulator must end.
     pub exit: Exit,
     /// Hard limit on the run.
@@ -245,6 +248,7 @@ mod tests {
             kvm: false,
             timeout: Duration::from_secs(1),
             live: false,
+            input: crate::emulator::Input::None,
         };
         let saved = std::env::var_os("PATH");
         // Only this test touches PATH in this process's test binary.

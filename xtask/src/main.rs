@@ -181,6 +181,12 @@ fn run(
             kvm,
             timeout: Duration::from_secs(timeout),
             live: true,
+            // Typing goes to COM1 when there is someone to type.
+            input: if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+                emulator::Input::Interactive
+            } else {
+                emulator::Input::None
+            },
         },
     )?;
     let status = run.console.lines().rev().find_map(|l| {
@@ -268,6 +274,7 @@ fn bench() -> Result<ExitCode> {
         kvm: false,
         timeout: Duration::from_secs(300),
         live: false,
+        input: emulator::Input::None,
     };
     step("running 100,000 null hypercalls in the first guest inside Bochs");
     let run = emulator::run(&first, &options)?;
