@@ -279,6 +279,37 @@ pub fn specs() -> Vec<Spec> {
             exit: Exit::Success,
             timeout,
         },
+        Spec {
+            name: "shell",
+            cmdline: "run=",
+            expect: s(&[
+                "bulkhead: boot manifest: 3 domain(s), 0 channel(s)",
+                "[manager] ready: 2 domain(s) under control; shell on the console",
+                "bulkhead> ",
+                "list",
+                "shutdown",
+                "uart",
+                "demo",
+                "error: unknown command",
+                "stopped",
+                "shutting down",
+                "bulkhead: shutdown requested by a domain: stopping every domain",
+                "bulkhead: shutdown status=0",
+            ]),
+            anywhere: Vec::new(),
+            system: Some("systems/shell.toml"),
+            input: vec![
+                ("bulkhead> ".into(), "help\r".into()),
+                ("bulkhead> ".into(), "list\r".into()),
+                ("bulkhead> ".into(), "bogus\r".into()),
+                ("bulkhead> ".into(), "stop 2\r".into()),
+                ("bulkhead> ".into(), "status 2\r".into()),
+                ("bulkhead> ".into(), "shutdown\r".into()),
+            ],
+            forbid: forbid(&["refused:"]),
+            exit: Exit::Success,
+            timeout: Duration::from_secs(45),
+        },
     ]
 }
 

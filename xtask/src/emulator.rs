@@ -269,7 +269,10 @@ fn run_socket(iso: &Path, options: &Options, dir: PathBuf) -> Result<Run> {
             Err(e) => {
                 if child.try_wait()?.is_some() || start.elapsed() > Duration::from_secs(30) {
                     let _ = child.kill();
-                    return Err(format!("could not connect to the emulator's COM1 on port {port}: {e}").into());
+                    return Err(format!(
+                        "could not connect to the emulator's COM1 on port {port}: {e}"
+                    )
+                    .into());
                 }
                 std::thread::sleep(Duration::from_millis(50));
             }

@@ -164,6 +164,7 @@ mod tests {
             anywhere: Vec::new(),
             forbid: default_forbidden(),
             system: None,
+            input: Vec::new(),
             exit: Exit::Success,
             timeout: Duration::from_secs(5),
         }

@@ -48,6 +48,8 @@ pub fn build_binaries() -> Result<Binaries> {
             "testdomains",
             "-p",
             "uart-service",
+            "-p",
+            "domain-manager",
         ])
         .status()?;
     if !status.success() {

@@ -112,8 +112,9 @@ pub enum Call {
     /// Destroys a domain: every capability naming it becomes stale. RDI =
     /// domain slot (needs [`Rights::CONTROL`]).
     DomainDestroy = 11,
-    /// Reports a domain's state. RDI = domain slot (needs [`Rights::READ`]).
-    /// Returns RDX = [`DomainState`].
+    /// Reports a domain's state. RDI = domain slot (needs [`Rights::READ`])
+    /// or [`SLOT_SELF`]. Returns RDX = [`DomainState`] (bits 0–7) | priority
+    /// << 8 | its own memory in KiB << 16.
     DomainStatus = 12,
     /// Wakes the peer of a channel. RDI = channel slot (needs
     /// [`Rights::WRITE`]). [`Status::Denied`] when the peer was stopped or
@@ -163,12 +164,17 @@ pub enum Call {
     /// the second domain's slot << 16.
     ChannelCreate = 20,
     /// UART service only (the domain holding COM1's ports): waits until the
-    /// core has queued port-I/O requests on the ioreq ring (see [`ioreq`]).
-    /// [`Status::Denied`] for any other domain.
+    /// core has queued port-I/O requests on the ioreq ring (see [`ioreq`]),
+    /// or RDI TSC ticks have passed (0: no limit). [`Status::Denied`] for
+    /// any other domain.
     IoReqWait = 21,
     /// UART service only: tells the core that answers are on the ioreq
     /// response ring; the core completes the waiting guests' `IN`s.
     IoReqDone = 22,
+    /// Stops every domain and ends the system (the core then shuts the
+    /// machine down). Allowed only to a domain that holds a CONTROL
+    /// capability on every other live domain (else [`Status::Denied`]).
+    Shutdown = 23,
 }
 
 impl Call {
@@ -198,12 +204,13 @@ impl Call {
             20 => Call::ChannelCreate,
             21 => Call::IoReqWait,
             22 => Call::IoReqDone,
+            23 => Call::Shutdown,
             _ => return None,
         })
     }
 
     /// Every call, in number order.
-    pub const ALL: [Call; 23] = [
+    pub const ALL: [Call; 24] = [
         Call::Null,
         Call::LogWrite,
         Call::Exit,
@@ -227,6 +234,7 @@ impl Call {
         Call::ChannelCreate,
         Call::IoReqWait,
         Call::IoReqDone,
+        Call::Shutdown,
     ];
 
     /// A short name for logs.
@@ -255,6 +263,7 @@ impl Call {
             Call::ChannelCreate => "channel_create",
             Call::IoReqWait => "ioreq_wait",
             Call::IoReqDone => "ioreq_done",
+            Call::Shutdown => "shutdown",
         }
     }
 }

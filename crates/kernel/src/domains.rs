@@ -558,7 +558,7 @@ struct SysPlatform<'s, 'h, 'a> {
 
 impl SysPlatform<'_, '_, '_> {
     /// `IOREQ_WAIT` and `IOREQ_DONE`, for the UART service only.
-    fn ioreq_call(&mut self, call: hypercall_abi::Call) -> vcpu::CoreCall {
+    fn ioreq_call(&mut self, call: hypercall_abi::Call, timeout: u64) -> vcpu::CoreCall {
         use hypercall_abi::{ioreq::Response, ioreq::VERSION, Status};
         if self.sys.uart != Some(self.caller) {
             self.refused(call, Status::Denied);
@@ -575,7 +575,8 @@ impl SysPlatform<'_, '_, '_> {
                 return vcpu::CoreCall::Return(Status::Ok, None);
             }
             drop(guard);
-            self.sys.uart_block(self.caller);
+            let deadline = (timeout != 0).then(|| arch::rdtsc().saturating_add(timeout));
+            self.sys.uart_block(self.caller, deadline);
             return vcpu::CoreCall::Block;
         }
         // IOREQ_DONE: complete every answered read.
@@ -678,7 +679,7 @@ impl vcpu::Platform for SysPlatform<'_, '_, '_> {
     ) -> vcpu::CoreCall {
         match call {
             hypercall_abi::Call::IoReqWait | hypercall_abi::Call::IoReqDone => {
-                self.ioreq_call(call)
+                self.ioreq_call(call, regs.rdi)
             }
             _ => self.general(call, [regs.rdi, regs.rsi, regs.rdx, regs.r10]),
         }
@@ -864,6 +865,14 @@ fn schedule(
 ) {
     let mut current_vmcs = None;
     loop {
+        if sys.shutdown_requested {
+            log::info!("shutdown requested by a domain: stopping every domain");
+            break;
+        }
+        if sys.uart_waiting && sys.alive_count() == 1 {
+            log::info!("only the UART service is left, waiting for work: stopping");
+            break;
+        }
         sys.wake_expired(arch::rdtsc());
         let Some(d) = sys.pick() else {
             match sys.earliest_deadline() {
@@ -872,9 +881,7 @@ fn schedule(
                     continue;
                 }
                 None => {
-                    if sys.uart_waiting && sys.alive_count() == 1 {
-                        log::info!("only the UART service is left, waiting for work: stopping");
-                    } else if sys.any_alive() {
+                    if sys.any_alive() {
                         log::warn!(
                             "every remaining domain waits with no deadline and nobody to wake it"
                         );

@@ -190,6 +190,8 @@ pub struct System {
     pub uart: Option<ObjectRef>,
     /// The UART service is blocked in `IOREQ_WAIT`.
     pub uart_waiting: bool,
+    /// A domain asked for the system to end (`SHUTDOWN`).
+    pub shutdown_requested: bool,
     last_run: Option<u16>,
 }
 
@@ -279,6 +281,7 @@ impl System {
             woke: false,
             uart: None,
             uart_waiting: false,
+            shutdown_requested: false,
             last_run: None,
         }
     }
@@ -691,12 +694,13 @@ impl System {
         Ok(())
     }
 
-    /// The UART service waits for requests (`IOREQ_WAIT` with none queued).
-    pub fn uart_block(&mut self, service: ObjectRef) {
+    /// The UART service waits for requests (`IOREQ_WAIT` with none queued),
+    /// at most until `deadline`.
+    pub fn uart_block(&mut self, service: ObjectRef, deadline: Option<u64>) {
         if let Some(d) = self.domains.get_mut(service) {
             d.state = RunState::Blocked {
                 channel: None,
-                deadline: None,
+                deadline,
             };
             self.uart_waiting = true;
         }
@@ -1031,6 +1035,25 @@ impl System {
             // Answered by the core's VMX code, which holds the ioreq rings,
             // and only for the UART service.
             Call::IoReqWait | Call::IoReqDone => Err(Status::Denied),
+            Call::Shutdown => {
+                // Only a domain that controls every other live domain may
+                // end them all.
+                let cs = &self.cspaces[ci];
+                let controls = |d: ObjectRef| {
+                    cs.iter()
+                        .any(|(_, c)| c.object == d && c.rights.contains(Rights::CONTROL))
+                };
+                let all = self
+                    .domains
+                    .iter()
+                    .filter(|(d, x)| *d != caller && x.state != RunState::Stopped)
+                    .all(|(d, _)| controls(d));
+                if !all {
+                    return Err(Status::Denied);
+                }
+                self.shutdown_requested = true;
+                Ok(Outcome::Yield)
+            }
             Call::Yield => Ok(Outcome::Yield),
             Call::CapInspect => {
                 let cap = self.cspaces[ci].get(a[0]).map_err(st)?;
@@ -1149,7 +1172,12 @@ impl System {
                     RunState::Blocked { .. } => DomainState::Blocked,
                     RunState::Stopped | RunState::Created => DomainState::Stopped,
                 };
-                ok(Some(state as u64))
+                let kib = dom
+                    .memory
+                    .and_then(|r| self.regions.get(r))
+                    .map_or(0, |r| r.len / 1024)
+                    .min(u32::MAX as u64);
+                ok(Some(state as u64 | (dom.priority as u64) << 8 | kib << 16))
             }
             Call::ChannelNotify => {
                 let cap = self.lookup(ci, a[0], ObjectType::Channel, Rights::WRITE)?;

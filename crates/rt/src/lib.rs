@@ -136,15 +136,41 @@ pub fn domain_destroy(domain: u64) -> Result<(), Status> {
     call(Call::DomainDestroy, domain, 0, 0, 0).map(drop)
 }
 
-/// `DOMAIN_STATUS`.
-pub fn domain_status(domain: u64) -> Result<Option<DomainState>, Status> {
+/// What `DOMAIN_STATUS` reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DomainStatus {
+    /// Running, blocked or stopped (`None` for a value this runtime does not
+    /// know).
+    pub state: Option<DomainState>,
+    /// Its priority.
+    pub priority: u8,
+    /// Its own memory in KiB.
+    pub memory_kib: u32,
+}
+
+/// `DOMAIN_STATUS` with every figure.
+pub fn domain_info(domain: u64) -> Result<DomainStatus, Status> {
     let v = call(Call::DomainStatus, domain, 0, 0, 0)?;
-    Ok(match v {
-        1 => Some(DomainState::Running),
-        2 => Some(DomainState::Blocked),
-        3 => Some(DomainState::Stopped),
-        _ => None,
+    Ok(DomainStatus {
+        state: match v & 0xff {
+            1 => Some(DomainState::Running),
+            2 => Some(DomainState::Blocked),
+            3 => Some(DomainState::Stopped),
+            _ => None,
+        },
+        priority: (v >> 8) as u8,
+        memory_kib: (v >> 16) as u32,
     })
+}
+
+/// `DOMAIN_STATUS`: just the state.
+pub fn domain_status(domain: u64) -> Result<Option<DomainState>, Status> {
+    domain_info(domain).map(|i| i.state)
+}
+
+/// `SHUTDOWN`: ends the system (needs CONTROL over every other domain).
+pub fn shutdown() -> Result<(), Status> {
+    call(Call::Shutdown, 0, 0, 0, 0).map(drop)
 }
 
 /// `DOMAIN_CREATE` from a memory region; returns the new domain's slot.

@@ -27,3 +27,8 @@ pub fn com1_write(byte: u8) {
     }
     outb(COM1, byte);
 }
+
+/// A byte received on COM1, if one is waiting (LSR.DR).
+pub fn com1_read() -> Option<u8> {
+    (inb(COM1 + 5) & 1 != 0).then(|| inb(COM1))
+}

@@ -23,7 +23,7 @@ mod arch;
 #[cfg(target_os = "none")]
 mod service {
     use hypercall_abi::ioreq::{Request, Response, GPA, PAGES, VERSION};
-    use uart_virt::{Console, Sink, Trigger, Uart16550};
+    use uart_virt::{Console, InputSwitch, Sink, Trigger, Uart16550};
 
     use crate::arch;
 
@@ -31,6 +31,8 @@ mod service {
 
     /// Domains served (by core table index).
     const GUESTS: usize = 8;
+    /// How long the service sleeps at most between looks at the keyboard.
+    const INPUT_POLL: u64 = 300_000;
 
     /// No interrupt line yet: domains poll.
     struct NoIrq;
@@ -70,12 +72,31 @@ mod service {
         let mut uarts: [Option<Uart16550<NoIrq, Out>>; GUESTS] = [const { None }; GUESTS];
         let mut console: Console<GUESTS> = Console::new();
         let mut scratch = [0u8; 128];
+        // Keyboard input goes to console 0 (the first domain of the
+        // manifest: the domain manager's shell) until Ctrl-A N switches it.
+        let mut input = InputSwitch::new(GUESTS as u8);
+        let mut typed: [Typed; GUESTS] = [const { Typed::new() }; GUESTS];
         loop {
-            if rt::raw_call(rt::Call::IoReqWait as u64, 0, 0, 0, 0).0 != 0 {
+            while let Some(byte) = arch::com1_read() {
+                if let Some((target, byte)) = input.feed(byte) {
+                    if let Some(q) = typed.get_mut(target as usize) {
+                        q.push(byte);
+                    }
+                }
+            }
+            // Typed bytes wait here until the guest's receiver has room.
+            for (guest, q) in typed.iter_mut().enumerate() {
+                if let Some(Some(uart)) = uarts.get_mut(guest) {
+                    let n = uart.enqueue_input(q.bytes());
+                    q.consume(n);
+                }
+            }
+            if rt::raw_call(rt::Call::IoReqWait as u64, INPUT_POLL, 0, 0, 0).0 != 0 {
                 rt::log!("IOREQ_WAIT refused; stopping");
                 return 2;
             }
             let mut answered = false;
+            let mut focus_wrote = false;
             loop {
                 let request = match end.rx().pop_versioned::<Request>(VERSION, &mut scratch) {
                     Ok(Some(r)) => r,
@@ -115,6 +136,7 @@ mod service {
                             continue;
                         };
                         if write {
+                            focus_wrote |= guest == input.current();
                             uart.write(offset, value);
                             let out = uart.sink_mut();
                             console.push_bytes(guest, &out.bytes[..out.len]);
@@ -133,10 +155,49 @@ mod service {
             if answered {
                 rt::raw_call(rt::Call::IoReqDone as u64, 0, 0, 0, 0);
             }
+            if !focus_wrote {
+                // The focused console stopped writing: show its partial
+                // line (a prompt, echoed keys) instead of waiting for a
+                // newline.
+                console.flush(input.current());
+            }
             console.drain(&mut |byte| {
                 arch::com1_write(byte);
                 true
             });
+        }
+    }
+
+    /// Keys typed for one console that its receiver has not taken yet
+    /// (bounded: beyond 256 waiting bytes, new keys are dropped).
+    struct Typed {
+        bytes: [u8; 256],
+        len: usize,
+    }
+
+    impl Typed {
+        const fn new() -> Typed {
+            Typed {
+                bytes: [0; 256],
+                len: 0,
+            }
+        }
+
+        fn push(&mut self, b: u8) {
+            if self.len < self.bytes.len() {
+                self.bytes[self.len] = b;
+                self.len += 1;
+            }
+        }
+
+        fn bytes(&self) -> &[u8] {
+            &self.bytes[..self.len]
+        }
+
+        fn consume(&mut self, n: usize) {
+            let n = n.min(self.len);
+            self.bytes.copy_within(n..self.len, 0);
+            self.len -= n;
         }
     }
 

@@ -558,7 +558,7 @@ fn destroy_makes_capabilities_stale_and_returns_memory() {
         .unwrap() as u64;
     assert_eq!(
         w.value(w.a, Call::DomainStatus, [ctl, 0, 0, 0]),
-        DomainState::Running as u64
+        DomainState::Running as u64 | 3 << 8 | 2048 << 16
     );
     assert_eq!(
         w.status(w.b, Call::DomainStop, [w.chan_b, 0, 0, 0]),
@@ -612,7 +612,7 @@ fn stop_unmaps_everything_and_status_needs_read() {
     assert!(w.m.invalidations > before);
     assert!(w.sys.domains.get(w.b).unwrap().ept.is_none());
     assert_eq!(
-        w.value(w.a, Call::DomainStatus, [SLOT_SELF, 0, 0, 0]),
+        w.value(w.a, Call::DomainStatus, [SLOT_SELF, 0, 0, 0]) & 0xff,
         DomainState::Running as u64
     );
     // Mapping into a stopped domain is refused.
@@ -924,4 +924,14 @@ fn channel_create_connects_two_domains_over_a_region() {
     assert_eq!(w.status(w.b, Call::ChannelWait, [sb, 0, 0, 0]), Status::Ok);
     // A failed create left no half mapping behind.
     assert!(w.translate(w.a, 0x3000_0000 + 2 * PAGE).is_none());
+}
+
+#[test]
+fn shutdown_needs_control_of_every_other_live_domain() {
+    let mut w = world();
+    assert_eq!(w.status(w.a, Call::Shutdown, [0; 4]), Status::Denied);
+    assert!(!w.sys.shutdown_requested);
+    w.sys.grant_domain(w.a, w.b, Rights::CONTROL).unwrap();
+    assert_eq!(w.call(w.a, Call::Shutdown, [0; 4]), Outcome::Yield);
+    assert!(w.sys.shutdown_requested);
 }
