@@ -377,6 +377,46 @@ pub fn bench_system_spec() -> Spec {
     }
 }
 
+/// The ring benchmark run, judged like a test.
+pub fn bench_ring_spec() -> Spec {
+    Spec {
+        name: "bench-ring",
+        cmdline: "run=",
+        expect: s(&[
+            "[rping] bench: ring message round trip: ",
+            "bulkhead: shutdown status=0",
+        ]),
+        anywhere: s(&[
+            "bulkhead: domain rping: stopped: exited with code 0",
+            "bulkhead: domain rpong: stopped: exited with code 0",
+        ]),
+        system: Some("systems/bench-ring.toml"),
+        input: Vec::new(),
+        forbid: default_forbidden(),
+        exit: Exit::Success,
+        timeout: Duration::from_secs(300),
+    }
+}
+
+/// The virtual-UART benchmark run, judged like a test.
+pub fn bench_uart_spec() -> Spec {
+    Spec {
+        name: "bench-uart",
+        cmdline: "run=",
+        expect: s(&[
+            "[benchuart] bench: virtual UART write and read back: ",
+            "bulkhead: domain benchuart: stopped: exited with code 0",
+            "bulkhead: shutdown status=0",
+        ]),
+        anywhere: Vec::new(),
+        system: Some("systems/bench-uart.toml"),
+        input: Vec::new(),
+        forbid: default_forbidden(),
+        exit: Exit::Success,
+        timeout: Duration::from_secs(300),
+    }
+}
+
 /// The first number after `prefix` in the console.
 pub fn parse_figure(console: &str, prefix: &str) -> Option<u64> {
     console.lines().find_map(|l| {

@@ -269,6 +269,10 @@ fn bench() -> Result<ExitCode> {
     let first = image::make_iso(&bins, "bench", "run=bench", None)?;
     let system_path = workspace_root().join("systems/bench.toml");
     let system = image::make_iso(&bins, "bench-system", "run=", Some(&system_path))?;
+    let ring_path = workspace_root().join("systems/bench-ring.toml");
+    let ring_system = image::make_iso(&bins, "bench-ring", "run=", Some(&ring_path))?;
+    let uart_path = workspace_root().join("systems/bench-uart.toml");
+    let uart_system = image::make_iso(&bins, "bench-uart", "run=", Some(&uart_path))?;
     let options = emulator::Options {
         emulator: Emulator::Bochs,
         kvm: false,
@@ -292,6 +296,24 @@ fn bench() -> Result<ExitCode> {
     let checked =
         figure("[benchcaps] bench: capability-checked hypercall (cap_inspect) round trip: ")?;
     let channel = figure("[bping] bench: notify -> wake -> reply round trip: ")?;
+    step("running the ring benchmark inside Bochs");
+    let ring_run = emulator::run(&ring_system, &options)?;
+    harness::judge(&e2e::bench_ring_spec(), &ring_run)
+        .map_err(|f| format!("benchmark run failed: {f}"))?;
+    let ring = e2e::parse_figure(
+        &ring_run.console,
+        "[rping] bench: ring message round trip: ",
+    )
+    .ok_or("no ring benchmark line in the console")?;
+    step("running the virtual-UART benchmark inside Bochs");
+    let uart_run = emulator::run(&uart_system, &options)?;
+    harness::judge(&e2e::bench_uart_spec(), &uart_run)
+        .map_err(|f| format!("benchmark run failed: {f}"))?;
+    let uart = e2e::parse_figure(
+        &uart_run.console,
+        "[benchuart] bench: virtual UART write and read back: ",
+    )
+    .ok_or("no virtual-UART benchmark line in the console")?;
     println!("Round trips in emulated instructions (RDTSC in Bochs; the TSC counts instructions):");
     println!("  null hypercall, first guest (VMCALL -> core -> VMRESUME): {null:>6}   floor 91, goal < 200");
     println!("  null hypercall, manifest domain:                           {domain_null:>6}");
@@ -301,6 +323,28 @@ fn bench() -> Result<ExitCode> {
     println!(
         "  channel notify -> wake -> reply (two domains):             {channel:>6}   goal <= 2500"
     );
+    println!("  ring message round trip (encode, notify, switch, decode, reply): {ring:>6}   goal <= 2500");
+    println!(
+        "  virtual UART write + read back (through the UART service): {uart:>6}   goal <= 3000"
+    );
+    step("host ring throughput against rtrb (64-byte messages, two threads)");
+    let out = cargo()
+        .args([
+            "run",
+            "-q",
+            "-p",
+            "shm-ring",
+            "--release",
+            "--example",
+            "bench",
+            "500000",
+        ])
+        .output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    match text.lines().find(|l| l.starts_with("64-byte messages:")) {
+        Some(line) => println!("  {line}   goal: ratio >= 1.0"),
+        None => return Err(format!("the ring benchmark printed no result:\n{text}").into()),
+    }
     let loc = loc::count(&workspace_root())?;
     println!("Core size (non-blank, non-comment Rust lines, tests excluded):");
     for (name, lines) in &loc.crates {
