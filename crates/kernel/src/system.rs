@@ -124,6 +124,18 @@ pub struct Region {
     pub mappings: [Option<(ObjectRef, u64)>; MAX_MAPPINGS],
 }
 
+impl Region {
+    /// A region of `len` bytes at host-physical `hpa`, mapped nowhere yet.
+    pub fn new(hpa: u64, len: u64, owner: Option<ObjectRef>) -> Region {
+        Region {
+            hpa,
+            len,
+            owner,
+            mappings: [None; MAX_MAPPINGS],
+        }
+    }
+}
+
 /// Shared pages between two domains plus a notification each way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Channel {
@@ -330,12 +342,7 @@ impl System {
             }
         };
         self.cspaces[d.index as usize] = CSpace::new();
-        let region = Region {
-            hpa: memory.0,
-            len: memory.1,
-            owner: Some(d),
-            mappings: [None; MAX_MAPPINGS],
-        };
+        let region = Region::new(memory.0, memory.1, Some(d));
         let r = match self.regions.allocate(ObjectType::MemRegion, region) {
             Ok(r) => r,
             Err(e) => {
@@ -457,12 +464,7 @@ impl System {
         if a == b || !self.domains.is_live(a) || !self.domains.is_live(b) {
             return Err(Status::InvalidArgument);
         }
-        let region = Region {
-            hpa: pages.0,
-            len: pages.1,
-            owner: None,
-            mappings: [None; MAX_MAPPINGS],
-        };
+        let region = Region::new(pages.0, pages.1, None);
         let r = self
             .regions
             .allocate(ObjectType::MemRegion, region)
@@ -586,12 +588,7 @@ impl System {
         if !self.domains.is_live(holder) {
             return Err(Status::InvalidArgument);
         }
-        let region = Region {
-            hpa: memory.0,
-            len: memory.1,
-            owner: Some(holder),
-            mappings: [None; MAX_MAPPINGS],
-        };
+        let region = Region::new(memory.0, memory.1, Some(holder));
         let r = self
             .regions
             .allocate(ObjectType::MemRegion, region)
@@ -677,12 +674,7 @@ impl System {
         pages: (u64, u64),
         gpa: u64,
     ) -> Result<(), Status> {
-        let region = Region {
-            hpa: pages.0,
-            len: pages.1,
-            owner: None,
-            mappings: [None; MAX_MAPPINGS],
-        };
+        let region = Region::new(pages.0, pages.1, None);
         let r = self
             .regions
             .allocate(ObjectType::MemRegion, region)
@@ -1114,12 +1106,7 @@ impl System {
                 if region.mappings.iter().any(Option::is_some) {
                     return Err(Status::Denied);
                 }
-                let tail = Region {
-                    hpa: region.hpa + offset,
-                    len: region.len - offset,
-                    owner: region.owner,
-                    mappings: [None; MAX_MAPPINGS],
-                };
+                let tail = Region::new(region.hpa + offset, region.len - offset, region.owner);
                 let t = self
                     .regions
                     .allocate(ObjectType::MemRegion, tail)

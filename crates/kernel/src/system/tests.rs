@@ -328,12 +328,7 @@ fn mem_split_needs_control_an_unmapped_region_and_a_page_offset() {
         .regions
         .allocate(
             ObjectType::MemRegion,
-            Region {
-                hpa: 0x800_0000,
-                len: 4 * PAGE,
-                owner: Some(w.a),
-                mappings: [None; MAX_MAPPINGS],
-            },
+            Region::new(0x800_0000, 4 * PAGE, Some(w.a)),
         )
         .unwrap();
     let slot = w.sys.cspaces[w.a.index as usize]
