@@ -110,7 +110,10 @@ pub fn flatten(elf: &[u8], base: u64, max: u64) -> Result<Vec<u8>> {
 /// Reads and checks a system manifest (TOML), naming the file in errors.
 pub fn load_system(path: &Path) -> Result<manifest::Manifest> {
     let text = fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    manifest::from_toml(&text).map_err(|e| format!("{}: {e}", display(path)).into())
+    let m = manifest::from_toml(&text).map_err(|e| format!("{}: {e}", display(path)))?;
+    manifest::check_system(&m, manifest::MACHINE_KIB)
+        .map_err(|e| format!("{}: {e}", display(path)))?;
+    Ok(m)
 }
 
 /// Makes a GRUB ISO named `name` that boots the core with `cmdline`, the
@@ -220,6 +223,20 @@ mod tests {
         ph[40..48].copy_from_slice(&memsz.to_le_bytes());
         f.extend_from_slice(data);
         f
+    }
+
+    #[test]
+    fn every_system_manifest_in_the_tree_is_valid() {
+        let dir = crate::workspace_root().join("systems");
+        let mut n = 0;
+        for entry in fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                load_system(&path).unwrap_or_else(|e| panic!("{e}"));
+                n += 1;
+            }
+        }
+        assert!(n >= 5, "only {n} manifests found in {}", dir.display());
     }
 
     #[test]

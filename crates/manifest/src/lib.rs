@@ -29,7 +29,7 @@ pub use error::{End, ManifestError, Problem};
 pub use validate::validate;
 
 #[cfg(feature = "std")]
-pub use toml_front::{from_toml, to_bytes, TomlError};
+pub use toml_front::{check_system, from_toml, to_bytes, TomlError, MACHINE_KIB};
 
 /// The four bytes every encoded manifest starts with.
 pub const MAGIC: [u8; 4] = *b"BHMF";

@@ -276,3 +276,44 @@ pub fn to_bytes(m: &Manifest) -> Vec<u8> {
         Err(_) => unreachable!("MAX_ENCODED_LEN is too small"),
     }
 }
+
+/// Memory a system may give its domains on the machine xtask boots (the
+/// emulator's 256 MiB minus what the core and the boot modules need).
+pub const MACHINE_KIB: u64 = 224 * 1024;
+
+/// Checks of a whole system that the core cannot make from one manifest
+/// entry at a time: the memory of all domains (and their spare memory)
+/// fits the machine, and no channel lets a domain wait on a peer of lower
+/// priority (`a` calls `b`: a priority inversion when `b` runs below `a`).
+/// Each problem is one line naming the entry and the key.
+pub fn check_system(m: &Manifest, machine_kib: u64) -> Result<(), String> {
+    let total: u64 = m
+        .domains
+        .iter()
+        .map(|d| d.memory_kib as u64 + d.spare_kib as u64)
+        .sum();
+    if total > machine_kib {
+        return Err(format!(
+            "the domains' memory_kib and spare_kib add up to {total} KiB, more than the {machine_kib} KiB the machine has for them"
+        ));
+    }
+    for (i, c) in m.channels.iter().enumerate() {
+        let prio = |name: &str| {
+            m.domains
+                .iter()
+                .find(|d| d.name.as_str() == name)
+                .map(|d| d.priority)
+        };
+        if let (Some(pa), Some(pb)) = (prio(c.a.as_str()), prio(c.b.as_str())) {
+            if pb < pa {
+                return Err(format!(
+                    "channel {i} ({:?}): key b: {:?} (priority {pb}) serves {:?} (priority {pa}) at a lower priority: a priority inversion",
+                    c.name.as_str(),
+                    c.b.as_str(),
+                    c.a.as_str()
+                ));
+            }
+        }
+    }
+    Ok(())
+}

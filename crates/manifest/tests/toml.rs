@@ -191,3 +191,19 @@ fn validation_errors_name_the_entry() {
         r#"domain 0 ("ping"): control[0] "pang" is not a domain of the manifest"#
     );
 }
+
+#[test]
+fn system_checks_catch_too_much_memory_and_priority_inversion() {
+    let m = manifest::from_toml(PING_PONG).unwrap();
+    assert_eq!(manifest::check_system(&m, manifest::MACHINE_KIB), Ok(()));
+    let e = manifest::check_system(&m, 1024).unwrap_err();
+    assert!(e.contains("memory_kib") && e.contains("1024 KiB"), "{e}");
+    let mut m = m;
+    m.domains[1].priority = 0;
+    m.domains[0].priority = 5;
+    let e = manifest::check_system(&m, manifest::MACHINE_KIB).unwrap_err();
+    assert!(
+        e.contains("priority inversion") && e.contains("key b"),
+        "{e}"
+    );
+}
