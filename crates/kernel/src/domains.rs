@@ -947,6 +947,16 @@ fn schedule(
         // Refusals of calls the vcpu crate answers itself (LOG_WRITE, unknown
         // numbers); the core's own are counted by the objects.
         sys.stats.refused += vcpu.refused - refused_before;
+        if let Some(dom) = sys.domains.get_mut(d) {
+            use vmx::exit::ExitReason;
+            let st = &vcpu.stats;
+            dom.exits = [
+                st.count(ExitReason::Vmcall),
+                st.count(ExitReason::IoInstruction),
+                st.count(ExitReason::EptViolation),
+                st.total(),
+            ];
+        }
         if let Action::Stop(reason) = action {
             log::info!("domain {name}: stopped: {reason}");
             if is_violation(&reason) {

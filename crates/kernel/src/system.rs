@@ -108,6 +108,9 @@ pub struct Domain {
     pub pending_in: Option<u8>,
     /// Whether the UART service was told about it.
     pub uart_attached: bool,
+    /// Exit counts (hypercalls, port I/O, EPT violations, all), copied from
+    /// its vCPU by the core's VMX code after it runs.
+    pub exits: [u64; 4],
 }
 
 /// A range of host-physical memory.
@@ -332,6 +335,7 @@ impl System {
             io_wait: None,
             pending_in: None,
             uart_attached: false,
+            exits: [0; 4],
         };
         let d = match self.domains.allocate(ObjectType::Domain, domain) {
             Ok(d) => d,
@@ -413,6 +417,7 @@ impl System {
             io_wait: None,
             pending_in: None,
             uart_attached: false,
+            exits: [0; 4],
         };
         let d = match self.domains.allocate(ObjectType::Domain, domain) {
             Ok(d) => d,
@@ -1027,6 +1032,15 @@ impl System {
             // Answered by the core's VMX code, which holds the ioreq rings,
             // and only for the UART service.
             Call::IoReqWait | Call::IoReqDone => Err(Status::Denied),
+            Call::DomainExits => {
+                let target = self.target(ci, caller, a[0], Rights::READ, true)?;
+                let dom = self.domains.get(target).ok_or(Status::StaleCapability)?;
+                let field = |v: u64| v.min(0xffff);
+                let e = dom.exits;
+                ok(Some(
+                    field(e[0]) | field(e[1]) << 16 | field(e[2]) << 32 | field(e[3]) << 48,
+                ))
+            }
             Call::Shutdown => {
                 // Only a domain that controls every other live domain may
                 // end them all.

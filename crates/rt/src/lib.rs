@@ -168,6 +168,13 @@ pub fn domain_status(domain: u64) -> Result<Option<DomainState>, Status> {
     domain_info(domain).map(|i| i.state)
 }
 
+/// `DOMAIN_EXITS`: (hypercalls, port I/O, EPT violations, all), each
+/// saturating at 65535.
+pub fn domain_exits(domain: u64) -> Result<[u64; 4], Status> {
+    let v = call(Call::DomainExits, domain, 0, 0, 0)?;
+    Ok([v & 0xffff, (v >> 16) & 0xffff, (v >> 32) & 0xffff, v >> 48])
+}
+
 /// `SHUTDOWN`: ends the system (needs CONTROL over every other domain).
 pub fn shutdown() -> Result<(), Status> {
     call(Call::Shutdown, 0, 0, 0, 0).map(drop)

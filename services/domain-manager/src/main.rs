@@ -76,7 +76,7 @@ mod service {
                     state: info.state.unwrap_or(rt::DomainState::Stopped),
                     priority: info.priority,
                     mem_kib: info.memory_kib as u64,
-                    exits: 0,
+                    exits: rt::domain_exits(slot.slot as u64).map_or(0, |e| e[3]),
                 });
             }
         }
@@ -90,7 +90,15 @@ mod service {
                 state: info.state.unwrap_or(rt::DomainState::Stopped),
                 priority: info.priority,
                 mem_kib: info.memory_kib as u64,
-                exits: ExitCounts::default(),
+                exits: match rt::domain_exits(slot.slot as u64) {
+                    Ok([hypercall, io, ept, all]) => ExitCounts {
+                        hypercall,
+                        io,
+                        ept,
+                        other: all.saturating_sub(hypercall + io + ept),
+                    },
+                    Err(_) => ExitCounts::default(),
+                },
             })
         }
 

@@ -930,3 +930,18 @@ fn shutdown_needs_control_of_every_other_live_domain() {
     assert_eq!(w.call(w.a, Call::Shutdown, [0; 4]), Outcome::Yield);
     assert!(w.sys.shutdown_requested);
 }
+
+#[test]
+fn exit_counts_are_reported_saturated_and_need_read() {
+    let mut w = world();
+    w.sys.domains.get_mut(w.b).unwrap().exits = [3, 70_000, 1, 70_005];
+    let ctl = w.sys.grant_domain(w.a, w.b, Rights::READ).unwrap() as u64;
+    let v = w.value(w.a, Call::DomainExits, [ctl, 0, 0, 0]);
+    assert_eq!(v, 3 | 0xffff << 16 | 1 << 32 | 0xffff << 48);
+    let no_read = w.sys.grant_domain(w.a, w.b, Rights::CONTROL).unwrap() as u64;
+    assert_eq!(
+        w.status(w.a, Call::DomainExits, [no_read, 0, 0, 0]),
+        Status::InsufficientRights
+    );
+    assert_eq!(w.value(w.a, Call::DomainExits, [SLOT_SELF, 0, 0, 0]), 0);
+}
