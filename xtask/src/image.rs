@@ -33,25 +33,23 @@ fn out_dir() -> PathBuf {
 pub fn build_binaries() -> Result<Binaries> {
     step("building the core and the first guest for x86_64-unknown-none");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .current_dir(workspace_root())
-        .args([
-            "build",
-            "--release",
-            "--target",
-            "x86_64-unknown-none",
-            "-p",
-            "kernel",
-            "-p",
-            "first-guest",
-            "-p",
-            "testdomains",
-            "-p",
-            "uart-service",
-            "-p",
-            "domain-manager",
-        ])
-        .status()?;
+    let mut packages = vec![
+        "kernel".to_string(),
+        "first-guest".into(),
+        "testdomains".into(),
+    ];
+    packages.extend(service_packages()?);
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(workspace_root()).args([
+        "build",
+        "--release",
+        "--target",
+        "x86_64-unknown-none",
+    ]);
+    for p in &packages {
+        cmd.args(["-p", p]);
+    }
+    let status = cmd.status()?;
     if !status.success() {
         return Err("building the bare-metal binaries failed".into());
     }
@@ -67,6 +65,28 @@ pub fn build_binaries() -> Result<Binaries> {
         first,
         domains: bin,
     })
+}
+
+/// The package names of every crate under `services/`.
+pub fn service_packages() -> Result<Vec<String>> {
+    let mut names = Vec::new();
+    let dir = workspace_root().join("services");
+    let Ok(entries) = fs::read_dir(&dir) else {
+        return Ok(names);
+    };
+    for entry in entries {
+        let manifest = entry?.path().join("Cargo.toml");
+        let Ok(text) = fs::read_to_string(&manifest) else {
+            continue;
+        };
+        let name = text
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("name = \"")?.strip_suffix('"'))
+            .ok_or_else(|| format!("{}: no package name", manifest.display()))?;
+        names.push(name.to_string());
+    }
+    names.sort();
+    Ok(names)
 }
 
 /// Turns an ELF executable into the bytes of memory from `base` up to the end

@@ -10,6 +10,7 @@ mod emulator;
 mod harness;
 mod image;
 mod loc;
+mod newservice;
 mod prereq;
 
 use std::path::{Path, PathBuf};
@@ -102,6 +103,11 @@ enum Cmd {
     },
     /// Measure the null hypercall round trip inside Bochs.
     Bench,
+    /// Create `services/NAME` from the template and add it to the workspace.
+    NewService {
+        /// The service's name (a-z first, then a-z, 0-9, '-'; at most 16).
+        name: String,
+    },
 }
 
 /// Prints a progress line.
@@ -134,6 +140,7 @@ fn main() -> ExitCode {
             filter,
         } => test(!e2e_only, !host_only, filter.as_deref()),
         Cmd::Bench => bench(),
+        Cmd::NewService { name } => newservice::run(&name).map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,
