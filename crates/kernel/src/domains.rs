@@ -690,9 +690,15 @@ impl vcpu::Platform for SysPlatform<'_, '_, '_> {
         let Some(service) = self.sys.uart else {
             return vcpu::UartAnswer::Emulate;
         };
-        if service == self.caller || !self.sys.domains.is_live(service) {
+        let serving = self
+            .sys
+            .domains
+            .get(service)
+            .is_some_and(|d| d.state != crate::system::RunState::Stopped);
+        if service == self.caller || !serving {
             // The service itself never exits on its own ports; with the
-            // service gone, the core's own minimal emulation takes over.
+            // service stopped or gone, the core's own minimal emulation
+            // takes over (requests would only pile up).
             return vcpu::UartAnswer::Emulate;
         }
         let mut guard = IOREQ.lock();
