@@ -467,6 +467,9 @@ pub fn run_all(bins: &image::Binaries, filter: Option<&str>) -> Result<usize> {
         )?;
         match harness::judge(&spec, &run) {
             Ok(()) => {
+                if run.outcome == emulator::Outcome::Exited(None) {
+                    step("note: the emulator ended by a signal after the core shut down cleanly");
+                }
                 step(&format!(
                     "e2e {} passed ({:.1} s)",
                     spec.name,
