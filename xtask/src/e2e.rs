@@ -310,6 +310,30 @@ pub fn specs() -> Vec<Spec> {
             exit: Exit::Success,
             timeout: Duration::from_secs(45),
         },
+        Spec {
+            name: "consoles",
+            cmdline: "run=",
+            expect: s(&[
+                "bulkhead: boot manifest: 4 domain(s), 0 channel(s)",
+                "[echo-b/uart] echo from echo-b: hello b",
+                "[echo-a/uart] echo from echo-a: hello a",
+                "stopping every domain",
+                "bulkhead: shutdown status=0",
+            ]),
+            anywhere: s(&[
+                "[echo-a/uart] ready for input",
+                "[echo-b/uart] ready for input",
+            ]),
+            system: Some("systems/consoles.toml"),
+            input: vec![
+                ("bulkhead> ".into(), "\u{1}3hello b\r".into()),
+                ("echo from echo-b: hello b".into(), "\u{1}2hello a\r".into()),
+                ("echo from echo-a: hello a".into(), "\u{1}0shutdown\r".into()),
+            ],
+            forbid: forbid(&["echo-a: hello b", "echo-b: hello a", "refused:"]),
+            exit: Exit::Success,
+            timeout: Duration::from_secs(90),
+        },
     ]
 }
 

@@ -33,6 +33,9 @@ mod service {
     const GUESTS: usize = 8;
     /// How long the service sleeps at most between looks at the keyboard.
     const INPUT_POLL: u64 = 300_000;
+    /// Rounds without output from the focused console before its partial
+    /// line is shown.
+    const FLUSH_AFTER: u32 = 3;
 
     /// No interrupt line yet: domains poll.
     struct NoIrq;
@@ -76,6 +79,7 @@ mod service {
         // manifest: the domain manager's shell) until Ctrl-A N switches it.
         let mut input = InputSwitch::new(GUESTS as u8);
         let mut typed: [Typed; GUESTS] = [const { Typed::new() }; GUESTS];
+        let mut focus_idle = 0u32;
         loop {
             while let Some(byte) = arch::com1_read() {
                 if let Some((target, byte)) = input.feed(byte) {
@@ -155,11 +159,17 @@ mod service {
             if answered {
                 rt::raw_call(rt::Call::IoReqDone as u64, 0, 0, 0, 0);
             }
-            if !focus_wrote {
-                // The focused console stopped writing: show its partial
-                // line (a prompt, echoed keys) instead of waiting for a
-                // newline.
-                console.flush(input.current());
+            if focus_wrote {
+                focus_idle = 0;
+            } else {
+                focus_idle = focus_idle.saturating_add(1);
+                if focus_idle == FLUSH_AFTER {
+                    // The focused console stopped writing: show its partial
+                    // line (a prompt, echoed keys) instead of waiting for a
+                    // newline. One quiet round is not enough: a guest that
+                    // polls the line status between bytes has those.
+                    console.flush(input.current());
+                }
             }
             console.drain(&mut |byte| {
                 arch::com1_write(byte);
