@@ -334,6 +334,25 @@ pub fn specs() -> Vec<Spec> {
             exit: Exit::Success,
             timeout: Duration::from_secs(90),
         },
+        Spec {
+            name: "hostile-ring",
+            cmdline: "run=",
+            expect: s(&[
+                "bulkhead: boot manifest: 2 domain(s), 1 channel(s)",
+                "[scribbler] peer survived: answered 42 after 100 rounds of garbage",
+                "bulkhead: summary: 2 domain(s); 0 hypercall(s) refused; 0 domain(s) stopped for a violation",
+                "bulkhead: shutdown status=0",
+            ]),
+            anywhere: s(&[
+                "[ringsvc] peer gone: answered ",
+                "bulkhead: domain ringsvc: stopped: exited with code 0",
+            ]),
+            system: Some("systems/hostile-ring.toml"),
+            input: Vec::new(),
+            forbid: default_forbidden(),
+            exit: Exit::Success,
+            timeout,
+        },
     ]
 }
 

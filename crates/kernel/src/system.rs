@@ -1214,6 +1214,17 @@ impl System {
                     ch.pending[me] = false;
                     return ok(None);
                 }
+                // Nobody can ever notify: the peer is stopped or gone.
+                let peer = ch.ends[1 - me];
+                let peer_gone = ch.gone[1 - me];
+                if peer_gone
+                    || self
+                        .domains
+                        .get(peer)
+                        .is_none_or(|p| p.state == RunState::Stopped)
+                {
+                    return Err(Status::Denied);
+                }
                 let timeout = a[1];
                 if timeout == 0 {
                     return Err(Status::TimedOut);

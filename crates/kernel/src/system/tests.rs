@@ -945,3 +945,18 @@ fn exit_counts_are_reported_saturated_and_need_read() {
     );
     assert_eq!(w.value(w.a, Call::DomainExits, [SLOT_SELF, 0, 0, 0]), 0);
 }
+
+#[test]
+fn waiting_on_a_channel_whose_peer_is_gone_is_refused() {
+    let mut w = world();
+    w.sys.stop_domain(&mut w.m, w.b);
+    assert_eq!(
+        w.status(w.a, Call::ChannelWait, [w.chan_a, u64::MAX, 0, 0]),
+        Status::Denied
+    );
+    w.sys.destroy_domain(&mut w.m, w.b);
+    assert_eq!(
+        w.status(w.a, Call::ChannelWait, [w.chan_a, u64::MAX, 0, 0]),
+        Status::Denied
+    );
+}
