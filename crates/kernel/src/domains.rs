@@ -236,17 +236,7 @@ pub fn run_system<'m>(
             .create_domain(&mut hw, name, spec.priority, (mem, size), dhw)
             .map_err(|s| BootError::Capability(name, s))?;
         refs[i] = Some(d);
-        let mut info = StartInfo {
-            magic: START_MAGIC,
-            memory_bytes: size,
-            name: [0; 16],
-            name_len: name.len().min(16) as u8,
-            slot_count: 0,
-            priority: spec.priority,
-            reserved: [0; 5],
-            slots: [StartSlot::default(); START_SLOTS],
-        };
-        info.name[..name.len().min(16)].copy_from_slice(&name.as_bytes()[..name.len().min(16)]);
+        let mut info = start_info(name, size, spec.priority);
         add_slot(
             &mut info,
             "memory",
@@ -258,14 +248,9 @@ pub fn run_system<'m>(
         );
         infos[i] = Some((mem, info));
 
-        // SAFETY: VMX root operation; `vmcs` is this domain's fresh region.
-        vmm::write_revision(vmcs, vmx.caps.basic.revision_id());
-        unsafe {
-            // SAFETY: as above.
-            vmx::arch::vmclear(vmcs).map_err(|_| BootError::Domain(name, "VMCLEAR failed"))?;
-            // SAFETY: as above, with the revision id written.
-            vmx::arch::vmptrld(vmcs).map_err(|_| BootError::Domain(name, "VMPTRLD failed"))?;
-        }
+        // SAFETY: VMX root operation; `vmcs` is this domain's fresh pool frame.
+        unsafe { vmm::load_fresh_vmcs(vmx, vmcs) }
+            .map_err(|(what, _)| BootError::Domain(name, what))?;
         let eptp = sys
             .domains
             .get(d)
@@ -452,15 +437,7 @@ pub fn run_system<'m>(
         // IMAGE_FLOOR, which the image was checked not to use).
         let page =
             unsafe { arch::phys_mut(mem + START_INFO_GPA, core::mem::size_of::<StartInfo>()) };
-        // SAFETY: `StartInfo` is `repr(C)` plain data; viewing it as bytes
-        // to copy it is sound.
-        let src = unsafe {
-            core::slice::from_raw_parts(
-                info as *const StartInfo as *const u8,
-                core::mem::size_of::<StartInfo>(),
-            )
-        };
-        page.copy_from_slice(src);
+        page.copy_from_slice(start_info_bytes(info));
     }
     let domains = manifest.domains.len();
     log::info!(
@@ -497,6 +474,41 @@ pub fn run_system<'m>(
     }
     let _ = hw.frames.free(pool_base, POOL_FRAMES as u64 * FRAME);
     Ok(())
+}
+
+/// A start-info page with no named capabilities yet.
+fn start_info(name: &str, memory_bytes: u64, priority: u8) -> StartInfo {
+    let n = name.len().min(16);
+    let mut info = StartInfo {
+        magic: START_MAGIC,
+        memory_bytes,
+        name: [0; 16],
+        name_len: n as u8,
+        slot_count: 0,
+        priority,
+        reserved: [0; 5],
+        slots: [StartSlot::default(); START_SLOTS],
+    };
+    info.name[..n].copy_from_slice(&name.as_bytes()[..n]);
+    info
+}
+
+const _: () = assert!(
+    core::mem::size_of::<StartInfo>() == 40 + START_SLOTS * core::mem::size_of::<StartSlot>()
+        && core::mem::size_of::<StartSlot>() == 48
+);
+
+/// The bytes of a start-info page, as the domain reads them.
+fn start_info_bytes(info: &StartInfo) -> &[u8] {
+    // SAFETY: `StartInfo` is `repr(C)` plain integers and byte arrays with
+    // no padding (checked by the assertion below), so every byte is
+    // initialised; viewing it as bytes for the borrow's lifetime is sound.
+    unsafe {
+        core::slice::from_raw_parts(
+            info as *const StartInfo as *const u8,
+            core::mem::size_of::<StartInfo>(),
+        )
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -794,18 +806,7 @@ fn setup_child(
     // writes only below IMAGE_FLOOR.
     let low = unsafe { arch::phys_mut(region.hpa, IMAGE_FLOOR as usize) };
     vmm::write_guest_tables(low);
-    let mut info = StartInfo {
-        magic: START_MAGIC,
-        memory_bytes: region.len,
-        name: [0; 16],
-        name_len: dom.name.len().min(16) as u8,
-        slot_count: 0,
-        priority: dom.priority,
-        reserved: [0; 5],
-        slots: [StartSlot::default(); START_SLOTS],
-    };
-    let n = dom.name.len().min(16);
-    info.name[..n].copy_from_slice(&dom.name.as_bytes()[..n]);
+    let mut info = start_info(dom.name, region.len, dom.priority);
     for (slot, cap) in sys.cspaces[d.index as usize].iter() {
         let name = match cap.object.kind {
             ObjectType::MemRegion if Some(cap.object) == dom.memory => "memory",
@@ -815,25 +816,12 @@ fn setup_child(
         };
         add_slot(&mut info, name, cap.object.kind, cap.rights, slot, 0, 0);
     }
-    // SAFETY: `StartInfo` is `repr(C)` plain data; viewing it as bytes to
-    // copy it is sound.
-    let src = unsafe {
-        core::slice::from_raw_parts(
-            &info as *const StartInfo as *const u8,
-            core::mem::size_of::<StartInfo>(),
-        )
-    };
+    let src = start_info_bytes(&info);
     let at = START_INFO_GPA as usize;
     low[at..at + src.len()].copy_from_slice(src);
 
-    let vmcs = dom.hw.vmcs;
-    vmm::write_revision(vmcs, hw.vmx.caps.basic.revision_id());
-    // SAFETY: VMX root operation; `vmcs` is this domain's fresh region with
-    // the revision id written.
-    unsafe {
-        vmx::arch::vmclear(vmcs).ok()?;
-        vmx::arch::vmptrld(vmcs).ok()?;
-    }
+    // SAFETY: VMX root operation; the VMCS is this domain's fresh pool frame.
+    unsafe { vmm::load_fresh_vmcs(hw.vmx, dom.hw.vmcs) }.ok()?;
     let (cr3, gdt, gdt_limit) = vmm::GUEST_TABLES;
     let setup = GuestSetup {
         rip,
@@ -954,14 +942,7 @@ fn schedule(
         // numbers); the core's own are counted by the objects.
         sys.stats.refused += vcpu.refused - refused_before;
         if let Some(dom) = sys.domains.get_mut(d) {
-            use vmx::exit::ExitReason;
-            let st = &vcpu.stats;
-            dom.exits = [
-                st.count(ExitReason::Vmcall),
-                st.count(ExitReason::IoInstruction),
-                st.count(ExitReason::EptViolation),
-                st.total(),
-            ];
+            dom.exits = vcpu.stats.summary();
         }
         if let Action::Stop(reason) = action {
             log::info!("domain {name}: stopped: {reason}");

@@ -147,6 +147,20 @@ pub(crate) fn write_revision(page: u64, revision: u32) {
     bytes[..4].copy_from_slice(&(revision & 0x7fff_ffff).to_le_bytes());
 }
 
+/// Makes `page` a fresh VMCS and the current one: revision id, VMCLEAR,
+/// VMPTRLD. On failure, names the instruction that failed.
+///
+/// # Safety
+/// Must run in VMX root operation; `page` must be a frame reserved for this
+/// VMCS and used for nothing else.
+pub(crate) unsafe fn load_fresh_vmcs(vmx: &Vmx, page: u64) -> Result<(), (&'static str, VmFail)> {
+    write_revision(page, vmx.caps.basic.revision_id());
+    // SAFETY: the caller guarantees VMX root operation and the region.
+    unsafe { vmx::arch::vmclear(page) }.map_err(|e| ("VMCLEAR", e))?;
+    // SAFETY: as above, with the revision id written.
+    unsafe { vmx::arch::vmptrld(page) }.map_err(|e| ("VMPTRLD", e))
+}
+
 /// Frame allocation for EPT tables, over the core's frame allocator and the
 /// identity map.
 struct CoreFrames<'a>(&'a mut Frames);
@@ -335,11 +349,8 @@ fn run_on_vmcs(
     scenario: Scenario,
     options: &Options,
 ) -> Result<StopReason, GuestError> {
-    write_revision(vmcs_page, vmx.caps.basic.revision_id());
     // SAFETY: VMX root operation; the page is this guest's VMCS region.
-    unsafe { vmx::arch::vmclear(vmcs_page) }.map_err(|e| GuestError::Vmx("VMCLEAR", e))?;
-    // SAFETY: as above, with the revision id written.
-    unsafe { vmx::arch::vmptrld(vmcs_page) }.map_err(|e| GuestError::Vmx("VMPTRLD", e))?;
+    unsafe { load_fresh_vmcs(vmx, vmcs_page) }.map_err(|(what, e)| GuestError::Vmx(what, e))?;
     let host = host_state(selectors);
     let setup = GuestSetup {
         rip: GUEST_IMAGE,

@@ -43,6 +43,24 @@ pub fn rdtsc() -> u64 {
     unsafe { core::arch::x86_64::_rdtsc() }
 }
 
+/// Reads an I/O port. Ports the domain holds pass through to hardware; the
+/// virtual UART's are forwarded by the core; any other stops the domain.
+#[inline]
+pub fn inb(port: u16) -> u8 {
+    let v: u8;
+    // SAFETY: port I/O from a domain either reaches a port its capabilities
+    // open, or exits to the core, which emulates, forwards or refuses it.
+    unsafe { asm!("in al, dx", in("dx") port, out("al") v, options(nostack, nomem)) }
+    v
+}
+
+/// Writes an I/O port (see [`inb`]).
+#[inline]
+pub fn outb(port: u16, value: u8) {
+    // SAFETY: as in `inb`.
+    unsafe { asm!("out dx, al", in("dx") port, in("al") value, options(nostack, nomem)) }
+}
+
 /// Halts the vCPU (the core treats it as a stop).
 pub fn halt() {
     // SAFETY: HLT exits to the core.

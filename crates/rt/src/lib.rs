@@ -245,6 +245,21 @@ impl Line {
     pub fn as_bytes(&self) -> &[u8] {
         &self.bytes[..self.len]
     }
+
+    /// The text so far (a line cut inside a character reads up to it).
+    pub fn as_str(&self) -> &str {
+        match core::str::from_utf8(self.as_bytes()) {
+            Ok(s) => s,
+            Err(e) => core::str::from_utf8(&self.bytes[..e.valid_up_to()]).unwrap_or(""),
+        }
+    }
+
+    /// A line holding `args`, formatted.
+    pub fn format(args: fmt::Arguments<'_>) -> Line {
+        let mut line = Line::new();
+        let _ = line.write_fmt(args);
+        line
+    }
 }
 
 impl Default for Line {
@@ -259,6 +274,44 @@ impl fmt::Write for Line {
         self.bytes[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
         self.len += n;
         Ok(())
+    }
+}
+
+pub mod com1 {
+    //! COM1 as a domain sees it: its virtual 16550 (served by the UART
+    //! service through the core), or the real one for the domain that holds
+    //! its ports.
+    use crate::arch::{inb, outb};
+
+    /// COM1's first port.
+    pub const BASE: u16 = 0x3f8;
+
+    /// Writes one byte once the transmitter has room (LSR.THRE).
+    pub fn write_byte(byte: u8) {
+        while inb(BASE + 5) & 0x20 == 0 {
+            core::hint::spin_loop();
+        }
+        outb(BASE, byte);
+    }
+
+    /// Writes every byte.
+    pub fn write(bytes: &[u8]) {
+        bytes.iter().for_each(|&b| write_byte(b));
+    }
+
+    /// A received byte, if one is waiting (LSR.DR).
+    pub fn read_byte() -> Option<u8> {
+        (inb(BASE + 5) & 1 != 0).then(|| inb(BASE))
+    }
+
+    /// 8N1 at 115200 baud with the 16-byte FIFOs on, so that typing ahead
+    /// is kept while the domain is busy.
+    pub fn init() {
+        outb(BASE + 3, 0x80);
+        outb(BASE, 1);
+        outb(BASE + 1, 0);
+        outb(BASE + 3, 0x03);
+        outb(BASE + 2, 0x07);
     }
 }
 
@@ -306,6 +359,16 @@ mod tests {
         assert_eq!(result(0, 42), Ok(42));
         assert_eq!(result(Status::EmptySlot.raw(), 0), Err(Status::EmptySlot));
         assert_eq!(result(9999, 0), Err(Status::InvalidArgument));
+    }
+
+    #[test]
+    fn lines_read_back_as_text_even_when_cut_inside_a_character() {
+        let l = Line::format(format_args!("pong {}", 3));
+        assert_eq!(l.as_str(), "pong 3");
+        let mut l = Line::new();
+        let _ = l.write_str(&"a".repeat(199));
+        let _ = l.write_str("é");
+        assert_eq!(l.as_str().len(), 199);
     }
 
     #[test]

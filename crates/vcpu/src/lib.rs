@@ -173,16 +173,8 @@ where
     E: FnMut(&mut GuestRegisters, bool) -> Result<(), VmFail>,
 {
     loop {
-        if let Err(fail) = enter(&mut vcpu.regs, vcpu.launched) {
-            return StopReason::EntryInstruction(fail);
-        }
-        vcpu.launched = true;
-        match handle_exit(vcpu, vmcs, platform) {
-            Action::Resume | Action::Preempted | Action::Reschedule => {}
-            Action::Stop(reason) => {
-                vcpu.uart.flush(vcpu.name, platform);
-                return reason;
-            }
+        if let Action::Stop(reason) = run_until_event(vcpu, vmcs, platform, &mut enter) {
+            return reason;
         }
     }
 }

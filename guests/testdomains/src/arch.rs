@@ -15,14 +15,7 @@ pub fn write_u8(gpa: u64, value: u8) {
     unsafe { core::ptr::write_volatile(gpa as *mut u8, value) }
 }
 
-/// Reads a port the domain does not own.
-pub fn inb(port: u16) -> u8 {
-    let v: u8;
-    // SAFETY: port I/O in a domain exits to the core unless the port is
-    // bound to it; it cannot reach hardware otherwise.
-    unsafe { asm!("in al, dx", in("dx") port, out("al") v, options(nostack, nomem)) }
-    v
-}
+pub use rt::arch::{inb, outb};
 
 /// Executes VMXON with a pointer to zero.
 pub fn vmxon() {
@@ -48,11 +41,4 @@ pub fn triple_fault() -> ! {
     unsafe {
         asm!("lidt [{0}]", "ud2", in(reg) &idtr, options(nostack, noreturn));
     }
-}
-
-/// Writes a port.
-pub fn outb(port: u16, value: u8) {
-    // SAFETY: port I/O in a domain exits to the core unless the port is
-    // bound to it; it cannot reach hardware otherwise.
-    unsafe { asm!("out dx, al", in("dx") port, in("al") value, options(nostack, nomem)) }
 }

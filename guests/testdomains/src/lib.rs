@@ -25,35 +25,3 @@ pub fn write_message(gpa: u64, text: &str) {
     }
     arch::write_u8(gpa, bytes.len() as u8);
 }
-
-/// Formats into a small stack buffer.
-pub struct Text {
-    buf: [u8; 64],
-    len: usize,
-}
-
-impl Text {
-    /// Formats `args`.
-    pub fn new(args: core::fmt::Arguments<'_>) -> Text {
-        let mut t = Text {
-            buf: [0; 64],
-            len: 0,
-        };
-        let _ = core::fmt::Write::write_fmt(&mut t, args);
-        t
-    }
-
-    /// The text.
-    pub fn as_str(&self) -> &str {
-        core::str::from_utf8(&self.buf[..self.len]).unwrap_or("")
-    }
-}
-
-impl core::fmt::Write for Text {
-    fn write_str(&mut self, s: &str) -> core::fmt::Result {
-        let n = s.len().min(self.buf.len() - self.len);
-        self.buf[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
-        self.len += n;
-        Ok(())
-    }
-}

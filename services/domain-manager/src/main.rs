@@ -15,9 +15,6 @@ fn main() {
 }
 
 #[cfg(target_os = "none")]
-mod arch;
-
-#[cfg(target_os = "none")]
 mod service {
     use core::fmt;
 
@@ -26,8 +23,6 @@ mod service {
         Shell, Supervisor,
     };
     use hypercall_abi::ObjectType;
-
-    use crate::arch;
 
     rt::entry!(main);
 
@@ -147,9 +142,7 @@ mod service {
 
     impl fmt::Write for Uart {
         fn write_str(&mut self, s: &str) -> fmt::Result {
-            for &b in s.as_bytes() {
-                arch::uart_write(b);
-            }
+            rt::com1::write(s.as_bytes());
             Ok(())
         }
     }
@@ -157,14 +150,14 @@ mod service {
     fn main(info: &'static rt::StartInfo) -> u64 {
         let mut domains = Domains { info };
         let mut shell: Shell = Shell::new();
-        arch::uart_init();
+        rt::com1::init();
         rt::log!(
             "ready: {} domain(s) under control; shell on the console",
             domains.all().count()
         );
         shell.prompt(&mut Uart);
         loop {
-            match arch::uart_read() {
+            match rt::com1::read_byte() {
                 Some(byte) => {
                     if shell.feed(byte, &mut domains, &mut Uart) == domain_mgr::Flow::Shutdown {
                         return 0;

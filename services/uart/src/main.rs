@@ -18,14 +18,9 @@ fn main() {
 }
 
 #[cfg(target_os = "none")]
-mod arch;
-
-#[cfg(target_os = "none")]
 mod service {
     use hypercall_abi::ioreq::{Request, Response, GPA, PAGES, VERSION};
     use uart_virt::{Console, InputSwitch, Sink, Trigger, Uart16550};
-
-    use crate::arch;
 
     rt::entry!(main);
 
@@ -81,7 +76,7 @@ mod service {
         let mut typed: [Typed; GUESTS] = [const { Typed::new() }; GUESTS];
         let mut focus_idle = 0u32;
         loop {
-            while let Some(byte) = arch::com1_read() {
+            while let Some(byte) = rt::com1::read_byte() {
                 if let Some((target, byte)) = input.feed(byte) {
                     if let Some(q) = typed.get_mut(target as usize) {
                         q.push(byte);
@@ -172,7 +167,10 @@ mod service {
                 }
             }
             console.drain(&mut |byte| {
-                arch::com1_write(byte);
+                if byte == b'\n' {
+                    rt::com1::write_byte(b'\r');
+                }
+                rt::com1::write_byte(byte);
                 true
             });
         }

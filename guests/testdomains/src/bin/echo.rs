@@ -7,31 +7,20 @@ fn main() {}
 
 #[cfg(target_os = "none")]
 mod domain {
-    use testdomains::arch::{inb, outb};
+    use rt::com1::{self, write as put};
     rt::entry!(main);
 
-    const COM1: u16 = 0x3f8;
-
-    fn put(bytes: &[u8]) {
-        for &b in bytes {
-            while inb(COM1 + 5) & 0x20 == 0 {}
-            outb(COM1, b);
-        }
-    }
-
     fn main(info: &'static rt::StartInfo) -> u64 {
-        // 8N1, FIFOs on (typing ahead is kept).
-        outb(COM1 + 3, 0x03);
-        outb(COM1 + 2, 0x07);
+        com1::init();
         put(b"ready for input\n");
         let mut line = [0u8; 64];
         let mut len = 0;
         loop {
-            if inb(COM1 + 5) & 1 == 0 {
+            let Some(byte) = com1::read_byte() else {
                 rt::sleep(200_000);
                 continue;
-            }
-            match inb(COM1) {
+            };
+            match byte {
                 b'\r' | b'\n' => {
                     put(b"echo from ");
                     put(info.name().as_bytes());

@@ -5,7 +5,7 @@ fn main() {}
 
 #[cfg(target_os = "none")]
 mod domain {
-    use testdomains::{read_message, write_message, Text};
+    use testdomains::{read_message, write_message};
     rt::entry!(main);
 
     fn main(info: &'static rt::StartInfo) -> u64 {
@@ -16,7 +16,7 @@ mod domain {
         let (slot, gpa) = (ch.slot as u64, ch.gpa);
         rt::log!("channel ping-pong in slot {slot} at {gpa:#x}");
         for round in 1..=3 {
-            let msg = Text::new(format_args!("ping {round}"));
+            let msg = rt::Line::format(format_args!("ping {round}"));
             write_message(gpa, msg.as_str());
             rt::log!("sent \"{}\"", msg.as_str());
             if let Err(e) = rt::channel_notify(slot) {

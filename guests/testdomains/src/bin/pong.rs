@@ -5,7 +5,7 @@ fn main() {}
 
 #[cfg(target_os = "none")]
 mod domain {
-    use testdomains::{read_message, write_message, Text};
+    use testdomains::{read_message, write_message};
     rt::entry!(main);
 
     fn main(info: &'static rt::StartInfo) -> u64 {
@@ -21,7 +21,7 @@ mod domain {
             }
             let mut buf = [0u8; 64];
             rt::log!("received \"{}\"", read_message(gpa, &mut buf));
-            let answer = Text::new(format_args!("pong {round}"));
+            let answer = rt::Line::format(format_args!("pong {round}"));
             write_message(gpa, answer.as_str());
             if let Err(e) = rt::channel_notify(slot) {
                 rt::log!("notify failed: {e}");

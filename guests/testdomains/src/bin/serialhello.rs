@@ -6,16 +6,11 @@ fn main() {}
 
 #[cfg(target_os = "none")]
 mod domain {
-    use testdomains::arch::{inb, outb};
-    use testdomains::Text;
+    use rt::arch::{inb, outb};
+    use rt::com1;
     rt::entry!(main);
 
     const COM1: u16 = 0x3f8;
-
-    fn put(byte: u8) {
-        while inb(COM1 + 5) & 0x20 == 0 {}
-        outb(COM1, byte);
-    }
 
     fn main(info: &'static rt::StartInfo) -> u64 {
         outb(COM1 + 7, 0x5a);
@@ -24,20 +19,13 @@ mod domain {
             rt::log!("scratch register read {scratch:#x}, wrote 0x5a");
             return 1;
         }
-        // 8N1, divisor 1 (115200 baud), FIFOs on.
-        outb(COM1 + 3, 0x80);
-        outb(COM1, 1);
-        outb(COM1 + 1, 0);
-        outb(COM1 + 3, 0x03);
-        outb(COM1 + 2, 0x07);
+        com1::init();
         for n in 1..=3 {
-            let line = Text::new(format_args!(
+            let line = rt::Line::format(format_args!(
                 "hello {n} over the virtual 16550 from {}\n",
                 info.name()
             ));
-            for &b in line.as_str().as_bytes() {
-                put(b);
-            }
+            com1::write(line.as_bytes());
         }
         rt::log!("scratch register round trip ok; 3 lines written");
         0
