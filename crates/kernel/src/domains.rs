@@ -666,6 +666,8 @@ impl SysPlatform<'_, '_, '_> {
 }
 
 impl vcpu::Platform for SysPlatform<'_, '_, '_> {
+    const FAST_CALLS: u64 = 1 << hypercall_abi::Call::CapInspect as u64;
+
     #[inline]
     fn fast_hypercall(
         &mut self,
@@ -932,10 +934,10 @@ fn schedule(
                 hw: &mut *hw,
                 caller: d,
             };
-            vcpu::run_until_event(vcpu, &mut vmcs, &mut platform, |regs, launched| {
+            vcpu::run_until_event(vcpu, &mut vmcs, &mut platform, |regs, launched, fast| {
                 // SAFETY: this domain's VMCS is current and fully set up with
                 // the core's host state; `launched` tracks its launch state.
-                unsafe { vmx::arch::enter_guest(regs, launched) }
+                unsafe { crate::vmm::enter(regs, launched, fast) }
             })
         };
         // Refusals of calls the vcpu crate answers itself (LOG_WRITE, unknown

@@ -208,6 +208,43 @@ impl Vmcs for HardwareVmcs {
     }
 }
 
+/// Enters the guest of the current VMCS with `fast` as the world switch's
+/// fast exit handler (see [`vmx::arch::enter_guest`]).
+///
+/// # Safety
+/// The VMCS that [`HardwareVmcs`] accesses must be current and fully set up
+/// with the core's host state, and `launched` must be its launch state.
+pub(crate) unsafe fn enter<P: Platform>(
+    regs: &mut vcpu::GuestRegisters,
+    launched: bool,
+    fast: &mut vcpu::FastPath<'_, HardwareVmcs, P>,
+) -> Result<(), VmFail> {
+    let ctx = (fast as *mut vcpu::FastPath<'_, HardwareVmcs, P>).cast::<u8>();
+    // SAFETY: the caller vouches for the VMCS; `fast_exit::<P>` is called
+    // with `regs` and the `FastPath` behind `ctx`, both alive until
+    // `enter_guest` returns, and touches only VMREAD/VMWRITE on the current
+    // VMCS.
+    let calls = vcpu::FastPath::<HardwareVmcs, P>::CALLS;
+    unsafe { vmx::arch::enter_guest(regs, launched, fast_exit::<P>, ctx, calls) }
+}
+
+/// The [`vmx::arch::FastExit`] handler: a [`vcpu::FastPath`] behind `ctx`.
+///
+/// # Safety
+/// `regs` must be valid and `ctx` must point to a live
+/// `vcpu::FastPath<HardwareVmcs, P>`, neither used elsewhere meanwhile (as
+/// [`enter`] arranges).
+unsafe extern "C" fn fast_exit<P: Platform>(regs: *mut vcpu::GuestRegisters, ctx: *mut u8) -> u64 {
+    // SAFETY: per the contract above.
+    let (regs, fast) = unsafe {
+        (
+            &mut *regs,
+            &mut *ctx.cast::<vcpu::FastPath<'_, HardwareVmcs, P>>(),
+        )
+    };
+    u64::from(!fast.handle(regs))
+}
+
 /// What exit handlers may do to the rest of the machine.
 pub(crate) struct GuestPlatform<'a, F: ept::FrameAllocator> {
     pub(crate) ept: Option<&'a Ept>,
@@ -383,11 +420,16 @@ fn run_on_vmcs(
         ept: Some(ept),
         tables: &*tables,
     };
-    let stop = vcpu::run(&mut vcpu, &mut vmcs, &mut platform, |regs, launched| {
-        // SAFETY: the guest's VMCS is current and fully set up (host state is
-        // the core's own), and `launched` tracks its launch state.
-        unsafe { vmx::arch::enter_guest(regs, launched) }
-    });
+    let stop = vcpu::run(
+        &mut vcpu,
+        &mut vmcs,
+        &mut platform,
+        |regs, launched, fast| {
+            // SAFETY: the guest's VMCS is current and fully set up (host state is
+            // the core's own), and `launched` tracks its launch state.
+            unsafe { enter(regs, launched, fast) }
+        },
+    );
     log::info!("guest {name}: stopped: {stop}");
     log::info!(
         "guest {name}: {} exits, {} preemption-timer slices",

@@ -6,10 +6,10 @@ use hypercall_abi::{Call, Status, CPUID_MAX_LEAF, CPUID_SIGNATURE_LEAF, LOG_WRIT
 use vmx::exit::{EptViolation, ExitInfo, ExitReason, IoDirection, IoQualification};
 use vmx::{fields, VmFail};
 
-use crate::{CoreCall, LineSource, Platform, UartAnswer, Vcpu, Vmcs};
+use crate::{CoreCall, GuestRegisters, LineSource, Platform, UartAnswer, Vcpu, Vmcs};
 
 /// The raw exit reason of VMCALL (basic reason 18, no flags).
-const VMCALL_EXIT: u32 = 18;
+pub(crate) const VMCALL_EXIT: u32 = 18;
 
 /// COM1's eight registers, emulated minimally by the core for now.
 const COM1: core::ops::RangeInclusive<u16> = 0x3F8..=0x3FF;
@@ -302,26 +302,46 @@ fn skip_instruction(vmcs: &mut impl Vmcs) -> Result<(), VmFail> {
     vmcs.write(fields::GUEST_RIP, rip.wrapping_add(len))
 }
 
-/// VMCALL: `NULL` and the core's calls on short paths, the rest (this
-/// crate's `LOG_WRITE`, `EXIT`, unknown numbers) out of line.
+/// The fast path, called by the world switch before it returns to Rust for
+/// VMCALL exits whose call number is in [`crate::FastPath::CALLS`]: answers
+/// `NULL` and the calls [`Platform::fast_hypercall`] takes, and reports
+/// `false` for the rest, which then reach [`handle_exit`] without having
+/// been counted.
+///
+/// Reads only the caller-saved registers of `regs` (RAX, RDI, RDX) and
+/// writes only RAX and RDX. If a VMCS access fails it reports `false`; the
+/// slow path then meets the same failure and stops the guest.
+#[inline]
+pub(crate) fn fast_exit(
+    regs: &mut GuestRegisters,
+    stats: &mut ExitStats,
+    vmcs: &mut impl Vmcs,
+    platform: &mut impl Platform,
+) -> bool {
+    let (status, value) = match Call::from_raw(regs.rax) {
+        Some(Call::Null) => (Status::Ok, regs.rdx),
+        Some(call) => match platform.fast_hypercall(call, regs) {
+            Some(answer) => answer,
+            None => return false,
+        },
+        None => return false,
+    };
+    if skip_instruction(vmcs).is_err() {
+        return false;
+    }
+    stats.record(VMCALL_EXIT as u16);
+    regs.rax = status.raw();
+    regs.rdx = value;
+    true
+}
+
+/// VMCALL on the slow path: this crate's own calls (`NULL`, `LOG_WRITE`,
+/// `EXIT`, unknown numbers) out of line, the rest to the core.
 #[inline]
 fn vmcall(vcpu: &mut Vcpu, vmcs: &mut impl Vmcs, platform: &mut impl Platform) -> Action {
     match Call::from_raw(vcpu.regs.rax) {
-        Some(Call::Null) => {
-            vcpu.regs.rax = Status::Ok.raw();
-            vm!(skip_instruction(vmcs));
-            Action::Resume
-        }
-        None | Some(Call::Exit | Call::LogWrite) => own_call(vcpu, vmcs, platform),
-        Some(call) => match platform.fast_hypercall(call, &vcpu.regs) {
-            Some((status, value)) => {
-                vcpu.regs.rax = status.raw();
-                vcpu.regs.rdx = value;
-                vm!(skip_instruction(vmcs));
-                Action::Resume
-            }
-            None => core_call(vcpu, vmcs, platform, call),
-        },
+        None | Some(Call::Null | Call::Exit | Call::LogWrite) => own_call(vcpu, vmcs, platform),
+        Some(call) => core_call(vcpu, vmcs, platform, call),
     }
 }
 

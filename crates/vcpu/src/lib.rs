@@ -80,10 +80,18 @@ pub trait Platform {
         let _ = (call, regs);
         CoreCall::Return(hypercall_abi::Status::Denied, None)
     }
-    /// A core hypercall answered on the shortest path, inside the exit
-    /// handler: `Some((status, RDX))`, or `None` to go through
-    /// [`Self::core_hypercall`]. Only for calls that never block, never
-    /// reschedule and touch no guest memory.
+    /// The hypercalls [`Self::fast_hypercall`] may answer: bit `n` for call
+    /// number `n`. The world switch offers only these (and `NULL`) to the
+    /// fast path.
+    const FAST_CALLS: u64 = 0;
+
+    /// A core hypercall answered on the shortest path, inside the world
+    /// switch (see [`FastPath`]), for the calls in [`Self::FAST_CALLS`]:
+    /// `Some((status, RDX))`, or `None` to go through
+    /// [`Self::core_hypercall`]. Only for calls that never block,
+    /// never reschedule and touch no guest memory. Only the caller-saved
+    /// registers of `regs` are current here (RAX, RCX, RDX, RSI, RDI,
+    /// R8–R11); the hypercall arguments are all among them.
     #[inline]
     fn fast_hypercall(
         &mut self,
@@ -159,18 +167,49 @@ impl Vcpu {
     }
 }
 
+/// The exit handler the world switch calls before it returns to Rust: the
+/// state the shortest path needs, borrowed for one entry.
+///
+/// The core's world switch stores only the guest's caller-saved registers on
+/// a VM exit and calls [`FastPath::handle`]; when that handles the exit (a
+/// `NULL` or a call [`Platform::fast_hypercall`] answers), the guest resumes
+/// without the rest of the register file being stored and reloaded.
+/// Everything else returns to [`run_until_event`], which handles it with
+/// [`handle_exit`].
+pub struct FastPath<'a, V, P> {
+    stats: &'a mut ExitStats,
+    vmcs: &'a mut V,
+    platform: &'a mut P,
+}
+
+impl<V: Vmcs, P: Platform> FastPath<'_, V, P> {
+    /// The call numbers the world switch offers to [`Self::handle`] (bit `n`
+    /// for call `n`): `NULL` and the platform's [`Platform::FAST_CALLS`].
+    pub const CALLS: u64 = 1 << hypercall_abi::Call::Null as u64 | P::FAST_CALLS;
+
+    /// Handles a VMCALL exit whose call number (RAX) is in [`Self::CALLS`]
+    /// if it is one of the cheapest; `true` means the guest may be resumed
+    /// at once. Reads only the caller-saved registers of `regs` and changes
+    /// only RAX and RDX. The world switch calls it for no other exit.
+    #[inline]
+    pub fn handle(&mut self, regs: &mut GuestRegisters) -> bool {
+        exit::fast_exit(regs, self.stats, self.vmcs, self.platform)
+    }
+}
+
 /// Runs `vcpu` alone until one of its exits stops it; preemption and
 /// rescheduling just resume it. (The core's scheduler uses
 /// [`run_until_event`].)
 ///
 /// `enter` performs the world switch (in the core: [`vmx::arch::enter_guest`]
-/// via the VMCS that `vmcs` accesses). A failure of VMLAUNCH/VMRESUME itself
+/// via the VMCS that `vmcs` accesses), offering each exit to the
+/// [`FastPath`] it is given before it returns. A failure of VMLAUNCH/VMRESUME itself
 /// stops the guest with [`StopReason::EntryInstruction`].
 pub fn run<V, P, E>(vcpu: &mut Vcpu, vmcs: &mut V, platform: &mut P, mut enter: E) -> StopReason
 where
     V: Vmcs,
     P: Platform,
-    E: FnMut(&mut GuestRegisters, bool) -> Result<(), VmFail>,
+    E: FnMut(&mut GuestRegisters, bool, &mut FastPath<'_, V, P>) -> Result<(), VmFail>,
 {
     loop {
         if let Action::Stop(reason) = run_until_event(vcpu, vmcs, platform, &mut enter) {
@@ -192,10 +231,15 @@ pub fn run_until_event<V, P, E>(
 where
     V: Vmcs,
     P: Platform,
-    E: FnMut(&mut GuestRegisters, bool) -> Result<(), VmFail>,
+    E: FnMut(&mut GuestRegisters, bool, &mut FastPath<'_, V, P>) -> Result<(), VmFail>,
 {
     loop {
-        if let Err(fail) = enter(&mut vcpu.regs, vcpu.launched) {
+        let mut fast = FastPath {
+            stats: &mut vcpu.stats,
+            vmcs: &mut *vmcs,
+            platform: &mut *platform,
+        };
+        if let Err(fail) = enter(&mut vcpu.regs, vcpu.launched, &mut fast) {
             return Action::Stop(StopReason::EntryInstruction(fail));
         }
         vcpu.launched = true;
@@ -252,9 +296,22 @@ pub(crate) mod testing {
         pub core_calls: Vec<(hypercall_abi::Call, [u64; 4])>,
         pub uart_answer: Option<UartAnswer>,
         pub uart_accesses: Vec<(u8, bool, u8)>,
+        pub fast_answer: Option<(hypercall_abi::Status, u64)>,
+        pub fast_calls: Vec<(hypercall_abi::Call, u64)>,
     }
 
     impl Platform for FakePlatform {
+        const FAST_CALLS: u64 = 1 << hypercall_abi::Call::CapInspect as u64;
+
+        fn fast_hypercall(
+            &mut self,
+            call: hypercall_abi::Call,
+            regs: &GuestRegisters,
+        ) -> Option<(hypercall_abi::Status, u64)> {
+            self.fast_calls.push((call, regs.rdi));
+            self.fast_answer
+        }
+
         fn uart_access(&mut self, offset: u8, write: bool, value: u8) -> UartAnswer {
             self.uart_accesses.push((offset, write, value));
             self.uart_answer.unwrap_or(UartAnswer::Emulate)
@@ -309,7 +366,7 @@ mod tests {
         vmcs.set(fields::GUEST_RIP, 0x1000);
         let mut platform = FakePlatform::default();
         let mut entries = Vec::new();
-        let reason = run(&mut vcpu, &mut vmcs, &mut platform, |regs, launched| {
+        let reason = run(&mut vcpu, &mut vmcs, &mut platform, |regs, launched, _| {
             entries.push(launched);
             // First entry: a null hypercall; second: exit(7).
             regs.rax = if entries.len() == 1 { 0 } else { 2 };
@@ -332,7 +389,7 @@ mod tests {
         let mut vcpu = Vcpu::new("t");
         let mut vmcs = FakeVmcs::default();
         let mut platform = FakePlatform::default();
-        let reason = run(&mut vcpu, &mut vmcs, &mut platform, |_, _| {
+        let reason = run(&mut vcpu, &mut vmcs, &mut platform, |_, _, _| {
             Err(VmFail::Invalid)
         });
         assert_eq!(reason, StopReason::EntryInstruction(VmFail::Invalid));
@@ -349,7 +406,7 @@ mod tests {
             ..Default::default()
         };
         let mut n = 0;
-        let action = run_until_event(&mut vcpu, &mut vmcs, &mut platform, |regs, _| {
+        let action = run_until_event(&mut vcpu, &mut vmcs, &mut platform, |regs, _, _| {
             n += 1;
             regs.rax = if n < 3 {
                 0
@@ -360,5 +417,104 @@ mod tests {
         });
         assert_eq!(action, Action::Reschedule);
         assert_eq!(n, 3);
+    }
+
+    /// The world switch as the core's assembly runs it: enter, and offer
+    /// each VMCALL exit of one of the fast calls to the fast path; resume at
+    /// once when it was handled. `guest` plays the guest up to its next
+    /// exit (always a VMCALL here); a slow exit's registers are then all
+    /// "stored" (they are already in `regs`).
+    fn switch<V: Vmcs, P: Platform>(
+        regs: &mut GuestRegisters,
+        fast: &mut FastPath<'_, V, P>,
+        mut guest: impl FnMut(&mut GuestRegisters),
+    ) -> Result<(), VmFail> {
+        loop {
+            guest(regs);
+            let offered = regs.rax < 64 && FastPath::<V, P>::CALLS & 1 << regs.rax != 0;
+            if !offered || !fast.handle(regs) {
+                return Ok(());
+            }
+        }
+    }
+
+    #[test]
+    fn the_fast_path_answers_null_and_fast_calls_without_leaving_the_switch() {
+        use hypercall_abi::{Call, Status};
+        let mut vcpu = Vcpu::new("t");
+        let mut vmcs = FakeVmcs::default();
+        vmcs.set(fields::VM_EXIT_REASON, ExitReason::Vmcall.basic() as u64);
+        vmcs.set(fields::VM_EXIT_INSTRUCTION_LEN, 3);
+        vmcs.set(fields::GUEST_RIP, 0x1000);
+        let mut platform = FakePlatform {
+            fast_answer: Some((Status::Ok, 0x55)),
+            core_answer: Some(CoreCall::Switch(Status::Ok, None)),
+            ..Default::default()
+        };
+        let mut entries = 0;
+        let mut seen = Vec::new();
+        let action = run_until_event(&mut vcpu, &mut vmcs, &mut platform, |regs, _, fast| {
+            entries += 1;
+            let mut step = 0;
+            switch(regs, fast, |r| {
+                step += 1;
+                seen.push((r.rax, r.rdx));
+                (r.rax, r.rdi, r.rdx) = match step {
+                    1 => (Call::Null as u64, 0, 9),
+                    2 => (Call::CapInspect as u64, 4, 9),
+                    _ => (Call::Yield as u64, 0, 9),
+                };
+            })
+        });
+        assert_eq!(action, Action::Reschedule, "YIELD went the slow way");
+        assert_eq!(entries, 1, "NULL and CAP_INSPECT resumed inside the switch");
+        // What the guest saw after each exit: NULL leaves RDX alone,
+        // CAP_INSPECT returns its value in RDX.
+        assert_eq!(seen[1], (Status::Ok.raw(), 9));
+        assert_eq!(seen[2], (Status::Ok.raw(), 0x55));
+        assert_eq!(
+            platform.fast_calls,
+            [(Call::CapInspect, 4)],
+            "YIELD not offered"
+        );
+        assert_eq!(platform.core_calls.len(), 1, "only YIELD reached the core");
+        assert_eq!(
+            vcpu.stats.count(ExitReason::Vmcall),
+            3,
+            "each exit counted once"
+        );
+        assert_eq!(vmcs.get(fields::GUEST_RIP), 0x1009, "three VMCALLs skipped");
+    }
+
+    #[test]
+    fn calls_the_fast_path_declines_go_the_slow_way_uncounted() {
+        use hypercall_abi::{Call, Status};
+        let mut vcpu = Vcpu::new("t");
+        let mut vmcs = FakeVmcs::default();
+        let mut platform = FakePlatform::default();
+        let mut fast = FastPath {
+            stats: &mut vcpu.stats,
+            vmcs: &mut vmcs,
+            platform: &mut platform,
+        };
+        let mut regs = GuestRegisters {
+            rax: Call::CapInspect as u64,
+            rdx: 5,
+            ..Default::default()
+        };
+        assert!(!fast.handle(&mut regs), "the platform declined it");
+        regs.rax = 0xdead;
+        assert!(
+            !fast.handle(&mut regs),
+            "unknown numbers are the slow path's"
+        );
+        assert_eq!((regs.rax, regs.rdx), (0xdead, 5), "nothing written");
+        assert_eq!(vcpu.stats.total(), 0, "nothing counted");
+        assert_eq!(vmcs.get(fields::GUEST_RIP), 0, "RIP untouched");
+        assert_eq!(
+            FastPath::<FakeVmcs, FakePlatform>::CALLS,
+            1 << Call::Null as u64 | 1 << Call::CapInspect as u64
+        );
+        let _ = Status::Ok;
     }
 }

@@ -5,7 +5,9 @@
 //! VMCS) and `VMfailValid` (ZF = 1, the VM-instruction error field says why).
 //! The world switch [`enter_guest`] saves the host's callee-saved registers,
 //! loads the guest's general registers from a [`GuestRegisters`], enters the
-//! guest with VMLAUNCH or VMRESUME, and on VM exit stores every guest general
+//! guest with VMLAUNCH or VMRESUME, and on VM exit first offers the exit to a
+//! fast handler with only the caller-saved guest registers stored (a handled
+//! exit resumes the guest without returning), then stores every guest general
 //! register back before returning to Rust.
 
 use core::arch::{asm, naked_asm};
@@ -242,23 +244,50 @@ pub unsafe fn invvpid(kind: InvvpidType, vpid: u16, address: u64) -> Result<(), 
 /// 1 = VMfailInvalid, 2 = VMfailValid.
 type RawEntry = u64;
 
-/// Runs the guest of the current VMCS until its next VM exit.
+/// The fast exit handler [`enter_guest`] calls, before it returns to Rust,
+/// on every VMCALL exit whose call number (guest RAX) is one of the `calls`
+/// given to `enter_guest`: `regs` is the guest register file and `ctx` the
+/// pointer given to `enter_guest`. It returns 0 when it handled the exit
+/// completely (the guest is resumed at once, without leaving the world
+/// switch) and anything else to have `enter_guest` return.
+///
+/// While it runs, only the caller-saved registers in `regs` are current (RAX,
+/// RCX, RDX, RSI, RDI, R8–R11): the guest's RBX, RBP and R12–R15 are still
+/// live in the processor (the handler's own prologue saves and its epilogue
+/// restores them, as the System V ABI requires of every function), and the
+/// saved CR2 is stale. It may change only the caller-saved registers.
+pub type FastExit = unsafe extern "C" fn(regs: *mut GuestRegisters, ctx: *mut u8) -> u64;
+
+/// Runs the guest of the current VMCS until an exit that `fast` does not
+/// handle.
 ///
 /// Loads every general register from `regs` (and CR2), executes VMLAUNCH
-/// when `launched` is false and VMRESUME otherwise, and on VM exit stores the
-/// guest's registers back into `regs`. `Ok(())` means a VM exit happened (read
-/// the exit reason from the VMCS; it may be a failed VM entry with bit 31
-/// set); `Err` means the instruction itself failed.
+/// when `launched` is false and VMRESUME otherwise. On each VM exit it
+/// stores the guest's caller-saved registers into `regs`; when the exit is a
+/// VMCALL whose RAX is below 64 with bit RAX of `calls` set, it calls
+/// `fast(regs, ctx)` (see [`FastExit`]), and when that returns 0 it reloads
+/// them and resumes the guest. Otherwise it stores the rest of the register
+/// file and CR2 and returns `Ok(())`: read the exit reason from the VMCS (it
+/// may be a failed VM entry with bit 31 set). `Err` means VMLAUNCH/VMRESUME
+/// itself failed; the register file is then not meaningful.
 ///
 /// # Safety
 /// Must run in VMX root operation with a current VMCS whose host state is
 /// this core's (CR3, GDT/IDT/TR, segment selectors, FS/GS bases), whose guest
 /// state and controls are valid, and which was launched exactly when
 /// `launched` is true. HOST_RSP and HOST_RIP are written by this function.
-pub unsafe fn enter_guest(regs: &mut GuestRegisters, launched: bool) -> Result<(), VmFail> {
-    // SAFETY: the caller upholds the VMCS preconditions; `regs` is a valid,
-    // exclusive reference for the duration of the call.
-    let raw = unsafe { enter_guest_raw(regs, launched as u64) };
+/// `fast` must be safe to call with `regs` and `ctx` on every exit, and must
+/// not touch the VMCS pointer or leave VMX operation.
+pub unsafe fn enter_guest(
+    regs: &mut GuestRegisters,
+    launched: bool,
+    fast: FastExit,
+    ctx: *mut u8,
+    calls: u64,
+) -> Result<(), VmFail> {
+    // SAFETY: the caller upholds the VMCS preconditions and those of `fast`;
+    // `regs` is a valid, exclusive reference for the duration of the call.
+    let raw = unsafe { enter_guest_raw(regs, launched as u64, fast, ctx, calls) };
     match raw {
         0 => Ok(()),
         1 => Err(VmFail::Invalid),
@@ -270,12 +299,21 @@ pub unsafe fn enter_guest(regs: &mut GuestRegisters, launched: bool) -> Result<(
     }
 }
 
-/// The world switch. System V ABI: RDI = `regs`, RSI = `launched`.
+/// The world switch. System V ABI: RDI = `regs`, RSI = `launched`,
+/// RDX = `fast`, RCX = `ctx`, R8 = `calls`.
 ///
-/// Stack while the guest runs (HOST_RSP points at the lowest slot):
-/// `[regs pointer] [r15] [r14] [r13] [r12] [rbx] [rbp] [return address]`.
+/// Stack while the guest runs (HOST_RSP points at the lowest slot, which is
+/// 16-byte aligned so that `fast` can be called from it):
+/// `[regs] [calls] [fast] [ctx] [padding] [r15] [r14] [r13] [r12] [rbx] [rbp]
+/// [return address]`.
 #[unsafe(naked)]
-unsafe extern "C" fn enter_guest_raw(regs: *mut GuestRegisters, launched: u64) -> RawEntry {
+unsafe extern "C" fn enter_guest_raw(
+    regs: *mut GuestRegisters,
+    launched: u64,
+    fast: FastExit,
+    ctx: *mut u8,
+    calls: u64,
+) -> RawEntry {
     naked_asm!(
         "push rbp",
         "push rbx",
@@ -283,6 +321,10 @@ unsafe extern "C" fn enter_guest_raw(regs: *mut GuestRegisters, launched: u64) -
         "push r13",
         "push r14",
         "push r15",
+        "sub rsp, 8",
+        "push rcx",
+        "push rdx",
+        "push r8",
         "push rdi",
         // HOST_RSP = current stack, HOST_RIP = the exit label below.
         "mov rax, {host_rsp}",
@@ -322,31 +364,64 @@ unsafe extern "C" fn enter_guest_raw(regs: *mut GuestRegisters, launched: u64) -
         "jc 5f",
         "mov eax, 2",
         "5:",
-        "add rsp, 8",
+        "add rsp, 40",
         "jmp 6f",
-        // VM exit: RSP = HOST_RSP, guest registers still live.
+        // VM exit: RSP = HOST_RSP, guest registers still live. Store the
+        // caller-saved ones and offer a VMCALL of one of `calls` to the fast
+        // handler; the guest's callee-saved registers stay where they are.
         "2:",
         "push rdi",
         "mov rdi, [rsp + 8]",
         "mov [rdi + {rax}], rax",
-        "mov [rdi + {rbx}], rbx",
         "mov [rdi + {rcx}], rcx",
         "mov [rdi + {rdx}], rdx",
         "mov [rdi + {rsi}], rsi",
-        "mov [rdi + {rbp}], rbp",
         "mov [rdi + {r8}], r8",
         "mov [rdi + {r9}], r9",
         "mov [rdi + {r10}], r10",
         "mov [rdi + {r11}], r11",
+        "pop rax",
+        "mov [rdi + {rdi}], rax",
+        // A failed VMREAD leaves RAX (the field number, not 18) unchanged.
+        "mov eax, {exit_reason}",
+        "vmread rax, rax",
+        "cmp eax, {vmcall}",
+        "jne 7f",
+        "mov rax, [rdi + {rax}]",
+        "cmp rax, 63",
+        "ja 7f",
+        "mov rcx, [rsp + 8]",
+        "bt rcx, rax",
+        "jnc 7f",
+        "mov rsi, [rsp + 24]",
+        "call [rsp + 16]",
+        "test rax, rax",
+        "jnz 7f",
+        // Handled: reload the caller-saved registers and resume.
+        "mov rdi, [rsp]",
+        "mov rax, [rdi + {rax}]",
+        "mov rcx, [rdi + {rcx}]",
+        "mov rdx, [rdi + {rdx}]",
+        "mov rsi, [rdi + {rsi}]",
+        "mov r8, [rdi + {r8}]",
+        "mov r9, [rdi + {r9}]",
+        "mov r10, [rdi + {r10}]",
+        "mov r11, [rdi + {r11}]",
+        "mov rdi, [rdi + {rdi}]",
+        "vmresume",
+        "jmp 4b",
+        // Not handled: store the rest and return to Rust.
+        "7:",
+        "mov rdi, [rsp]",
+        "mov [rdi + {rbx}], rbx",
+        "mov [rdi + {rbp}], rbp",
         "mov [rdi + {r12}], r12",
         "mov [rdi + {r13}], r13",
         "mov [rdi + {r14}], r14",
         "mov [rdi + {r15}], r15",
-        "pop rax",
-        "mov [rdi + {rdi}], rax",
         "mov rax, cr2",
         "mov [rdi + {cr2}], rax",
-        "add rsp, 8",
+        "add rsp, 40",
         "xor eax, eax",
         "6:",
         "pop r15",
@@ -358,6 +433,8 @@ unsafe extern "C" fn enter_guest_raw(regs: *mut GuestRegisters, launched: u64) -
         "ret",
         host_rsp = const fields::HOST_RSP,
         host_rip = const fields::HOST_RIP,
+        exit_reason = const fields::VM_EXIT_REASON,
+        vmcall = const 18,
         rax = const crate::regs::offsets::RAX,
         rbx = const crate::regs::offsets::RBX,
         rcx = const crate::regs::offsets::RCX,
