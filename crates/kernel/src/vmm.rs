@@ -220,11 +220,11 @@ pub(crate) unsafe fn enter<P: Platform>(
     fast: &mut vcpu::FastPath<'_, HardwareVmcs, P>,
 ) -> Result<(), VmFail> {
     let ctx = (fast as *mut vcpu::FastPath<'_, HardwareVmcs, P>).cast::<u8>();
+    let calls = vcpu::FastPath::<HardwareVmcs, P>::CALLS;
     // SAFETY: the caller vouches for the VMCS; `fast_exit::<P>` is called
     // with `regs` and the `FastPath` behind `ctx`, both alive until
     // `enter_guest` returns, and touches only VMREAD/VMWRITE on the current
     // VMCS.
-    let calls = vcpu::FastPath::<HardwareVmcs, P>::CALLS;
     unsafe { vmx::arch::enter_guest(regs, launched, fast_exit::<P>, ctx, calls) }
 }
 
