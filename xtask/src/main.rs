@@ -322,7 +322,7 @@ fn bench() -> Result<ExitCode> {
     )
     .ok_or("no virtual-UART benchmark line in the console")?;
     println!("Round trips in emulated instructions (RDTSC in Bochs; the TSC counts instructions):");
-    println!("  null hypercall, first guest (VMCALL -> core -> VMRESUME): {null:>6}   floor 91, goal < 200");
+    println!("  null hypercall, first guest (VMCALL -> core -> VMRESUME): {null:>6}   goal < 200");
     println!("  null hypercall, manifest domain:                           {domain_null:>6}");
     println!(
         "  capability-checked hypercall (CAP_INSPECT):                {checked:>6}   goal <= 150"

@@ -208,6 +208,11 @@ pub struct System {
     /// A domain asked for the system to end (`SHUTDOWN`).
     pub shutdown_requested: bool,
     last_run: Option<u16>,
+    /// No blocked domain's deadline is earlier than this (`None`: no
+    /// deadline is set). A lower bound: waking a domain early does not
+    /// raise it, so [`Self::wake_expired`] skips its scan until `now`
+    /// reaches it.
+    next_deadline: Option<u64>,
 }
 
 impl Default for System {
@@ -298,6 +303,7 @@ impl System {
             uart_waiting: false,
             shutdown_requested: false,
             last_run: None,
+            next_deadline: None,
         }
     }
 
@@ -694,11 +700,7 @@ impl System {
     /// The UART service waits for requests (`IOREQ_WAIT` with none queued),
     /// at most until `deadline`.
     pub fn uart_block(&mut self, service: ObjectRef, deadline: Option<u64>) {
-        if let Some(d) = self.domains.get_mut(service) {
-            d.state = RunState::Blocked {
-                channel: None,
-                deadline,
-            };
+        if self.block(service, None, deadline) {
             self.uart_waiting = true;
         }
     }
@@ -843,8 +845,32 @@ impl System {
 
     // ----- scheduling -----
 
+    /// Blocks `d` until a notification on `channel` (when given) or until
+    /// `deadline` (when given); `false` when `d` does not exist.
+    pub fn block(
+        &mut self,
+        d: ObjectRef,
+        channel: Option<ObjectRef>,
+        deadline: Option<u64>,
+    ) -> bool {
+        let Some(dom) = self.domains.get_mut(d) else {
+            return false;
+        };
+        dom.state = RunState::Blocked { channel, deadline };
+        if let Some(t) = deadline {
+            self.next_deadline = Some(self.next_deadline.map_or(t, |n| n.min(t)));
+        }
+        true
+    }
+
     /// Wakes every blocked domain whose deadline is at or before `now`.
+    /// Called before every scheduling decision, so it looks at the domains
+    /// only when the earliest deadline may have passed.
     pub fn wake_expired(&mut self, now: u64) {
+        if self.next_deadline.is_none_or(|t| t > now) {
+            return;
+        }
+        let mut next = None::<u64>;
         for (_, dom) in self.domains.iter_mut() {
             if let RunState::Blocked {
                 channel,
@@ -859,9 +885,12 @@ impl System {
                         Status::Ok
                     };
                     dom.pending = Some((status, None));
+                } else {
+                    next = Some(next.map_or(t, |n| n.min(t)));
                 }
             }
         }
+        self.next_deadline = next;
     }
 
     /// The earliest deadline of a blocked domain.
@@ -1230,12 +1259,7 @@ impl System {
                     return Err(Status::TimedOut);
                 }
                 let deadline = (timeout != u64::MAX).then(|| now.saturating_add(timeout));
-                if let Some(d) = self.domains.get_mut(caller) {
-                    d.state = RunState::Blocked {
-                        channel: Some(cap.object),
-                        deadline,
-                    };
-                }
+                self.block(caller, Some(cap.object), deadline);
                 Ok(Outcome::Block)
             }
             Call::DomainCreate => {
@@ -1351,12 +1375,7 @@ impl System {
                 if a[0] == 0 {
                     return ok(None);
                 }
-                if let Some(d) = self.domains.get_mut(caller) {
-                    d.state = RunState::Blocked {
-                        channel: None,
-                        deadline: Some(now.saturating_add(a[0])),
-                    };
-                }
+                self.block(caller, None, Some(now.saturating_add(a[0])));
                 Ok(Outcome::Block)
             }
         }

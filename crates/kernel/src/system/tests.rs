@@ -635,10 +635,7 @@ fn the_scheduler_prefers_priority_and_rotates_equals() {
         .unwrap();
     assert_eq!(w.sys.pick(), Some(c));
     assert_eq!(w.sys.pick(), Some(c));
-    w.sys.domains.get_mut(c).unwrap().state = RunState::Blocked {
-        channel: None,
-        deadline: Some(10),
-    };
+    assert!(w.sys.block(c, None, Some(10)));
     let first = w.sys.pick().unwrap();
     let second = w.sys.pick().unwrap();
     assert_ne!(first, second, "equal priorities take turns");
@@ -959,4 +956,46 @@ fn waiting_on_a_channel_whose_peer_is_gone_is_refused() {
         w.status(w.a, Call::ChannelWait, [w.chan_a, u64::MAX, 0, 0]),
         Status::Denied
     );
+}
+
+#[test]
+fn deadlines_wake_in_order_and_an_early_wake_leaves_no_stale_deadline() {
+    let mut w = world();
+    assert!(w.sys.block(w.a, None, Some(200)));
+    assert!(w.sys.block(w.b, None, Some(100)));
+    w.sys.wake_expired(99);
+    assert!(matches!(
+        w.sys.domains.get(w.b).unwrap().state,
+        RunState::Blocked { .. }
+    ));
+    w.sys.wake_expired(150);
+    assert_eq!(w.sys.domains.get(w.b).unwrap().state, RunState::Runnable);
+    assert!(matches!(
+        w.sys.domains.get(w.a).unwrap().state,
+        RunState::Blocked { .. }
+    ));
+    assert_eq!(w.sys.earliest_deadline(), Some(200));
+    // `a` is woken by something else before its deadline, then blocks
+    // again without one: passing the old deadline wakes nobody.
+    w.sys.domains.get_mut(w.a).unwrap().state = RunState::Runnable;
+    assert!(w.sys.block(w.a, None, None));
+    w.sys.wake_expired(1_000);
+    assert!(matches!(
+        w.sys.domains.get(w.a).unwrap().state,
+        RunState::Blocked { .. }
+    ));
+    // A later, shorter deadline is seen even after a scan found none.
+    assert!(w.sys.block(w.b, None, Some(2_000)));
+    assert!(w.sys.block(w.b, None, Some(1_500)));
+    w.sys.wake_expired(1_500);
+    assert_eq!(w.sys.domains.get(w.b).unwrap().state, RunState::Runnable);
+    assert!(!w.sys.block(
+        ObjectRef {
+            kind: ObjectType::Domain,
+            index: 7,
+            generation: 9
+        },
+        None,
+        Some(1)
+    ));
 }
