@@ -39,6 +39,11 @@ pub struct Spec {
     /// Console input: each `(wait, send)` types `send` once `wait` was
     /// printed (COM1 then runs over a socket).
     pub input: Vec<(String, String)>,
+    /// Markers of a figure that must change and come back (memory handed
+    /// out and returned): the console lines containing each marker, in
+    /// order, must be at least three, the last equal to the first and some
+    /// line between them different.
+    pub returns: Vec<String>,
     /// How the emulator must end.
     pub exit: Exit,
     /// Hard limit on the run.
@@ -120,6 +125,23 @@ pub fn judge(spec: &Spec, run: &Run) -> Result<(), Failure> {
             )));
         }
     }
+    if next == spec.expect.len() {
+        for marker in &spec.returns {
+            let seen: Vec<&str> = lines
+                .iter()
+                .copied()
+                .filter(|l| l.contains(marker.as_str()))
+                .collect();
+            let comes_back = seen.len() >= 3
+                && seen.first() == seen.last()
+                && seen.iter().any(|l| Some(l) != seen.first());
+            if !comes_back {
+                return Err(fail(format!(
+                    "the lines with {marker:?} do not change and come back: {seen:?}"
+                )));
+            }
+        }
+    }
     if next < spec.expect.len() {
         let why = match run.outcome {
             Outcome::TimedOut => format!(
@@ -179,6 +201,7 @@ mod tests {
             forbid: default_forbidden(),
             system: None,
             input: Vec::new(),
+            returns: Vec::new(),
             exit: Exit::Success,
             timeout: Duration::from_secs(5),
         }
@@ -195,6 +218,35 @@ mod tests {
 
     const GOOD: &str =
         "bulkhead: VMX enabled: revision id 0x2b\n[first] hello\nbulkhead: shutdown status=0\n";
+
+    #[test]
+    fn a_figure_must_change_and_come_back() {
+        let mut s = spec(&["bulkhead: shutdown status=0"]);
+        s.returns = vec!["free ".into()];
+        let console = |frees: &[&str]| {
+            let mut c = String::new();
+            for f in frees {
+                c.push_str(&format!("free {f} KiB\n"));
+            }
+            c + GOOD
+        };
+        assert!(judge(
+            &s,
+            &run(&console(&["10", "6", "10"]), Outcome::Exited(Some(0)))
+        )
+        .is_ok());
+        for bad in [
+            &["10", "6", "8"][..],
+            &["10", "10", "10"],
+            &["10", "10"],
+            &[],
+        ] {
+            assert!(
+                judge(&s, &run(&console(bad), Outcome::Exited(Some(0)))).is_err(),
+                "{bad:?}"
+            );
+        }
+    }
 
     #[test]
     fn matching_output_passes() {

@@ -137,7 +137,8 @@ pub fn load_system(path: &Path) -> Result<manifest::Manifest> {
 }
 
 /// Makes a GRUB ISO named `name` that boots the core with `cmdline`, the
-/// first guest, and, when `system` names a manifest, its domains.
+/// first guest, and, when `system` names a manifest, its domains' and
+/// guests' images.
 pub fn make_iso(
     bins: &Binaries,
     name: &str,
@@ -153,7 +154,12 @@ pub fn make_iso(
     let mut modules = String::from("    module2 /boot/first.bin first\n");
     if let Some(path) = system {
         let m = load_system(path)?;
-        let mut images: Vec<&str> = m.domains.iter().map(|d| d.image.as_str()).collect();
+        let mut images: Vec<&str> = m
+            .domains
+            .iter()
+            .map(|d| d.image.as_str())
+            .chain(m.guests.iter().map(|g| g.image.as_str()))
+            .collect();
         images.sort_unstable();
         images.dedup();
         for image in images {

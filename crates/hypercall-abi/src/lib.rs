@@ -131,13 +131,17 @@ pub enum Call {
     Sleep = 15,
     /// Creates a domain whose memory is a region the caller holds. RDI =
     /// region slot (needs [`Rights::CONTROL`] and [`Rights::MAP`]; the region
-    /// becomes the new domain's memory at guest-physical 0 and is freed with
-    /// it), RSI = priority (at most the caller's: else [`Status::Denied`]),
-    /// RDX = capability-slot budget of the new domain (1..=32: else
-    /// [`Status::InvalidArgument`]). Returns RDX = slot of a capability with
-    /// CONTROL, READ and GRANT on it. The domain does not run before
-    /// [`Call::DomainStart`]. [`Status::OutOfResources`] when the domain
-    /// table or the core pool is full.
+    /// is mapped as the new domain's memory at guest-physical 0 and stays
+    /// the holder's: destroying the domain unmaps it, it is not freed;
+    /// [`Status::Denied`] while it is another live domain's memory), RSI =
+    /// priority (at most the caller's: else [`Status::Denied`]), RDX =
+    /// capability-slot budget of the new domain (1..=32: else
+    /// [`Status::InvalidArgument`]), R10 = [`SLOT_NONE`] or the slot of a
+    /// guest image the core handed out at boot (needs [`Rights::READ`]):
+    /// the new domain takes that guest's name. Returns RDX = slot of a
+    /// capability with CONTROL, READ and GRANT on it. The domain does not
+    /// run before [`Call::DomainStart`]. [`Status::OutOfResources`] when the
+    /// domain table or the core pool is full.
     DomainCreate = 16,
     /// Sets the initial vCPU state of a created, not yet started domain.
     /// RDI = domain slot (needs [`Rights::CONTROL`]), RSI = entry point, RDX
@@ -180,6 +184,19 @@ pub enum Call {
     /// I/O << 16 | EPT violations << 32 | all exits << 48, each field
     /// saturating at 0xffff.
     DomainExits = 24,
+    /// Unmaps a memory region from a domain. RDI = domain slot (or
+    /// [`SLOT_SELF`]; needs [`Rights::CONTROL`] unless self), RSI = region
+    /// slot (needs [`Rights::MAP`]). Every mapping of the region in that
+    /// domain goes, and cached translations are dropped.
+    /// [`Status::InvalidArgument`] when it is not mapped there;
+    /// [`Status::Denied`] when it is that domain's own memory.
+    MemUnmap = 25,
+    /// Zeroes part of a memory region. RDI = region slot (needs
+    /// [`Rights::WRITE`]), RSI = byte offset, RDX = length (both
+    /// page-aligned, length 1..=[`MEM_ZERO_MAX`] bytes, inside the region:
+    /// else [`Status::InvalidArgument`]). [`Status::Denied`] while the region
+    /// is mapped into any domain.
+    MemZero = 26,
 }
 
 impl Call {
@@ -211,12 +228,14 @@ impl Call {
             22 => Call::IoReqDone,
             23 => Call::Shutdown,
             24 => Call::DomainExits,
+            25 => Call::MemUnmap,
+            26 => Call::MemZero,
             _ => return None,
         })
     }
 
     /// Every call, in number order.
-    pub const ALL: [Call; 25] = [
+    pub const ALL: [Call; 27] = [
         Call::Null,
         Call::LogWrite,
         Call::Exit,
@@ -242,6 +261,8 @@ impl Call {
         Call::IoReqDone,
         Call::Shutdown,
         Call::DomainExits,
+        Call::MemUnmap,
+        Call::MemZero,
     ];
 
     /// A short name for logs.
@@ -272,12 +293,22 @@ impl Call {
             Call::IoReqDone => "ioreq_done",
             Call::Shutdown => "shutdown",
             Call::DomainExits => "domain_exits",
+            Call::MemUnmap => "mem_unmap",
+            Call::MemZero => "mem_zero",
         }
     }
 }
 
 /// The slot number that names the calling domain itself.
 pub const SLOT_SELF: u64 = u64::MAX;
+
+/// The slot number that names no capability, where a call takes an
+/// optional one.
+pub const SLOT_NONE: u64 = u64::MAX - 1;
+
+/// The most bytes one [`Call::MemZero`] clears (bounding the time the core
+/// spends in one call).
+pub const MEM_ZERO_MAX: u64 = 4 << 20;
 
 bitflags::bitflags! {
     /// What a capability allows on its object.
@@ -447,7 +478,9 @@ pub struct StartInfo {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct StartSlot {
     /// Its name: `memory` for the domain's own memory, a channel's name, a
-    /// controlled domain's name, or `ports:FIRST-LAST` (hex).
+    /// controlled domain's name, `ports` for a port range, `spare` for
+    /// spare memory, `free` for the memory broker's free memory, or
+    /// `guest:NAME` for the image of guest NAME (given to the launcher).
     pub name: [u8; 24],
     /// Length of `name`.
     pub name_len: u8,
@@ -455,13 +488,17 @@ pub struct StartSlot {
     pub kind: u8,
     /// [`Rights`] bits.
     pub rights: u8,
-    /// Reserved, zero.
-    pub reserved: u8,
+    /// For a guest image: the guest's priority; otherwise 0.
+    pub priority: u8,
     /// The slot number.
     pub slot: u32,
-    /// For a channel: where its pages are mapped in this domain.
+    /// For a channel: where its pages are mapped in this domain; for a port
+    /// range: its first port; for a guest image: the memory the guest asks
+    /// for, in bytes.
     pub gpa: u64,
-    /// For a channel or memory: its size in bytes.
+    /// For a channel or memory: its size in bytes; for a port range: the
+    /// number of ports; for a guest image: the image's length in bytes (the
+    /// region is that rounded up to pages).
     pub size: u64,
 }
 

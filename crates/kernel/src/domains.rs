@@ -101,6 +101,12 @@ impl<'a> Machine for Hw<'a> {
         }
     }
 
+    fn zero_memory(&mut self, hpa: u64, len: u64) {
+        // SAFETY: the objects call this only for a region's own frames
+        // (identity-mapped host memory) while no domain maps them.
+        unsafe { arch::phys_mut(hpa, len as usize) }.fill(0);
+    }
+
     fn allocate_domain(&mut self, vpid: u16) -> Option<DomainHw> {
         let vmcs = self.pool.0.allocate()?;
         let Some(a) = self.pool.0.allocate() else {
@@ -429,6 +435,90 @@ pub fn run_system<'m>(
             com1.start(),
             com1.end(),
             hypercall_abi::ioreq::GPA
+        );
+    }
+
+    // The launcher: a read-only capability on every guest's image.
+    if let Some(i) = manifest.domains.iter().position(|d| d.launcher) {
+        let name = manifest.domains[i].name.as_str();
+        let d = refs[i].ok_or(BootError::Domain(name, "was not built"))?;
+        for guest in manifest.guests.iter() {
+            let gname: &'static str = guest.name.as_str();
+            let image = module(guest.image.as_str()).ok_or(BootError::Domain(
+                gname,
+                "no boot module with the guest's image",
+            ))?;
+            let start = image.as_ptr() as u64;
+            if !start.is_multiple_of(FRAME) || image.is_empty() {
+                return Err(BootError::Domain(
+                    gname,
+                    "the guest image module is not page-aligned",
+                ));
+            }
+            let len = (image.len() as u64).next_multiple_of(FRAME);
+            let slot = sys
+                .grant_image(d, (start, len), gname)
+                .map_err(|s| BootError::Capability(name, s))?;
+            if let Some((_, info)) = infos[i].as_mut() {
+                let mut label = [0u8; 24];
+                let text = b"guest:";
+                label[..text.len()].copy_from_slice(text);
+                let n = gname.len().min(label.len() - text.len());
+                label[text.len()..text.len() + n].copy_from_slice(&gname.as_bytes()[..n]);
+                let label = core::str::from_utf8(&label[..text.len() + n]).unwrap_or("guest:");
+                add_slot(
+                    info,
+                    label,
+                    ObjectType::MemRegion,
+                    Rights::READ | Rights::MAP,
+                    slot,
+                    guest.memory_kib as u64 * 1024,
+                    image.len() as u64,
+                );
+                let last = info.slot_count as usize - 1;
+                if let Some(s) = info.slots.get_mut(last) {
+                    s.priority = guest.priority;
+                }
+            }
+            log::info!(
+                "guest {gname}: image {:?} ({} bytes) handed to {name}",
+                guest.image.as_str(),
+                image.len()
+            );
+        }
+    }
+
+    // The memory broker: one region over the largest run of free memory.
+    if let Some(i) = manifest.domains.iter().position(|d| d.free_memory) {
+        let name = manifest.domains[i].name.as_str();
+        let d = refs[i].ok_or(BootError::Domain(name, "was not built"))?;
+        let largest = hw.frames.runs().map(|r| r.end - r.start).max().unwrap_or(0);
+        let len = largest - largest % FRAME;
+        let free = hw
+            .frames
+            .allocate(len, FRAME)
+            .filter(|_| len > 0)
+            .ok_or(BootError::Domain(
+                name,
+                "no free memory left for free_memory",
+            ))?;
+        let slot = sys
+            .grant_region(d, (free, len))
+            .map_err(|s| BootError::Capability(name, s))?;
+        if let Some((_, info)) = infos[i].as_mut() {
+            add_slot(
+                info,
+                "free",
+                ObjectType::MemRegion,
+                Rights::all(),
+                slot,
+                0,
+                len,
+            );
+        }
+        log::info!(
+            "domain {name} holds the free memory: {} KiB at {free:#x}",
+            len / 1024
         );
     }
 

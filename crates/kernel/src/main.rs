@@ -275,9 +275,10 @@ mod core_main {
                 }
                 Ok(m) => {
                     log::info!(
-                        "boot manifest: {} domain(s), {} channel(s)",
+                        "boot manifest: {} domain(s), {} channel(s), {} guest(s)",
                         m.domains.len(),
-                        m.channels.len()
+                        m.channels.len(),
+                        m.guests.len()
                     );
                     if let Err(e) = domains::run_system(
                         &vmx,

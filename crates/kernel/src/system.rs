@@ -40,6 +40,9 @@ pub trait Machine {
     fn invalidate(&mut self, eptp: u64, vpid: u16);
     /// Returns memory that backed a region (domain memory, channel pages).
     fn release_memory(&mut self, hpa: u64, len: u64);
+    /// Writes zeroes over host memory `(hpa, len)`, which belongs to a
+    /// region mapped into no domain.
+    fn zero_memory(&mut self, hpa: u64, len: u64);
     /// Returns a domain's hardware frames (VMCS, I/O bitmaps).
     fn release_domain(&mut self, hw: &DomainHw);
     /// Hardware frames (VMCS, I/O bitmaps closed to every port) for a new
@@ -125,6 +128,9 @@ pub struct Region {
     pub owner: Option<ObjectRef>,
     /// Where it is mapped: (domain, guest-physical address).
     pub mappings: [Option<(ObjectRef, u64)>; MAX_MAPPINGS],
+    /// For a guest image handed out at boot: the guest's name, which a
+    /// domain created with this image takes.
+    pub label: Option<&'static str>,
 }
 
 impl Region {
@@ -135,6 +141,7 @@ impl Region {
             len,
             owner,
             mappings: [None; MAX_MAPPINGS],
+            label: None,
         }
     }
 }
@@ -385,6 +392,7 @@ impl System {
         r: ObjectRef,
         priority: u8,
         budget: u16,
+        name: Option<&'static str>,
     ) -> Result<ObjectRef, Status> {
         const NAMES: [&str; MAX_DOMAINS] = [
             "domain-0", "domain-1", "domain-2", "domain-3", "domain-4", "domain-5", "domain-6",
@@ -393,6 +401,9 @@ impl System {
         let region = *self.regions.get(r).ok_or(Status::StaleCapability)?;
         if region.len < hypercall_abi::IMAGE_FLOOR + PAGE {
             return Err(Status::InvalidArgument);
+        }
+        if self.is_domain_memory(r) {
+            return Err(Status::Denied);
         }
         let Some(index) =
             (0..MAX_DOMAINS).find(|&i| !self.domains.iter().any(|(d, _)| d.index as usize == i))
@@ -410,7 +421,7 @@ impl System {
             }
         };
         let domain = Domain {
-            name: NAMES[index],
+            name: name.unwrap_or(NAMES[index]),
             priority,
             state: RunState::Created,
             ept: Some(ept),
@@ -443,9 +454,6 @@ impl System {
             self.discard_domain(m, d);
             m.release_domain(&hw);
             return Err(s);
-        }
-        if let Some(reg) = self.regions.get_mut(r) {
-            reg.owner = Some(d);
         }
         let rights = Rights::READ | Rights::WRITE | Rights::EXECUTE | Rights::MAP;
         let _ = self.cspaces[d.index as usize].insert(Capability::new(r, rights));
@@ -612,6 +620,33 @@ impl System {
             })
     }
 
+    /// Gives `holder` a read-only, mappable capability over the boot module
+    /// at `(hpa, len)` holding guest `label`'s image. The region belongs to
+    /// nobody (it is never freed) and a domain created with it takes
+    /// `label` as its name.
+    pub fn grant_image(
+        &mut self,
+        holder: ObjectRef,
+        image: (u64, u64),
+        label: &'static str,
+    ) -> Result<u16, Status> {
+        if !self.domains.is_live(holder) {
+            return Err(Status::InvalidArgument);
+        }
+        let mut region = Region::new(image.0, image.1, None);
+        region.label = Some(label);
+        let r = self
+            .regions
+            .allocate(ObjectType::MemRegion, region)
+            .map_err(st)?;
+        self.cspaces[holder.index as usize]
+            .insert(Capability::new(r, Rights::READ | Rights::MAP))
+            .map_err(|e| {
+                self.regions.remove(r);
+                st(e)
+            })
+    }
+
     /// Gives `holder` an I/O port range.
     pub fn grant_ports(&mut self, holder: ObjectRef, first: u16, last: u16) -> Result<u16, Status> {
         if first > last || !self.domains.is_live(holder) {
@@ -657,6 +692,37 @@ impl System {
             reg.mappings[free] = Some((d, gpa));
         }
         Ok(())
+    }
+
+    /// Whether region `r` is the memory of a domain not yet destroyed.
+    fn is_domain_memory(&self, r: ObjectRef) -> bool {
+        self.domains.iter().any(|(_, d)| d.memory == Some(r))
+    }
+
+    /// Removes every mapping of region `r` from domain `d`; `false` when it
+    /// had none there.
+    fn unmap_region_from<M: Machine>(&mut self, m: &mut M, r: ObjectRef, d: ObjectRef) -> bool {
+        let Some(region) = self.regions.get(r).copied() else {
+            return false;
+        };
+        let mut found = false;
+        for (i, mapping) in region.mappings.iter().enumerate() {
+            let Some((md, gpa)) = *mapping else { continue };
+            if md != d {
+                continue;
+            }
+            found = true;
+            if let Some(dom) = self.domains.get_mut(d) {
+                if let Some(ept) = dom.ept.as_mut() {
+                    let _ = ept.unmap_range(m.frames(), gpa, region.len);
+                    m.invalidate(ept.eptp(false), dom.hw.vpid);
+                }
+            }
+            if let Some(reg) = self.regions.get_mut(r) {
+                reg.mappings[i] = None;
+            }
+        }
+        found
     }
 
     fn unmap_region_everywhere<M: Machine>(&mut self, m: &mut M, r: ObjectRef) {
@@ -1287,7 +1353,14 @@ impl System {
                 {
                     return Err(Status::OutOfResources);
                 }
-                let child = self.create_child(m, region, priority, budget)?;
+                let name = if a[3] == hypercall_abi::SLOT_NONE {
+                    None
+                } else {
+                    let image = self.lookup(ci, a[3], ObjectType::MemRegion, Rights::READ)?;
+                    let label = self.regions.get(image.object).and_then(|r| r.label);
+                    Some(label.ok_or(Status::InvalidArgument)?)
+                };
+                let child = self.create_child(m, region, priority, budget, name)?;
                 match self.insert_limited(
                     caller,
                     Capability::new(child, Rights::CONTROL | Rights::READ | Rights::GRANT),
@@ -1298,6 +1371,40 @@ impl System {
                         Err(s)
                     }
                 }
+            }
+            Call::MemUnmap => {
+                let target = self.target(ci, caller, a[0], Rights::CONTROL, true)?;
+                let region = self.lookup(ci, a[1], ObjectType::MemRegion, Rights::MAP)?;
+                if self.domains.get(target).and_then(|d| d.memory) == Some(region.object) {
+                    return Err(Status::Denied);
+                }
+                if !self.unmap_region_from(m, region.object, target) {
+                    return Err(Status::InvalidArgument);
+                }
+                ok(None)
+            }
+            Call::MemZero => {
+                let cap = self.lookup(ci, a[0], ObjectType::MemRegion, Rights::WRITE)?;
+                let region = *self
+                    .regions
+                    .get(cap.object)
+                    .ok_or(Status::StaleCapability)?;
+                let (offset, len) = (a[1], a[2]);
+                let end = offset.checked_add(len).ok_or(Status::InvalidArgument)?;
+                if len == 0
+                    || len > hypercall_abi::MEM_ZERO_MAX
+                    || !offset.is_multiple_of(PAGE)
+                    || !len.is_multiple_of(PAGE)
+                    || end > region.len
+                {
+                    return Err(Status::InvalidArgument);
+                }
+                if region.mappings.iter().any(Option::is_some) || self.is_domain_memory(cap.object)
+                {
+                    return Err(Status::Denied);
+                }
+                m.zero_memory(region.hpa + offset, len);
+                ok(None)
             }
             Call::DomainSetVcpu => {
                 let target = self.target(ci, caller, a[0], Rights::CONTROL, false)?;

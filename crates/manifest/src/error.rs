@@ -2,7 +2,9 @@
 
 use core::fmt;
 
-use crate::{Name, GPA_LIMIT, MAGIC, MAX_CHANNEL_PAGES, MAX_MEMORY_KIB, MAX_PRIORITY, VERSION};
+use crate::{
+    Name, GPA_LIMIT, MAGIC, MAX_CHANNEL_PAGES, MAX_MEMORY_KIB, MAX_PRIORITY, MIN_GUEST_KIB, VERSION,
+};
 
 /// Why a manifest could not be encoded, decoded or accepted.
 ///
@@ -50,6 +52,26 @@ pub enum ManifestError {
         /// What is wrong with it.
         problem: Problem,
     },
+    /// A guest entry is invalid.
+    Guest {
+        /// Index of the guest in [`Manifest::guests`](crate::Manifest::guests).
+        index: usize,
+        /// The guest's name, as given.
+        name: Name,
+        /// What is wrong with it.
+        problem: Problem,
+    },
+    /// Two domains set a flag only one may have (`launcher`, `free_memory`).
+    TwoDomainsFlagged {
+        /// The flag's key.
+        key: &'static str,
+        /// Index of the first domain with it.
+        first: usize,
+        /// Index of the second.
+        second: usize,
+    },
+    /// Guests are listed but no domain is the launcher.
+    GuestsWithoutLauncher,
 }
 
 /// One end of a channel.
@@ -96,6 +118,16 @@ pub enum Problem {
     },
     /// The domain's image name is empty.
     ImageEmpty,
+    /// A guest has the name of a domain.
+    NameIsADomain {
+        /// Index of the domain.
+        domain: usize,
+    },
+    /// A guest's `memory_kib` is below [`MIN_GUEST_KIB`] or not a multiple of 4.
+    GuestMemory {
+        /// The value given.
+        kib: u32,
+    },
     /// `memory_kib` is zero or not a multiple of 4.
     MemoryNotMultipleOf4 {
         /// The value given.
@@ -209,6 +241,13 @@ impl Problem {
                 write!(f, "name is already used by {kind} {first}")
             }
             Problem::ImageEmpty => write!(f, "image is empty"),
+            Problem::NameIsADomain { domain } => {
+                write!(f, "name is already used by domain {domain}")
+            }
+            Problem::GuestMemory { kib } => write!(
+                f,
+                "memory_kib {kib} is not a multiple of 4 of at least {MIN_GUEST_KIB}"
+            ),
             Problem::MemoryNotMultipleOf4 { kib } => {
                 write!(f, "memory_kib {kib} is not a positive multiple of 4")
             }
@@ -299,6 +338,22 @@ impl fmt::Display for ManifestError {
                 write!(f, "channel {index} ({:?}): ", name.as_str())?;
                 problem.write(f, "channel")
             }
+            ManifestError::Guest {
+                index,
+                name,
+                problem,
+            } => {
+                write!(f, "guest {index} ({:?}): ", name.as_str())?;
+                problem.write(f, "guest")
+            }
+            ManifestError::TwoDomainsFlagged { key, first, second } => write!(
+                f,
+                "domains {first} and {second} both set {key}; at most one domain may"
+            ),
+            ManifestError::GuestsWithoutLauncher => write!(
+                f,
+                "guests are listed but no domain has launcher = true to start them"
+            ),
         }
     }
 }

@@ -34,12 +34,17 @@ pub use toml_front::{check_system, from_toml, to_bytes, TomlError, MACHINE_KIB};
 /// The four bytes every encoded manifest starts with.
 pub const MAGIC: [u8; 4] = *b"BHMF";
 /// The encoding version this crate reads and writes.
-pub const VERSION: u16 = 1;
+pub const VERSION: u16 = 2;
 
 /// Capacity of every name in the manifest (domain, image, channel), in bytes.
 pub const NAME_CAPACITY: usize = 16;
 /// The most domains a manifest can hold.
 pub const MAX_DOMAINS: usize = 8;
+/// The most guests (images the launcher may start) a manifest can name.
+pub const MAX_GUESTS: usize = 8;
+/// The least memory a guest may ask for: the core's tables below 1 MiB and
+/// one page of image.
+pub const MIN_GUEST_KIB: u32 = 1028;
 /// The most channels a manifest can hold.
 pub const MAX_CHANNELS: usize = 8;
 /// The most I/O port ranges one domain can be given.
@@ -72,9 +77,12 @@ pub const MAX_ENCODED_LEN: usize = {
         + 1 + MAX_PORT_RANGES * PORT_RANGE
         + 1 + MAX_CONTROL * NAME
         + 1 // restart
-        + 5; // spare_kib
+        + 5 // spare_kib
+        + 1 // launcher
+        + 1; // free_memory
+    const GUEST: usize = 2 * NAME + 5 + 1;
     const CHANNEL: usize = 3 * NAME + 1 + 10 + 10; // names, pages, two u64 varints
-    4 + 3 + 1 + MAX_DOMAINS * DOMAIN + 1 + MAX_CHANNELS * CHANNEL
+    4 + 3 + 1 + MAX_DOMAINS * DOMAIN + 1 + MAX_CHANNELS * CHANNEL + 1 + MAX_GUESTS * GUEST
 };
 
 /// The whole boot manifest.
@@ -88,6 +96,9 @@ pub struct Manifest {
     pub domains: heapless::Vec<DomainSpec, MAX_DOMAINS>,
     /// The shared-memory channels between those domains.
     pub channels: heapless::Vec<ChannelSpec, MAX_CHANNELS>,
+    /// Guests the core does not start: their images are handed, read-only,
+    /// to the launcher domain, which starts them on request.
+    pub guests: heapless::Vec<GuestSpec, MAX_GUESTS>,
 }
 
 impl Manifest {
@@ -99,6 +110,7 @@ impl Manifest {
             version: VERSION,
             domains: heapless::Vec::new(),
             channels: heapless::Vec::new(),
+            guests: heapless::Vec::new(),
         }
     }
 }
@@ -131,6 +143,27 @@ pub struct DomainSpec {
     /// capability with every right (to create domains or channels from); 0
     /// for none. A multiple of 4, at most [`MAX_MEMORY_KIB`].
     pub spare_kib: u32,
+    /// Whether this domain gets a read-only capability on every guest's
+    /// image (at most one domain; required when there are guests).
+    pub launcher: bool,
+    /// Whether this domain gets one region capability, `free`, over all the
+    /// memory left when the boot domains and channels are built: the memory
+    /// broker (at most one domain).
+    pub free_memory: bool,
+}
+
+/// A guest the launcher may start: its image and what it asks for.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuestSpec {
+    /// Unique among guests and domains, non-empty, only `[a-z0-9_-]`.
+    pub name: Name,
+    /// Name of the boot module holding the guest's ELF image (non-empty).
+    pub image: Name,
+    /// Guest memory in KiB: a multiple of 4, from [`MIN_GUEST_KIB`] to
+    /// [`MAX_MEMORY_KIB`].
+    pub memory_kib: u32,
+    /// Scheduling priority, 0 ..= 7.
+    pub priority: u8,
 }
 
 /// An inclusive range of I/O ports, `first..=last`.

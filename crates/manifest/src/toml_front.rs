@@ -8,8 +8,8 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::{
-    validate, ChannelSpec, DomainSpec, Manifest, ManifestError, Name, PortRange, MAX_CHANNELS,
-    MAX_DOMAINS, NAME_CAPACITY,
+    validate, ChannelSpec, DomainSpec, GuestSpec, Manifest, ManifestError, Name, PortRange,
+    MAX_CHANNELS, MAX_DOMAINS, MAX_GUESTS, NAME_CAPACITY,
 };
 
 /// Why a TOML manifest was rejected.
@@ -21,7 +21,7 @@ pub enum TomlError {
     Parse(String),
     /// More `[[domain]]` or `[[channel]]` tables than a manifest holds.
     TooMany {
-        /// `"domain"` or `"channel"`.
+        /// `"domain"`, `"channel"` or `"guest"`.
         table: &'static str,
         /// How many are allowed.
         max: usize,
@@ -81,6 +81,17 @@ struct TomlManifest {
     domain: Vec<TomlDomain>,
     #[serde(default)]
     channel: Vec<TomlChannel>,
+    #[serde(default)]
+    guest: Vec<TomlGuest>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TomlGuest {
+    name: Spanned<String>,
+    image: Spanned<String>,
+    memory_kib: u32,
+    priority: u8,
 }
 
 #[derive(Deserialize)]
@@ -98,6 +109,10 @@ struct TomlDomain {
     restart: bool,
     #[serde(default)]
     spare_kib: u32,
+    #[serde(default)]
+    launcher: bool,
+    #[serde(default)]
+    free_memory: bool,
 }
 
 #[derive(Deserialize)]
@@ -210,6 +225,8 @@ fn convert_domain(ctx: &Ctx<'_>, d: &TomlDomain) -> Result<DomainSpec, TomlError
         control: ctx.list("control", &d.control, |key, item| ctx.name(&key, item))?,
         restart: d.restart,
         spare_kib: d.spare_kib,
+        launcher: d.launcher,
+        free_memory: d.free_memory,
     })
 }
 
@@ -227,9 +244,11 @@ fn convert_channel(ctx: &Ctx<'_>, c: &TomlChannel) -> Result<ChannelSpec, TomlEr
 /// Reads a manifest from TOML text and validates it.
 ///
 /// The text has `[[domain]]` tables (keys `name`, `image`, `memory_kib`,
-/// `priority`, and optional `io_ports`, `control`, `restart`, `spare_kib`) and
-/// `[[channel]]` tables (keys `name`, `a`, `b`, `pages`, `a_gpa`, `b_gpa`);
-/// unknown keys are errors. See `docs/MANIFEST.md`.
+/// `priority`, and optional `io_ports`, `control`, `restart`, `spare_kib`,
+/// `launcher`, `free_memory`), `[[channel]]` tables (keys `name`, `a`, `b`,
+/// `pages`, `a_gpa`, `b_gpa`) and `[[guest]]` tables (keys `name`, `image`,
+/// `memory_kib`, `priority`); unknown keys are errors. See
+/// `docs/MANIFEST.md`.
 pub fn from_toml(text: &str) -> Result<Manifest, TomlError> {
     let raw: TomlManifest = toml::from_str(text).map_err(|e| TomlError::Parse(e.to_string()))?;
     let mut m = Manifest::new();
@@ -258,6 +277,26 @@ pub fn from_toml(text: &str) -> Result<Manifest, TomlError> {
                 table: "channel",
                 max: MAX_CHANNELS,
                 found: raw.channel.len(),
+            });
+        }
+    }
+    for (index, g) in raw.guest.iter().enumerate() {
+        let ctx = Ctx {
+            text,
+            table: "guest",
+            index,
+        };
+        let spec = GuestSpec {
+            name: ctx.name("name", &g.name)?,
+            image: ctx.name("image", &g.image)?,
+            memory_kib: g.memory_kib,
+            priority: g.priority,
+        };
+        if m.guests.push(spec).is_err() {
+            return Err(TomlError::TooMany {
+                table: "guest",
+                max: MAX_GUESTS,
+                found: raw.guest.len(),
             });
         }
     }

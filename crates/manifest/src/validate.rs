@@ -1,8 +1,8 @@
 //! The manifest's validation rules.
 
 use crate::{
-    ChannelSpec, DomainSpec, End, Manifest, ManifestError, Name, Problem, GPA_LIMIT, MAGIC,
-    MAX_CHANNEL_PAGES, MAX_MEMORY_KIB, MAX_PRIORITY, PAGE_SIZE, VERSION,
+    ChannelSpec, DomainSpec, End, GuestSpec, Manifest, ManifestError, Name, Problem, GPA_LIMIT,
+    MAGIC, MAX_CHANNEL_PAGES, MAX_MEMORY_KIB, MAX_PRIORITY, MIN_GUEST_KIB, PAGE_SIZE, VERSION,
 };
 
 /// Checks every rule of the manifest and returns the first violation.
@@ -14,7 +14,11 @@ use crate::{
 /// domain; `control` entries naming other existing domains, each once); then
 /// each channel (name rules as for domains; `a` and `b` existing, different
 /// domains; `pages` in 1..=16; both addresses non-zero, page-aligned and with
-/// `gpa + pages * 4096 <= 1 << 39`). Never panics, never allocates.
+/// `gpa + pages * 4096 <= 1 << 39`); then each guest (name rules, unique
+/// among guests and domains; image non-empty; `memory_kib` a multiple of 4
+/// from 1028 KiB to 1 GiB; priority at most 7); then that at most one
+/// domain is the launcher and at most one has `free_memory`, and that guests
+/// have a launcher. Never panics, never allocates.
 pub fn validate(m: &Manifest) -> Result<(), ManifestError> {
     if m.magic != MAGIC {
         return Err(ManifestError::BadMagic { found: m.magic });
@@ -38,6 +42,53 @@ pub fn validate(m: &Manifest) -> Result<(), ManifestError> {
             name: c.name.clone(),
             problem,
         })?;
+    }
+    for (index, g) in m.guests.iter().enumerate() {
+        check_guest(m, index, g).map_err(|problem| ManifestError::Guest {
+            index,
+            name: g.name.clone(),
+            problem,
+        })?;
+    }
+    for (key, pick) in [
+        (
+            "launcher",
+            (|d: &DomainSpec| d.launcher) as fn(&DomainSpec) -> bool,
+        ),
+        ("free_memory", |d: &DomainSpec| d.free_memory),
+    ] {
+        let mut flagged = m.domains.iter().enumerate().filter(|(_, d)| pick(d));
+        if let (Some((first, _)), Some((second, _))) = (flagged.next(), flagged.next()) {
+            return Err(ManifestError::TwoDomainsFlagged { key, first, second });
+        }
+    }
+    if !m.guests.is_empty() && !m.domains.iter().any(|d| d.launcher) {
+        return Err(ManifestError::GuestsWithoutLauncher);
+    }
+    Ok(())
+}
+
+fn check_guest(m: &Manifest, index: usize, g: &GuestSpec) -> Result<(), Problem> {
+    check_name(&g.name)?;
+    if let Some(first) = m.guests[..index].iter().position(|e| e.name == g.name) {
+        return Err(Problem::NameDuplicate { first });
+    }
+    if let Some(domain) = m.domains.iter().position(|d| d.name == g.name) {
+        return Err(Problem::NameIsADomain { domain });
+    }
+    if g.image.is_empty() {
+        return Err(Problem::ImageEmpty);
+    }
+    if g.memory_kib < MIN_GUEST_KIB || !g.memory_kib.is_multiple_of(4) {
+        return Err(Problem::GuestMemory { kib: g.memory_kib });
+    }
+    if g.memory_kib > MAX_MEMORY_KIB {
+        return Err(Problem::MemoryTooLarge { kib: g.memory_kib });
+    }
+    if g.priority > MAX_PRIORITY {
+        return Err(Problem::PriorityTooHigh {
+            priority: g.priority,
+        });
     }
     Ok(())
 }

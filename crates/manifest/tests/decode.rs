@@ -27,11 +27,11 @@ fn empty_and_short_inputs() {
 #[test]
 fn huge_lengths_are_rejected() {
     // Domain count varint far above the capacity of 8.
-    let mut bytes = b"BHMF\x01".to_vec();
+    let mut bytes = b"BHMF\x02".to_vec();
     bytes.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0x0f]);
     assert_eq!(decode(&bytes), Err(ManifestError::Malformed));
     // Nine domains: one more than the capacity.
-    let mut bytes = b"BHMF\x01\x09".to_vec();
+    let mut bytes = b"BHMF\x02\x09".to_vec();
     bytes.extend_from_slice(&[0; 64]);
     assert_eq!(decode(&bytes), Err(ManifestError::Malformed));
 }
@@ -54,7 +54,7 @@ fn random_bytes_never_panic() {
         }
         // Half of the inputs get a valid header so the body decoder is reached.
         if round % 2 == 0 && len >= 5 {
-            buf[..5].copy_from_slice(b"BHMF\x01");
+            buf[..5].copy_from_slice(b"BHMF\x02");
         }
         let _ = decode(&buf[..len]);
     }
@@ -105,7 +105,7 @@ proptest! {
     #[test]
     fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
         let _ = decode(&bytes);
-        let mut with_header = b"BHMF\x01".to_vec();
+        let mut with_header = b"BHMF\x02".to_vec();
         with_header.extend_from_slice(&bytes);
         let _ = decode(&with_header);
     }

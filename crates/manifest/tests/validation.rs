@@ -54,12 +54,12 @@ fn bad_magic() {
 #[test]
 fn bad_version() {
     let mut m = valid();
-    m.version = 2;
-    assert_eq!(validate(&m), Err(ManifestError::BadVersion { found: 2 }));
+    m.version = 1;
+    assert_eq!(validate(&m), Err(ManifestError::BadVersion { found: 1 }));
     // decode reports it from the header alone, even if the body is garbage.
     let mut bytes = b"BHMF".to_vec();
-    bytes.extend_from_slice(&[0x02, 0xff, 0xff]);
-    assert_eq!(decode(&bytes), Err(ManifestError::BadVersion { found: 2 }));
+    bytes.extend_from_slice(&[0x01, 0xff, 0xff]);
+    assert_eq!(decode(&bytes), Err(ManifestError::BadVersion { found: 1 }));
 }
 
 #[test]
@@ -408,6 +408,16 @@ fn max_encoded_len_bounds_the_largest_manifest() {
         }
         m.domains.push(d).unwrap();
     }
+    for d in m.domains.iter_mut() {
+        d.launcher = true;
+        d.free_memory = true;
+    }
+    for _ in 0..8 {
+        let mut g = common::guest(long);
+        g.memory_kib = u32::MAX;
+        g.priority = u8::MAX;
+        m.guests.push(g).unwrap();
+    }
     for _ in 0..8 {
         let mut c = channel(long, long, long);
         c.pages = u8::MAX;
@@ -449,4 +459,106 @@ fn spare_memory_must_be_a_multiple_of_4_and_bounded() {
     assert!(manifest::validate(&m).is_err());
     m.domains[0].spare_kib = 4096;
     assert!(manifest::validate(&m).is_ok());
+}
+
+fn guest_problem(m: &Manifest) -> (usize, String, Problem) {
+    match validate(m) {
+        Err(ManifestError::Guest {
+            index,
+            name,
+            problem,
+        }) => (index, name.as_str().to_string(), problem),
+        other => panic!("expected a guest error, got {other:?}"),
+    }
+}
+
+/// `valid()` with ping as the launcher and one guest, `demo`.
+fn with_guest() -> Manifest {
+    let mut m = valid();
+    m.domains[0].launcher = true;
+    m.guests.push(common::guest("demo")).unwrap();
+    m
+}
+
+#[test]
+fn guests_with_a_launcher_pass_and_round_trip() {
+    let m = with_guest();
+    assert_eq!(validate(&m), Ok(()));
+    assert_eq!(decode(&common::encoded(&m)), Ok(m));
+}
+
+#[test]
+fn guest_name_rules() {
+    let mut m = with_guest();
+    m.guests[0].name = name("");
+    assert_eq!(guest_problem(&m), (0, String::new(), Problem::NameEmpty));
+    let mut m = with_guest();
+    m.guests.push(common::guest("demo")).unwrap();
+    assert_eq!(
+        guest_problem(&m),
+        (1, "demo".into(), Problem::NameDuplicate { first: 0 })
+    );
+    let mut m = with_guest();
+    m.guests[0].name = name("pong");
+    assert_eq!(
+        guest_problem(&m),
+        (0, "pong".into(), Problem::NameIsADomain { domain: 1 })
+    );
+    assert_eq!(
+        validate(&m).unwrap_err().to_string(),
+        "guest 0 (\"pong\"): name is already used by domain 1"
+    );
+}
+
+#[test]
+fn guest_image_memory_and_priority() {
+    let mut m = with_guest();
+    m.guests[0].image = name("");
+    assert_eq!(guest_problem(&m).2, Problem::ImageEmpty);
+    for kib in [0, 1024, 1030] {
+        let mut m = with_guest();
+        m.guests[0].memory_kib = kib;
+        assert_eq!(guest_problem(&m).2, Problem::GuestMemory { kib });
+    }
+    let mut m = with_guest();
+    m.guests[0].memory_kib = (1 << 20) + 4;
+    assert_eq!(
+        guest_problem(&m).2,
+        Problem::MemoryTooLarge { kib: (1 << 20) + 4 }
+    );
+    let mut m = with_guest();
+    m.guests[0].priority = 8;
+    assert_eq!(
+        guest_problem(&m).2,
+        Problem::PriorityTooHigh { priority: 8 }
+    );
+}
+
+#[test]
+fn at_most_one_launcher_and_one_free_memory_holder() {
+    let mut m = with_guest();
+    m.domains[1].launcher = true;
+    assert_eq!(
+        validate(&m),
+        Err(ManifestError::TwoDomainsFlagged {
+            key: "launcher",
+            first: 0,
+            second: 1
+        })
+    );
+    let mut m = valid();
+    m.domains[0].free_memory = true;
+    assert_eq!(validate(&m), Ok(()));
+    m.domains[1].free_memory = true;
+    assert_eq!(
+        validate(&m).unwrap_err().to_string(),
+        "domains 0 and 1 both set free_memory; at most one domain may"
+    );
+}
+
+#[test]
+fn guests_need_a_launcher() {
+    let mut m = with_guest();
+    m.domains[0].launcher = false;
+    assert_eq!(validate(&m), Err(ManifestError::GuestsWithoutLauncher));
 }

@@ -182,7 +182,42 @@ pub fn shutdown() -> Result<(), Status> {
 
 /// `DOMAIN_CREATE` from a memory region; returns the new domain's slot.
 pub fn domain_create(region: u64, priority: u8, slots: u16) -> Result<u64, Status> {
-    call(Call::DomainCreate, region, priority as u64, slots as u64, 0)
+    call(
+        Call::DomainCreate,
+        region,
+        priority as u64,
+        slots as u64,
+        hypercall_abi::SLOT_NONE,
+    )
+}
+
+/// `DOMAIN_CREATE` of guest `image` (a guest-image capability from the
+/// start info): the new domain takes the guest's name.
+pub fn domain_create_guest(
+    region: u64,
+    priority: u8,
+    slots: u16,
+    image: u64,
+) -> Result<u64, Status> {
+    call(
+        Call::DomainCreate,
+        region,
+        priority as u64,
+        slots as u64,
+        image,
+    )
+}
+
+/// `MEM_UNMAP`: removes `region`'s mappings from `domain` (or
+/// [`SLOT_SELF`]).
+pub fn mem_unmap(domain: u64, region: u64) -> Result<(), Status> {
+    call(Call::MemUnmap, domain, region, 0, 0).map(drop)
+}
+
+/// `MEM_ZERO`: zeroes `len` bytes of `region` from `offset` (at most
+/// [`hypercall_abi::MEM_ZERO_MAX`] per call).
+pub fn mem_zero(region: u64, offset: u64, len: u64) -> Result<(), Status> {
+    call(Call::MemZero, region, offset, len, 0).map(drop)
 }
 
 /// `DOMAIN_SET_VCPU`: entry point, stack pointer and the value for RDI.

@@ -22,7 +22,9 @@ mod service {
         DomainId, DomainInfo, DomainRow, Error, ExitCounts, MemGrant, MemInfo, Name, Register,
         Shell, Supervisor,
     };
-    use hypercall_abi::ObjectType;
+    use hypercall_abi::{ObjectType, StartSlot};
+    use mem_broker::proto::{Request, Response, VERSION};
+    use rt::{Rights, Status, SLOT_SELF};
 
     rt::entry!(main);
 
@@ -30,15 +32,87 @@ mod service {
     const IDLE: u64 = 200_000;
     /// How long `shutdown` waits for queued console output to be printed.
     const SHUTDOWN_GRACE: u64 = 2_000_000;
+    /// How long to wait for the memory broker's answer (TSC ticks).
+    const BROKER_TIMEOUT: u64 = 200_000_000;
+    /// Where a new guest's memory is mapped while its image is loaded.
+    const LOAD_WINDOW: u64 = 0x2000_0000;
+    /// The most memory a guest may have: what fits the load window.
+    const LOAD_MAX: u64 = 0x1000_0000;
+    /// Where a guest image is mapped (read-only) while it is loaded.
+    const IMAGE_WINDOW: u64 = 0x3000_0000;
+    /// The most guests started from the shell that exist at once.
+    const MAX_GUESTS: usize = 4;
+    /// Capability slots a guest may use.
+    const GUEST_SLOTS: u16 = 8;
 
-    /// The domains this manager controls: those the manifest named in its
-    /// `control` list, numbered from 1 in that order.
+    /// A guest this manager started.
+    #[derive(Clone, Copy)]
+    struct Guest {
+        /// Its image in the start info (name `guest:NAME`).
+        image: &'static StartSlot,
+        /// The domain capability.
+        domain: u64,
+        /// The memory region the broker granted (this manager's slot).
+        region: u64,
+        /// The memory, in KiB.
+        kib: u64,
+    }
+
+    /// The domains this manager supervises: those the manifest named in
+    /// its `control` list, numbered from 1 in that order, then the guests it
+    /// started, numbered after them.
     struct Domains {
         info: &'static rt::StartInfo,
+        broker: Option<Broker>,
+        guests: [Option<Guest>; MAX_GUESTS],
+    }
+
+    /// The channel to the memory broker.
+    struct Broker {
+        slot: u64,
+        end: shm_ring::End<'static>,
+    }
+
+    impl Broker {
+        /// Sends `request` and waits for the answer.
+        fn call(&self, request: &Request) -> Result<Response, Error> {
+            let mut scratch = [0u8; 128];
+            // Anything left over is stale (an answer that came too late).
+            while let Ok(Some(_)) = self
+                .end
+                .rx()
+                .pop_versioned::<Response>(VERSION, &mut scratch)
+            {}
+            self.end
+                .tx()
+                .push_versioned(VERSION, request)
+                .map_err(|_| Error::Hypercall(Status::OutOfResources))?;
+            rt::channel_notify(self.slot).map_err(hc)?;
+            let deadline = rt::now().saturating_add(BROKER_TIMEOUT);
+            loop {
+                match self
+                    .end
+                    .rx()
+                    .pop_versioned::<Response>(VERSION, &mut scratch)
+                {
+                    Ok(Some(r)) => return Ok(r),
+                    Ok(None) => {}
+                    Err(_) => return Err(Error::Hypercall(Status::InvalidArgument)),
+                }
+                let now = rt::now();
+                if now >= deadline {
+                    return Err(Error::Hypercall(Status::TimedOut));
+                }
+                match rt::channel_wait(self.slot, deadline - now) {
+                    Ok(()) | Err(Status::TimedOut) => {}
+                    Err(s) => return Err(hc(s)),
+                }
+            }
+        }
     }
 
     impl Domains {
-        fn all(&self) -> impl Iterator<Item = (DomainId, &'static hypercall_abi::StartSlot)> + '_ {
+        fn all(&self) -> impl Iterator<Item = (DomainId, &'static StartSlot)> + '_ {
             let n = (self.info.slot_count as usize).min(self.info.slots.len());
             self.info.slots[..n]
                 .iter()
@@ -47,82 +121,274 @@ mod service {
                 .map(|(i, s)| (i as DomainId + 1, s))
         }
 
-        fn slot(&self, id: DomainId) -> Result<&'static hypercall_abi::StartSlot, Error> {
-            self.all()
+        fn first_guest_id(&self) -> DomainId {
+            self.all().count() as DomainId + 1
+        }
+
+        fn guests(&self) -> impl Iterator<Item = (DomainId, Guest)> + '_ {
+            let first = self.first_guest_id();
+            self.guests
+                .iter()
+                .enumerate()
+                .filter_map(move |(i, g)| g.map(|g| (first + i as DomainId, g)))
+        }
+
+        /// The domain capability and name of domain `id`.
+        fn domain(&self, id: DomainId) -> Result<(u64, Name), Error> {
+            if let Some((_, s)) = self.all().find(|(i, _)| *i == id) {
+                return Ok((s.slot as u64, Name::new_or_none(s.name())));
+            }
+            self.guests()
                 .find(|(i, _)| *i == id)
-                .map(|(_, s)| s)
+                .map(|(_, g)| (g.domain, guest_name(g.image)))
                 .ok_or(Error::NoSuchDomain)
+        }
+
+        fn broker(&self) -> Result<&Broker, Error> {
+            self.broker.as_ref().ok_or(Error::Unsupported)
+        }
+
+        /// Loads guest `image` into `region` (`bytes` long) through the two
+        /// windows; returns its entry point.
+        fn load(&self, image: &StartSlot, region: u64, bytes: u64) -> Result<u64, Error> {
+            rt::mem_map(SLOT_SELF, image.slot as u64, IMAGE_WINDOW, Rights::READ).map_err(hc)?;
+            let loaded =
+                match rt::mem_map(SLOT_SELF, region, LOAD_WINDOW, Rights::READ | Rights::WRITE) {
+                    Ok(()) => {
+                        // SAFETY: the image region is mapped read-only at
+                        // IMAGE_WINDOW and holds `image.size` bytes; the guest's
+                        // memory is mapped read/write at LOAD_WINDOW, `bytes`
+                        // long (at most LOAD_MAX, so the windows do not meet),
+                        // and nothing else in this domain uses either range.
+                        let (elf, memory) = unsafe {
+                            (
+                                core::slice::from_raw_parts(
+                                    IMAGE_WINDOW as *const u8,
+                                    image.size as usize,
+                                ),
+                                core::slice::from_raw_parts_mut(
+                                    LOAD_WINDOW as *mut u8,
+                                    bytes as usize,
+                                ),
+                            )
+                        };
+                        let loaded = elf_loader::load(elf, memory, 0);
+                        let _ = rt::mem_unmap(SLOT_SELF, region);
+                        loaded.map_err(|e| {
+                            rt::log!("guest image {:?}: {e}", image.name());
+                            Error::Hypercall(Status::InvalidArgument)
+                        })
+                    }
+                    Err(s) => Err(hc(s)),
+                };
+            let _ = rt::mem_unmap(SLOT_SELF, image.slot as u64);
+            let loaded = loaded?;
+            if loaded.lowest < rt::IMAGE_FLOOR {
+                rt::log!("guest image {:?} starts below 1 MiB", image.name());
+                return Err(Error::Hypercall(Status::InvalidAddress));
+            }
+            Ok(loaded.entry)
+        }
+
+        /// Gives a guest's memory back to the broker.
+        fn give_back(&self, tag: u8, region: u64) -> Result<(), Error> {
+            let broker = self.broker()?;
+            let theirs = rt::cap_grant(broker.slot, region, Rights::all()).map_err(hc)?;
+            let _ = rt::cap_delete(region);
+            match broker.call(&Request::Return {
+                tag,
+                slot: theirs as u32,
+            })? {
+                Response::Returned { .. } => Ok(()),
+                Response::Refused { status, .. } => Err(hc(status_of(status))),
+                _ => Err(Error::Hypercall(Status::InvalidArgument)),
+            }
         }
     }
 
-    fn hc(s: rt::Status) -> Error {
+    fn guest_name(image: &StartSlot) -> Name {
+        Name::new_or_none(image.name().strip_prefix("guest:").unwrap_or(""))
+    }
+
+    fn status_of(raw: u8) -> Status {
+        Status::from_raw(raw as u64).unwrap_or(Status::InvalidArgument)
+    }
+
+    fn hc(s: Status) -> Error {
         Error::Hypercall(s)
+    }
+
+    fn exit_counts(slot: u64) -> ExitCounts {
+        match rt::domain_exits(slot) {
+            Ok([hypercall, io, ept, all]) => ExitCounts {
+                hypercall,
+                io,
+                ept,
+                other: all.saturating_sub(hypercall + io + ept),
+            },
+            Err(_) => ExitCounts::default(),
+        }
     }
 
     impl Supervisor for Domains {
         fn list(&mut self, out: &mut dyn FnMut(DomainRow)) {
-            for (id, slot) in self.all() {
-                let Ok(info) = rt::domain_info(slot.slot as u64) else {
+            let mut rows = [None; 16];
+            let ids = self
+                .all()
+                .map(|(id, s)| (id, s.slot as u64, Name::new_or_none(s.name())))
+                .chain(
+                    self.guests()
+                        .map(|(id, g)| (id, g.domain, guest_name(g.image))),
+                );
+            for (row, (id, slot, name)) in rows.iter_mut().zip(ids) {
+                *row = Some((id, slot, name));
+            }
+            for (id, slot, name) in rows.into_iter().flatten() {
+                let Ok(info) = rt::domain_info(slot) else {
                     continue;
                 };
                 out(DomainRow {
                     id,
-                    name: Name::new_or_none(slot.name()),
+                    name,
                     state: info.state.unwrap_or(rt::DomainState::Stopped),
                     priority: info.priority,
                     mem_kib: info.memory_kib as u64,
-                    exits: rt::domain_exits(slot.slot as u64).map_or(0, |e| e[3]),
+                    exits: rt::domain_exits(slot).map_or(0, |e| e[3]),
                 });
             }
         }
 
         fn status(&mut self, id: DomainId) -> Result<DomainInfo, Error> {
-            let slot = self.slot(id)?;
-            let info = rt::domain_info(slot.slot as u64).map_err(hc)?;
+            let (slot, name) = self.domain(id)?;
+            let info = rt::domain_info(slot).map_err(hc)?;
             Ok(DomainInfo {
                 id,
-                name: Name::new_or_none(slot.name()),
+                name,
                 state: info.state.unwrap_or(rt::DomainState::Stopped),
                 priority: info.priority,
                 mem_kib: info.memory_kib as u64,
-                exits: match rt::domain_exits(slot.slot as u64) {
-                    Ok([hypercall, io, ept, all]) => ExitCounts {
-                        hypercall,
-                        io,
-                        ept,
-                        other: all.saturating_sub(hypercall + io + ept),
-                    },
-                    Err(_) => ExitCounts::default(),
-                },
+                exits: exit_counts(slot),
             })
         }
 
-        fn start(&mut self, _name: &str) -> Result<DomainId, Error> {
-            Err(Error::Unsupported)
+        fn start(&mut self, name: &str) -> Result<DomainId, Error> {
+            let n = (self.info.slot_count as usize).min(self.info.slots.len());
+            let image = self.info.slots[..n]
+                .iter()
+                .find(|s| s.name().strip_prefix("guest:") == Some(name))
+                .ok_or(Error::NoSuchName)?;
+            if let Some((id, _)) = self.guests().find(|(_, g)| core::ptr::eq(g.image, image)) {
+                return Err(Error::AlreadyRunning(id));
+            }
+            let index = self
+                .guests
+                .iter()
+                .position(Option::is_none)
+                .ok_or(Error::Hypercall(Status::OutOfResources))?;
+            let id = self.first_guest_id() + index as DomainId;
+            let bytes = image.gpa;
+            if bytes > LOAD_MAX {
+                return Err(Error::Hypercall(Status::InvalidArgument));
+            }
+            let kib = u32::try_from(bytes / 1024).map_err(|_| hc(Status::InvalidArgument))?;
+            let tag = id as u8;
+            let region = match self.broker()?.call(&Request::Grant { tag, kib })? {
+                Response::Granted { slot, .. } => slot as u64,
+                Response::Refused {
+                    status, free_kib, ..
+                } => {
+                    rt::log!("the memory broker refused {kib} KiB ({free_kib} KiB free)");
+                    return Err(hc(status_of(status)));
+                }
+                _ => return Err(Error::Hypercall(Status::InvalidArgument)),
+            };
+            let built = self.load(image, region, bytes).and_then(|entry| {
+                let domain =
+                    rt::domain_create_guest(region, image.priority, GUEST_SLOTS, image.slot as u64)
+                        .map_err(hc)?;
+                let started = rt::domain_set_vcpu(
+                    domain,
+                    entry,
+                    rt::IMAGE_FLOOR,
+                    hypercall_abi::START_INFO_GPA,
+                )
+                .and_then(|()| rt::domain_start(domain));
+                match started {
+                    Ok(()) => Ok(domain),
+                    Err(s) => {
+                        let _ = rt::domain_destroy(domain);
+                        let _ = rt::cap_delete(domain);
+                        Err(hc(s))
+                    }
+                }
+            });
+            match built {
+                Ok(domain) => {
+                    self.guests[index] = Some(Guest {
+                        image,
+                        domain,
+                        region,
+                        kib: kib as u64,
+                    });
+                    Ok(id)
+                }
+                Err(e) => {
+                    if let Err(back) = self.give_back(tag, region) {
+                        rt::log!("could not give {kib} KiB back to the broker: {back}");
+                    }
+                    Err(e)
+                }
+            }
         }
 
         fn stop(&mut self, id: DomainId) -> Result<(), Error> {
-            rt::domain_stop(self.slot(id)?.slot as u64).map_err(hc)
+            rt::domain_stop(self.domain(id)?.0).map_err(hc)
         }
 
         fn destroy(&mut self, id: DomainId) -> Result<(), Error> {
-            rt::domain_destroy(self.slot(id)?.slot as u64).map_err(hc)
+            let (slot, _) = self.domain(id)?;
+            rt::domain_destroy(slot).map_err(hc)?;
+            let first = self.first_guest_id();
+            let Some(index) = id.checked_sub(first).map(|i| i as usize) else {
+                return Ok(());
+            };
+            if let Some(g) = self.guests.get_mut(index).and_then(Option::take) {
+                let _ = rt::cap_delete(g.domain);
+                self.give_back(id as u8, g.region)?;
+            }
+            Ok(())
         }
 
         fn dump(&mut self, _id: DomainId, _out: &mut dyn FnMut(Register)) -> Result<(), Error> {
             Err(Error::Unsupported)
         }
 
-        /// Memory held by each controlled domain (true figures from the
-        /// core). There is no memory broker yet, so free memory reads 0.
+        /// Free memory from the broker; each supervised domain's memory
+        /// (the services' from the core, the guests' from the broker).
         fn mem(&mut self) -> MemInfo {
             let mut m = MemInfo::EMPTY;
-            for ((id, slot), grant) in self.all().zip(m.grants.iter_mut()) {
-                if let Ok(info) = rt::domain_info(slot.slot as u64) {
+            if let Some(Ok(Response::Totals { free_kib, .. })) =
+                self.broker.as_ref().map(|b| b.call(&Request::Totals))
+            {
+                m.free_kib = free_kib;
+            }
+            let mut grants = m.grants.iter_mut();
+            for (id, slot) in self.all() {
+                if let (Ok(info), Some(grant)) = (rt::domain_info(slot.slot as u64), grants.next())
+                {
                     *grant = Some(MemGrant {
                         id,
                         name: Name::new_or_none(slot.name()),
                         kib: info.memory_kib as u64,
+                    });
+                }
+            }
+            for (id, g) in self.guests() {
+                if let Some(grant) = grants.next() {
+                    *grant = Some(MemGrant {
+                        id,
+                        name: guest_name(g.image),
+                        kib: g.kib,
                     });
                 }
             }
@@ -148,12 +414,30 @@ mod service {
     }
 
     fn main(info: &'static rt::StartInfo) -> u64 {
-        let mut domains = Domains { info };
+        let broker = info.find("broker").and_then(|ch| {
+            // SAFETY: the channel's pages are mapped at `ch.gpa` for this
+            // domain and the broker only; this side lays the rings out.
+            let channel =
+                unsafe { shm_ring::Channel::init_raw(ch.gpa as *mut u8, ch.size as usize) };
+            channel.ok().map(|c| Broker {
+                slot: ch.slot as u64,
+                end: c.into_initiator(),
+            })
+        });
+        let mut domains = Domains {
+            info,
+            broker,
+            guests: [None; MAX_GUESTS],
+        };
         let mut shell: Shell = Shell::new();
         rt::com1::init();
+        let images = (0..(info.slot_count as usize).min(info.slots.len()))
+            .filter(|&i| info.slots[i].name().starts_with("guest:"))
+            .count();
         rt::log!(
-            "ready: {} domain(s) under control; shell on the console",
-            domains.all().count()
+            "ready: {} domain(s) under control, {images} guest image(s), memory broker {}; shell on the console",
+            domains.all().count(),
+            if domains.broker.is_some() { "connected" } else { "absent" }
         );
         shell.prompt(&mut Uart);
         loop {

@@ -1,6 +1,7 @@
 //! Host tests of the objects and of every documented hypercall error.
 
 use super::*;
+use hypercall_abi::SLOT_NONE;
 use std::collections::BTreeMap;
 use std::vec::Vec;
 
@@ -34,6 +35,7 @@ struct FakeMachine {
     arena: Arena,
     invalidations: usize,
     released: Vec<(u64, u64)>,
+    zeroed: Vec<(u64, u64)>,
     released_domains: usize,
     pool_exhausted: bool,
     opened: Vec<(u16, u16)>,
@@ -49,6 +51,9 @@ impl Machine for FakeMachine {
     }
     fn release_memory(&mut self, hpa: u64, len: u64) {
         self.released.push((hpa, len));
+    }
+    fn zero_memory(&mut self, hpa: u64, len: u64) {
+        self.zeroed.push((hpa, len));
     }
     fn release_domain(&mut self, _hw: &DomainHw) {
         self.released_domains += 1;
@@ -712,15 +717,7 @@ fn give_region(w: &mut World, to_a: bool, hpa: u64, len: u64) -> u64 {
     let r = w
         .sys
         .regions
-        .allocate(
-            ObjectType::MemRegion,
-            Region {
-                hpa,
-                len,
-                owner: Some(d),
-                mappings: [None; MAX_MAPPINGS],
-            },
-        )
+        .allocate(ObjectType::MemRegion, Region::new(hpa, len, Some(d)))
         .unwrap();
     w.sys.cspaces[d.index as usize]
         .insert(Capability::new(r, Rights::all()))
@@ -733,31 +730,31 @@ fn a_domain_creates_configures_and_starts_a_child() {
     let spare = give_region(&mut w, A, 0x800_0000, 2 * MIB);
     // Argument checks.
     assert_eq!(
-        w.status(w.a, Call::DomainCreate, [spare, 8, 4, 0]),
+        w.status(w.a, Call::DomainCreate, [spare, 8, 4, SLOT_NONE]),
         Status::InvalidArgument
     );
     assert_eq!(
-        w.status(w.a, Call::DomainCreate, [spare, 1, 0, 0]),
+        w.status(w.a, Call::DomainCreate, [spare, 1, 0, SLOT_NONE]),
         Status::InvalidArgument
     );
     assert_eq!(
-        w.status(w.a, Call::DomainCreate, [spare, 1, 33, 0]),
+        w.status(w.a, Call::DomainCreate, [spare, 1, 33, SLOT_NONE]),
         Status::InvalidArgument
     );
     assert_eq!(
-        w.status(w.a, Call::DomainCreate, [spare, 4, 4, 0]),
+        w.status(w.a, Call::DomainCreate, [spare, 4, 4, SLOT_NONE]),
         Status::Denied,
         "above the creator's priority"
     );
     assert_eq!(
-        w.status(w.a, Call::DomainCreate, [w.a_mem, 1, 4, 0]),
+        w.status(w.a, Call::DomainCreate, [w.a_mem, 1, 4, SLOT_NONE]),
         Status::InsufficientRights
     );
     assert_eq!(
-        w.status(w.a, Call::DomainCreate, [w.chan_a, 1, 4, 0]),
+        w.status(w.a, Call::DomainCreate, [w.chan_a, 1, 4, SLOT_NONE]),
         Status::WrongType
     );
-    let child_slot = w.value(w.a, Call::DomainCreate, [spare, 2, 4, 0]);
+    let child_slot = w.value(w.a, Call::DomainCreate, [spare, 2, 4, SLOT_NONE]);
     let child = w.sys.cspaces[w.a.index as usize]
         .get(child_slot)
         .unwrap()
@@ -808,16 +805,129 @@ fn a_domain_creates_configures_and_starts_a_child() {
         w.sys.domains.get(child).unwrap().initial,
         Some([0x10_0000, 0x1f_0000, 7])
     );
-    // Destroying the child frees the region it was given.
+    // The region cannot back a second domain while the first exists.
+    assert_eq!(
+        w.status(w.a, Call::DomainCreate, [spare, 1, 4, SLOT_NONE]),
+        Status::Denied
+    );
+    // Nor be zeroed or unmapped from it.
+    assert_eq!(
+        w.status(w.a, Call::MemZero, [spare, 0, PAGE, 0]),
+        Status::Denied
+    );
+    // Destroying the child unmaps the region but leaves it with its
+    // holder, who can use it again.
     assert_eq!(
         w.status(w.a, Call::DomainDestroy, [child_slot, 0, 0, 0]),
         Status::Ok
     );
-    assert!(w.m.released.contains(&(0x800_0000, 2 * MIB)));
+    assert!(!w.m.released.contains(&(0x800_0000, 2 * MIB)));
     assert_eq!(
         w.status(w.a, Call::CapInspect, [spare, 0, 0, 0]),
-        Status::StaleCapability
+        Status::Ok
     );
+    assert!(w
+        .sys
+        .regions
+        .iter()
+        .all(|(_, r)| r.mappings.iter().all(|m| m.is_none_or(|(d, _)| d != child))));
+    assert_eq!(
+        w.status(w.a, Call::MemZero, [spare, 0, 2 * MIB, 0]),
+        Status::Ok
+    );
+    assert_eq!(w.m.zeroed, [(0x800_0000, 2 * MIB)]);
+    let again = w.value(w.a, Call::DomainCreate, [spare, 1, 4, SLOT_NONE]);
+    assert_ne!(again, child_slot);
+}
+
+#[test]
+fn mem_unmap_and_mem_zero_check_their_arguments() {
+    let mut w = world();
+    let spare = give_region(&mut w, A, 0x800_0000, 2 * MIB);
+    assert_eq!(
+        w.status(w.a, Call::MemUnmap, [SLOT_SELF, spare, 0, 0]),
+        Status::InvalidArgument,
+        "not mapped"
+    );
+    assert_eq!(
+        w.status(w.a, Call::MemMap, [SLOT_SELF, spare, 0x3000_0000, 3]),
+        Status::Ok
+    );
+    assert_eq!(
+        w.status(w.a, Call::MemZero, [spare, 0, PAGE, 0]),
+        Status::Denied,
+        "mapped"
+    );
+    assert_eq!(
+        w.status(w.b, Call::MemUnmap, [SLOT_SELF, spare, 0, 0]),
+        Status::EmptySlot,
+        "b holds no such capability"
+    );
+    assert_eq!(
+        w.status(w.a, Call::MemUnmap, [SLOT_SELF, w.a_mem, 0, 0]),
+        Status::Denied,
+        "a domain's own memory stays"
+    );
+    let invalidations = w.m.invalidations;
+    assert_eq!(
+        w.status(w.a, Call::MemUnmap, [SLOT_SELF, spare, 0, 0]),
+        Status::Ok
+    );
+    assert!(w.m.invalidations > invalidations);
+    assert!(w
+        .sys
+        .regions
+        .iter()
+        .all(|(_, r)| r.hpa != 0x800_0000 || r.mappings.iter().all(Option::is_none)));
+    for (args, why) in [
+        ([spare, 0, 0, 0], "empty"),
+        ([spare, 1, PAGE, 0], "unaligned offset"),
+        ([spare, 0, 100, 0], "unaligned length"),
+        ([spare, 2 * MIB, PAGE, 0], "past the end"),
+        ([spare, u64::MAX - 4095, PAGE, 0], "overflow"),
+        (
+            [spare, 0, hypercall_abi::MEM_ZERO_MAX + PAGE, 0],
+            "too long",
+        ),
+    ] {
+        assert_eq!(
+            w.status(w.a, Call::MemZero, args),
+            Status::InvalidArgument,
+            "{why}"
+        );
+    }
+    let ro = w.value(
+        w.a,
+        Call::CapDerive,
+        [spare, Rights::READ.bits() as u64, 0, 0],
+    );
+    assert_eq!(
+        w.status(w.a, Call::MemZero, [ro, 0, PAGE, 0]),
+        Status::InsufficientRights
+    );
+    assert!(w.m.zeroed.is_empty());
+    assert_eq!(
+        w.status(w.a, Call::MemZero, [spare, PAGE, PAGE, 0]),
+        Status::Ok
+    );
+    assert_eq!(w.m.zeroed, [(0x800_0000 + PAGE, PAGE)]);
+}
+
+#[test]
+fn a_domain_created_from_a_guest_image_takes_its_name() {
+    let mut w = world();
+    let spare = give_region(&mut w, A, 0x800_0000, 2 * MIB);
+    let image = give_region(&mut w, A, 0xa00_0000, PAGE);
+    assert_eq!(
+        w.status(w.a, Call::DomainCreate, [spare, 1, 4, image]),
+        Status::InvalidArgument,
+        "not a guest image"
+    );
+    let r = w.sys.cspaces[w.a.index as usize].get(image).unwrap().object;
+    w.sys.regions.get_mut(r).unwrap().label = Some("demo");
+    let slot = w.value(w.a, Call::DomainCreate, [spare, 1, 4, image]);
+    let child = w.sys.cspaces[w.a.index as usize].get(slot).unwrap().object;
+    assert_eq!(w.sys.domains.get(child).unwrap().name, "demo");
 }
 
 #[test]
@@ -826,12 +936,12 @@ fn create_is_bounded_by_the_pool_and_the_budget() {
     let spare = give_region(&mut w, A, 0x800_0000, 2 * MIB);
     w.m.pool_exhausted = true;
     assert_eq!(
-        w.status(w.a, Call::DomainCreate, [spare, 1, 4, 0]),
+        w.status(w.a, Call::DomainCreate, [spare, 1, 4, SLOT_NONE]),
         Status::OutOfResources
     );
     w.m.pool_exhausted = false;
     // A child with a one-slot budget cannot receive a channel.
-    let child_slot = w.value(w.a, Call::DomainCreate, [spare, 1, 1, 0]);
+    let child_slot = w.value(w.a, Call::DomainCreate, [spare, 1, 1, SLOT_NONE]);
     let pages = give_region(&mut w, A, 0xa00_0000, PAGE);
     assert_eq!(
         w.status(
@@ -847,7 +957,7 @@ fn create_is_bounded_by_the_pool_and_the_budget() {
 fn bind_ports_opens_the_bitmap_and_copies_the_capability() {
     let mut w = world();
     let spare = give_region(&mut w, A, 0x800_0000, 2 * MIB);
-    let child_slot = w.value(w.a, Call::DomainCreate, [spare, 1, 4, 0]);
+    let child_slot = w.value(w.a, Call::DomainCreate, [spare, 1, 4, SLOT_NONE]);
     let ports = w.sys.grant_ports(w.a, 0x3f8, 0x3ff).unwrap() as u64;
     assert_eq!(
         w.status(w.a, Call::DomainBindPorts, [child_slot, ports, 0, 0]),

@@ -1,7 +1,7 @@
 //! Shared fixtures for the manifest tests.
 #![allow(dead_code)]
 
-use manifest::{ChannelSpec, DomainSpec, Manifest, Name, PortRange};
+use manifest::{ChannelSpec, DomainSpec, GuestSpec, Manifest, Name, PortRange};
 
 pub fn name(s: &str) -> Name {
     Name::try_from(s).unwrap()
@@ -17,6 +17,17 @@ pub fn domain(n: &str) -> DomainSpec {
         control: heapless::Vec::new(),
         restart: false,
         spare_kib: 0,
+        launcher: false,
+        free_memory: false,
+    }
+}
+
+pub fn guest(n: &str) -> GuestSpec {
+    GuestSpec {
+        name: name(n),
+        image: name(n),
+        memory_kib: 4096,
+        priority: 2,
     }
 }
 

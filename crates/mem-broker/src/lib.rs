@@ -1,0 +1,313 @@
+//! `mem-broker` is the logic of Bulkhead's memory broker, the service
+//! domain that owns the memory left free at boot and lends it to the
+//! domain manager for guests. It keeps two bounded books:
+//!
+//! - the free pieces: memory-region capabilities in the broker's own
+//!   capability space, every byte of them zeroed;
+//! - the grants: which region went out under which tag, identified by the
+//!   core's object index so that a region coming back can be recognised
+//!   whatever slot it arrives in.
+//!
+//! A grant takes the best-fitting free piece, splits the requested size
+//! off its end (MEM_SPLIT), hands that part to the manager (CAP_GRANT over
+//! the channel) and drops the broker's own copy. A return checks that the
+//! region is one it granted, zeroes it (MEM_ZERO, in chunks the core
+//! accepts) and files it as a free piece. Every page is therefore zeroed
+//! before it is granted again; the broker zeroes its whole free memory
+//! once at start, so the first grant is clean too.
+//!
+//! The hypercalls sit behind [`Ops`], so the books are tested on the host
+//! against a fake; nothing here trusts a request: sizes, tags and slots
+//! are all checked, and no request makes the broker panic or forget
+//! memory it holds.
+#![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_code)]
+
+pub mod proto;
+
+use hypercall_abi::{Status, MEM_ZERO_MAX};
+use proto::{Request, Response, MAX_GRANTS};
+
+/// The granularity of every grant.
+pub const PAGE: u64 = 4096;
+
+/// The most bytes one zeroing call covers.
+pub const ZERO_CHUNK: u64 = MEM_ZERO_MAX;
+
+/// How many free pieces the broker keeps books for. Pieces are never
+/// merged (the core has no call for it), so returns of sizes that are
+/// never asked for again fragment the list; a return that finds the list
+/// full is refused and the region stays on the grant's books until a
+/// later grant makes room (see [`Broker::settle`]).
+pub const MAX_PIECES: usize = 32;
+
+/// The hypercalls the broker's books are kept with. Slots are the
+/// broker's own capability slots.
+pub trait Ops {
+    /// Splits the region at `slot` at byte `offset`; the original keeps
+    /// the first part; returns the slot of the second.
+    fn split(&mut self, slot: u32, offset: u64) -> Result<u32, Status>;
+    /// Sends a copy of the region at `slot` to the domain manager; returns
+    /// the slot it arrived in, in the manager's space.
+    fn grant(&mut self, slot: u32) -> Result<u32, Status>;
+    /// Drops the capability at `slot`.
+    fn delete(&mut self, slot: u32) -> Result<(), Status>;
+    /// Zeroes `len` bytes at `offset` in the region at `slot` (page-aligned,
+    /// at most [`ZERO_CHUNK`]).
+    fn zero(&mut self, slot: u32, offset: u64, len: u64) -> Result<(), Status>;
+    /// The core's object index of the region at `slot`
+    /// ([`Status::WrongType`] if the slot holds something else).
+    fn identify(&mut self, slot: u32) -> Result<u32, Status>;
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Piece {
+    slot: u32,
+    bytes: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Grant {
+    tag: u8,
+    bytes: u64,
+    object: u32,
+    /// Back in the broker's space (at this slot) but not yet zeroed and
+    /// filed: zeroing failed or the free list was full.
+    held: Option<u32>,
+}
+
+/// The broker's books.
+#[derive(Debug)]
+pub struct Broker {
+    pieces: [Option<Piece>; MAX_PIECES],
+    grants: [Option<Grant>; MAX_GRANTS],
+}
+
+fn to_kib(bytes: u64) -> u32 {
+    u32::try_from(bytes / 1024).unwrap_or(u32::MAX)
+}
+
+impl Broker {
+    /// Books with one free piece: the region at `slot`, `bytes` long (the
+    /// `free` region of the broker's start info). A region shorter than a
+    /// page, or not a whole number of pages, is used up to its last whole
+    /// page.
+    pub fn new(slot: u32, bytes: u64) -> Broker {
+        let mut b = Broker {
+            pieces: [None; MAX_PIECES],
+            grants: [None; MAX_GRANTS],
+        };
+        let whole = bytes & !(PAGE - 1);
+        if whole > 0 {
+            b.pieces[0] = Some(Piece { slot, bytes: whole });
+        }
+        b
+    }
+
+    /// Zeroes every free piece (once, at start: the memory may hold
+    /// anything the firmware or a boot loader left).
+    pub fn zero_all(&mut self, ops: &mut dyn Ops) -> Result<(), Status> {
+        for p in self.pieces.iter().flatten() {
+            zero(ops, p.slot, p.bytes)?;
+        }
+        Ok(())
+    }
+
+    /// Free bytes (every one of them zeroed).
+    pub fn free_bytes(&self) -> u64 {
+        self.pieces.iter().flatten().map(|p| p.bytes).sum()
+    }
+
+    /// Bytes out on grants (including regions back but not yet filed).
+    pub fn granted_bytes(&self) -> u64 {
+        self.grants.iter().flatten().map(|g| g.bytes).sum()
+    }
+
+    /// Free pieces on the books.
+    pub fn piece_count(&self) -> usize {
+        self.pieces.iter().flatten().count()
+    }
+
+    /// Answers one request.
+    pub fn handle(&mut self, request: Request, ops: &mut dyn Ops) -> Response {
+        self.settle(ops);
+        match request {
+            Request::Grant { tag, kib } => self.grant(tag, kib, ops),
+            Request::Return { tag, slot } => self.take_back(tag, slot, ops),
+            Request::Totals => {
+                let mut grants = [None; MAX_GRANTS];
+                for (out, g) in grants.iter_mut().zip(self.grants.iter().flatten()) {
+                    *out = Some((g.tag, to_kib(g.bytes)));
+                }
+                Response::Totals {
+                    free_kib: self.free_bytes() / 1024,
+                    grants,
+                }
+            }
+        }
+    }
+
+    /// Files regions that came back but could not be filed then (zeroing
+    /// failed or no room in the free list); called before every request.
+    pub fn settle(&mut self, ops: &mut dyn Ops) {
+        for i in 0..MAX_GRANTS {
+            let Some(g) = self.grants[i] else { continue };
+            let Some(slot) = g.held else { continue };
+            if self.file(slot, g.bytes, ops).is_ok() {
+                self.grants[i] = None;
+            }
+        }
+    }
+
+    fn refuse(&self, tag: u8, status: Status) -> Response {
+        Response::Refused {
+            tag,
+            status: status.raw() as u8,
+            free_kib: self.free_bytes() / 1024,
+        }
+    }
+
+    fn grant(&mut self, tag: u8, kib: u32, ops: &mut dyn Ops) -> Response {
+        if kib == 0 {
+            return self.refuse(tag, Status::InvalidArgument);
+        }
+        let bytes = (kib as u64 * 1024).div_ceil(PAGE) * PAGE;
+        if self.grants.iter().flatten().any(|g| g.tag == tag) {
+            return self.refuse(tag, Status::Denied);
+        }
+        let Some(record) = self.grants.iter().position(Option::is_none) else {
+            return self.refuse(tag, Status::OutOfResources);
+        };
+        let best = self
+            .pieces
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| p.filter(|p| p.bytes >= bytes).map(|p| (i, p)))
+            .min_by_key(|(_, p)| p.bytes);
+        let Some((index, piece)) = best else {
+            return self.refuse(tag, Status::OutOfResources);
+        };
+        // The part to hand out: the whole piece, or its tail split off.
+        let part = if piece.bytes == bytes {
+            piece.slot
+        } else {
+            match ops.split(piece.slot, piece.bytes - bytes) {
+                Ok(tail) => {
+                    self.pieces[index] = Some(Piece {
+                        slot: piece.slot,
+                        bytes: piece.bytes - bytes,
+                    });
+                    tail
+                }
+                Err(s) => return self.refuse(tag, s),
+            }
+        };
+        let handed = ops
+            .identify(part)
+            .and_then(|object| ops.grant(part).map(|theirs| (object, theirs)));
+        match handed {
+            Ok((object, theirs)) => {
+                let _ = ops.delete(part);
+                if part == piece.slot {
+                    self.pieces[index] = None;
+                }
+                self.grants[record] = Some(Grant {
+                    tag,
+                    bytes,
+                    object,
+                    held: None,
+                });
+                Response::Granted {
+                    tag,
+                    slot: theirs,
+                    kib: to_kib(bytes),
+                }
+            }
+            Err(s) => {
+                // Keep the split-off part as a piece of its own (it is
+                // still zeroed); if there is no room for it, it stays on
+                // the books as a grant held back under this tag.
+                if part != piece.slot && !self.keep(part, bytes) {
+                    self.grants[record] = Some(Grant {
+                        tag,
+                        bytes,
+                        object: u32::MAX,
+                        held: Some(part),
+                    });
+                }
+                self.refuse(tag, s)
+            }
+        }
+    }
+
+    fn take_back(&mut self, tag: u8, slot: u32, ops: &mut dyn Ops) -> Response {
+        let object = match ops.identify(slot) {
+            Ok(o) => o,
+            Err(s) => return self.refuse(tag, s),
+        };
+        let Some(i) = self
+            .grants
+            .iter()
+            .position(|g| g.is_some_and(|g| g.held.is_none() && g.object == object))
+        else {
+            // Not a region the broker lent: drop it so that a confused or
+            // hostile manager cannot fill the broker's capability space.
+            let _ = ops.delete(slot);
+            return self.refuse(tag, Status::Denied);
+        };
+        let Some(mut g) = self.grants[i] else {
+            return self.refuse(tag, Status::Denied);
+        };
+        match self.file(slot, g.bytes, ops) {
+            Ok(()) => {
+                self.grants[i] = None;
+                Response::Returned {
+                    tag: g.tag,
+                    kib: to_kib(g.bytes),
+                }
+            }
+            Err(s) => {
+                g.held = Some(slot);
+                self.grants[i] = Some(g);
+                self.refuse(tag, s)
+            }
+        }
+    }
+
+    /// Zeroes a region and files it as a free piece.
+    fn file(&mut self, slot: u32, bytes: u64, ops: &mut dyn Ops) -> Result<(), Status> {
+        if !self.pieces.iter().any(Option::is_none) {
+            return Err(Status::OutOfResources);
+        }
+        zero(ops, slot, bytes)?;
+        if self.keep(slot, bytes) {
+            Ok(())
+        } else {
+            Err(Status::OutOfResources)
+        }
+    }
+
+    fn keep(&mut self, slot: u32, bytes: u64) -> bool {
+        match self.pieces.iter_mut().find(|p| p.is_none()) {
+            Some(free) => {
+                *free = Some(Piece { slot, bytes });
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// Zeroes `bytes` of the region at `slot`, [`ZERO_CHUNK`] at a time.
+fn zero(ops: &mut dyn Ops, slot: u32, bytes: u64) -> Result<(), Status> {
+    let mut offset = 0;
+    while offset < bytes {
+        let len = (bytes - offset).min(ZERO_CHUNK);
+        ops.zero(slot, offset, len)?;
+        offset += len;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;
