@@ -30,8 +30,8 @@ pub use parse::{
     QUOTE_MAX,
 };
 pub use shell::{
-    DomainInfo, DomainRow, Error, ExitCounts, Flow, MemGrant, MemInfo, Name, Register, Shell,
-    Supervisor, LINE_MAX, MAX_DOMAINS, PROMPT,
+    exit_reason_name, DomainInfo, DomainRow, Error, ExitCounts, Flow, MemGrant, MemInfo, Name,
+    Register, Shell, Supervisor, LINE_MAX, MAX_DOMAINS, PROMPT,
 };
 
 /// Re-exported from `hypercall-abi`: the domain states and hypercall

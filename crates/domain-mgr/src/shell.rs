@@ -228,6 +228,13 @@ pub trait Supervisor {
     fn destroy(&mut self, id: DomainId) -> Result<(), Error>;
     /// Calls `out` once per vCPU register of domain `id`, in display order.
     fn dump(&mut self, id: DomainId, out: &mut dyn FnMut(Register)) -> Result<(), Error>;
+    /// Calls `out` with (basic exit reason, count) for each reason domain
+    /// `id` has exited for, in reason order. A supervisor without exit
+    /// counts by reason reports none.
+    fn dump_exits(&mut self, id: DomainId, out: &mut dyn FnMut(u16, u64)) -> Result<(), Error> {
+        let _ = (id, out);
+        Ok(())
+    }
     /// Free memory and the grants.
     fn mem(&mut self) -> MemInfo;
     /// Stops every domain and the machine. A supervisor that really shuts
@@ -464,9 +471,51 @@ fn dump<S: Supervisor + ?Sized, W: Write + ?Sized>(
         writeln!(out)?;
     }
     match outcome {
+        Err(e) => return writeln!(out, "error: dump {id}: {e}"),
+        Ok(()) if count == 0 => writeln!(out, "domain {id}: no registers")?,
+        Ok(()) => {}
+    }
+    let mut first = true;
+    let outcome = sup.dump_exits(id, &mut |reason, n| {
+        result = result.and_then(|()| {
+            if core::mem::take(&mut first) {
+                writeln!(out, "exits by reason:")?;
+            }
+            writeln!(
+                out,
+                "  {reason:>3} {:<20} {n:>12}",
+                exit_reason_name(reason)
+            )
+        });
+    });
+    result?;
+    match outcome {
         Err(e) => writeln!(out, "error: dump {id}: {e}"),
-        Ok(()) if count == 0 => writeln!(out, "domain {id}: no registers"),
         Ok(()) => Ok(()),
+    }
+}
+
+/// The name of a basic VM-exit reason (Intel SDM volume 3, appendix C),
+/// for the reasons a domain commonly exits for.
+pub fn exit_reason_name(reason: u16) -> &'static str {
+    match reason {
+        0 => "exception or NMI",
+        1 => "external interrupt",
+        2 => "triple fault",
+        7 => "interrupt window",
+        10 => "cpuid",
+        12 => "hlt",
+        18 => "vmcall",
+        28 => "control register",
+        30 => "port i/o",
+        31 => "rdmsr",
+        32 => "wrmsr",
+        33 => "bad guest state",
+        48 => "ept violation",
+        49 => "ept misconfiguration",
+        52 => "preemption timer",
+        55 => "xsetbv",
+        _ => "other",
     }
 }
 

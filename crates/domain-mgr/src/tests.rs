@@ -126,6 +126,14 @@ impl Supervisor for Fake {
         self.dump_error.map_or(Ok(()), Err)
     }
 
+    fn dump_exits(&mut self, id: DomainId, out: &mut dyn FnMut(u16, u64)) -> Result<(), Error> {
+        self.find(id)?;
+        out(18, 1234);
+        out(30, 7);
+        out(77, 1);
+        Ok(())
+    }
+
     fn mem(&mut self) -> MemInfo {
         let mut m = MemInfo::EMPTY;
         m.free_kib = self.free_kib;
@@ -260,7 +268,11 @@ fn dump_prints_registers_three_a_line() {
         out(&mut f, "dump 1"),
         "domain 1 registers:\n\
         \x20  rip 0000000000101234     rsp 0000000000007ff0  rflags 0000000000000202\n\
-        \x20  rax 0000000000000000     cr3 0000000000001000\n"
+        \x20  rax 0000000000000000     cr3 0000000000001000\n\
+        exits by reason:\n\
+        \x20  18 vmcall                       1234\n\
+        \x20  30 port i/o                        7\n\
+        \x20  77 other                           1\n"
     );
     assert_eq!(out(&mut f, "dump 5"), "error: dump 5: no such domain\n");
 }
@@ -271,7 +283,8 @@ fn dump_failing_half_way_ends_the_line_then_the_error() {
     f.dump_error = Some(Error::Hypercall(Status::Denied));
     let text = out(&mut f, "dump 1");
     assert!(
-        text.ends_with("     cr3 0000000000001000\nerror: dump 1: hypercall failed: denied\n"),
+        text.ends_with("     cr3 0000000000001000\nerror: dump 1: hypercall failed: denied\n")
+            && !text.contains("exits by reason"),
         "{text}"
     );
 }

@@ -197,6 +197,29 @@ pub enum Call {
     /// else [`Status::InvalidArgument`]). [`Status::Denied`] while the region
     /// is mapped into any domain.
     MemZero = 26,
+    /// Reads one item of another domain's vCPU state. RDI = domain slot
+    /// (needs [`Rights::READ`]; the caller itself is [`Status::Denied`]), RSI = item: `0..`[`peek::REGISTERS`]`.len()`
+    /// for a register (in the order of [`peek::REGISTERS`]), or
+    /// [`peek::EXITS`] + n for the count of VM exits with basic reason n
+    /// (n below [`peek::EXIT_REASONS`]); else [`Status::InvalidArgument`].
+    /// Returns RDX = the value. [`Status::Denied`] for a domain that has
+    /// not run yet. Works on a stopped domain (its last state).
+    DomainPeek = 27,
+}
+
+/// Items of [`Call::DomainPeek`].
+pub mod peek {
+    /// The registers, by item number.
+    pub const REGISTERS: [&str; 21] = [
+        "rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp", "r8", "r9", "r10", "r11", "r12",
+        "r13", "r14", "r15", "rip", "rflags", "cr0", "cr3", "cr4",
+    ];
+    /// The first exit-count item: `EXITS + n` is the count for basic exit
+    /// reason n.
+    pub const EXITS: u64 = 0x100;
+    /// Basic exit reasons counted one by one (higher ones are not
+    /// reported).
+    pub const EXIT_REASONS: u64 = 80;
 }
 
 impl Call {
@@ -230,12 +253,13 @@ impl Call {
             24 => Call::DomainExits,
             25 => Call::MemUnmap,
             26 => Call::MemZero,
+            27 => Call::DomainPeek,
             _ => return None,
         })
     }
 
     /// Every call, in number order.
-    pub const ALL: [Call; 27] = [
+    pub const ALL: [Call; 28] = [
         Call::Null,
         Call::LogWrite,
         Call::Exit,
@@ -263,6 +287,7 @@ impl Call {
         Call::DomainExits,
         Call::MemUnmap,
         Call::MemZero,
+        Call::DomainPeek,
     ];
 
     /// A short name for logs.
@@ -295,6 +320,7 @@ impl Call {
             Call::DomainExits => "domain_exits",
             Call::MemUnmap => "mem_unmap",
             Call::MemZero => "mem_zero",
+            Call::DomainPeek => "domain_peek",
         }
     }
 }

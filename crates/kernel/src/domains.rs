@@ -656,9 +656,91 @@ struct SysPlatform<'s, 'h, 'a> {
     sys: &'s mut System,
     hw: &'h mut Hw<'a>,
     caller: ObjectRef,
+    /// The caller's VMCS (current while it runs).
+    own_vmcs: u64,
+    /// Every other domain's vCPU, for DOMAIN_PEEK.
+    others: [&'s [Option<(ObjectRef, vcpu::Vcpu)>]; 2],
+}
+
+/// One `DOMAIN_PEEK` item of a vCPU whose VMCS is current: a register
+/// (general ones from `regs`, the rest from the VMCS) or an exit count.
+fn peek_item(regs: &vcpu::GuestRegisters, stats: &vcpu::ExitStats, item: u64) -> Option<u64> {
+    let vmcs = HardwareVmcs(());
+    let field = |f| vmcs.read(f).ok();
+    Some(match item {
+        0 => regs.rax,
+        1 => regs.rbx,
+        2 => regs.rcx,
+        3 => regs.rdx,
+        4 => regs.rsi,
+        5 => regs.rdi,
+        6 => regs.rbp,
+        7 => field(fields::GUEST_RSP)?,
+        8 => regs.r8,
+        9 => regs.r9,
+        10 => regs.r10,
+        11 => regs.r11,
+        12 => regs.r12,
+        13 => regs.r13,
+        14 => regs.r14,
+        15 => regs.r15,
+        16 => field(fields::GUEST_RIP)?,
+        17 => field(fields::GUEST_RFLAGS)?,
+        18 => field(fields::GUEST_CR0)?,
+        19 => field(fields::GUEST_CR3)?,
+        20 => field(fields::GUEST_CR4)?,
+        _ => stats.count_basic(u16::try_from(item.checked_sub(hypercall_abi::peek::EXITS)?).ok()?),
+    })
 }
 
 impl SysPlatform<'_, '_, '_> {
+    /// `DOMAIN_PEEK` (of another domain: the capability check refuses the
+    /// caller itself): its saved registers and exit counts, and its VMCS,
+    /// made current for the read and the caller's made current again.
+    fn peek(&mut self, slot: u64, item: u64) -> vcpu::CoreCall {
+        use hypercall_abi::Status;
+        let answer = self.sys.peek_target(self.caller, slot, item).and_then(|t| {
+            let Some((_, other)) = self.others[usize::from(t.index >= self.caller.index)]
+                .iter()
+                .flatten()
+                .find(|(owner, _)| *owner == t)
+            else {
+                // A domain created by a hypercall gets its vCPU when it
+                // first runs.
+                return Err(Status::Denied);
+            };
+            let vmcs = self
+                .sys
+                .domains
+                .get(t)
+                .ok_or(Status::StaleCapability)?
+                .hw
+                .vmcs;
+            // SAFETY: VMX root operation; `vmcs` is that live domain's VMCS,
+            // set up when its vCPU was. The caller's VMCS is made current
+            // again before its hypercall completes; VMPTRLD keeps each
+            // VMCS's launch state.
+            unsafe {
+                if vmx::arch::vmptrld(vmcs).is_err() {
+                    let _ = vmx::arch::vmptrld(self.own_vmcs);
+                    return Err(Status::Denied);
+                }
+                let value = peek_item(&other.regs, &other.stats, item);
+                if vmx::arch::vmptrld(self.own_vmcs).is_err() {
+                    log::error!("VMPTRLD of the caller's VMCS failed after DOMAIN_PEEK");
+                }
+                value.ok_or(Status::InvalidArgument)
+            }
+        });
+        match answer {
+            Ok(v) => vcpu::CoreCall::Return(Status::Ok, Some(v)),
+            Err(s) => {
+                self.refused(hypercall_abi::Call::DomainPeek, s);
+                vcpu::CoreCall::Return(s, None)
+            }
+        }
+    }
+
     /// `IOREQ_WAIT` and `IOREQ_DONE`, for the UART service only.
     fn ioreq_call(&mut self, call: hypercall_abi::Call, timeout: u64) -> vcpu::CoreCall {
         use hypercall_abi::{ioreq::Response, ioreq::VERSION, Status};
@@ -785,6 +867,7 @@ impl vcpu::Platform for SysPlatform<'_, '_, '_> {
             hypercall_abi::Call::IoReqWait | hypercall_abi::Call::IoReqDone => {
                 self.ioreq_call(call, regs.rdi)
             }
+            hypercall_abi::Call::DomainPeek => self.peek(regs.rdi, regs.rsi),
             _ => self.general(call, [regs.rdi, regs.rsi, regs.rdx, regs.r10]),
         }
     }
@@ -993,9 +1076,12 @@ fn schedule(
                 }
             }
         }
-        let (Some(dom), Some((_, vcpu))) =
-            (sys.domains.get_mut(d), vcpus[d.index as usize].as_mut())
-        else {
+        // The running vCPU, and the others (read by DOMAIN_PEEK).
+        let (before, rest) = vcpus.split_at_mut(d.index as usize);
+        let Some((Some((_, vcpu)), after)) = rest.split_first_mut() else {
+            continue;
+        };
+        let Some(dom) = sys.domains.get_mut(d) else {
             continue;
         };
         let mut vmcs = HardwareVmcs(());
@@ -1017,12 +1103,15 @@ fn schedule(
             let _ = vcpu::complete_in(vcpu, &mut vmcs, value);
         }
         let name = dom.name;
+        let own_vmcs = dom.hw.vmcs;
         let refused_before = vcpu.refused;
         let action = {
             let mut platform = SysPlatform {
                 sys: &mut *sys,
                 hw: &mut *hw,
                 caller: d,
+                own_vmcs,
+                others: [&*before, &*after],
             };
             vcpu::run_until_event(vcpu, &mut vmcs, &mut platform, |regs, launched, fast| {
                 // SAFETY: this domain's VMCS is current and fully set up with

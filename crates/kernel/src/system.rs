@@ -1079,6 +1079,35 @@ impl System {
         Ok(self.lookup(ci, slot, ObjectType::Domain, needed)?.object)
     }
 
+    /// The checks of `DOMAIN_PEEK` that need no vCPU: the domain named by
+    /// `slot` (READ; never the caller itself, whose vCPU is running) and a
+    /// known item. The core's VMX
+    /// code reads the value from that domain's vCPU.
+    pub fn peek_target(
+        &self,
+        caller: ObjectRef,
+        slot: u64,
+        item: u64,
+    ) -> Result<ObjectRef, Status> {
+        use hypercall_abi::peek;
+        let target = self.target(caller.index as usize, caller, slot, Rights::READ, false)?;
+        if target == caller {
+            return Err(Status::Denied);
+        }
+        let register = item < peek::REGISTERS.len() as u64;
+        let exits = item
+            .checked_sub(peek::EXITS)
+            .is_some_and(|n| n < peek::EXIT_REASONS);
+        if !register && !exits {
+            return Err(Status::InvalidArgument);
+        }
+        match self.domains.get(target).map(|d| d.state) {
+            None => Err(Status::StaleCapability),
+            Some(RunState::Created) => Err(Status::Denied),
+            Some(_) => Ok(target),
+        }
+    }
+
     /// Dispatches a hypercall of `caller` (the calls the `vcpu` crate does
     /// not own). `a` holds RDI, RSI, RDX, R10; `now` is the TSC.
     pub fn hypercall<M: Machine>(
@@ -1383,6 +1412,9 @@ impl System {
                 }
                 ok(None)
             }
+            // Answered by the core's VMX code, which holds the vCPUs (see
+            // `peek_target`); a machine without vCPUs has nothing to read.
+            Call::DomainPeek => Err(Status::UnknownCall),
             Call::MemZero => {
                 let cap = self.lookup(ci, a[0], ObjectType::MemRegion, Rights::WRITE)?;
                 let region = *self

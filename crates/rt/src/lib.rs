@@ -175,6 +175,12 @@ pub fn domain_exits(domain: u64) -> Result<[u64; 4], Status> {
     Ok([v & 0xffff, (v >> 16) & 0xffff, (v >> 32) & 0xffff, v >> 48])
 }
 
+/// `DOMAIN_PEEK`: one register or exit count of another domain (items in
+/// [`hypercall_abi::peek`]).
+pub fn domain_peek(domain: u64, item: u64) -> Result<u64, Status> {
+    call(Call::DomainPeek, domain, item, 0, 0)
+}
+
 /// `SHUTDOWN`: ends the system (needs CONTROL over every other domain).
 pub fn shutdown() -> Result<(), Status> {
     call(Call::Shutdown, 0, 0, 0, 0).map(drop)

@@ -53,6 +53,12 @@ impl ExitStats {
             .unwrap_or(self.other)
     }
 
+    /// How many exits had basic reason `basic` (0 for reasons beyond the
+    /// counted ones: those are only in the total).
+    pub fn count_basic(&self, basic: u16) -> u64 {
+        self.counts.get(basic as usize).copied().unwrap_or(0)
+    }
+
     /// Hypercalls, port I/O, EPT violations and all exits: what the core
     /// reports to supervisors. Cheap (the scheduler copies it after every
     /// event).

@@ -134,7 +134,11 @@ mod service {
         }
 
         /// The domain capability and name of domain `id`.
+        /// Domain `id`'s slot and name; 0 is the domain manager itself.
         fn domain(&self, id: DomainId) -> Result<(u64, Name), Error> {
+            if id == 0 {
+                return Ok((SLOT_SELF, Name::new_or_none(self.info.name())));
+            }
             if let Some((_, s)) = self.all().find(|(i, _)| *i == id) {
                 return Ok((s.slot as u64, Name::new_or_none(s.name())));
             }
@@ -233,9 +237,12 @@ mod service {
     impl Supervisor for Domains {
         fn list(&mut self, out: &mut dyn FnMut(DomainRow)) {
             let mut rows = [None; 16];
-            let ids = self
-                .all()
-                .map(|(id, s)| (id, s.slot as u64, Name::new_or_none(s.name())))
+            // Itself first, as domain 0.
+            let ids = core::iter::once((0, SLOT_SELF, Name::new_or_none(self.info.name())))
+                .chain(
+                    self.all()
+                        .map(|(id, s)| (id, s.slot as u64, Name::new_or_none(s.name()))),
+                )
                 .chain(
                     self.guests()
                         .map(|(id, g)| (id, g.domain, guest_name(g.image))),
@@ -342,10 +349,16 @@ mod service {
         }
 
         fn stop(&mut self, id: DomainId) -> Result<(), Error> {
+            if id == 0 {
+                return Err(Error::Protected);
+            }
             rt::domain_stop(self.domain(id)?.0).map_err(hc)
         }
 
         fn destroy(&mut self, id: DomainId) -> Result<(), Error> {
+            if id == 0 {
+                return Err(Error::Protected);
+            }
             let (slot, _) = self.domain(id)?;
             rt::domain_destroy(slot).map_err(hc)?;
             let first = self.first_guest_id();
@@ -359,8 +372,24 @@ mod service {
             Ok(())
         }
 
-        fn dump(&mut self, _id: DomainId, _out: &mut dyn FnMut(Register)) -> Result<(), Error> {
-            Err(Error::Unsupported)
+        fn dump(&mut self, id: DomainId, out: &mut dyn FnMut(Register)) -> Result<(), Error> {
+            let (slot, _) = self.domain(id)?;
+            for (item, name) in hypercall_abi::peek::REGISTERS.iter().enumerate() {
+                let value = rt::domain_peek(slot, item as u64).map_err(hc)?;
+                out(Register { name, value });
+            }
+            Ok(())
+        }
+
+        fn dump_exits(&mut self, id: DomainId, out: &mut dyn FnMut(u16, u64)) -> Result<(), Error> {
+            let (slot, _) = self.domain(id)?;
+            for reason in 0..hypercall_abi::peek::EXIT_REASONS {
+                let n = rt::domain_peek(slot, hypercall_abi::peek::EXITS + reason).map_err(hc)?;
+                if n != 0 {
+                    out(reason as u16, n);
+                }
+            }
+            Ok(())
         }
 
         /// Free memory from the broker; each supervised domain's memory

@@ -1109,3 +1109,49 @@ fn deadlines_wake_in_order_and_an_early_wake_leaves_no_stale_deadline() {
         Some(1)
     ));
 }
+
+#[test]
+fn domain_peek_checks_its_target_and_item_before_the_vmx_code_reads() {
+    use hypercall_abi::peek;
+    let mut w = world();
+    let ctl = w.sys.grant_domain(w.a, w.b, Rights::CONTROL).unwrap() as u64;
+    let read = w.sys.grant_domain(w.a, w.b, Rights::READ).unwrap() as u64;
+    assert_eq!(
+        w.sys.peek_target(w.a, ctl, 0),
+        Err(Status::InsufficientRights)
+    );
+    assert_eq!(w.sys.peek_target(w.a, read, 0), Ok(w.b));
+    assert_eq!(w.sys.peek_target(w.a, read, 20), Ok(w.b));
+    assert_eq!(w.sys.peek_target(w.a, read, peek::EXITS + 79), Ok(w.b));
+    for bad in [21, peek::EXITS - 1, peek::EXITS + 80, u64::MAX] {
+        assert_eq!(
+            w.sys.peek_target(w.a, read, bad),
+            Err(Status::InvalidArgument),
+            "item {bad:#x}"
+        );
+    }
+    // Not itself (its vCPU is the one running), not a bad slot.
+    assert_eq!(
+        w.sys.peek_target(w.a, SLOT_SELF, 0),
+        Err(Status::InvalidSlot)
+    );
+    assert_eq!(w.sys.peek_target(w.a, w.a_mem, 0), Err(Status::WrongType));
+    // A stopped domain can still be read (its last state); a destroyed
+    // one cannot.
+    assert_eq!(w.status(w.a, Call::DomainStop, [ctl, 0, 0, 0]), Status::Ok);
+    assert_eq!(w.sys.peek_target(w.a, read, 16), Ok(w.b));
+    let ctl2 = w.sys.grant_domain(w.a, w.b, Rights::CONTROL).unwrap() as u64;
+    assert_eq!(
+        w.status(w.a, Call::DomainDestroy, [ctl2, 0, 0, 0]),
+        Status::Ok
+    );
+    assert_eq!(
+        w.sys.peek_target(w.a, read, 16),
+        Err(Status::StaleCapability)
+    );
+    // Without the VMX code behind it the call itself is unknown.
+    assert_eq!(
+        w.status(w.a, Call::DomainPeek, [read, 0, 0, 0]),
+        Status::UnknownCall
+    );
+}
