@@ -85,9 +85,10 @@ enum Cmd {
         /// The system manifest (TOML) whose domains the core starts, or `none`.
         #[arg(long, default_value = DEFAULT_SYSTEM)]
         system: String,
-        /// Stop the emulator after this many seconds.
-        #[arg(long, default_value_t = 300)]
-        timeout: u64,
+        /// Stop the emulator after this many seconds (default: none when
+        /// the console is a terminal, else 300).
+        #[arg(long)]
+        timeout: Option<u64>,
     },
     /// Host unit tests of every crate, then the end-to-end tests.
     Test {
@@ -164,8 +165,12 @@ fn run(
     kvm: bool,
     cmdline: &str,
     system: &str,
-    timeout: u64,
+    timeout: Option<u64>,
 ) -> Result<ExitCode> {
+    let interactive = std::io::IsTerminal::is_terminal(&std::io::stdin());
+    // A day stands for no limit at a terminal: `shutdown` in the shell or
+    // Ctrl-C ends the session.
+    let timeout = timeout.unwrap_or(if interactive { 86_400 } else { 300 });
     if kvm && emulator != Emulator::Qemu {
         return Err("--accel kvm needs --emulator qemu".into());
     }
@@ -178,8 +183,14 @@ fn run(
     prereq::ensure(&needs)?;
     let iso = image::build("bulkhead", cmdline, system.as_deref())?;
     step(&format!(
-        "booting {} under {emulator:?} (console below; stops by itself, or after {timeout} s)",
-        image::display(&iso)
+        "booting {} under {emulator:?} (console below; {})",
+        image::display(&iso),
+        if interactive {
+            "type `shutdown` at the bulkhead> prompt to end, Ctrl-A then a digit to switch consoles"
+                .to_string()
+        } else {
+            format!("stops by itself, or after {timeout} s")
+        }
     ));
     let run = emulator::run(
         &iso,
@@ -189,7 +200,7 @@ fn run(
             timeout: Duration::from_secs(timeout),
             live: true,
             // Typing goes to COM1 when there is someone to type.
-            input: if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+            input: if interactive {
                 emulator::Input::Interactive
             } else {
                 emulator::Input::None
