@@ -363,9 +363,9 @@ pub fn specs() -> Vec<Spec> {
                 "free ",
                 "start nosuch",
                 "error: start nosuch: no such domain in the manifest",
-                "start hello",
-                "started hello as domain 3",
-                "[hello/uart] hello 3 over the virtual 16550 from hello",
+                "start serial",
+                "started serial as domain 3",
+                "[serial/uart] hello 3 over the virtual 16550 from serial",
                 "shutdown",
                 "bulkhead: shutdown status=0",
             ]),
@@ -382,7 +382,7 @@ pub fn specs() -> Vec<Spec> {
                 ("stopped domain 3".into(), "destroy 3\r".into()),
                 ("destroyed domain 3".into(), "mem\r".into()),
                 ("granted".into(), "start nosuch\r".into()),
-                ("no such domain".into(), "start hello\r".into()),
+                ("no such domain".into(), "start serial\r".into()),
                 ("hello 3 over".into(), "shutdown\r".into()),
             ],
             forbid: forbid(&["refused:", "could not give"]),
@@ -611,6 +611,33 @@ pub fn bench_uart_spec() -> Spec {
     }
 }
 
+/// The `start` benchmark run: a 16 MiB guest launched from the shell.
+pub fn bench_start_spec() -> Spec {
+    Spec {
+        name: "bench-start",
+        cmdline: "run=",
+        expect: s(&[
+            "[manager] ready: ",
+            "start big",
+            "[manager] bench: start big: ",
+            "started big as domain 3",
+            "[big/uart] hello 3 over the virtual 16550 from big",
+            "shutdown",
+            "bulkhead: shutdown status=0",
+        ]),
+        anywhere: Vec::new(),
+        system: Some("systems/bench-start.toml"),
+        input: vec![
+            ("bulkhead> ".into(), "start big\r".into()),
+            ("hello 3 over".into(), "shutdown\r".into()),
+        ],
+        forbid: default_forbidden(),
+        returns: Vec::new(),
+        exit: Exit::Success,
+        timeout: Duration::from_secs(120),
+    }
+}
+
 /// The first number after `prefix` in the console.
 pub fn parse_figure(console: &str, prefix: &str) -> Option<u64> {
     console.lines().find_map(|l| {
@@ -619,17 +646,23 @@ pub fn parse_figure(console: &str, prefix: &str) -> Option<u64> {
     })
 }
 
+/// The name of the end-to-end test of `cargo xtask new-service`.
+const NEW_SERVICE: &str = "new-service";
+
 /// Runs every end-to-end test (matching `filter`); returns how many failed.
 pub fn run_all(bins: &image::Binaries, filter: Option<&str>) -> Result<usize> {
     let mut tests: Vec<(Spec, Emulator)> =
         specs().into_iter().map(|s| (s, Emulator::Bochs)).collect();
     tests.push((qemu_spec(), Emulator::Qemu));
     tests.retain(|(s, _)| filter.is_none_or(|f| s.name.contains(f)));
-    if tests.is_empty() {
+    // Not an emulator spec of its own: it boots a system built in a copy of
+    // the tree (see `newservice::check_in_copy`).
+    let new_service = filter.is_none_or(|f| NEW_SERVICE.contains(f));
+    if tests.is_empty() && !new_service {
         return Err(format!("no end-to-end test matches {filter:?}").into());
     }
     let mut failed = 0;
-    let total = tests.len();
+    let total = tests.len() + usize::from(new_service);
     for (i, (spec, emulator)) in tests.into_iter().enumerate() {
         step(&format!(
             "e2e {}/{total} {} under {emulator:?} (command line {:?})",
@@ -682,6 +715,22 @@ pub fn run_all(bins: &image::Binaries, filter: Option<&str>) -> Result<usize> {
                     spec.name,
                     run.scratch.display()
                 );
+            }
+        }
+    }
+    if new_service {
+        step(&format!(
+            "e2e {total}/{total} {NEW_SERVICE}: cargo xtask new-service hello in a copy of the tree, then boot it"
+        ));
+        let started = Instant::now();
+        match crate::newservice::check_in_copy() {
+            Ok(()) => step(&format!(
+                "e2e {NEW_SERVICE} passed ({:.1} s)",
+                started.elapsed().as_secs_f64()
+            )),
+            Err(why) => {
+                failed += 1;
+                eprintln!("xtask: e2e {NEW_SERVICE} FAILED: {why}");
             }
         }
     }

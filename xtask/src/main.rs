@@ -291,6 +291,8 @@ fn bench() -> Result<ExitCode> {
     let ring_system = image::make_iso(&bins, "bench-ring", "run=", Some(&ring_path))?;
     let uart_path = workspace_root().join("systems/bench-uart.toml");
     let uart_system = image::make_iso(&bins, "bench-uart", "run=", Some(&uart_path))?;
+    let start_path = workspace_root().join("systems/bench-start.toml");
+    let start_system = image::make_iso(&bins, "bench-start", "run=", Some(&start_path))?;
     let options = emulator::Options {
         emulator: Emulator::Bochs,
         kvm: false,
@@ -332,6 +334,18 @@ fn bench() -> Result<ExitCode> {
         "[benchuart] bench: virtual UART write and read back: ",
     )
     .ok_or("no virtual-UART benchmark line in the console")?;
+    step("starting a 16 MiB guest from the domain manager's shell inside Bochs");
+    let start_spec = e2e::bench_start_spec();
+    let start_run = emulator::run(
+        &start_system,
+        &emulator::Options {
+            input: emulator::Input::Script(start_spec.input.clone()),
+            ..options.clone()
+        },
+    )?;
+    harness::judge(&start_spec, &start_run).map_err(|f| format!("benchmark run failed: {f}"))?;
+    let start = e2e::parse_figure(&start_run.console, "[manager] bench: start big: ")
+        .ok_or("no start benchmark line in the console")?;
     println!("Round trips in emulated instructions (RDTSC in Bochs; the TSC counts instructions):");
     println!("  null hypercall, first guest (VMCALL -> core -> VMRESUME): {null:>6}   goal < 200");
     println!("  null hypercall, manifest domain:                           {domain_null:>6}");
@@ -344,6 +358,9 @@ fn bench() -> Result<ExitCode> {
     println!("  ring message round trip (encode, notify, switch, decode, reply): {ring:>6}   goal <= 2500");
     println!(
         "  virtual UART write + read back (through the UART service): {uart:>6}   goal <= 3000"
+    );
+    println!(
+        "  start of a 16 MiB guest (broker grant, ELF load, create, start): {start:>8}   goal <= 1000000"
     );
     step("host ring throughput against rtrb (64-byte messages, two threads)");
     let out = cargo()

@@ -1,6 +1,8 @@
 //! `cargo xtask new-service NAME`: a new service crate from the template.
 
 use std::fs;
+use std::path::Path;
+use std::process::{Command, Stdio};
 
 use crate::{step, workspace_root, Result};
 
@@ -56,14 +58,115 @@ pub fn run(name: &str) -> Result<()> {
         "created services/{name} and added it to the workspace"
     ));
     println!(
-        "Add to a system manifest (e.g. a copy of systems/default.toml) to boot it with a client\n\
-         that pings it 5,100 times over the channel `ring`:\n\n\
+        "Save these lines as systems/{name}.toml (a system of their own), or add them to a copy of\n\
+         systems/default.toml, to boot the service with a client that pings it 5,100 times over\n\
+         the channel `ring`:\n\n\
          [[domain]]\nname = \"{name}\"\nimage = \"{name}\"\nmemory_kib = 2048\npriority = 4\n\n\
          [[domain]]\nname = \"{name}-client\"\nimage = \"rping\"\nmemory_kib = 2048\npriority = 4\n\n\
          [[channel]]\nname = \"ring\"\na = \"{name}-client\"\nb = \"{name}\"\npages = 2\n\
          a_gpa = 0x10000000\nb_gpa = 0x10000000\n\n\
-         Then: cargo xtask run --system YOUR.toml --cmdline run="
+         Then: cargo xtask run --system systems/{name}.toml --cmdline run="
     );
+    Ok(())
+}
+
+/// The end-to-end check of the whole "write a service" path, in a
+/// temporary copy of the tree (the real one is never touched): `cargo
+/// xtask new-service hello`, the printed lines saved as
+/// `systems/hello.toml`, then `cargo xtask run` of that system, which must
+/// show the service ready, the client's 5,100 pings answered and a clean
+/// shutdown. The copy has its own target directory, so this builds
+/// everything once more (a few minutes). Returns the failure, if any; the
+/// copy is kept then.
+pub fn check_in_copy() -> std::result::Result<(), String> {
+    let root = workspace_root();
+    let copy = std::env::temp_dir().join(format!("bulkhead-new-service-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&copy);
+    copy_tree(&root, &copy).map_err(|e| format!("copying the tree: {e}"))?;
+    let keep = |why: String| format!("{why}\n(the copy is in {})", copy.display());
+    let xtask = |args: &[&str]| {
+        Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .arg("xtask")
+            .args(args)
+            .current_dir(&copy)
+            .env("CARGO_TARGET_DIR", copy.join("target"))
+            .env_remove("CARGO_MANIFEST_DIR")
+            .stdin(Stdio::null())
+            .output()
+    };
+    let out = xtask(&["new-service", "hello"]).map_err(|e| keep(e.to_string()))?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    if !out.status.success() {
+        return Err(keep(format!(
+            "`cargo xtask new-service hello` failed:\n{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        )));
+    }
+    let lines = manifest_lines(&text).ok_or_else(|| {
+        keep(format!(
+            "no manifest lines in the output of new-service:\n{text}"
+        ))
+    })?;
+    fs::write(copy.join("systems/hello.toml"), lines).map_err(|e| keep(e.to_string()))?;
+    let out = xtask(&[
+        "run",
+        "--system",
+        "systems/hello.toml",
+        "--cmdline",
+        "run=",
+        "--timeout",
+        "300",
+    ])
+    .map_err(|e| keep(e.to_string()))?;
+    let console = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for want in [
+        "[hello] hello ready: answering on channel ring",
+        "[hello-client] bench: ring message round trip: ",
+        "bulkhead: domain hello-client: stopped: exited with code 0",
+        "bulkhead: shutdown status=0",
+    ] {
+        if !console.contains(want) {
+            let tail: Vec<&str> = console.lines().rev().take(30).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            return Err(keep(format!(
+                "the new service's system did not show {want:?}; last lines:\n{}",
+                tail.join("\n")
+            )));
+        }
+    }
+    let _ = fs::remove_dir_all(&copy);
+    Ok(())
+}
+
+/// The manifest part of new-service's output: from the first `[[domain]]`
+/// up to the `Then:` line.
+fn manifest_lines(output: &str) -> Option<String> {
+    let start = output.find("[[domain]]")?;
+    let rest = &output[start..];
+    let end = rest.find("\nThen:").unwrap_or(rest.len());
+    Some(format!("{}\n", rest[..end].trim_end()))
+}
+
+/// Copies a source tree, leaving out build output and version control.
+fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    fs::create_dir_all(to)?;
+    for entry in fs::read_dir(from)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        if name == "target" || name == ".git" {
+            continue;
+        }
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            copy_tree(&entry.path(), &to.join(&name))?;
+        } else if kind.is_file() {
+            fs::copy(entry.path(), to.join(&name))?;
+        }
+    }
     Ok(())
 }
 
@@ -78,6 +181,16 @@ mod tests {
         for bad in ["", "1a", "Hello", "a_b", "abcdefghijklmnopq", "a b", "-a"] {
             assert!(!valid_name(bad), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn the_printed_lines_are_cut_out_of_the_output() {
+        let out = "Save these lines:\n\n[[domain]]\nname = \"x\"\n\n[[channel]]\nname = \"ring\"\n\nThen: cargo\n";
+        assert_eq!(
+            manifest_lines(out).unwrap(),
+            "[[domain]]\nname = \"x\"\n\n[[channel]]\nname = \"ring\"\n"
+        );
+        assert_eq!(manifest_lines("nothing"), None);
     }
 
     #[test]

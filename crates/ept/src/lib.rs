@@ -289,9 +289,17 @@ const fn leaf_frame(entry: u64, level: usize) -> u64 {
     entry & bits::ADDR_MASK & !(level_size(level) - 1)
 }
 
-/// Whether a table has no present entry.
-fn table_is_empty(alloc: &impl FrameAllocator, table: u64) -> bool {
-    alloc.table(table).iter().all(|&e| !is_present(e))
+/// Whether a table has no present entry. The scan starts just after
+/// `cleared` (the entry the caller has just zeroed) and wraps around: a
+/// range unmapped in ascending order finds its next entry at once, so
+/// unmapping n pages costs O(n), not O(n x 512).
+fn table_is_empty(alloc: &impl FrameAllocator, table: u64, cleared: usize) -> bool {
+    let t = alloc.table(table);
+    let start = (cleared + 1) % t.len();
+    t[start..]
+        .iter()
+        .chain(&t[..start])
+        .all(|&e| !is_present(e))
 }
 
 /// Checks rights for a leaf entry.
@@ -452,7 +460,7 @@ impl Ept {
                     return Err(EptError::AlreadyMapped { gpa });
                 }
                 let child = entry & bits::ADDR_MASK;
-                if !table_is_empty(alloc, child) {
+                if !table_is_empty(alloc, child, 0) {
                     return Err(EptError::AlreadyMapped { gpa });
                 }
                 stale = Some(child);
@@ -563,7 +571,7 @@ impl Ept {
                 if is_leaf(entry, level) {
                     return Ok(path);
                 }
-                if is_table(entry, level) && table_is_empty(alloc, entry & bits::ADDR_MASK) {
+                if is_table(entry, level) && table_is_empty(alloc, entry & bits::ADDR_MASK, 0) {
                     return Err(EptError::NotMapped { gpa });
                 }
                 return Err(EptError::SizeMismatch { gpa });
@@ -592,7 +600,7 @@ impl Ept {
         *slot = 0;
 
         let mut level = leaf;
-        while level < ROOT_LEVEL && table_is_empty(alloc, path[level]) {
+        while level < ROOT_LEVEL && table_is_empty(alloc, path[level], index(gpa, level)) {
             alloc.table_mut(path[level + 1])[index(gpa, level + 1)] = 0;
             alloc.deallocate_frame(path[level]);
             level += 1;

@@ -492,11 +492,22 @@ pub fn run_system<'m>(
     if let Some(i) = manifest.domains.iter().position(|d| d.free_memory) {
         let name = manifest.domains[i].name.as_str();
         let d = refs[i].ok_or(BootError::Domain(name, "was not built"))?;
-        let largest = hw.frames.runs().map(|r| r.end - r.start).max().unwrap_or(0);
-        let len = largest - largest % FRAME;
+        // The largest free run, from its first 2 MiB boundary: the broker
+        // grants from the front of its pieces, so guests asking for 2 MiB
+        // multiples get 2 MiB-aligned memory, mapped with large pages.
+        const LARGE: u64 = 2 << 20;
+        let len = hw
+            .frames
+            .runs()
+            .map(|r| {
+                let start = r.start.next_multiple_of(LARGE);
+                r.end.saturating_sub(start) / FRAME * FRAME
+            })
+            .max()
+            .unwrap_or(0);
         let free = hw
             .frames
-            .allocate(len, FRAME)
+            .allocate(len, LARGE)
             .filter(|_| len > 0)
             .ok_or(BootError::Domain(
                 name,

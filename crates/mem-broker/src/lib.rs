@@ -8,9 +8,9 @@
 //!   core's object index so that a region coming back can be recognised
 //!   whatever slot it arrives in.
 //!
-//! A grant takes the best-fitting free piece, splits the requested size
-//! off its end (MEM_SPLIT), hands that part to the manager (CAP_GRANT over
-//! the channel) and drops the broker's own copy. A return checks that the
+//! A grant takes the best-fitting free piece, splits the rest off after
+//! the requested size (MEM_SPLIT), hands the front part to the manager
+//! (CAP_GRANT over the channel) and drops the broker's own copy. A return checks that the
 //! region is one it granted, zeroes it (MEM_ZERO, in chunks the core
 //! accepts) and files it as a free piece. Every page is therefore zeroed
 //! before it is granted again; the broker zeroes its whole free memory
@@ -187,30 +187,30 @@ impl Broker {
         let Some((index, piece)) = best else {
             return self.refuse(tag, Status::OutOfResources);
         };
-        // The part to hand out: the whole piece, or its tail split off.
-        let part = if piece.bytes == bytes {
-            piece.slot
+        // The part to hand out is the front of the piece, so that grants
+        // in multiples of 2 MiB from a 2 MiB-aligned piece stay aligned
+        // (the core then maps them with large pages); the rest, split off
+        // it, takes the piece's place in the books.
+        let part = piece.slot;
+        if piece.bytes == bytes {
+            self.pieces[index] = None;
         } else {
-            match ops.split(piece.slot, piece.bytes - bytes) {
-                Ok(tail) => {
+            match ops.split(piece.slot, bytes) {
+                Ok(rest) => {
                     self.pieces[index] = Some(Piece {
-                        slot: piece.slot,
+                        slot: rest,
                         bytes: piece.bytes - bytes,
                     });
-                    tail
                 }
                 Err(s) => return self.refuse(tag, s),
             }
-        };
+        }
         let handed = ops
             .identify(part)
             .and_then(|object| ops.grant(part).map(|theirs| (object, theirs)));
         match handed {
             Ok((object, theirs)) => {
                 let _ = ops.delete(part);
-                if part == piece.slot {
-                    self.pieces[index] = None;
-                }
                 self.grants[record] = Some(Grant {
                     tag,
                     bytes,
@@ -224,10 +224,10 @@ impl Broker {
                 }
             }
             Err(s) => {
-                // Keep the split-off part as a piece of its own (it is
-                // still zeroed); if there is no room for it, it stays on
-                // the books as a grant held back under this tag.
-                if part != piece.slot && !self.keep(part, bytes) {
+                // Keep the part as a piece again (it is still zeroed); if
+                // there is no room for it, it stays on the books as a
+                // grant held back under this tag.
+                if !self.keep(part, bytes) {
                     self.grants[record] = Some(Grant {
                         tag,
                         bytes,

@@ -408,3 +408,14 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn grants_come_from_the_front_so_2_mib_multiples_stay_aligned() {
+    let (mut fake, mut b) = started(16 * MIB);
+    let mut bases = Vec::new();
+    for (tag, kib) in [(1, 2048), (2, 4096), (3, 2048)] {
+        let (slot, _) = granted(b.handle(Request::Grant { tag, kib }, &mut fake));
+        bases.push(fake.objects[fake.manager[&slot]].base);
+    }
+    assert_eq!(bases, [0, 2 * MIB, 6 * MIB]);
+}
