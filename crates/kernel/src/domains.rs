@@ -667,10 +667,10 @@ struct SysPlatform<'s, 'h, 'a> {
     sys: &'s mut System,
     hw: &'h mut Hw<'a>,
     caller: ObjectRef,
-    /// The caller's VMCS (current while it runs).
-    own_vmcs: u64,
-    /// Every other domain's vCPU, for DOMAIN_PEEK.
-    others: [&'s [Option<(ObjectRef, vcpu::Vcpu)>]; 2],
+    /// The scheduler's vCPU table, for DOMAIN_PEEK. Only entries other
+    /// than the caller's are read through it (the caller's is borrowed
+    /// mutably by the run loop meanwhile).
+    vcpus: *const Option<(ObjectRef, vcpu::Vcpu)>,
 }
 
 /// One `DOMAIN_PEEK` item of a vCPU whose VMCS is current: a register
@@ -708,14 +708,21 @@ impl SysPlatform<'_, '_, '_> {
     /// `DOMAIN_PEEK` (of another domain: the capability check refuses the
     /// caller itself): its saved registers and exit counts, and its VMCS,
     /// made current for the read and the caller's made current again.
+    #[cold]
+    #[inline(never)]
     fn peek(&mut self, slot: u64, item: u64) -> vcpu::CoreCall {
         use hypercall_abi::Status;
         let answer = self.sys.peek_target(self.caller, slot, item).and_then(|t| {
-            let Some((_, other)) = self.others[usize::from(t.index >= self.caller.index)]
-                .iter()
-                .flatten()
-                .find(|(owner, _)| *owner == t)
-            else {
+            // `peek_target` refuses the caller itself.
+            if t == self.caller || t.index as usize >= crate::system::MAX_DOMAINS {
+                return Err(Status::Denied);
+            }
+            // SAFETY: `vcpus` points to the scheduler's table of
+            // MAX_DOMAINS entries, derived from its borrow for this run loop
+            // iteration; `t.index` is in range and not the caller's entry,
+            // the only one borrowed mutably while the caller runs.
+            let entry = unsafe { &*self.vcpus.add(t.index as usize) };
+            let Some((_, other)) = entry.as_ref().filter(|(owner, _)| *owner == t) else {
                 // A domain created by a hypercall gets its vCPU when it
                 // first runs.
                 return Err(Status::Denied);
@@ -727,17 +734,24 @@ impl SysPlatform<'_, '_, '_> {
                 .ok_or(Status::StaleCapability)?
                 .hw
                 .vmcs;
+            let own_vmcs = self
+                .sys
+                .domains
+                .get(self.caller)
+                .ok_or(Status::StaleCapability)?
+                .hw
+                .vmcs;
             // SAFETY: VMX root operation; `vmcs` is that live domain's VMCS,
             // set up when its vCPU was. The caller's VMCS is made current
             // again before its hypercall completes; VMPTRLD keeps each
             // VMCS's launch state.
             unsafe {
                 if vmx::arch::vmptrld(vmcs).is_err() {
-                    let _ = vmx::arch::vmptrld(self.own_vmcs);
+                    let _ = vmx::arch::vmptrld(own_vmcs);
                     return Err(Status::Denied);
                 }
                 let value = peek_item(&other.regs, &other.stats, item);
-                if vmx::arch::vmptrld(self.own_vmcs).is_err() {
+                if vmx::arch::vmptrld(own_vmcs).is_err() {
                     log::error!("VMPTRLD of the caller's VMCS failed after DOMAIN_PEEK");
                 }
                 value.ok_or(Status::InvalidArgument)
@@ -1087,12 +1101,13 @@ fn schedule(
                 }
             }
         }
-        // The running vCPU, and the others (read by DOMAIN_PEEK).
-        let (before, rest) = vcpus.split_at_mut(d.index as usize);
-        let Some((Some((_, vcpu)), after)) = rest.split_first_mut() else {
-            continue;
-        };
-        let Some(dom) = sys.domains.get_mut(d) else {
+        // Every vCPU, for DOMAIN_PEEK to read the others: derived from
+        // `vcpus` before the running one is borrowed below, and used only
+        // for other entries.
+        let all_vcpus = vcpus.as_ptr();
+        let (Some(dom), Some((_, vcpu))) =
+            (sys.domains.get_mut(d), vcpus[d.index as usize].as_mut())
+        else {
             continue;
         };
         let mut vmcs = HardwareVmcs(());
@@ -1114,15 +1129,13 @@ fn schedule(
             let _ = vcpu::complete_in(vcpu, &mut vmcs, value);
         }
         let name = dom.name;
-        let own_vmcs = dom.hw.vmcs;
         let refused_before = vcpu.refused;
         let action = {
             let mut platform = SysPlatform {
                 sys: &mut *sys,
                 hw: &mut *hw,
                 caller: d,
-                own_vmcs,
-                others: [&*before, &*after],
+                vcpus: all_vcpus,
             };
             vcpu::run_until_event(vcpu, &mut vmcs, &mut platform, |regs, launched, fast| {
                 // SAFETY: this domain's VMCS is current and fully set up with

@@ -1118,7 +1118,17 @@ impl System {
         a: [u64; 4],
         now: u64,
     ) -> Outcome {
-        let outcome = match self.dispatch(m, caller, call, a, now) {
+        let result = match call {
+            // The two calls of every channel round trip skip the big match.
+            Call::ChannelNotify if self.domains.is_live(caller) => {
+                self.channel_notify(caller, a[0])
+            }
+            Call::ChannelWait if self.domains.is_live(caller) => {
+                self.channel_wait(caller, a[0], a[1], now)
+            }
+            _ => self.dispatch(m, caller, call, a, now),
+        };
+        let outcome = match result {
             Ok(o) => o,
             Err(s) => Outcome::Return(s, None),
         };
@@ -1133,6 +1143,74 @@ impl System {
         outcome
     }
 
+    /// `CHANNEL_NOTIFY` (kept out of `dispatch`: it is on every round trip).
+    #[inline]
+    fn channel_notify(&mut self, caller: ObjectRef, slot: u64) -> Result<Outcome, Status> {
+        let ci = caller.index as usize;
+        let cap = self.lookup(ci, slot, ObjectType::Channel, Rights::WRITE)?;
+        let (ch, me) = channel_end(&mut self.channels, cap.object, caller)?;
+        let peer_end = 1 - me;
+        let peer = ch.ends[peer_end];
+        if ch.gone[peer_end] {
+            return Err(Status::Denied);
+        }
+        let Some(p) = self.domains.get_mut(peer) else {
+            return Err(Status::Denied);
+        };
+        match p.state {
+            RunState::Stopped => Err(Status::Denied),
+            RunState::Blocked {
+                channel: Some(c), ..
+            } if c == cap.object => {
+                p.state = RunState::Runnable;
+                p.pending = Some((Status::Ok, None));
+                self.woke = true;
+                Ok(Outcome::Return(Status::Ok, None))
+            }
+            _ => {
+                ch.pending[peer_end] = true;
+                Ok(Outcome::Return(Status::Ok, None))
+            }
+        }
+    }
+
+    /// `CHANNEL_WAIT` (kept out of `dispatch`: it is on every round trip).
+    #[inline]
+    fn channel_wait(
+        &mut self,
+        caller: ObjectRef,
+        slot: u64,
+        timeout_arg: u64,
+        now: u64,
+    ) -> Result<Outcome, Status> {
+        let ci = caller.index as usize;
+        let cap = self.lookup(ci, slot, ObjectType::Channel, Rights::READ)?;
+        let (ch, me) = channel_end(&mut self.channels, cap.object, caller)?;
+        if ch.pending[me] {
+            ch.pending[me] = false;
+            return Ok(Outcome::Return(Status::Ok, None));
+        }
+        // Nobody can ever notify: the peer is stopped or gone.
+        let peer = ch.ends[1 - me];
+        let peer_gone = ch.gone[1 - me];
+        if peer_gone
+            || self
+                .domains
+                .get(peer)
+                .is_none_or(|p| p.state == RunState::Stopped)
+        {
+            return Err(Status::Denied);
+        }
+        let timeout = timeout_arg;
+        if timeout == 0 {
+            return Err(Status::TimedOut);
+        }
+        let deadline = (timeout != u64::MAX).then(|| now.saturating_add(timeout));
+        self.block(caller, Some(cap.object), deadline);
+        Ok(Outcome::Block)
+    }
+
+    #[inline(never)]
     fn dispatch<M: Machine>(
         &mut self,
         m: &mut M,
@@ -1304,59 +1382,8 @@ impl System {
                     .min(u32::MAX as u64);
                 ok(Some(state as u64 | (dom.priority as u64) << 8 | kib << 16))
             }
-            Call::ChannelNotify => {
-                let cap = self.lookup(ci, a[0], ObjectType::Channel, Rights::WRITE)?;
-                let (ch, me) = channel_end(&mut self.channels, cap.object, caller)?;
-                let peer_end = 1 - me;
-                let peer = ch.ends[peer_end];
-                if ch.gone[peer_end] {
-                    return Err(Status::Denied);
-                }
-                let Some(p) = self.domains.get_mut(peer) else {
-                    return Err(Status::Denied);
-                };
-                match p.state {
-                    RunState::Stopped => Err(Status::Denied),
-                    RunState::Blocked {
-                        channel: Some(c), ..
-                    } if c == cap.object => {
-                        p.state = RunState::Runnable;
-                        p.pending = Some((Status::Ok, None));
-                        self.woke = true;
-                        ok(None)
-                    }
-                    _ => {
-                        ch.pending[peer_end] = true;
-                        ok(None)
-                    }
-                }
-            }
-            Call::ChannelWait => {
-                let cap = self.lookup(ci, a[0], ObjectType::Channel, Rights::READ)?;
-                let (ch, me) = channel_end(&mut self.channels, cap.object, caller)?;
-                if ch.pending[me] {
-                    ch.pending[me] = false;
-                    return ok(None);
-                }
-                // Nobody can ever notify: the peer is stopped or gone.
-                let peer = ch.ends[1 - me];
-                let peer_gone = ch.gone[1 - me];
-                if peer_gone
-                    || self
-                        .domains
-                        .get(peer)
-                        .is_none_or(|p| p.state == RunState::Stopped)
-                {
-                    return Err(Status::Denied);
-                }
-                let timeout = a[1];
-                if timeout == 0 {
-                    return Err(Status::TimedOut);
-                }
-                let deadline = (timeout != u64::MAX).then(|| now.saturating_add(timeout));
-                self.block(caller, Some(cap.object), deadline);
-                Ok(Outcome::Block)
-            }
+            Call::ChannelNotify => self.channel_notify(caller, a[0]),
+            Call::ChannelWait => self.channel_wait(caller, a[0], a[1], now),
             Call::DomainCreate => {
                 let region = self
                     .lookup(
