@@ -44,6 +44,10 @@ pub struct Spec {
     /// order, must be at least three, the last equal to the first and some
     /// line between them different.
     pub returns: Vec<String>,
+    /// A numbered sequence that must have no gap: on the console lines
+    /// containing this marker, the number at the end of each line must be
+    /// one more than on the previous one (at least two lines).
+    pub sequence: Option<&'static str>,
     /// How the emulator must end.
     pub exit: Exit,
     /// Hard limit on the run.
@@ -142,6 +146,9 @@ pub fn judge(spec: &Spec, run: &Run) -> Result<(), Failure> {
             }
         }
     }
+    if let (true, Some(marker)) = (next == spec.expect.len(), spec.sequence) {
+        check_sequence(&lines, marker).map_err(fail)?;
+    }
     if next < spec.expect.len() {
         let why = match run.outcome {
             Outcome::TimedOut => format!(
@@ -187,6 +194,40 @@ pub fn clean_shutdown(lines: &[&str]) -> bool {
         .is_some_and(|(_, status)| status.trim() == "0")
 }
 
+/// Checks that the numbers ending the lines with `marker` count up by one.
+fn check_sequence(lines: &[&str], marker: &str) -> std::result::Result<(), String> {
+    let mut numbers = Vec::new();
+    for line in lines.iter().filter(|l| l.contains(marker)) {
+        let digits: String = line
+            .trim_end()
+            .chars()
+            .rev()
+            .take_while(char::is_ascii_digit)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        match digits.parse::<u64>() {
+            Ok(n) => numbers.push(n),
+            Err(_) => {
+                return Err(format!(
+                    "a line with {marker:?} ends without a number: {line:?}"
+                ))
+            }
+        }
+    }
+    if numbers.len() < 2 {
+        return Err(format!("fewer than two lines with {marker:?}: {numbers:?}"));
+    }
+    match numbers.windows(2).find(|w| w[1] != w[0] + 1) {
+        Some(w) => Err(format!(
+            "the sequence {marker:?} jumps from {} to {}: {numbers:?}",
+            w[0], w[1]
+        )),
+        None => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -202,6 +243,7 @@ mod tests {
             system: None,
             input: Vec::new(),
             returns: Vec::new(),
+            sequence: None,
             exit: Exit::Success,
             timeout: Duration::from_secs(5),
         }
@@ -218,6 +260,26 @@ mod tests {
 
     const GOOD: &str =
         "bulkhead: VMX enabled: revision id 0x2b\n[first] hello\nbulkhead: shutdown status=0\n";
+
+    #[test]
+    fn a_numbered_sequence_must_have_no_gap() {
+        let mut s = spec(&["bulkhead: shutdown status=0"]);
+        s.sequence = Some("count ");
+        let console = |ns: &[&str]| {
+            let mut c = String::new();
+            for n in ns {
+                c.push_str(&format!("[demo/uart] demo count {n}\nother 9\n"));
+            }
+            c + GOOD
+        };
+        let ok = |ns: &[&str]| judge(&s, &run(&console(ns), Outcome::Exited(Some(0)))).is_ok();
+        assert!(ok(&["1", "2", "3"]));
+        assert!(ok(&["4", "5"]));
+        assert!(!ok(&["1", "3"]));
+        assert!(!ok(&["1", "2", "2"]));
+        assert!(!ok(&["1"]));
+        assert!(!ok(&["1", "x"]));
+    }
 
     #[test]
     fn a_figure_must_change_and_come_back() {

@@ -114,7 +114,8 @@ pub enum Call {
     DomainDestroy = 11,
     /// Reports a domain's state. RDI = domain slot (needs [`Rights::READ`])
     /// or [`SLOT_SELF`]. Returns RDX = [`DomainState`] (bits 0–7) | priority
-    /// << 8 | its own memory in KiB << 16.
+    /// << 8 | its own memory in KiB << 16 | 1 << 63 when it was stopped by
+    /// a fault or a violation (not by a supervisor, not by exiting).
     DomainStatus = 12,
     /// Wakes the peer of a channel. RDI = channel slot (needs
     /// [`Rights::WRITE`]). [`Status::Denied`] when the peer was stopped or
@@ -205,6 +206,13 @@ pub enum Call {
     /// Returns RDX = the value. [`Status::Denied`] for a domain that has
     /// not run yet. Works on a stopped domain (its last state).
     DomainPeek = 27,
+    /// Restarts a stopped domain the manifest marks `restart`. RDI =
+    /// domain slot (needs [`Rights::CONTROL`]; not the caller). Its memory
+    /// is zeroed and loaded afresh from its boot image, its start-info page
+    /// and its boot mappings (memory, channels) are rebuilt, its
+    /// capabilities are kept, and it starts again at its entry point.
+    /// [`Status::Denied`] when it is not stopped or not restartable.
+    DomainRestart = 28,
 }
 
 /// Items of [`Call::DomainPeek`].
@@ -254,12 +262,13 @@ impl Call {
             25 => Call::MemUnmap,
             26 => Call::MemZero,
             27 => Call::DomainPeek,
+            28 => Call::DomainRestart,
             _ => return None,
         })
     }
 
     /// Every call, in number order.
-    pub const ALL: [Call; 28] = [
+    pub const ALL: [Call; 29] = [
         Call::Null,
         Call::LogWrite,
         Call::Exit,
@@ -288,6 +297,7 @@ impl Call {
         Call::MemUnmap,
         Call::MemZero,
         Call::DomainPeek,
+        Call::DomainRestart,
     ];
 
     /// A short name for logs.
@@ -321,6 +331,7 @@ impl Call {
             Call::MemUnmap => "mem_unmap",
             Call::MemZero => "mem_zero",
             Call::DomainPeek => "domain_peek",
+            Call::DomainRestart => "domain_restart",
         }
     }
 }

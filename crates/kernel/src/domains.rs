@@ -165,6 +165,15 @@ static SYSTEM: spin::Mutex<System> = spin::Mutex::new(System::new());
 static VCPUS: spin::Mutex<[Option<(ObjectRef, vcpu::Vcpu)>; crate::system::MAX_DOMAINS]> =
     spin::Mutex::new([const { None }; crate::system::MAX_DOMAINS]);
 
+/// What `DOMAIN_RESTART` reloads a restartable boot domain from: its image
+/// (a boot module, reserved for the core's life) and the start-info page
+/// the boot wrote for it.
+static RESTART: spin::Mutex<[Option<RestartRecord>; crate::system::MAX_DOMAINS]> =
+    spin::Mutex::new([None; crate::system::MAX_DOMAINS]);
+
+/// A restartable domain's boot image and start-info page.
+type RestartRecord = (&'static [u8], StartInfo);
+
 /// Builds the domains of `manifest` from the boot `modules` and runs them
 /// until all have stopped. `modules` finds a module's bytes by name.
 pub fn run_system<'m>(
@@ -540,6 +549,25 @@ pub fn run_system<'m>(
             unsafe { arch::phys_mut(mem + START_INFO_GPA, core::mem::size_of::<StartInfo>()) };
         page.copy_from_slice(start_info_bytes(info));
     }
+    // Restartable domains: remember their mappings, image and start info.
+    for (i, spec) in manifest.domains.iter().enumerate() {
+        let (true, Some(d), Some((_, info))) = (spec.restart, refs[i], infos[i].as_ref()) else {
+            continue;
+        };
+        let name = spec.name.as_str();
+        let image = module(spec.image.as_str())
+            .ok_or(BootError::Domain(name, "no boot module with its image"))?;
+        // SAFETY: boot modules stay reserved and unchanged for the core's
+        // whole life; the core only reads them.
+        let image: &'static [u8] = unsafe { arch::phys(image.as_ptr() as u64, image.len()) };
+        if !sys.mark_restartable(d) {
+            return Err(BootError::Domain(
+                name,
+                "too many mappings to be restartable",
+            ));
+        }
+        RESTART.lock()[d.index as usize] = Some((image, *info));
+    }
     let domains = manifest.domains.len();
     log::info!(
         "{domains} domain(s) built; core pool: {} of {} frames used ({} per domain on average: VMCS, 2 I/O bitmap pages, EPT tables); object tables: {} domains, {} regions, {} channels, {} port ranges",
@@ -705,6 +733,77 @@ fn peek_item(regs: &vcpu::GuestRegisters, stats: &vcpu::ExitStats, item: u64) ->
 }
 
 impl SysPlatform<'_, '_, '_> {
+    /// `DOMAIN_RESTART`: the objects rebuild the domain's address space
+    /// (`System::revive`); here its memory is zeroed and loaded afresh from
+    /// its boot image with its boot start-info page, and it gets a fresh
+    /// vCPU at the image's entry point before it next runs.
+    #[cold]
+    #[inline(never)]
+    fn restart(&mut self, slot: u64) -> vcpu::CoreCall {
+        use hypercall_abi::Status;
+        let answer = (|| {
+            let t = {
+                // Only restartable boot domains have a record; check it
+                // before anything changes.
+                let target = self
+                    .sys
+                    .cspaces
+                    .get(self.caller.index as usize)
+                    .and_then(|cs| cs.get(slot).ok())
+                    .map(|c| c.object)
+                    .ok_or(Status::InvalidSlot)?;
+                if RESTART
+                    .lock()
+                    .get(target.index as usize)
+                    .is_none_or(Option::is_none)
+                {
+                    return Err(Status::Denied);
+                }
+                self.sys.revive(self.hw, self.caller, slot)?
+            };
+            let (image, info) = RESTART.lock()[t.index as usize].ok_or(Status::Denied)?;
+            let dom = self.sys.domains.get_mut(t).ok_or(Status::StaleCapability)?;
+            let region = dom
+                .memory
+                .and_then(|r| self.sys.regions.get(r))
+                .copied()
+                .ok_or(Status::StaleCapability)?;
+            // SAFETY: the region is this domain's own memory, mapped only
+            // into it, and it is not running (the caller is).
+            let bytes = unsafe { arch::phys_mut(region.hpa, region.len as usize) };
+            bytes.fill(0);
+            vmm::write_guest_tables(bytes);
+            let Ok(loaded) = elf_loader::load(image, bytes, 0) else {
+                // Checked at boot; cannot fail unless memory was corrupted.
+                self.sys.stop_domain(self.hw, t);
+                return Err(Status::InvalidArgument);
+            };
+            let at = START_INFO_GPA as usize;
+            let src = start_info_bytes(&info);
+            bytes[at..at + src.len()].copy_from_slice(src);
+            let dom = self.sys.domains.get_mut(t).ok_or(Status::StaleCapability)?;
+            dom.initial = Some([loaded.entry, IMAGE_FLOOR, START_INFO_GPA]);
+            let by = self.sys.domains.get(self.caller).map_or("?", |d| d.name);
+            let dom = self.sys.domains.get(t).ok_or(Status::StaleCapability)?;
+            log::info!(
+                "domain {}: restarted by {by} (restart {}): fresh memory from its image, same capabilities",
+                dom.name,
+                dom.restarts
+            );
+            Ok(())
+        })();
+        match answer {
+            Ok(()) => {
+                // The restarted domain may outrank the caller.
+                vcpu::CoreCall::Switch(Status::Ok, None)
+            }
+            Err(s) => {
+                self.refused(hypercall_abi::Call::DomainRestart, s);
+                vcpu::CoreCall::Return(s, None)
+            }
+        }
+    }
+
     /// `DOMAIN_PEEK` (of another domain: the capability check refuses the
     /// caller itself): its saved registers and exit counts, and its VMCS,
     /// made current for the read and the caller's made current again.
@@ -893,6 +992,7 @@ impl vcpu::Platform for SysPlatform<'_, '_, '_> {
                 self.ioreq_call(call, regs.rdi)
             }
             hypercall_abi::Call::DomainPeek => self.peek(regs.rdi, regs.rsi),
+            hypercall_abi::Call::DomainRestart => self.restart(regs.rdi),
             _ => self.general(call, [regs.rdi, regs.rsi, regs.rdx, regs.r10]),
         }
     }
@@ -996,29 +1096,15 @@ fn setup_child(
     host: &vcpu::HostState,
     slice: u32,
     budget: Option<u64>,
+    write_low: bool,
 ) -> Option<vcpu::Vcpu> {
     let dom = sys.domains.get(d)?;
     let region = dom.memory.and_then(|r| sys.regions.get(r))?;
     let [rip, rsp, arg] = dom.initial?;
     let eptp = dom.ept.as_ref()?.eptp(false);
-    // SAFETY: the region is this domain's memory (its creator gave it up
-    // for this purpose), at least IMAGE_FLOOR + a page long; the core
-    // writes only below IMAGE_FLOOR.
-    let low = unsafe { arch::phys_mut(region.hpa, IMAGE_FLOOR as usize) };
-    vmm::write_guest_tables(low);
-    let mut info = start_info(dom.name, region.len, dom.priority);
-    for (slot, cap) in sys.cspaces[d.index as usize].iter() {
-        let name = match cap.object.kind {
-            ObjectType::MemRegion if Some(cap.object) == dom.memory => "memory",
-            ObjectType::Channel => "channel",
-            ObjectType::IoPorts => "ports",
-            _ => continue,
-        };
-        add_slot(&mut info, name, cap.object.kind, cap.rights, slot, 0, 0);
+    if write_low {
+        write_child_low(sys, d, region.hpa, region.len);
     }
-    let src = start_info_bytes(&info);
-    let at = START_INFO_GPA as usize;
-    low[at..at + src.len()].copy_from_slice(src);
 
     // SAFETY: VMX root operation; the VMCS is this domain's fresh pool frame.
     unsafe { vmm::load_fresh_vmcs(hw.vmx, dom.hw.vmcs) }.ok()?;
@@ -1046,6 +1132,32 @@ fn setup_child(
         dom.priority
     );
     Some(v)
+}
+
+/// The page tables and the start-info page of a domain created by a
+/// hypercall, below IMAGE_FLOOR in its memory at `hpa`.
+fn write_child_low(sys: &System, d: ObjectRef, hpa: u64, len: u64) {
+    let Some(dom) = sys.domains.get(d) else {
+        return;
+    };
+    // SAFETY: the region is this domain's memory (its creator gave it up
+    // for this purpose), at least IMAGE_FLOOR + a page long; the core
+    // writes only below IMAGE_FLOOR.
+    let low = unsafe { arch::phys_mut(hpa, IMAGE_FLOOR as usize) };
+    vmm::write_guest_tables(low);
+    let mut info = start_info(dom.name, len, dom.priority);
+    for (slot, cap) in sys.cspaces[d.index as usize].iter() {
+        let name = match cap.object.kind {
+            ObjectType::MemRegion if Some(cap.object) == dom.memory => "memory",
+            ObjectType::Channel => "channel",
+            ObjectType::IoPorts => "ports",
+            _ => continue,
+        };
+        add_slot(&mut info, name, cap.object.kind, cap.rights, slot, 0, 0);
+    }
+    let src = start_info_bytes(&info);
+    let at = START_INFO_GPA as usize;
+    low[at..at + src.len()].copy_from_slice(src);
 }
 
 /// Runs domains until none can ever run again.
@@ -1085,10 +1197,15 @@ fn schedule(
             }
         };
         let slot = &mut vcpus[d.index as usize];
-        if slot.as_ref().is_none_or(|(owner, _)| *owner != d) {
-            // A domain created by a hypercall runs for the first time.
-            match setup_child(sys, hw, d, host, slice, budget) {
+        let fresh = sys.domains.get(d).is_some_and(|x| x.fresh_vcpu);
+        if fresh || slot.as_ref().is_none_or(|(owner, _)| *owner != d) {
+            // A domain created by a hypercall runs for the first time, or a
+            // restarted one runs again (its memory was rewritten).
+            match setup_child(sys, hw, d, host, slice, budget, !fresh) {
                 Some(v) => {
+                    if let Some(x) = sys.domains.get_mut(d) {
+                        x.fresh_vcpu = false;
+                    }
                     *slot = Some((d, v));
                     current_vmcs = sys.domains.get(d).map(|x| x.hw.vmcs);
                 }
@@ -1153,6 +1270,9 @@ fn schedule(
             log::info!("domain {name}: stopped: {reason}");
             if is_violation(&reason) {
                 sys.stats.violations += 1;
+                if let Some(dom) = sys.domains.get_mut(d) {
+                    dom.faulted = true;
+                }
             }
             sys.stop_domain(hw, d);
         }

@@ -114,7 +114,22 @@ pub struct Domain {
     /// Exit counts (hypercalls, port I/O, EPT violations, all), copied from
     /// its vCPU by the core's VMX code after it runs.
     pub exits: [u64; 4],
+    /// For a domain its manifest marks `restart`: the mappings it had when
+    /// the boot finished, which `revive` rebuilds ((region, gpa, rights)).
+    pub boot_maps: Option<[Option<(ObjectRef, u64, Rights)>; MAX_BOOT_MAPS]>,
+    /// Revived: the core's VMX code gives it a fresh vCPU before it next
+    /// runs.
+    pub fresh_vcpu: bool,
+    /// Times it was revived.
+    pub restarts: u32,
+    /// It was stopped for a fault or a violation (not by a supervisor or
+    /// by exiting); cleared when it is revived.
+    pub faulted: bool,
 }
+
+/// Most boot-time mappings a restartable domain can have rebuilt (its
+/// memory, its channels, the ioreq pages).
+pub const MAX_BOOT_MAPS: usize = 8;
 
 /// A range of host-physical memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -349,6 +364,10 @@ impl System {
             pending_in: None,
             uart_attached: false,
             exits: [0; 4],
+            boot_maps: None,
+            fresh_vcpu: false,
+            restarts: 0,
+            faulted: false,
         };
         let d = match self.domains.allocate(ObjectType::Domain, domain) {
             Ok(d) => d,
@@ -435,6 +454,10 @@ impl System {
             pending_in: None,
             uart_attached: false,
             exits: [0; 4],
+            boot_maps: None,
+            fresh_vcpu: false,
+            restarts: 0,
+            faulted: false,
         };
         let d = match self.domains.allocate(ObjectType::Domain, domain) {
             Ok(d) => d,
@@ -1079,6 +1102,97 @@ impl System {
         Ok(self.lookup(ci, slot, ObjectType::Domain, needed)?.object)
     }
 
+    /// Records the mappings `d` has now (at the end of the boot) so that
+    /// [`System::revive`] can rebuild them: its own memory read, write and
+    /// execute, everything else (channel and ioreq pages) read and write.
+    /// Returns false if it has more than [`MAX_BOOT_MAPS`].
+    pub fn mark_restartable(&mut self, d: ObjectRef) -> bool {
+        let own = self.domains.get(d).and_then(|x| x.memory);
+        let mut maps = [None; MAX_BOOT_MAPS];
+        let mut n = 0;
+        for (r, region) in self.regions.iter() {
+            for (md, gpa) in region.mappings.iter().flatten() {
+                if *md != d {
+                    continue;
+                }
+                let Some(slot) = maps.get_mut(n) else {
+                    return false;
+                };
+                let rights = if Some(r) == own {
+                    Rights::READ | Rights::WRITE | Rights::EXECUTE
+                } else {
+                    Rights::READ | Rights::WRITE
+                };
+                *slot = Some((r, *gpa, rights));
+                n += 1;
+            }
+        }
+        match self.domains.get_mut(d) {
+            Some(dom) => {
+                dom.boot_maps = Some(maps);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// `DOMAIN_RESTART`, the part on the objects: the stopped, restartable
+    /// domain named by `slot` (CONTROL; not the caller) gets a fresh EPT
+    /// with its boot mappings, its forwarded-UART and wait state cleared,
+    /// and becomes runnable at `entry` with the start-info page at
+    /// `START_INFO_GPA` (the caller rewrites its memory first). Capabilities
+    /// are kept as they are. Returns the domain.
+    pub fn revive<M: Machine>(
+        &mut self,
+        m: &mut M,
+        caller: ObjectRef,
+        slot: u64,
+    ) -> Result<ObjectRef, Status> {
+        let t = self.target(caller.index as usize, caller, slot, Rights::CONTROL, false)?;
+        if t == caller {
+            return Err(Status::Denied);
+        }
+        let dom = self.domains.get(t).ok_or(Status::StaleCapability)?;
+        let maps = dom.boot_maps.ok_or(Status::Denied)?;
+        if dom.state != RunState::Stopped || dom.ept.is_some() {
+            return Err(Status::Denied);
+        }
+        let ept = Ept::new(m.frames()).map_err(|_| Status::OutOfResources)?;
+        if let Some(dom) = self.domains.get_mut(t) {
+            dom.ept = Some(ept);
+        }
+        for (r, gpa, rights) in maps.into_iter().flatten() {
+            if let Err(s) = self.map_region(m, t, r, gpa, rights) {
+                // Leave it stopped, without the half-built address space.
+                self.stop_domain(m, t);
+                return Err(s);
+            }
+        }
+        for (_, ch) in self.channels.iter_mut() {
+            if let Some(e) = ch.ends.iter().position(|&x| x == t) {
+                ch.pending[e] = false;
+            }
+        }
+        if self.uart == Some(t) {
+            // A new UART service knows no guest yet: each attaches again on
+            // its next access.
+            self.uart_waiting = false;
+            for (_, d) in self.domains.iter_mut() {
+                d.uart_attached = false;
+            }
+        }
+        let dom = self.domains.get_mut(t).ok_or(Status::StaleCapability)?;
+        dom.state = RunState::Runnable;
+        dom.pending = None;
+        dom.io_wait = None;
+        dom.pending_in = None;
+        dom.uart_attached = false;
+        dom.fresh_vcpu = true;
+        dom.faulted = false;
+        dom.restarts = dom.restarts.saturating_add(1);
+        Ok(t)
+    }
+
     /// The checks of `DOMAIN_PEEK` that need no vCPU: the domain named by
     /// `slot` (READ; never the caller itself, whose vCPU is running) and a
     /// known item. The core's VMX
@@ -1380,7 +1494,10 @@ impl System {
                     .and_then(|r| self.regions.get(r))
                     .map_or(0, |r| r.len / 1024)
                     .min(u32::MAX as u64);
-                ok(Some(state as u64 | (dom.priority as u64) << 8 | kib << 16))
+                let faulted = u64::from(dom.faulted) << 63;
+                ok(Some(
+                    state as u64 | (dom.priority as u64) << 8 | kib << 16 | faulted,
+                ))
             }
             Call::ChannelNotify => self.channel_notify(caller, a[0]),
             Call::ChannelWait => self.channel_wait(caller, a[0], a[1], now),
@@ -1441,7 +1558,7 @@ impl System {
             }
             // Answered by the core's VMX code, which holds the vCPUs (see
             // `peek_target`); a machine without vCPUs has nothing to read.
-            Call::DomainPeek => Err(Status::UnknownCall),
+            Call::DomainPeek | Call::DomainRestart => Err(Status::UnknownCall),
             Call::MemZero => {
                 let cap = self.lookup(ci, a[0], ObjectType::MemRegion, Rights::WRITE)?;
                 let region = *self

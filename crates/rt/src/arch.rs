@@ -66,3 +66,12 @@ pub fn halt() {
     // SAFETY: HLT exits to the core.
     unsafe { asm!("hlt", options(nostack, nomem)) }
 }
+
+/// Faults on purpose: an undefined opcode. The domain has no IDT, so the
+/// core sees a triple fault and stops it for a violation (what a crashing
+/// service looks like to its supervisor).
+pub fn fault() -> ! {
+    // SAFETY: UD2 only raises #UD; nothing in this domain's state is
+    // touched and control never comes back.
+    unsafe { asm!("ud2", options(nostack, nomem, noreturn)) }
+}

@@ -131,6 +131,12 @@ pub fn domain_stop(domain: u64) -> Result<(), Status> {
     call(Call::DomainStop, domain, 0, 0, 0).map(drop)
 }
 
+/// `DOMAIN_RESTART`: a stopped domain the manifest marks `restart` starts
+/// again from its image, with the same capabilities.
+pub fn domain_restart(domain: u64) -> Result<(), Status> {
+    call(Call::DomainRestart, domain, 0, 0, 0).map(drop)
+}
+
 /// `DOMAIN_DESTROY`.
 pub fn domain_destroy(domain: u64) -> Result<(), Status> {
     call(Call::DomainDestroy, domain, 0, 0, 0).map(drop)
@@ -146,6 +152,8 @@ pub struct DomainStatus {
     pub priority: u8,
     /// Its own memory in KiB.
     pub memory_kib: u32,
+    /// Stopped by a fault or a violation.
+    pub faulted: bool,
 }
 
 /// `DOMAIN_STATUS` with every figure.
@@ -160,6 +168,7 @@ pub fn domain_info(domain: u64) -> Result<DomainStatus, Status> {
         },
         priority: (v >> 8) as u8,
         memory_kib: (v >> 16) as u32,
+        faulted: v >> 63 == 1,
     })
 }
 

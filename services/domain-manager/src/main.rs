@@ -65,6 +65,21 @@ mod service {
         info: &'static rt::StartInfo,
         broker: Option<Broker>,
         guests: [Option<Guest>; MAX_GUESTS],
+        /// Per controlled domain (by id): left alone when stopped.
+        watch: [Watch; WATCHED],
+    }
+
+    /// How many controlled domains the manager watches for faults.
+    const WATCHED: usize = 16;
+    /// Restarts of one service before the manager gives up on it.
+    const MAX_RESTARTS: u8 = 5;
+
+    /// What the manager knows of a controlled domain's stops.
+    #[derive(Clone, Copy, Default)]
+    struct Watch {
+        /// Stopped with `stop`, not restartable, or given up on.
+        left_alone: bool,
+        restarts: u8,
     }
 
     /// The channel to the memory broker.
@@ -119,6 +134,47 @@ mod service {
                 .filter(|s| s.kind == ObjectType::Domain as u8)
                 .enumerate()
                 .map(|(i, s)| (i as DomainId + 1, s))
+        }
+
+        /// The supervisor's watch, run whenever the shell is idle: a
+        /// controlled domain the core reports stopped by a fault
+        /// (`DOMAIN_STATUS` bit 63) is restarted (`DOMAIN_RESTART`, which the core allows for domains
+        /// the manifest marks `restart`), at most MAX_RESTARTS times.
+        fn restart_fallen(&mut self) {
+            let mut fallen = [None; WATCHED];
+            for ((id, s), out) in self.all().zip(fallen.iter_mut()) {
+                *out = Some((id, s.slot as u64, s.name()));
+            }
+            for (id, slot, name) in fallen.into_iter().flatten() {
+                let Some(w) = self.watch.get_mut(id as usize) else {
+                    continue;
+                };
+                if w.left_alone {
+                    continue;
+                }
+                // Only a fault: a domain that exited or was stopped by a
+                // supervisor stays stopped.
+                let faulted = rt::domain_info(slot)
+                    .is_ok_and(|i| i.state == Some(rt::DomainState::Stopped) && i.faulted);
+                if !faulted {
+                    continue;
+                }
+                if w.restarts >= MAX_RESTARTS {
+                    rt::log!("{name} (domain {id}) stopped again; giving up after {MAX_RESTARTS} restarts");
+                    w.left_alone = true;
+                    continue;
+                }
+                match rt::domain_restart(slot) {
+                    Ok(()) => {
+                        w.restarts += 1;
+                        rt::log!("{name} (domain {id}) stopped by a fault; restarted it");
+                    }
+                    Err(s) => {
+                        rt::log!("{name} (domain {id}) stopped and cannot be restarted: {s:?}");
+                        w.left_alone = true;
+                    }
+                }
+            }
         }
 
         fn first_guest_id(&self) -> DomainId {
@@ -369,7 +425,11 @@ mod service {
             if id == 0 {
                 return Err(Error::Protected);
             }
-            rt::domain_stop(self.domain(id)?.0).map_err(hc)
+            let slot = self.domain(id)?.0;
+            if let Some(w) = self.watch.get_mut(id as usize) {
+                w.left_alone = true;
+            }
+            rt::domain_stop(slot).map_err(hc)
         }
 
         fn destroy(&mut self, id: DomainId) -> Result<(), Error> {
@@ -474,6 +534,7 @@ mod service {
             info,
             broker,
             guests: [None; MAX_GUESTS],
+            watch: [Watch::default(); WATCHED],
         };
         let mut shell: Shell = Shell::new();
         rt::com1::init();
@@ -493,7 +554,10 @@ mod service {
                         return 0;
                     }
                 }
-                None => rt::sleep(IDLE),
+                None => {
+                    domains.restart_fallen();
+                    rt::sleep(IDLE)
+                }
             }
         }
     }

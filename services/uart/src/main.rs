@@ -75,8 +75,21 @@ mod service {
         let mut input = InputSwitch::new(GUESTS as u8);
         let mut typed: [Typed; GUESTS] = [const { Typed::new() }; GUESTS];
         let mut focus_idle = 0u32;
+        let mut escaped = false;
         loop {
             while let Some(byte) = rt::com1::read_byte() {
+                // Ctrl-A then `!`: fault on purpose, to exercise a
+                // supervisor's restart (documented in docs/UART.md). The
+                // escape is tracked as the switch does: Ctrl-A Ctrl-A is
+                // a literal Ctrl-A and arms nothing.
+                if core::mem::take(&mut escaped) {
+                    if byte == b'!' {
+                        rt::log!("fault requested from the console (Ctrl-A !)");
+                        rt::arch::fault();
+                    }
+                } else if byte == uart_virt::ESCAPE {
+                    escaped = true;
+                }
                 if let Some((target, byte)) = input.feed(byte) {
                     if let Some(q) = typed.get_mut(target as usize) {
                         q.push(byte);

@@ -1155,3 +1155,44 @@ fn domain_peek_checks_its_target_and_item_before_the_vmx_code_reads() {
         Status::UnknownCall
     );
 }
+
+#[test]
+fn a_restartable_domain_is_revived_with_its_boot_mappings() {
+    let mut w = world();
+    let ctl = w.sys.grant_domain(w.a, w.b, Rights::CONTROL).unwrap() as u64;
+    // Not marked restartable: refused.
+    w.status(w.a, Call::DomainStop, [ctl, 0, 0, 0]);
+    assert_eq!(w.sys.revive(&mut w.m, w.a, ctl), Err(Status::Denied));
+    let mut w = world();
+    let ctl = w.sys.grant_domain(w.a, w.b, Rights::CONTROL).unwrap() as u64;
+    let read = w.sys.grant_domain(w.a, w.b, Rights::READ).unwrap() as u64;
+    assert!(w.sys.mark_restartable(w.b));
+    // Running: refused; READ only: refused.
+    assert_eq!(w.sys.revive(&mut w.m, w.a, ctl), Err(Status::Denied));
+    assert_eq!(
+        w.sys.revive(&mut w.m, w.a, read),
+        Err(Status::InsufficientRights)
+    );
+    assert_eq!(w.status(w.a, Call::DomainStop, [ctl, 0, 0, 0]), Status::Ok);
+    assert!(w.translate(w.b, 0x1000_0000).is_none());
+    assert_eq!(w.sys.revive(&mut w.m, w.a, ctl), Ok(w.b));
+    let dom = w.sys.domains.get(w.b).unwrap();
+    assert_eq!(dom.state, RunState::Runnable);
+    assert!(dom.fresh_vcpu && !dom.faulted);
+    assert_eq!(dom.restarts, 1);
+    // Its memory and its channel are back where they were.
+    assert_eq!(w.translate(w.b, 0).unwrap().hpa, 0x200_0000);
+    assert_eq!(w.translate(w.b, 0x1000_0000).unwrap().hpa, 0x300_0000);
+    // The channel still works between the two.
+    assert_eq!(
+        w.status(w.a, Call::ChannelNotify, [w.chan_a, 0, 0, 0]),
+        Status::Ok
+    );
+    // Once is enough: it is running again.
+    assert_eq!(w.sys.revive(&mut w.m, w.a, ctl), Err(Status::Denied));
+    // Without the VMX code behind it the call itself is unknown.
+    assert_eq!(
+        w.status(w.a, Call::DomainRestart, [ctl, 0, 0, 0]),
+        Status::UnknownCall
+    );
+}
