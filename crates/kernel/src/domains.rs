@@ -695,10 +695,11 @@ struct SysPlatform<'s, 'h, 'a> {
     sys: &'s mut System,
     hw: &'h mut Hw<'a>,
     caller: ObjectRef,
-    /// The scheduler's vCPU table, for DOMAIN_PEEK. Only entries other
-    /// than the caller's are read through it (the caller's is borrowed
-    /// mutably by the run loop meanwhile).
-    vcpus: *const Option<(ObjectRef, vcpu::Vcpu)>,
+    /// The scheduler's vCPU table, for DOMAIN_PEEK (reads) and
+    /// DOMAIN_RESTART (drops the restarted domain's vCPU). Only entries
+    /// other than the caller's are touched through it (the caller's is
+    /// borrowed mutably by the run loop meanwhile).
+    vcpus: *mut Option<(ObjectRef, vcpu::Vcpu)>,
 }
 
 /// One `DOMAIN_PEEK` item of a vCPU whose VMCS is current: a register
@@ -783,6 +784,13 @@ impl SysPlatform<'_, '_, '_> {
             bytes[at..at + src.len()].copy_from_slice(src);
             let dom = self.sys.domains.get_mut(t).ok_or(Status::StaleCapability)?;
             dom.initial = Some([loaded.entry, IMAGE_FLOOR, START_INFO_GPA]);
+            if t != self.caller && (t.index as usize) < crate::system::MAX_DOMAINS {
+                // SAFETY: as in `peek`: another domain's entry of the
+                // scheduler's table, which nothing else touches during this
+                // hypercall. Dropping it makes the scheduler build a fresh
+                // vCPU before the domain next runs.
+                unsafe { *self.vcpus.add(t.index as usize) = None };
+            }
             let by = self.sys.domains.get(self.caller).map_or("?", |d| d.name);
             let dom = self.sys.domains.get(t).ok_or(Status::StaleCapability)?;
             log::info!(
@@ -1197,10 +1205,11 @@ fn schedule(
             }
         };
         let slot = &mut vcpus[d.index as usize];
-        let fresh = sys.domains.get(d).is_some_and(|x| x.fresh_vcpu);
-        if fresh || slot.as_ref().is_none_or(|(owner, _)| *owner != d) {
+        if slot.as_ref().is_none_or(|(owner, _)| *owner != d) {
             // A domain created by a hypercall runs for the first time, or a
-            // restarted one runs again (its memory was rewritten).
+            // restarted one runs again (its memory was rewritten and its
+            // old vCPU dropped).
+            let fresh = sys.domains.get(d).is_some_and(|x| x.fresh_vcpu);
             match setup_child(sys, hw, d, host, slice, budget, !fresh) {
                 Some(v) => {
                     if let Some(x) = sys.domains.get_mut(d) {
@@ -1221,7 +1230,7 @@ fn schedule(
         // Every vCPU, for DOMAIN_PEEK to read the others: derived from
         // `vcpus` before the running one is borrowed below, and used only
         // for other entries.
-        let all_vcpus = vcpus.as_ptr();
+        let all_vcpus = vcpus.as_mut_ptr();
         let (Some(dom), Some((_, vcpu))) =
             (sys.domains.get_mut(d), vcpus[d.index as usize].as_mut())
         else {
