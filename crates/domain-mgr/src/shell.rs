@@ -235,6 +235,12 @@ pub trait Supervisor {
         let _ = (id, out);
         Ok(())
     }
+    /// Calls `out` with each of the last lines domain `id` logged, oldest
+    /// first. A supervisor that keeps no log reports none.
+    fn dump_log(&mut self, id: DomainId, out: &mut dyn FnMut(&str)) -> Result<(), Error> {
+        let _ = (id, out);
+        Ok(())
+    }
     /// Free memory and the grants.
     fn mem(&mut self) -> MemInfo;
     /// Stops every domain and the machine. A supervisor that really shuts
@@ -486,6 +492,19 @@ fn dump<S: Supervisor + ?Sized, W: Write + ?Sized>(
                 "  {reason:>3} {:<20} {n:>12}",
                 exit_reason_name(reason)
             )
+        });
+    });
+    result?;
+    if let Err(e) = outcome {
+        return writeln!(out, "error: dump {id}: {e}");
+    }
+    let mut first = true;
+    let outcome = sup.dump_log(id, &mut |line| {
+        result = result.and_then(|()| {
+            if core::mem::take(&mut first) {
+                writeln!(out, "recent log lines:")?;
+            }
+            writeln!(out, "  {line}")
         });
     });
     result?;

@@ -134,6 +134,13 @@ impl Supervisor for Fake {
         Ok(())
     }
 
+    fn dump_log(&mut self, id: DomainId, out: &mut dyn FnMut(&str)) -> Result<(), Error> {
+        self.find(id)?;
+        out("started");
+        out("count 2");
+        Ok(())
+    }
+
     fn mem(&mut self) -> MemInfo {
         let mut m = MemInfo::EMPTY;
         m.free_kib = self.free_kib;
@@ -272,7 +279,10 @@ fn dump_prints_registers_three_a_line() {
         exits by reason:\n\
         \x20  18 vmcall                       1234\n\
         \x20  30 port i/o                        7\n\
-        \x20  77 other                           1\n"
+        \x20  77 other                           1\n\
+        recent log lines:\n\
+        \x20 started\n\
+        \x20 count 2\n"
     );
     assert_eq!(out(&mut f, "dump 5"), "error: dump 5: no such domain\n");
 }

@@ -200,9 +200,10 @@ pub enum Call {
     MemZero = 26,
     /// Reads one item of another domain's vCPU state. RDI = domain slot
     /// (needs [`Rights::READ`]; the caller itself is [`Status::Denied`]), RSI = item: `0..`[`peek::REGISTERS`]`.len()`
-    /// for a register (in the order of [`peek::REGISTERS`]), or
+    /// for a register (in the order of [`peek::REGISTERS`]),
     /// [`peek::EXITS`] + n for the count of VM exits with basic reason n
-    /// (n below [`peek::EXIT_REASONS`]); else [`Status::InvalidArgument`].
+    /// (n below [`peek::EXIT_REASONS`]), or [`peek::LOG`] (+ 1 + k) for its
+    /// recent log; else [`Status::InvalidArgument`].
     /// Returns RDX = the value. [`Status::Denied`] for a domain that has
     /// not run yet. Works on a stopped domain (its last state).
     DomainPeek = 27,
@@ -228,6 +229,12 @@ pub mod peek {
     /// Basic exit reasons counted one by one (higher ones are not
     /// reported).
     pub const EXIT_REASONS: u64 = 80;
+    /// The length in bytes of the domain's recent log (its last
+    /// `LOG_WRITE` lines, oldest first, each ended by `\n`); `LOG + 1 + k`
+    /// is bytes `8k..8k + 8` of it, little-endian, zero past the end.
+    pub const LOG: u64 = 0x200;
+    /// How many bytes of recent log the core keeps per domain.
+    pub const LOG_BYTES: u64 = 256;
 }
 
 impl Call {

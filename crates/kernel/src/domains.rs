@@ -703,8 +703,22 @@ struct SysPlatform<'s, 'h, 'a> {
 }
 
 /// One `DOMAIN_PEEK` item of a vCPU whose VMCS is current: a register
-/// (general ones from `regs`, the rest from the VMCS) or an exit count.
-fn peek_item(regs: &vcpu::GuestRegisters, stats: &vcpu::ExitStats, item: u64) -> Option<u64> {
+/// (general ones from `regs`, the rest from the VMCS), an exit count or
+/// eight bytes of the recent log.
+fn peek_item(v: &vcpu::Vcpu, item: u64) -> Option<u64> {
+    use hypercall_abi::peek;
+    let (regs, stats) = (&v.regs, &v.stats);
+    if let Some(n) = item.checked_sub(peek::LOG) {
+        let log = v.recent.bytes();
+        let Some(k) = n.checked_sub(1) else {
+            return Some(log.len() as u64);
+        };
+        let mut word = [0u8; 8];
+        let from = (k as usize).saturating_mul(8).min(log.len());
+        let to = from.saturating_add(8).min(log.len());
+        word[..to - from].copy_from_slice(&log[from..to]);
+        return Some(u64::from_le_bytes(word));
+    }
     let vmcs = HardwareVmcs(());
     let field = |f| vmcs.read(f).ok();
     Some(match item {
@@ -857,7 +871,7 @@ impl SysPlatform<'_, '_, '_> {
                     let _ = vmx::arch::vmptrld(own_vmcs);
                     return Err(Status::Denied);
                 }
-                let value = peek_item(&other.regs, &other.stats, item);
+                let value = peek_item(other, item);
                 if vmx::arch::vmptrld(own_vmcs).is_err() {
                     log::error!("VMPTRLD of the caller's VMCS failed after DOMAIN_PEEK");
                 }

@@ -1212,7 +1212,10 @@ impl System {
         let exits = item
             .checked_sub(peek::EXITS)
             .is_some_and(|n| n < peek::EXIT_REASONS);
-        if !register && !exits {
+        let log = item
+            .checked_sub(peek::LOG)
+            .is_some_and(|n| n <= peek::LOG_BYTES / 8);
+        if !register && !exits && !log {
             return Err(Status::InvalidArgument);
         }
         match self.domains.get(target).map(|d| d.state) {

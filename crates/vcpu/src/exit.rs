@@ -379,7 +379,7 @@ fn own_call(vcpu: &mut Vcpu, vmcs: &mut impl Vmcs, platform: &mut impl Platform)
     let regs = &vcpu.regs;
     let status = match Call::from_raw(regs.rax) {
         Some(Call::Exit) => return Action::Stop(StopReason::Exited(regs.rdi)),
-        Some(Call::LogWrite) => log_write(vcpu.name, regs.rdi, regs.rsi, platform),
+        Some(Call::LogWrite) => log_write(vcpu, platform),
         Some(Call::Null) => Status::Ok,
         _ => Status::UnknownCall,
     };
@@ -410,7 +410,8 @@ pub fn complete_hypercall(
 /// prints them as one line (control bytes masked). Kept out of line so its
 /// buffers do not weigh on the hot exit path.
 #[inline(never)]
-fn log_write(name: &str, gpa: u64, len: u64, platform: &mut impl Platform) -> Status {
+fn log_write(vcpu: &mut Vcpu, platform: &mut impl Platform) -> Status {
+    let (name, gpa, len) = (vcpu.name, vcpu.regs.rdi, vcpu.regs.rsi);
     if len > LOG_WRITE_MAX {
         return Status::InvalidArgument;
     }
@@ -428,6 +429,7 @@ fn log_write(name: &str, gpa: u64, len: u64, platform: &mut impl Platform) -> St
         text[n] = if (0x20..=0x7e).contains(&b) { b } else { b'.' };
         n += 1;
     }
+    vcpu.recent.push(&text[..n]);
     let text = core::str::from_utf8(&text[..n]).unwrap_or("");
     platform.guest_line(name, LineSource::Hypercall, text);
     Status::Ok
@@ -666,6 +668,30 @@ mod tests {
             p.lines,
             [("g".into(), LineSource::Hypercall, "hello.".into())]
         );
+    }
+
+    #[test]
+    fn recent_log_keeps_the_last_whole_lines() {
+        let mut r = crate::RecentLog::new();
+        r.push(b"one");
+        r.push(b"two");
+        assert_eq!(r.bytes(), b"one\ntwo\n");
+        let long = [b'x'; 200];
+        r.push(&long);
+        // 96 kept of the long line; everything fits in 256 still.
+        assert_eq!(r.bytes().len(), 8 + crate::RecentLog::LINE_MAX + 1);
+        for i in 0..40u8 {
+            r.push(&[b'a' + i % 26; 20]);
+        }
+        let b = r.bytes();
+        assert!(b.len() <= hypercall_abi::peek::LOG_BYTES as usize);
+        assert!(b.ends_with(&[[b'a' + 39 % 26; 20].as_slice(), b"\n"].concat()));
+        // Only whole lines: every line is 20 bytes.
+        assert!(b
+            .split(|&c| c == b'\n')
+            .all(|l| l.is_empty() || l.len() == 20));
+        r.push(b"");
+        assert!(r.bytes().ends_with(b"\n\n"));
     }
 
     #[test]

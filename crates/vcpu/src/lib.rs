@@ -20,7 +20,7 @@ mod uart;
 
 pub use exit::{complete_hypercall, complete_in, handle_exit, Action, ExitStats, StopReason};
 pub use setup::{setup_vmcs, Controls, GuestSetup, HostState, SetupError};
-pub use uart::LineBuffer;
+pub use uart::{LineBuffer, RecentLog};
 pub use vmx::GuestRegisters;
 
 use vmx::VmFail;
@@ -143,6 +143,8 @@ pub struct Vcpu {
     pub uart_dlab: bool,
     /// The emulated COM1 scratch register.
     pub uart_scratch: u8,
+    /// Its last `LOG_WRITE` lines (for a supervisor's `dump`).
+    pub recent: RecentLog,
     /// Hypercalls this crate answered itself (unknown numbers, `LOG_WRITE`)
     /// with an error status; the core counts refusals of its own calls.
     pub refused: u64,
@@ -162,6 +164,7 @@ impl Vcpu {
             uart: LineBuffer::new(),
             uart_dlab: false,
             uart_scratch: 0,
+            recent: RecentLog::new(),
             refused: 0,
         }
     }

@@ -89,3 +89,54 @@ mod tests {
         assert_eq!(p.lines.len(), 2, "flushing an empty line prints nothing");
     }
 }
+
+/// The last lines a domain logged, oldest first, each ended by `\n`, in a
+/// fixed buffer: a new line that does not fit pushes the oldest whole lines
+/// out; a line longer than [`RecentLog::LINE_MAX`] is cut there.
+#[derive(Debug, Clone)]
+pub struct RecentLog {
+    buf: [u8; hypercall_abi::peek::LOG_BYTES as usize],
+    len: usize,
+}
+
+impl Default for RecentLog {
+    fn default() -> Self {
+        RecentLog::new()
+    }
+}
+
+impl RecentLog {
+    /// The longest line kept.
+    pub const LINE_MAX: usize = 96;
+
+    /// Empty.
+    pub const fn new() -> RecentLog {
+        RecentLog {
+            buf: [0; hypercall_abi::peek::LOG_BYTES as usize],
+            len: 0,
+        }
+    }
+
+    /// Appends `line` (without its end) and a `\n`.
+    pub fn push(&mut self, line: &[u8]) {
+        let line = &line[..line.len().min(Self::LINE_MAX)];
+        let need = line.len() + 1;
+        while self.len + need > self.buf.len() {
+            // Drop the oldest line.
+            let first = self.buf[..self.len]
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(self.len, |i| i + 1);
+            self.buf.copy_within(first..self.len, 0);
+            self.len -= first;
+        }
+        self.buf[self.len..self.len + line.len()].copy_from_slice(line);
+        self.buf[self.len + line.len()] = b'\n';
+        self.len += need;
+    }
+
+    /// The kept lines.
+    pub fn bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}

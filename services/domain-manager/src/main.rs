@@ -458,6 +458,21 @@ mod service {
             Ok(())
         }
 
+        fn dump_log(&mut self, id: DomainId, out: &mut dyn FnMut(&str)) -> Result<(), Error> {
+            use hypercall_abi::peek::{LOG, LOG_BYTES};
+            let (slot, _) = self.domain(id)?;
+            let len = (rt::domain_peek(slot, LOG).map_err(hc)? as usize).min(LOG_BYTES as usize);
+            let mut log = [0u8; LOG_BYTES as usize];
+            for (k, chunk) in log[..len].chunks_mut(8).enumerate() {
+                let word = rt::domain_peek(slot, LOG + 1 + k as u64).map_err(hc)?;
+                chunk.copy_from_slice(&word.to_le_bytes()[..chunk.len()]);
+            }
+            for line in log[..len].split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+                out(core::str::from_utf8(line).unwrap_or("?"));
+            }
+            Ok(())
+        }
+
         fn dump_exits(&mut self, id: DomainId, out: &mut dyn FnMut(u16, u64)) -> Result<(), Error> {
             let (slot, _) = self.domain(id)?;
             for reason in 0..hypercall_abi::peek::EXIT_REASONS {

@@ -1123,7 +1123,15 @@ fn domain_peek_checks_its_target_and_item_before_the_vmx_code_reads() {
     assert_eq!(w.sys.peek_target(w.a, read, 0), Ok(w.b));
     assert_eq!(w.sys.peek_target(w.a, read, 20), Ok(w.b));
     assert_eq!(w.sys.peek_target(w.a, read, peek::EXITS + 79), Ok(w.b));
-    for bad in [21, peek::EXITS - 1, peek::EXITS + 80, u64::MAX] {
+    assert_eq!(w.sys.peek_target(w.a, read, peek::LOG), Ok(w.b));
+    assert_eq!(w.sys.peek_target(w.a, read, peek::LOG + 32), Ok(w.b));
+    for bad in [
+        21,
+        peek::EXITS - 1,
+        peek::EXITS + 80,
+        peek::LOG + 33,
+        u64::MAX,
+    ] {
         assert_eq!(
             w.sys.peek_target(w.a, read, bad),
             Err(Status::InvalidArgument),
