@@ -413,6 +413,16 @@ impl<T, const N: usize> ObjectTable<T, N> {
         self.entry(obj).is_some()
     }
 
+    /// The reference to the live object in slot `index`, if any.
+    pub fn ref_at(&self, index: usize) -> Option<ObjectRef> {
+        let e = self.entries.get(index)?;
+        e.occupant.as_ref().map(|(kind, _)| ObjectRef {
+            kind: *kind,
+            index: to_u16(index),
+            generation: e.generation,
+        })
+    }
+
     /// The object `obj` names, or `None` if it is not live.
     pub fn get(&self, obj: ObjectRef) -> Option<&T> {
         self.entry(obj)

@@ -230,6 +230,11 @@ pub struct System {
     /// A domain asked for the system to end (`SHUTDOWN`).
     pub shutdown_requested: bool,
     last_run: Option<u16>,
+    /// Bit i set: the domain in table slot i is runnable (kept in step with
+    /// every state change by `sync`, so that `pick` never scans the table).
+    runnable: u32,
+    /// The priority of the domain in each table slot.
+    prio: [u8; MAX_DOMAINS],
     /// No blocked domain's deadline is earlier than this (`None`: no
     /// deadline is set). A lower bound: waking a domain early does not
     /// raise it, so [`Self::wake_expired`] skips its scan until `now`
@@ -325,6 +330,8 @@ impl System {
             uart_waiting: false,
             shutdown_requested: false,
             last_run: None,
+            runnable: 0,
+            prio: [0; MAX_DOMAINS],
             next_deadline: None,
         }
     }
@@ -378,6 +385,8 @@ impl System {
             }
         };
         self.cspaces[d.index as usize] = CSpace::new();
+        self.prio[d.index as usize] = priority;
+        self.sync(d);
         let region = Region::new(memory.0, memory.1, Some(d));
         let r = match self.regions.allocate(ObjectType::MemRegion, region) {
             Ok(r) => r,
@@ -467,6 +476,8 @@ impl System {
             }
         };
         self.cspaces[d.index as usize] = CSpace::new();
+        self.prio[d.index as usize] = priority;
+        self.sync(d);
         if let Some(dom) = self.domains.get_mut(d) {
             // The VPID follows the table slot actually given (normally the
             // one predicted above).
@@ -489,6 +500,7 @@ impl System {
                 ept.destroy(m.frames());
             }
         }
+        self.sync(d);
     }
 
     /// Creates a channel over `pages` (host-physical `(hpa, len)`) between
@@ -806,6 +818,9 @@ impl System {
                 self.woke = true;
             }
         }
+        if let Some(u) = self.uart {
+            self.sync(u);
+        }
     }
 
     /// `d` waits for the answer to its forwarded UART read `seq`.
@@ -817,6 +832,7 @@ impl System {
                 deadline: None,
             };
         }
+        self.sync(d);
     }
 
     /// The UART service answered read `seq` of the domain in table slot
@@ -824,7 +840,7 @@ impl System {
     /// (a confused or hostile service) are ignored; returns whether one
     /// matched.
     pub fn uart_answer(&mut self, guest: u8, seq: u32, value: u8) -> bool {
-        let Some((_, dom)) = self
+        let Some((d, dom)) = self
             .domains
             .iter_mut()
             .find(|(d, _)| d.index == guest as u16)
@@ -839,6 +855,7 @@ impl System {
         if matches!(dom.state, RunState::Blocked { .. }) {
             dom.state = RunState::Runnable;
         }
+        self.sync(d);
         self.woke = true;
         true
     }
@@ -887,7 +904,9 @@ impl System {
                     p.pending = Some((Status::Denied, None));
                 }
             }
+            self.sync(peer);
         }
+        self.sync(d);
     }
 
     /// Destroys `d`: stops it, frees its memory (unmapping it from every
@@ -930,6 +949,7 @@ impl System {
             m.release_domain(&dom.hw);
         }
         self.cspaces[d.index as usize] = CSpace::new();
+        self.sync(d);
     }
 
     // ----- scheduling -----
@@ -949,6 +969,7 @@ impl System {
         if let Some(t) = deadline {
             self.next_deadline = Some(self.next_deadline.map_or(t, |n| n.min(t)));
         }
+        self.sync(d);
         true
     }
 
@@ -980,6 +1001,7 @@ impl System {
             }
         }
         self.next_deadline = next;
+        self.resync_all();
     }
 
     /// The earliest deadline of a blocked domain.
@@ -1011,24 +1033,62 @@ impl System {
     /// Chooses the next domain: the highest priority among the runnable
     /// ones; among equals, round-robin after the one that ran last.
     pub fn pick(&mut self) -> Option<ObjectRef> {
-        let best = self
+        let mask = self.runnable;
+        if mask == 0 {
+            return None;
+        }
+        let mut best = 0u8;
+        let mut m = mask;
+        while m != 0 {
+            best = best.max(self.prio[m.trailing_zeros() as usize % MAX_DOMAINS]);
+            m &= m - 1;
+        }
+        let mut candidates = 0u32;
+        let mut m = mask;
+        while m != 0 {
+            let i = m.trailing_zeros();
+            if self.prio[i as usize % MAX_DOMAINS] == best {
+                candidates |= 1 << i;
+            }
+            m &= m - 1;
+        }
+        // Round robin among equals: the first after the last one run.
+        let start = self.last_run.map_or(0, |i| u32::from(i) + 1);
+        let after = candidates & u32::MAX.checked_shl(start).unwrap_or(0);
+        let i = if after != 0 { after } else { candidates }.trailing_zeros();
+        self.last_run = Some(i as u16);
+        self.domains.ref_at(i as usize)
+    }
+
+    /// Brings `d`'s bit in the runnable set in step with its state (clear
+    /// when it is gone).
+    #[inline]
+    fn sync(&mut self, d: ObjectRef) {
+        let bit = 1u32 << (d.index as u32 % 32);
+        match self.domains.get(d) {
+            Some(x) if x.state == RunState::Runnable => self.runnable |= bit,
+            _ => self.runnable &= !bit,
+        }
+    }
+
+    /// Rebuilds the runnable set from every domain's state.
+    fn resync_all(&mut self) {
+        self.runnable = self
             .domains
             .iter()
-            .filter(|(_, d)| d.state == RunState::Runnable)
-            .map(|(_, d)| d.priority)
-            .max()?;
-        let start = self.last_run.map_or(0, |i| i as usize + 1);
-        let candidates = || {
-            self.domains
-                .iter()
-                .filter(|(_, d)| d.state == RunState::Runnable && d.priority == best)
-                .map(|(r, _)| r)
-        };
-        let chosen = candidates()
-            .find(|r| r.index as usize >= start)
-            .or_else(|| candidates().next())?;
-        self.last_run = Some(chosen.index);
-        Some(chosen)
+            .filter(|(_, x)| x.state == RunState::Runnable)
+            .fold(0, |m, (r, _)| m | 1 << (r.index as u32 % 32));
+    }
+
+    /// Whether the runnable set matches the domains' states (tests).
+    #[cfg(test)]
+    pub fn runnable_in_step(&self) -> bool {
+        let want = self
+            .domains
+            .iter()
+            .filter(|(_, x)| x.state == RunState::Runnable)
+            .fold(0u32, |m, (r, _)| m | 1 << r.index);
+        want == self.runnable
     }
 
     // ----- hypercalls -----
@@ -1190,6 +1250,7 @@ impl System {
         dom.fresh_vcpu = true;
         dom.faulted = false;
         dom.restarts = dom.restarts.saturating_add(1);
+        self.sync(t);
         Ok(t)
     }
 
@@ -1282,6 +1343,7 @@ impl System {
                 p.state = RunState::Runnable;
                 p.pending = Some((Status::Ok, None));
                 self.woke = true;
+                self.sync(peer);
                 Ok(Outcome::Return(Status::Ok, None))
             }
             _ => {
@@ -1633,6 +1695,7 @@ impl System {
                 }
                 dom.state = RunState::Runnable;
                 self.woke = true;
+                self.sync(target);
                 ok(None)
             }
             Call::ChannelCreate => {

@@ -110,7 +110,12 @@ fn world() -> World {
 
 impl World {
     fn call(&mut self, who: ObjectRef, call: Call, a: [u64; 4]) -> Outcome {
-        self.sys.hypercall(&mut self.m, who, call, a, 1000)
+        let outcome = self.sys.hypercall(&mut self.m, who, call, a, 1000);
+        assert!(
+            self.sys.runnable_in_step(),
+            "runnable set out of step after {call:?}"
+        );
+        outcome
     }
     fn status(&mut self, who: ObjectRef, call: Call, a: [u64; 4]) -> Status {
         match self.call(who, call, a) {
@@ -697,6 +702,9 @@ mod hostile {
                 let who = if from_a { w.a } else { w.b };
                 let call = Call::ALL[n];
                 let _ = w.sys.hypercall(&mut w.m, who, call, args, 1000);
+                w.sys.wake_expired(args[0]);
+                // The scheduler's runnable set never drifts from the states.
+                prop_assert!(w.sys.runnable_in_step());
                 for cs in w.sys.cspaces.iter() {
                     for (_, cap) in cs.iter() {
                         // No space ever holds CONTROL: nobody was given it.
