@@ -477,7 +477,7 @@ pub fn specs() -> Vec<Spec> {
             ],
             forbid: forbid(&["refused:", "giving up"]),
             returns: Vec::new(),
-            sequence: Some("demo count "),
+            sequence: Some("[demo"),
             exit: Exit::Success,
             timeout: Duration::from_secs(90),
         },

@@ -523,7 +523,7 @@ pub fn run_system<'m>(
                 "no free memory left for free_memory",
             ))?;
         let slot = sys
-            .grant_region(d, (free, len))
+            .grant_memory(d, (free, len), false)
             .map_err(|s| BootError::Capability(name, s))?;
         if let Some((_, info)) = infos[i].as_mut() {
             add_slot(
@@ -757,53 +757,59 @@ impl SysPlatform<'_, '_, '_> {
     fn restart(&mut self, slot: u64) -> vcpu::CoreCall {
         use hypercall_abi::Status;
         let answer = (|| {
-            let t = {
-                // Only restartable boot domains have a record; check it
-                // before anything changes.
-                let target = self
-                    .sys
-                    .cspaces
-                    .get(self.caller.index as usize)
-                    .and_then(|cs| cs.get(slot).ok())
-                    .map(|c| c.object)
-                    .ok_or(Status::InvalidSlot)?;
-                if RESTART
-                    .lock()
-                    .get(target.index as usize)
-                    .is_none_or(Option::is_none)
-                {
-                    return Err(Status::Denied);
-                }
-                self.sys.revive(self.hw, self.caller, slot)?
+            // Only restartable boot domains have a record; check it before
+            // anything changes.
+            let target = self
+                .sys
+                .cspaces
+                .get(self.caller.index as usize)
+                .and_then(|cs| cs.get(slot).ok())
+                .map(|c| c.object)
+                .ok_or(Status::InvalidSlot)?;
+            let Some((image, info)) = RESTART.lock().get(target.index as usize).copied().flatten()
+            else {
+                return Err(Status::Denied);
             };
-            let (image, info) = RESTART.lock()[t.index as usize].ok_or(Status::Denied)?;
-            let dom = self.sys.domains.get_mut(t).ok_or(Status::StaleCapability)?;
-            let region = dom
-                .memory
-                .and_then(|r| self.sys.regions.get(r))
-                .copied()
-                .ok_or(Status::StaleCapability)?;
-            // SAFETY: the region is this domain's own memory, mapped only
-            // into it, and it is not running (the caller is).
-            let bytes = unsafe { arch::phys_mut(region.hpa, region.len as usize) };
-            bytes.fill(0);
-            vmm::write_guest_tables(bytes);
-            let Ok(loaded) = elf_loader::load(image, bytes, 0) else {
-                // Checked at boot; cannot fail unless memory was corrupted.
+            let t = self.sys.revive(self.hw, self.caller, slot)?;
+            if t == self.caller || t.index as usize >= crate::system::MAX_DOMAINS {
+                // `revive` refuses both; never touch the caller's vCPU.
                 self.sys.stop_domain(self.hw, t);
-                return Err(Status::InvalidArgument);
-            };
-            let at = START_INFO_GPA as usize;
-            let src = start_info_bytes(&info);
-            bytes[at..at + src.len()].copy_from_slice(src);
-            let dom = self.sys.domains.get_mut(t).ok_or(Status::StaleCapability)?;
-            dom.initial = Some([loaded.entry, IMAGE_FLOOR, START_INFO_GPA]);
-            if t != self.caller && (t.index as usize) < crate::system::MAX_DOMAINS {
-                // SAFETY: as in `peek`: another domain's entry of the
-                // scheduler's table, which nothing else touches during this
-                // hypercall. Dropping it makes the scheduler build a fresh
-                // vCPU before the domain next runs.
-                unsafe { *self.vcpus.add(t.index as usize) = None };
+                return Err(Status::Denied);
+            }
+            // First of all, drop its old vCPU (whose VMCS names the EPT
+            // just freed): the scheduler builds a fresh one before the
+            // domain next runs, whatever happens below.
+            // SAFETY: as in `peek`: another domain's entry of the
+            // scheduler's table, which nothing else touches during this
+            // hypercall.
+            unsafe { *self.vcpus.add(t.index as usize) = None };
+            let reload = (|| {
+                let region = self
+                    .sys
+                    .domains
+                    .get(t)
+                    .and_then(|d| d.memory)
+                    .and_then(|r| self.sys.regions.get(r))
+                    .copied()
+                    .ok_or(Status::StaleCapability)?;
+                // SAFETY: the region is this domain's own memory, mapped
+                // only into it, and it is not running (the caller is).
+                let bytes = unsafe { arch::phys_mut(region.hpa, region.len as usize) };
+                bytes.fill(0);
+                vmm::write_guest_tables(bytes);
+                // Checked at boot; fails only if the module was corrupted.
+                let loaded =
+                    elf_loader::load(image, bytes, 0).map_err(|_| Status::InvalidArgument)?;
+                let at = START_INFO_GPA as usize;
+                let src = start_info_bytes(&info);
+                bytes[at..at + src.len()].copy_from_slice(src);
+                let dom = self.sys.domains.get_mut(t).ok_or(Status::StaleCapability)?;
+                dom.initial = Some([loaded.entry, IMAGE_FLOOR, START_INFO_GPA]);
+                Ok(())
+            })();
+            if let Err(s) = reload {
+                self.sys.stop_domain(self.hw, t);
+                return Err(s);
             }
             let by = self.sys.domains.get(self.caller).map_or("?", |d| d.name);
             let dom = self.sys.domains.get(t).ok_or(Status::StaleCapability)?;
@@ -873,13 +879,19 @@ impl SysPlatform<'_, '_, '_> {
                 }
                 let value = peek_item(other, item);
                 if vmx::arch::vmptrld(own_vmcs).is_err() {
-                    log::error!("VMPTRLD of the caller's VMCS failed after DOMAIN_PEEK");
+                    // The caller cannot resume on another domain's VMCS.
+                    return Ok(None);
                 }
-                value.ok_or(Status::InvalidArgument)
+                value.map(Some).ok_or(Status::InvalidArgument)
             }
         });
         match answer {
-            Ok(v) => vcpu::CoreCall::Return(Status::Ok, Some(v)),
+            Ok(Some(v)) => vcpu::CoreCall::Return(Status::Ok, Some(v)),
+            Ok(None) => {
+                log::error!("VMPTRLD of the caller's VMCS failed after DOMAIN_PEEK; stopping it");
+                self.sys.stop_domain(self.hw, self.caller);
+                vcpu::CoreCall::Gone
+            }
             Err(s) => {
                 self.refused(hypercall_abi::Call::DomainPeek, s);
                 vcpu::CoreCall::Return(s, None)

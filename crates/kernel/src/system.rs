@@ -639,10 +639,23 @@ impl System {
     /// Gives `holder` an unmapped region of host memory `(hpa, len)` that it
     /// owns, with every right (it is freed when `holder` is destroyed).
     pub fn grant_region(&mut self, holder: ObjectRef, memory: (u64, u64)) -> Result<u16, Status> {
+        self.grant_memory(holder, memory, true)
+    }
+
+    /// Like [`System::grant_region`]; with `owned` false the region (and
+    /// every part split off it) belongs to no domain, so destroying the
+    /// holder does not free it: the memory broker's free memory, parts of
+    /// which back running guests.
+    pub fn grant_memory(
+        &mut self,
+        holder: ObjectRef,
+        memory: (u64, u64),
+        owned: bool,
+    ) -> Result<u16, Status> {
         if !self.domains.is_live(holder) {
             return Err(Status::InvalidArgument);
         }
-        let region = Region::new(memory.0, memory.1, Some(holder));
+        let region = Region::new(memory.0, memory.1, owned.then_some(holder));
         let r = self
             .regions
             .allocate(ObjectType::MemRegion, region)
@@ -906,6 +919,23 @@ impl System {
             }
             self.sync(peer);
         }
+        if self.uart == Some(d) {
+            // Reads forwarded to the service will never be answered: they
+            // read 0xFF (no device), and the guests go on.
+            let mut woken = false;
+            for (_, x) in self.domains.iter_mut() {
+                if x.io_wait.take().is_some() {
+                    x.pending_in = Some(0xff);
+                    if matches!(x.state, RunState::Blocked { .. }) {
+                        x.state = RunState::Runnable;
+                        woken = true;
+                    }
+                }
+            }
+            if woken {
+                self.resync_all();
+            }
+        }
         self.sync(d);
     }
 
@@ -1060,14 +1090,22 @@ impl System {
         self.domains.ref_at(i as usize)
     }
 
-    /// Brings `d`'s bit in the runnable set in step with its state (clear
-    /// when it is gone).
+    /// Brings the bit of `d`'s table slot in the runnable set in step with
+    /// the state of the domain in that slot (clear when it is empty).
     #[inline]
     fn sync(&mut self, d: ObjectRef) {
+        // Whoever holds the slot now: `d` may be stale (a destroyed
+        // domain whose slot was given to another).
         let bit = 1u32 << (d.index as u32 % 32);
-        match self.domains.get(d) {
-            Some(x) if x.state == RunState::Runnable => self.runnable |= bit,
-            _ => self.runnable &= !bit,
+        let runnable = self
+            .domains
+            .ref_at(d.index as usize)
+            .and_then(|r| self.domains.get(r))
+            .is_some_and(|x| x.state == RunState::Runnable);
+        if runnable {
+            self.runnable |= bit;
+        } else {
+            self.runnable &= !bit;
         }
     }
 

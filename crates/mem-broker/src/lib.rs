@@ -251,8 +251,14 @@ impl Broker {
             .position(|g| g.is_some_and(|g| g.held.is_none() && g.object == object))
         else {
             // Not a region the broker lent: drop it so that a confused or
-            // hostile manager cannot fill the broker's capability space.
-            let _ = ops.delete(slot);
+            // hostile manager cannot fill the broker's capability space,
+            // unless the slot is one the books hold (a free piece, a
+            // region held back), which must stay.
+            let ours = self.pieces.iter().flatten().any(|p| p.slot == slot)
+                || self.grants.iter().flatten().any(|g| g.held == Some(slot));
+            if !ours {
+                let _ = ops.delete(slot);
+            }
             return self.refuse(tag, Status::Denied);
         };
         let Some(mut g) = self.grants[i] else {

@@ -419,3 +419,20 @@ fn grants_come_from_the_front_so_2_mib_multiples_stay_aligned() {
     }
     assert_eq!(bases, [0, 2 * MIB, 6 * MIB]);
 }
+
+#[test]
+fn a_return_naming_the_broker_s_own_slots_deletes_nothing() {
+    let (mut fake, mut b) = started(8 * MIB);
+    granted(b.handle(Request::Grant { tag: 1, kib: 2048 }, &mut fake));
+    // The free piece's slot, as a hostile manager might name it.
+    let own: Vec<u32> = fake.broker.keys().copied().collect();
+    for slot in own {
+        assert_eq!(
+            refused(b.handle(Request::Return { tag: 1, slot }, &mut fake)),
+            Status::Denied
+        );
+        assert!(fake.broker.contains_key(&slot), "slot {slot} was deleted");
+    }
+    assert_eq!(b.free_bytes(), 6 * MIB);
+    granted(b.handle(Request::Grant { tag: 2, kib: 6144 }, &mut fake));
+}

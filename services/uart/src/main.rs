@@ -124,7 +124,12 @@ mod service {
                         let Some(slot) = uarts.get_mut(guest as usize) else {
                             continue;
                         };
-                        *slot = Some(Uart16550::new(NoIrq, Out::default()));
+                        // A guest already known (its accesses arrived first,
+                        // after a restart of this service) keeps its model
+                        // and its buffered output; it only gets its name.
+                        if slot.is_none() {
+                            *slot = Some(Uart16550::new(NoIrq, Out::default()));
+                        }
                         let n = (len as usize).min(name.len());
                         let name = core::str::from_utf8(&name[..n]).unwrap_or("?");
                         let mut label = [0u8; 16];
@@ -144,9 +149,17 @@ mod service {
                         write,
                         value,
                     } => {
-                        let Some(Some(uart)) = uarts.get_mut(guest as usize) else {
+                        let Some(slot) = uarts.get_mut(guest as usize) else {
                             continue;
                         };
+                        // Accesses queued before this service (re)started
+                        // come from guests it has not seen attach: serve
+                        // them anyway, so that no output is dropped; the
+                        // guest's Attach names it soon after.
+                        let uart = slot.get_or_insert_with(|| {
+                            console.set_name(guest, "guest/uart");
+                            Uart16550::new(NoIrq, Out::default())
+                        });
                         if write {
                             focus_wrote |= guest == input.current();
                             uart.write(offset, value);

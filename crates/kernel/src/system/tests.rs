@@ -1212,3 +1212,55 @@ fn a_restartable_domain_is_revived_with_its_boot_mappings() {
         Status::UnknownCall
     );
 }
+
+#[test]
+fn a_stale_peer_never_hides_the_domain_now_in_its_slot() {
+    let mut w = world();
+    let spare = give_region(&mut w, A, 0x800_0000, 2 * MIB);
+    let pages = give_region(&mut w, A, 0x900_0000, PAGE);
+    let c1 = w.value(w.a, Call::DomainCreate, [spare, 2, 4, SLOT_NONE]);
+    assert_eq!(
+        w.status(
+            w.a,
+            Call::ChannelCreate,
+            [SLOT_SELF, c1, pages, 0x2000_0000]
+        ),
+        Status::Ok
+    );
+    assert_eq!(
+        w.status(w.a, Call::DomainDestroy, [c1, 0, 0, 0]),
+        Status::Ok
+    );
+    // A second child takes the first one's table slot and runs.
+    let c2 = w.value(w.a, Call::DomainCreate, [spare, 2, 4, SLOT_NONE]);
+    assert_eq!(
+        w.status(w.a, Call::DomainSetVcpu, [c2, 0x10_0000, 0x1f_0000, 0]),
+        Status::Ok
+    );
+    assert_eq!(w.status(w.a, Call::DomainStart, [c2, 0, 0, 0]), Status::Ok);
+    let child = w.sys.cspaces[w.a.index as usize].get(c2).unwrap().object;
+    // `a` stops: its channel's stale end must not clear the new child's bit.
+    let a = w.a;
+    w.sys.stop_domain(&mut w.m, a);
+    assert!(w.sys.runnable_in_step());
+    let b = w.b;
+    w.sys.stop_domain(&mut w.m, b);
+    assert_eq!(w.sys.pick(), Some(child));
+}
+
+#[test]
+fn reads_waiting_on_a_stopped_uart_service_read_0xff() {
+    let mut w = world();
+    w.sys.uart = Some(w.b);
+    w.sys.uart_wait_for(w.a, 7);
+    assert!(matches!(
+        w.sys.domains.get(w.a).unwrap().state,
+        RunState::Blocked { .. }
+    ));
+    let b = w.b;
+    w.sys.stop_domain(&mut w.m, b);
+    let a = w.sys.domains.get(w.a).unwrap();
+    assert_eq!(a.state, RunState::Runnable);
+    assert_eq!((a.io_wait, a.pending_in), (None, Some(0xff)));
+    assert!(w.sys.runnable_in_step());
+}
