@@ -430,6 +430,12 @@ pub mod ioreq {
     pub const GPA: u64 = 0x3f00_0000;
     /// Size of the ioreq channel in pages.
     pub const PAGES: u64 = 2;
+    /// Where the UART service's state pages follow the channel: memory the
+    /// core shares with the service alone and keeps across a restart of
+    /// the service (which keeps its unprinted console output there).
+    pub const STATE_GPA: u64 = GPA + PAGES * 4096;
+    /// Size of the state pages.
+    pub const STATE_PAGES: u64 = 9;
     /// The virtual UART's first port (COM1).
     pub const PORT_BASE: u16 = 0x3f8;
     /// Ports in the virtual UART.

@@ -419,7 +419,8 @@ pub fn run_system<'m>(
     if let Some(i) = service {
         let name = manifest.domains[i].name.as_str();
         let d = refs[i].ok_or(BootError::Domain(name, "was not built"))?;
-        let len = hypercall_abi::ioreq::PAGES * FRAME;
+        let ring_len = hypercall_abi::ioreq::PAGES * FRAME;
+        let len = ring_len + hypercall_abi::ioreq::STATE_PAGES * FRAME;
         let pages = hw
             .frames
             .allocate(len, FRAME)
@@ -428,7 +429,7 @@ pub fn run_system<'m>(
         // UART service (mapped below) for the rest of the core's life.
         let channel = unsafe {
             arch::phys_mut(pages, len as usize).fill(0);
-            shm_ring::Channel::init_raw(pages as *mut u8, len as usize)
+            shm_ring::Channel::init_raw(pages as *mut u8, ring_len as usize)
         }
         .map_err(|_| BootError::Domain(name, "the ioreq channel could not be laid out"))?;
         sys.share_with(&mut hw, d, (pages, len), hypercall_abi::ioreq::GPA)

@@ -19,8 +19,8 @@ fn main() {
 
 #[cfg(target_os = "none")]
 mod service {
-    use hypercall_abi::ioreq::{Request, Response, GPA, PAGES, VERSION};
-    use uart_virt::{Console, InputSwitch, Sink, Trigger, Uart16550};
+    use hypercall_abi::ioreq::{Request, Response, GPA, PAGES, STATE_GPA, STATE_PAGES, VERSION};
+    use uart_virt::{Console, InputSwitch, Sink, Trigger, Uart16550, CONSOLE_BUFFER};
 
     rt::entry!(main);
 
@@ -76,6 +76,17 @@ mod service {
         let mut typed: [Typed; GUESTS] = [const { Typed::new() }; GUESTS];
         let mut focus_idle = 0u32;
         let mut escaped = false;
+        // SAFETY: the core maps STATE_PAGES pages at STATE_GPA for this
+        // domain alone, right after the ioreq channel, and keeps them when
+        // it restarts this service; nothing else in this domain uses them.
+        let state = unsafe {
+            core::slice::from_raw_parts_mut(STATE_GPA as *mut u8, (STATE_PAGES * 4096) as usize)
+        };
+        // What a previous run of this service had not printed yet.
+        let kept = restore(state, &mut console, &mut uarts);
+        if kept > 0 {
+            rt::log!("{kept} byte(s) of console output kept from before a restart");
+        }
         loop {
             while let Some(byte) = rt::com1::read_byte() {
                 // Ctrl-A then `!`: fault on purpose, to exercise a
@@ -199,7 +210,61 @@ mod service {
                 rt::com1::write_byte(byte);
                 true
             });
+            save(state, &console);
         }
+    }
+
+    /// Marks a valid snapshot in the state pages.
+    const STATE_MAGIC: u64 = 0x5541_5254_5354_4154;
+    /// Where each guest's unprinted bytes start in the state pages.
+    const STATE_DATA: usize = 64;
+    const _: () = assert!(STATE_DATA + GUESTS * CONSOLE_BUFFER <= (STATE_PAGES * 4096) as usize);
+
+    /// Keeps every guest's unprinted output (after a drain: its partial
+    /// line) in the state pages, so that a restarted service prints it.
+    fn save(state: &mut [u8], console: &Console<GUESTS>) {
+        for guest in 0..GUESTS {
+            let at = STATE_DATA + guest * CONSOLE_BUFFER;
+            let Some(area) = state.get_mut(at..at + CONSOLE_BUFFER) else {
+                return;
+            };
+            let n = console.copy_pending(guest as u8, area);
+            let len = 8 + guest * 2;
+            state[len..len + 2].copy_from_slice(&(n as u16).to_le_bytes());
+        }
+        state[..8].copy_from_slice(&STATE_MAGIC.to_le_bytes());
+    }
+
+    /// Feeds back what a previous run saved (checking every length: the
+    /// old run may have died in the middle of writing it). Guests with
+    /// output get a model now and their name when they attach again.
+    fn restore(
+        state: &mut [u8],
+        console: &mut Console<GUESTS>,
+        uarts: &mut [Option<Uart16550<NoIrq, Out>>; GUESTS],
+    ) -> usize {
+        if state.get(..8) != Some(&STATE_MAGIC.to_le_bytes()[..]) {
+            return 0;
+        }
+        let mut kept = 0;
+        for (guest, slot) in uarts.iter_mut().enumerate() {
+            let len = 8 + guest * 2;
+            let n = u16::from_le_bytes([state[len], state[len + 1]]) as usize;
+            let at = STATE_DATA + guest * CONSOLE_BUFFER;
+            let Some(bytes) = state.get(at..at + n.min(CONSOLE_BUFFER)) else {
+                continue;
+            };
+            if bytes.is_empty() {
+                continue;
+            }
+            if slot.is_none() {
+                console.set_name(guest as u8, "guest/uart");
+                *slot = Some(Uart16550::new(NoIrq, Out::default()));
+            }
+            kept += console.push_bytes(guest as u8, bytes);
+        }
+        state[..8].fill(0);
+        kept
     }
 
     /// Keys typed for one console that its receiver has not taken yet
