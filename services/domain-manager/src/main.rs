@@ -56,6 +56,8 @@ mod service {
         region: u64,
         /// The memory, in KiB.
         kib: u64,
+        /// The broker's tag for the grant.
+        tag: u8,
     }
 
     /// The domains this manager supervises: those the manifest named in
@@ -67,6 +69,8 @@ mod service {
         guests: [Option<Guest>; MAX_GUESTS],
         /// Per controlled domain (by id): left alone when stopped.
         watch: [Watch; WATCHED],
+        /// The tag of the next grant asked of the broker.
+        next_tag: u8,
     }
 
     /// How many controlled domains the manager watches for faults.
@@ -313,7 +317,11 @@ mod service {
                 return Err(Error::Hypercall(Status::InvalidArgument));
             }
             let kib = u32::try_from(bytes / 1024).map_err(|_| hc(Status::InvalidArgument))?;
-            let tag = id as u8;
+            // A fresh tag per launch: a grant that could not be given back
+            // (the broker did not answer) keeps its tag busy, and must not
+            // block later starts.
+            let tag = self.next_tag;
+            self.next_tag = self.next_tag.wrapping_add(1);
             let region = match self.broker()?.call(&Request::Grant { tag, kib })? {
                 Response::Granted { slot, .. } => slot as u64,
                 Response::Refused {
@@ -351,6 +359,7 @@ mod service {
                         domain,
                         region,
                         kib: kib as u64,
+                        tag,
                     });
                     Ok(id)
                 }
@@ -444,7 +453,7 @@ mod service {
             };
             if let Some(g) = self.guests.get_mut(index).and_then(Option::take) {
                 let _ = rt::cap_delete(g.domain);
-                self.give_back(id as u8, g.region)?;
+                self.give_back(g.tag, g.region)?;
             }
             Ok(())
         }
@@ -550,6 +559,7 @@ mod service {
             broker,
             guests: [None; MAX_GUESTS],
             watch: [Watch::default(); WATCHED],
+            next_tag: 0,
         };
         let mut shell: Shell = Shell::new();
         rt::com1::init();
