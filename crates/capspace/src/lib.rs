@@ -413,6 +413,11 @@ impl<T, const N: usize> ObjectTable<T, N> {
         self.entry(obj).is_some()
     }
 
+    /// The live object in slot `index`, whatever its generation.
+    pub fn at(&self, index: usize) -> Option<&T> {
+        self.entries.get(index)?.occupant.as_ref().map(|(_, v)| v)
+    }
+
     /// The reference to the live object in slot `index`, if any.
     pub fn ref_at(&self, index: usize) -> Option<ObjectRef> {
         let e = self.entries.get(index)?;

@@ -15,7 +15,7 @@ use vmx::fields;
 
 use crate::arch::{self, cpu::Selectors};
 use crate::frames::{Frames, Pool, FRAME};
-use crate::system::{DomainHw, Machine, Outcome, System, PAGE};
+use crate::system::{Domain, DomainHw, Machine, Outcome, Region, System, PAGE};
 use crate::vmm::{self, GuestPlatform, HardwareVmcs, Vmx};
 
 /// Frames reserved for the core's pool (VMCS, I/O bitmaps, EPT tables).
@@ -744,7 +744,7 @@ fn peek_item(v: &vcpu::Vcpu, item: u64) -> Option<u64> {
         18 => field(fields::GUEST_CR0)?,
         19 => field(fields::GUEST_CR3)?,
         20 => field(fields::GUEST_CR4)?,
-        _ => stats.count_basic(u16::try_from(item.checked_sub(hypercall_abi::peek::EXITS)?).ok()?),
+        _ => stats.count_basic(u16::try_from(item.checked_sub(peek::EXITS)?).ok()?),
     })
 }
 
@@ -758,31 +758,22 @@ impl SysPlatform<'_, '_, '_> {
     fn restart(&mut self, slot: u64) -> vcpu::CoreCall {
         use hypercall_abi::Status;
         let answer = (|| {
-            // Only restartable boot domains have a record; check it before
-            // anything changes.
-            let target = self
-                .sys
-                .cspaces
-                .get(self.caller.index as usize)
-                .and_then(|cs| cs.get(slot).ok())
-                .map(|c| c.object)
-                .ok_or(Status::InvalidSlot)?;
-            let Some((image, info)) = RESTART.lock().get(target.index as usize).copied().flatten()
-            else {
-                return Err(Status::Denied);
-            };
+            // `revive` checks the capability and refuses the caller itself
+            // and every domain not marked restartable at boot, which is
+            // exactly those with a record here.
             let t = self.sys.revive(self.hw, self.caller, slot)?;
-            if t == self.caller || t.index as usize >= crate::system::MAX_DOMAINS {
-                // `revive` refuses both; never touch the caller's vCPU.
+            let Some((image, info)) = RESTART.lock().get(t.index as usize).copied().flatten()
+            else {
                 self.sys.stop_domain(self.hw, t);
                 return Err(Status::Denied);
-            }
+            };
             // First of all, drop its old vCPU (whose VMCS names the EPT
             // just freed): the scheduler builds a fresh one before the
             // domain next runs, whatever happens below.
-            // SAFETY: as in `peek`: another domain's entry of the
-            // scheduler's table, which nothing else touches during this
-            // hypercall.
+            // SAFETY: as in `peek`: `t.index` is below MAX_DOMAINS (it has
+            // a RESTART record) and `t` is not the caller (`revive` refuses
+            // it), so this is another domain's entry of the scheduler's
+            // table, which nothing else touches during this hypercall.
             unsafe { *self.vcpus.add(t.index as usize) = None };
             let reload = (|| {
                 let region = self
@@ -1138,7 +1129,7 @@ fn setup_child(
     let [rip, rsp, arg] = dom.initial?;
     let eptp = dom.ept.as_ref()?.eptp(false);
     if write_low {
-        write_child_low(sys, d, region.hpa, region.len);
+        write_child_low(sys, d, dom, region);
     }
 
     // SAFETY: VMX root operation; the VMCS is this domain's fresh pool frame.
@@ -1169,12 +1160,10 @@ fn setup_child(
     Some(v)
 }
 
-/// The page tables and the start-info page of a domain created by a
-/// hypercall, below IMAGE_FLOOR in its memory at `hpa`.
-fn write_child_low(sys: &System, d: ObjectRef, hpa: u64, len: u64) {
-    let Some(dom) = sys.domains.get(d) else {
-        return;
-    };
+/// The page tables and the start-info page of domain `d` (`dom`), created
+/// by a hypercall, below IMAGE_FLOOR in its memory `region`.
+fn write_child_low(sys: &System, d: ObjectRef, dom: &Domain, region: &Region) {
+    let (hpa, len) = (region.hpa, region.len);
     // SAFETY: the region is this domain's memory (its creator gave it up
     // for this purpose), at least IMAGE_FLOOR + a page long; the core
     // writes only below IMAGE_FLOOR.

@@ -652,16 +652,27 @@ impl System {
         memory: (u64, u64),
         owned: bool,
     ) -> Result<u16, Status> {
+        let region = Region::new(memory.0, memory.1, owned.then_some(holder));
+        self.grant_new_region(holder, region, Rights::all())
+    }
+
+    /// Puts `region` in the table and a capability with `rights` on it in
+    /// `holder`'s space (nothing is kept when either is full).
+    fn grant_new_region(
+        &mut self,
+        holder: ObjectRef,
+        region: Region,
+        rights: Rights,
+    ) -> Result<u16, Status> {
         if !self.domains.is_live(holder) {
             return Err(Status::InvalidArgument);
         }
-        let region = Region::new(memory.0, memory.1, owned.then_some(holder));
         let r = self
             .regions
             .allocate(ObjectType::MemRegion, region)
             .map_err(st)?;
         self.cspaces[holder.index as usize]
-            .insert(Capability::new(r, Rights::all()))
+            .insert(Capability::new(r, rights))
             .map_err(|e| {
                 self.regions.remove(r);
                 st(e)
@@ -678,21 +689,9 @@ impl System {
         image: (u64, u64),
         label: &'static str,
     ) -> Result<u16, Status> {
-        if !self.domains.is_live(holder) {
-            return Err(Status::InvalidArgument);
-        }
         let mut region = Region::new(image.0, image.1, None);
         region.label = Some(label);
-        let r = self
-            .regions
-            .allocate(ObjectType::MemRegion, region)
-            .map_err(st)?;
-        self.cspaces[holder.index as usize]
-            .insert(Capability::new(r, Rights::READ | Rights::MAP))
-            .map_err(|e| {
-                self.regions.remove(r);
-                st(e)
-            })
+        self.grant_new_region(holder, region, Rights::READ | Rights::MAP)
     }
 
     /// Gives `holder` an I/O port range.
@@ -750,13 +749,28 @@ impl System {
     /// Removes every mapping of region `r` from domain `d`; `false` when it
     /// had none there.
     fn unmap_region_from<M: Machine>(&mut self, m: &mut M, r: ObjectRef, d: ObjectRef) -> bool {
+        self.unmap_region(m, r, Some(d))
+    }
+
+    fn unmap_region_everywhere<M: Machine>(&mut self, m: &mut M, r: ObjectRef) {
+        self.unmap_region(m, r, None);
+    }
+
+    /// Removes the mappings of region `r` from domain `only` (every domain
+    /// when `None`), dropping cached translations; whether there were any.
+    fn unmap_region<M: Machine>(
+        &mut self,
+        m: &mut M,
+        r: ObjectRef,
+        only: Option<ObjectRef>,
+    ) -> bool {
         let Some(region) = self.regions.get(r).copied() else {
             return false;
         };
         let mut found = false;
         for (i, mapping) in region.mappings.iter().enumerate() {
-            let Some((md, gpa)) = *mapping else { continue };
-            if md != d {
+            let Some((d, gpa)) = *mapping else { continue };
+            if only.is_some_and(|o| o != d) {
                 continue;
             }
             found = true;
@@ -771,23 +785,6 @@ impl System {
             }
         }
         found
-    }
-
-    fn unmap_region_everywhere<M: Machine>(&mut self, m: &mut M, r: ObjectRef) {
-        let Some(region) = self.regions.get(r).copied() else {
-            return;
-        };
-        for (d, gpa) in region.mappings.iter().flatten() {
-            if let Some(dom) = self.domains.get_mut(*d) {
-                if let Some(ept) = dom.ept.as_mut() {
-                    let _ = ept.unmap_range(m.frames(), *gpa, region.len);
-                    m.invalidate(ept.eptp(false), dom.hw.vpid);
-                }
-            }
-        }
-        if let Some(reg) = self.regions.get_mut(r) {
-            reg.mappings = [None; MAX_MAPPINGS];
-        }
     }
 
     /// Maps core-owned pages `(hpa, len)` read/write into `d` at `gpa`
@@ -1011,6 +1008,7 @@ impl System {
             return;
         }
         let mut next = None::<u64>;
+        let mut woken = false;
         for (_, dom) in self.domains.iter_mut() {
             if let RunState::Blocked {
                 channel,
@@ -1019,6 +1017,7 @@ impl System {
             {
                 if t <= now {
                     dom.state = RunState::Runnable;
+                    woken = true;
                     let status = if channel.is_some() {
                         Status::TimedOut
                     } else {
@@ -1031,7 +1030,9 @@ impl System {
             }
         }
         self.next_deadline = next;
-        self.resync_all();
+        if woken {
+            self.resync_all();
+        }
     }
 
     /// The earliest deadline of a blocked domain.
@@ -1099,8 +1100,7 @@ impl System {
         let bit = 1u32 << (d.index as u32 % 32);
         let runnable = self
             .domains
-            .ref_at(d.index as usize)
-            .and_then(|r| self.domains.get(r))
+            .at(d.index as usize)
             .is_some_and(|x| x.state == RunState::Runnable);
         if runnable {
             self.runnable |= bit;
@@ -1397,7 +1397,7 @@ impl System {
         &mut self,
         caller: ObjectRef,
         slot: u64,
-        timeout_arg: u64,
+        timeout: u64,
         now: u64,
     ) -> Result<Outcome, Status> {
         let ci = caller.index as usize;
@@ -1418,7 +1418,6 @@ impl System {
         {
             return Err(Status::Denied);
         }
-        let timeout = timeout_arg;
         if timeout == 0 {
             return Err(Status::TimedOut);
         }

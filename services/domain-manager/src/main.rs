@@ -142,8 +142,9 @@ mod service {
 
         /// The supervisor's watch, run whenever the shell is idle: a
         /// controlled domain the core reports stopped by a fault
-        /// (`DOMAIN_STATUS` bit 63) is restarted (`DOMAIN_RESTART`, which the core allows for domains
-        /// the manifest marks `restart`), at most MAX_RESTARTS times.
+        /// (`DOMAIN_STATUS` bit 63) is restarted (`DOMAIN_RESTART`, which
+        /// the core allows for domains the manifest marks `restart`), at
+        /// most MAX_RESTARTS times.
         fn restart_fallen(&mut self) {
             let mut fallen = [None; WATCHED];
             for ((id, s), out) in self.all().zip(fallen.iter_mut()) {
@@ -193,8 +194,8 @@ mod service {
                 .filter_map(move |(i, g)| g.map(|g| (first + i as DomainId, g)))
         }
 
-        /// The domain capability and name of domain `id`.
-        /// Domain `id`'s slot and name; 0 is the domain manager itself.
+        /// Domain `id`'s capability slot and name; 0 is the domain manager
+        /// itself.
         fn domain(&self, id: DomainId) -> Result<(u64, Name), Error> {
             if id == 0 {
                 return Ok((SLOT_SELF, Name::new_or_none(self.info.name())));

@@ -85,6 +85,9 @@ mod service {
         // What a previous run of this service had not printed yet.
         let kept = restore(state, &mut console, &mut uarts);
         if kept > 0 {
+            // Saved again at once: this run may fault before it changes
+            // anything.
+            save(state, &console);
             rt::log!("{kept} byte(s) of console output kept from before a restart");
         }
         loop {
@@ -120,6 +123,9 @@ mod service {
             }
             let mut answered = false;
             let mut focus_wrote = false;
+            // Whether the console's buffered output changed this round (the
+            // state pages are brought up to date only then).
+            let mut changed = false;
             loop {
                 let request = match end.rx().pop_versioned::<Request>(VERSION, &mut scratch) {
                     Ok(Some(r)) => r,
@@ -149,7 +155,7 @@ mod service {
                     }
                     Request::Detach { guest } => {
                         if let Some(slot) = uarts.get_mut(guest as usize) {
-                            console.flush(guest);
+                            changed |= console.flush(guest);
                             *slot = None;
                         }
                     }
@@ -175,7 +181,7 @@ mod service {
                             focus_wrote |= guest == input.current();
                             uart.write(offset, value);
                             let out = uart.sink_mut();
-                            console.push_bytes(guest, &out.bytes[..out.len]);
+                            changed |= console.push_bytes(guest, &out.bytes[..out.len]) > 0;
                             out.len = 0;
                         } else {
                             let value = uart.read(offset);
@@ -200,17 +206,19 @@ mod service {
                     // line (a prompt, echoed keys) instead of waiting for a
                     // newline. One quiet round is not enough: a guest that
                     // polls the line status between bytes has those.
-                    console.flush(input.current());
+                    changed |= console.flush(input.current());
                 }
             }
-            console.drain(&mut |byte| {
+            let drained = console.drain(&mut |byte| {
                 if byte == b'\n' {
                     rt::com1::write_byte(b'\r');
                 }
                 rt::com1::write_byte(byte);
                 true
             });
-            save(state, &console);
+            if changed || drained > 0 {
+                save(state, &console);
+            }
         }
     }
 
