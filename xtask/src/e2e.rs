@@ -367,7 +367,7 @@ pub fn specs() -> Vec<Spec> {
                 "dump 2",
                 "domain 2 registers:",
                 "recent log lines:",
-                "  ready: ",
+                "  mem-broker: ready: ",
                 "mem",
                 "free ",
                 "demo",
@@ -456,11 +456,11 @@ pub fn specs() -> Vec<Spec> {
             expect: s(&[
                 "started demo as domain 3",
                 "[demo/uart] demo count 2",
-                "[uart] fault requested from the console (Ctrl-A !)",
+                "[uart] warning: fault requested from the console (Ctrl-A !)",
                 "bulkhead: domain uart: stopped: ",
                 "bulkhead: domain uart: restarted by manager (restart 1)",
                 "[uart] uart: serving virtual UARTs",
-                "[manager] uart (domain 1) stopped by a fault; restarted it",
+                "[manager] warning: uart (domain 1) stopped by a fault; restarted it",
                 "[demo/uart] demo count",
                 "list",
                 "    1  uart              running",
@@ -753,6 +753,7 @@ pub fn run_all(bins: &image::Binaries, filter: Option<&str>) -> Result<usize> {
                 } else {
                     crate::emulator::Input::Script(spec.input.clone())
                 },
+                logs: image::log_decoder(&bins.domains, system.as_deref())?,
             },
         )?;
         match harness::judge(&spec, &run) {

@@ -55,6 +55,9 @@ pub struct Options {
     pub live: bool,
     /// What is typed into the console (Bochs only: COM1 over a socket).
     pub input: Input,
+    /// Decodes the domains' `defmt` log frames on the console (shown and
+    /// kept decoded); `None` leaves them as the core printed them.
+    pub logs: Option<std::sync::Arc<crate::logs::Decoder>>,
 }
 
 /// Input for the emulated COM1.
@@ -208,10 +211,16 @@ pub fn run(iso: &Path, options: &Options) -> Result<Run> {
     let mut seen = 0usize;
     let mut console = Vec::new();
     let mut stdout = std::io::stdout();
-    let mut pump = |console: &mut Vec<u8>, seen: &mut usize| {
+    let decoder = options.logs.clone().unwrap_or_default();
+    let mut filter = crate::logs::Filter::default();
+    let mut pump = |console: &mut Vec<u8>, seen: &mut usize, end: bool| {
         if let Ok(bytes) = fs::read(&serial) {
-            if bytes.len() > *seen {
-                let new = &bytes[*seen..];
+            if bytes.len() > *seen || end {
+                let mut new = filter.feed(&decoder, &bytes[(*seen).min(bytes.len())..]);
+                if end {
+                    new.extend(filter.finish(&decoder));
+                }
+                let new = &new[..];
                 if options.live {
                     let _ = stdout.write_all(
                         &new.iter()
@@ -227,7 +236,7 @@ pub fn run(iso: &Path, options: &Options) -> Result<Run> {
         }
     };
     let outcome = loop {
-        pump(&mut console, &mut seen);
+        pump(&mut console, &mut seen, false);
         if let Some(status) = child.try_wait()? {
             break Outcome::Exited(status.code());
         }
@@ -238,7 +247,7 @@ pub fn run(iso: &Path, options: &Options) -> Result<Run> {
         }
         std::thread::sleep(Duration::from_millis(50));
     };
-    pump(&mut console, &mut seen);
+    pump(&mut console, &mut seen, true);
     let console = String::from_utf8_lossy(&console).replace('\r', "");
     Ok(Run {
         console,
@@ -305,12 +314,14 @@ fn run_socket(iso: &Path, options: &Options, dir: PathBuf) -> Result<Run> {
     let mut stdout = std::io::stdout();
     let mut buf = [0u8; 4096];
     let mut log = fs::File::create(dir.join("serial.txt"))?;
+    let decoder = options.logs.clone().unwrap_or_default();
+    let mut filter = crate::logs::Filter::default();
     let outcome = loop {
         match stream.read(&mut buf) {
             Ok(0) => {}
             Ok(n) => {
-                let new = &buf[..n];
-                let _ = log.write_all(new);
+                let _ = log.write_all(&buf[..n]);
+                let new = &filter.feed(&decoder, &buf[..n])[..];
                 if options.live {
                     let shown: Vec<u8> = new.iter().copied().filter(|&b| b != b'\r').collect();
                     let _ = stdout.write_all(&shown);
@@ -351,8 +362,10 @@ fn run_socket(iso: &Path, options: &Options, dir: PathBuf) -> Result<Run> {
         if n == 0 {
             break;
         }
-        console.extend_from_slice(&buf[..n]);
+        let _ = log.write_all(&buf[..n]);
+        console.extend(filter.feed(&decoder, &buf[..n]));
     }
+    console.extend(filter.finish(&decoder));
     let console = String::from_utf8_lossy(&console).replace('\r', "");
     Ok(Run {
         console,

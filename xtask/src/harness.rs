@@ -383,6 +383,7 @@ mod tests {
             timeout: Duration::from_secs(1),
             live: false,
             input: crate::emulator::Input::None,
+            logs: None,
         };
         let saved = std::env::var_os("PATH");
         // Only this test touches PATH in this process's test binary.

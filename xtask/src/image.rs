@@ -53,7 +53,7 @@ pub fn build_binaries() -> Result<Binaries> {
     if !status.success() {
         return Err("building the bare-metal binaries failed".into());
     }
-    let bin = workspace_root().join("target/x86_64-unknown-none/release");
+    let bin = domains_dir();
     let dir = out_dir();
     fs::create_dir_all(&dir)?;
     let first = dir.join("first.bin");
@@ -65,6 +65,26 @@ pub fn build_binaries() -> Result<Binaries> {
         first,
         domains: bin,
     })
+}
+
+/// Where `cargo build --release --target x86_64-unknown-none` puts the
+/// core's and the domains' ELF files.
+pub fn domains_dir() -> PathBuf {
+    workspace_root().join("target/x86_64-unknown-none/release")
+}
+
+/// The decoder of the `defmt` log frames of `system`'s domains (built in
+/// `domains`); `None` without a system.
+pub fn log_decoder(
+    domains: &Path,
+    system: Option<&Path>,
+) -> Result<Option<std::sync::Arc<crate::logs::Decoder>>> {
+    let Some(path) = system else {
+        return Ok(None);
+    };
+    let m = load_system(path)?;
+    let d = crate::logs::Decoder::for_system(domains, &m)?;
+    Ok(Some(std::sync::Arc::new(d)))
 }
 
 /// The package names of every crate under `services/`.

@@ -10,6 +10,7 @@ mod emulator;
 mod harness;
 mod image;
 mod loc;
+mod logs;
 mod newservice;
 mod prereq;
 
@@ -205,6 +206,7 @@ fn run(
             } else {
                 emulator::Input::None
             },
+            logs: image::log_decoder(&image::domains_dir(), system.as_deref())?,
         },
     )?;
     let status = run.console.lines().rev().find_map(|l| {
@@ -265,6 +267,8 @@ fn test(host: bool, e2e: bool, filter: Option<&str>) -> Result<ExitCode> {
         if let Some(b) = &bins {
             // The ELF loader's tests load a real domain image.
             cmd.env("BULKHEAD_TEST_ELF", b.domains.join("first"));
+            // xtask's own tests decode the log frames of a real service.
+            cmd.env("BULKHEAD_TEST_DOMAINS", &b.domains);
         }
         if !cmd.status()?.success() {
             return Err("host unit tests failed".into());
@@ -299,6 +303,7 @@ fn bench() -> Result<ExitCode> {
         timeout: Duration::from_secs(300),
         live: false,
         input: emulator::Input::None,
+        logs: None,
     };
     step("running 100,000 null hypercalls in the first guest inside Bochs");
     let run = emulator::run(&first, &options)?;
@@ -340,6 +345,7 @@ fn bench() -> Result<ExitCode> {
         &start_system,
         &emulator::Options {
             input: emulator::Input::Script(start_spec.input.clone()),
+            logs: image::log_decoder(&bins.domains, Some(&start_path))?,
             ..options.clone()
         },
     )?;

@@ -39,7 +39,8 @@ pub fn run(name: &str) -> Result<()> {
             "[package]\nname = \"{name}-service\"\nversion.workspace = true\nedition.workspace = true\n\
              license.workspace = true\nrust-version.workspace = true\npublish = false\n\
              description = \"The {name} service\"\n\n[[bin]]\nname = \"{name}\"\npath = \"src/main.rs\"\n\
-             test = false\n\n[dependencies]\nrt = {{ path = \"../../crates/rt\" }}\n\
+             test = false\n\n[dependencies]\nrt = {{ path = \"../../crates/rt\", features = [\"defmt\"] }}\n\
+             defmt = \"1\"\n\
              shm-ring = {{ path = \"../../crates/ring\" }}\n\n[lints]\nworkspace = true\n"
         ),
     )?;

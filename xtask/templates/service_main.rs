@@ -20,11 +20,12 @@ mod service {
 
     fn main(info: &'static rt::StartInfo) -> u64 {
         let Some(ch) = info.find("ring") else {
-            rt::log!("no channel named ring in my manifest entry");
+            defmt::error!("no channel named ring in my manifest entry");
             return 1;
         };
         let (slot, gpa, len) = (ch.slot as u64, ch.gpa, ch.size as usize);
-        rt::log!("{} ready: answering on channel ring", info.name());
+        // Log records are defmt frames, decoded on the host by `cargo xtask run`.
+        defmt::info!("{=str} ready: answering on channel ring", info.name());
         // The client lays the rings out, then notifies once.
         if rt::channel_wait(slot, u64::MAX).is_err() {
             return 2;

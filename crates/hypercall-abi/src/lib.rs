@@ -214,7 +214,27 @@ pub enum Call {
     /// capabilities are kept, and it starts again at its entry point.
     /// [`Status::Denied`] when it is not stopped or not restartable.
     DomainRestart = 28,
+    /// Drains the caller's log ring: a [`LOG_RING_BYTES`]-byte `shm-ring`
+    /// ring at RDI (guest-physical, page-aligned, mapped readable and
+    /// writable) whose frames are encoded log records (at most
+    /// [`LOG_FRAME_MAX`] bytes each; `rt` writes `defmt` frames). The core
+    /// prints each frame as one console line `defmt:NAME:HEX` (lowercase
+    /// hex; the host decodes it with the domain's ELF), moves the ring's
+    /// consumer index past it, and remembers the address so that frames
+    /// still in the ring when the domain stops (exit, fault) are printed
+    /// too. A longer frame is skipped and reported on the console. Returns
+    /// RDX = frames printed. Errors: [`Status::InvalidAddress`] for an
+    /// unaligned address or a page not mapped readable and writable,
+    /// [`Status::InvalidArgument`] for a ring whose header or indices are
+    /// corrupt (the core forgets it; the domain may format a fresh one).
+    LogFlush = 29,
 }
+
+/// Bytes of a log ring drained by [`Call::LogFlush`] (one page).
+pub const LOG_RING_BYTES: u64 = 4096;
+
+/// Longest log frame, in bytes, that [`Call::LogFlush`] prints.
+pub const LOG_FRAME_MAX: usize = 128;
 
 /// Items of [`Call::DomainPeek`].
 pub mod peek {
@@ -270,12 +290,13 @@ impl Call {
             26 => Call::MemZero,
             27 => Call::DomainPeek,
             28 => Call::DomainRestart,
+            29 => Call::LogFlush,
             _ => return None,
         })
     }
 
     /// Every call, in number order.
-    pub const ALL: [Call; 29] = [
+    pub const ALL: [Call; 30] = [
         Call::Null,
         Call::LogWrite,
         Call::Exit,
@@ -305,6 +326,7 @@ impl Call {
         Call::MemZero,
         Call::DomainPeek,
         Call::DomainRestart,
+        Call::LogFlush,
     ];
 
     /// A short name for logs.
@@ -339,6 +361,7 @@ impl Call {
             Call::MemZero => "mem_zero",
             Call::DomainPeek => "domain_peek",
             Call::DomainRestart => "domain_restart",
+            Call::LogFlush => "log_flush",
         }
     }
 }
@@ -577,6 +600,7 @@ impl StartInfo {
 /// Status codes returned in RAX.
 #[repr(u32)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Status {
     /// The call succeeded.
     Ok = 0,

@@ -1103,6 +1103,19 @@ impl vcpu::Platform for SysPlatform<'_, '_, '_> {
         .read_guest(gpa, buf)
     }
 
+    fn write_guest(&mut self, gpa: u64, bytes: &[u8]) -> bool {
+        let ept = self
+            .sys
+            .domains
+            .get(self.caller)
+            .and_then(|d| d.ept.as_ref());
+        GuestPlatform {
+            ept,
+            tables: &self.hw.pool,
+        }
+        .write_guest(gpa, bytes)
+    }
+
     fn guest_line(&mut self, guest: &str, source: vcpu::LineSource, text: &str) {
         GuestPlatform::<PoolFrames<'_>> {
             ept: None,

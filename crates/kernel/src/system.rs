@@ -1446,7 +1446,9 @@ impl System {
             (&self.domains, &self.regions, &self.channels, &self.ports);
         let live = |o: ObjectRef| live_in(domains, regions, channels, ports, o);
         match call {
-            Call::Null | Call::LogWrite | Call::Exit => Err(Status::InvalidArgument),
+            Call::Null | Call::LogWrite | Call::LogFlush | Call::Exit => {
+                Err(Status::InvalidArgument)
+            }
             // Answered by the core's VMX code, which holds the ioreq rings,
             // and only for the UART service.
             Call::IoReqWait | Call::IoReqDone => Err(Status::Denied),

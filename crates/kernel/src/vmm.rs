@@ -280,6 +280,40 @@ impl<F: ept::FrameAllocator> Platform for GuestPlatform<'_, F> {
         true
     }
 
+    fn write_guest(&mut self, gpa: u64, bytes: &[u8]) -> bool {
+        // Every page is checked before anything is written.
+        let Some(end) = gpa.checked_add(bytes.len() as u64) else {
+            return false;
+        };
+        let mut page = gpa & !(FRAME - 1);
+        while page < end {
+            let writable = self
+                .ept
+                .and_then(|e| e.translate(self.tables, page))
+                .is_some_and(|t| t.access.contains(Access::WRITE));
+            if !writable {
+                return false;
+            }
+            page += FRAME;
+        }
+        let mut done = 0usize;
+        while done < bytes.len() {
+            let addr = gpa + done as u64;
+            let Some(t) = self.ept.and_then(|e| e.translate(self.tables, addr)) else {
+                return false;
+            };
+            let in_page = (FRAME - (addr % FRAME)) as usize;
+            let n = in_page.min(bytes.len() - done);
+            // SAFETY: the EPT maps `addr` writable to `t.hpa`, a frame of
+            // this guest's memory (owned by the core, identity-mapped); `n`
+            // stays inside that 4 KiB page. The guest is not running.
+            let dst = unsafe { arch::phys_mut(t.hpa, n) };
+            dst.copy_from_slice(&bytes[done..done + n]);
+            done += n;
+        }
+        true
+    }
+
     fn guest_line(&mut self, guest: &str, source: LineSource, text: &str) {
         let tag = match source {
             LineSource::Hypercall => "",

@@ -19,6 +19,8 @@
 #![cfg_attr(not(test), no_std)]
 
 pub mod arch;
+#[cfg(feature = "defmt")]
+mod logger;
 
 use core::fmt::{self, Write as _};
 
@@ -38,6 +40,7 @@ pub fn result(rax: u64, rdx: u64) -> Result<u64, Status> {
 
 #[inline]
 fn call(c: Call, a0: u64, a1: u64, a2: u64, a3: u64) -> Result<u64, Status> {
+    before(c);
     let (rax, rdx) = arch::vmcall(c as u64, a0, a1, a2, a3);
     result(rax, rdx)
 }
@@ -46,7 +49,30 @@ fn call(c: Call, a0: u64, a1: u64, a2: u64, a3: u64) -> Result<u64, Status> {
 /// that probe the core with values the typed wrappers would not produce.
 #[inline]
 pub fn raw_call(number: u64, a0: u64, a1: u64, a2: u64, a3: u64) -> (u64, u64) {
+    if let Some(c) = Call::from_raw(number) {
+        before(c);
+    }
     arch::vmcall(number, a0, a1, a2, a3)
+}
+
+/// What happens before a call: log frames waiting in the `defmt` log ring
+/// are flushed before the domain may block or stop (a load and a branch
+/// when none wait; nothing without the `defmt` feature).
+#[inline(always)]
+fn before(c: Call) {
+    if matches!(
+        c,
+        Call::ChannelWait | Call::Sleep | Call::Yield | Call::IoReqWait | Call::Exit
+    ) {
+        flush_log();
+    }
+}
+
+/// Hands log frames waiting in the `defmt` log ring to the core now.
+#[inline]
+pub fn flush_log() {
+    #[cfg(feature = "defmt")]
+    logger::flush_pending();
 }
 
 /// `NULL`.
@@ -54,8 +80,14 @@ pub fn null() -> Result<(), Status> {
     call(Call::Null, 0, 0, 0, 0).map(drop)
 }
 
-/// `LOG_WRITE` of raw bytes (at most 256).
+/// `LOG_WRITE` of raw bytes (at most 256), after any `defmt` frames
+/// still waiting (so the console keeps their order).
 pub fn log_bytes(bytes: &[u8]) -> Result<(), Status> {
+    flush_log();
+    log_bytes_now(bytes)
+}
+
+fn log_bytes_now(bytes: &[u8]) -> Result<(), Status> {
     call(
         Call::LogWrite,
         bytes.as_ptr() as u64,

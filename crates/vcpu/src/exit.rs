@@ -341,12 +341,14 @@ pub(crate) fn fast_exit(
     true
 }
 
-/// VMCALL on the slow path: this crate's own calls (`NULL`, `LOG_WRITE`,
+/// VMCALL on the slow path: this crate's own calls (`NULL`, `LOG_WRITE`, `LOG_FLUSH`,
 /// `EXIT`, unknown numbers) out of line, the rest to the core.
 #[inline]
 fn vmcall(vcpu: &mut Vcpu, vmcs: &mut impl Vmcs, platform: &mut impl Platform) -> Action {
     match Call::from_raw(vcpu.regs.rax) {
-        None | Some(Call::Null | Call::Exit | Call::LogWrite) => own_call(vcpu, vmcs, platform),
+        None | Some(Call::Null | Call::Exit | Call::LogWrite | Call::LogFlush) => {
+            own_call(vcpu, vmcs, platform)
+        }
         Some(call) => core_call(vcpu, vmcs, platform, call),
     }
 }
@@ -380,6 +382,16 @@ fn own_call(vcpu: &mut Vcpu, vmcs: &mut impl Vmcs, platform: &mut impl Platform)
     let status = match Call::from_raw(regs.rax) {
         Some(Call::Exit) => return Action::Stop(StopReason::Exited(regs.rdi)),
         Some(Call::LogWrite) => log_write(vcpu, platform),
+        Some(Call::LogFlush) => {
+            let gpa = regs.rdi;
+            match crate::logring::flush(vcpu, platform, gpa) {
+                Ok(printed) => {
+                    vcpu.regs.rdx = printed;
+                    Status::Ok
+                }
+                Err(s) => s,
+            }
+        }
         Some(Call::Null) => Status::Ok,
         _ => Status::UnknownCall,
     };

@@ -15,10 +15,12 @@
 #![forbid(unsafe_code)]
 
 mod exit;
+mod logring;
 mod setup;
 mod uart;
 
 pub use exit::{complete_hypercall, complete_in, handle_exit, Action, ExitStats, StopReason};
+pub use logring::TOKEN as LOG_FRAME_TOKEN;
 pub use setup::{setup_vmcs, Controls, GuestSetup, HostState, SetupError};
 pub use uart::{LineBuffer, RecentLog};
 pub use vmx::GuestRegisters;
@@ -115,6 +117,10 @@ pub trait Platform {
     /// domain's EPT. Returns `false` (and copies nothing useful) when any byte
     /// is not mapped readable for the guest.
     fn read_guest(&mut self, gpa: u64, buf: &mut [u8]) -> bool;
+    /// Copies `bytes` into guest-physical memory at `gpa`, through the
+    /// domain's EPT. Returns `false` (and writes nothing) when any byte is
+    /// not mapped writable for the guest.
+    fn write_guest(&mut self, gpa: u64, bytes: &[u8]) -> bool;
     /// Prints one line of guest output on the console.
     fn guest_line(&mut self, guest: &str, source: LineSource, text: &str);
 }
@@ -148,6 +154,9 @@ pub struct Vcpu {
     /// Hypercalls this crate answered itself (unknown numbers, `LOG_WRITE`)
     /// with an error status; the core counts refusals of its own calls.
     pub refused: u64,
+    /// Guest-physical address of the log ring it last flushed
+    /// (`LOG_FLUSH`), drained once more when it stops.
+    pub log_ring: Option<u64>,
 }
 
 impl Vcpu {
@@ -166,6 +175,7 @@ impl Vcpu {
             uart_scratch: 0,
             recent: RecentLog::new(),
             refused: 0,
+            log_ring: None,
         }
     }
 }
@@ -250,6 +260,8 @@ where
             Action::Resume => {}
             Action::Stop(reason) => {
                 vcpu.uart.flush(vcpu.name, platform);
+                // Its last log records too (a fault's cause, say).
+                logring::drain_on_stop(vcpu, platform);
                 return Action::Stop(reason);
             }
             other => return other,
@@ -342,6 +354,21 @@ pub(crate) mod testing {
             match self.memory.get(start..end) {
                 Some(src) => {
                     buf.copy_from_slice(src);
+                    true
+                }
+                None => false,
+            }
+        }
+        fn write_guest(&mut self, gpa: u64, bytes: &[u8]) -> bool {
+            let Ok(start) = usize::try_from(gpa) else {
+                return false;
+            };
+            let Some(end) = start.checked_add(bytes.len()) else {
+                return false;
+            };
+            match self.memory.get_mut(start..end) {
+                Some(dst) => {
+                    dst.copy_from_slice(bytes);
                     true
                 }
                 None => false,

@@ -165,17 +165,31 @@ mod service {
                     continue;
                 }
                 if w.restarts >= MAX_RESTARTS {
-                    rt::log!("{name} (domain {id}) stopped again; giving up after {MAX_RESTARTS} restarts");
+                    defmt::error!(
+                        "{=str} (domain {}) stopped again; giving up after {} restarts",
+                        name,
+                        id,
+                        MAX_RESTARTS
+                    );
                     w.left_alone = true;
                     continue;
                 }
                 match rt::domain_restart(slot) {
                     Ok(()) => {
                         w.restarts += 1;
-                        rt::log!("{name} (domain {id}) stopped by a fault; restarted it");
+                        defmt::warn!(
+                            "{=str} (domain {}) stopped by a fault; restarted it",
+                            name,
+                            id
+                        );
                     }
                     Err(s) => {
-                        rt::log!("{name} (domain {id}) stopped and cannot be restarted: {s:?}");
+                        defmt::error!(
+                            "{=str} (domain {}) stopped and cannot be restarted: {}",
+                            name,
+                            id,
+                            s
+                        );
                         w.left_alone = true;
                     }
                 }
@@ -240,7 +254,11 @@ mod service {
                         let loaded = elf_loader::load(elf, memory, 0);
                         let _ = rt::mem_unmap(SLOT_SELF, region);
                         loaded.map_err(|e| {
-                            rt::log!("guest image {:?}: {e}", image.name());
+                            defmt::error!(
+                                "guest image {=str}: {}",
+                                image.name(),
+                                defmt::Display2Format(&e)
+                            );
                             Error::Hypercall(Status::InvalidArgument)
                         })
                     }
@@ -249,7 +267,7 @@ mod service {
             let _ = rt::mem_unmap(SLOT_SELF, image.slot as u64);
             let loaded = loaded?;
             if loaded.lowest < rt::IMAGE_FLOOR {
-                rt::log!("guest image {:?} starts below 1 MiB", image.name());
+                defmt::error!("guest image {=str} starts below 1 MiB", image.name());
                 return Err(Error::Hypercall(Status::InvalidAddress));
             }
             Ok(loaded.entry)
@@ -328,7 +346,11 @@ mod service {
                 Response::Refused {
                     status, free_kib, ..
                 } => {
-                    rt::log!("the memory broker refused {kib} KiB ({free_kib} KiB free)");
+                    defmt::warn!(
+                        "the memory broker refused {} KiB ({} KiB free)",
+                        kib,
+                        free_kib
+                    );
                     return Err(hc(status_of(status)));
                 }
                 _ => return Err(Error::Hypercall(Status::InvalidArgument)),
@@ -366,7 +388,11 @@ mod service {
                 }
                 Err(e) => {
                     if let Err(back) = self.give_back(tag, region) {
-                        rt::log!("could not give {kib} KiB back to the broker: {back}");
+                        defmt::error!(
+                            "could not give {} KiB back to the broker: {}",
+                            kib,
+                            defmt::Display2Format(&back)
+                        );
                     }
                     Err(e)
                 }
@@ -424,8 +450,9 @@ mod service {
             // The cost of a launch as the user sees it (memory from the
             // broker, ELF load, domain creation, first schedule not
             // included); `cargo xtask bench` reads this line.
-            rt::log!(
-                "bench: start {name}: {} TSC ticks",
+            defmt::info!(
+                "bench: start {=str}: {=u64} TSC ticks",
+                name,
                 rt::now().saturating_sub(began)
             );
             Ok(id)
@@ -567,9 +594,10 @@ mod service {
         let images = (0..(info.slot_count as usize).min(info.slots.len()))
             .filter(|&i| info.slots[i].name().starts_with("guest:"))
             .count();
-        rt::log!(
-            "ready: {} domain(s) under control, {images} guest image(s), memory broker {}; shell on the console",
+        defmt::info!(
+            "ready: {} domain(s) under control, {} guest image(s), memory broker {=str}; shell on the console",
             domains.all().count(),
+            images,
             if domains.broker.is_some() { "connected" } else { "absent" }
         );
         shell.prompt(&mut Uart);

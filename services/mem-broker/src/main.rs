@@ -63,7 +63,7 @@ mod service {
 
     fn main(info: &'static rt::StartInfo) -> u64 {
         let (Some(free), Some(ch)) = (info.find("free"), info.find("broker")) else {
-            rt::log!("needs a `free` region and a `broker` channel in its start info");
+            defmt::error!("needs a `free` region and a `broker` channel in its start info");
             return 1;
         };
         let mut ops = Hypercalls {
@@ -71,17 +71,20 @@ mod service {
         };
         let mut broker = Broker::new(free.slot, free.size);
         if let Err(s) = broker.zero_all(&mut ops) {
-            rt::log!("could not zero the free memory: {s:?}");
+            defmt::error!("could not zero the free memory: {}", s);
             return 1;
         }
-        rt::log!("ready: {} KiB free", broker.free_bytes() / 1024);
+        defmt::info!("ready: {=u64} KiB free", broker.free_bytes() / 1024);
         let (slot, gpa, len) = (ch.slot as u64, ch.gpa, ch.size as usize);
         let mut end: Option<shm_ring::End<'static>> = None;
         let mut scratch = [0u8; 128];
         let mut thrown_away = 0u32;
         loop {
             if rt::channel_wait(slot, u64::MAX).is_err() {
-                rt::log!("the domain manager is gone; {thrown_away} bad frame(s) seen");
+                defmt::info!(
+                    "the domain manager is gone; {=u32} bad frame(s) seen",
+                    thrown_away
+                );
                 return 0;
             }
             if end.is_none() {

@@ -59,12 +59,12 @@ mod service {
         let channel =
             unsafe { shm_ring::Channel::attach_raw(GPA as *mut u8, (PAGES * 4096) as usize) };
         let Ok(channel) = channel else {
-            rt::log!("the ioreq channel is not laid out at {GPA:#x}");
+            defmt::error!("the ioreq channel is not laid out at {=u64:#x}", GPA);
             return 1;
         };
         let end = channel.into_responder();
-        rt::log!(
-            "{}: serving virtual UARTs over the ioreq channel",
+        defmt::info!(
+            "{=str}: serving virtual UARTs over the ioreq channel",
             info.name()
         );
         let mut uarts: [Option<Uart16550<NoIrq, Out>>; GUESTS] = [const { None }; GUESTS];
@@ -88,7 +88,10 @@ mod service {
             // Saved again at once: this run may fault before it changes
             // anything.
             save(state, &console);
-            rt::log!("{kept} byte(s) of console output kept from before a restart");
+            defmt::info!(
+                "{} byte(s) of console output kept from before a restart",
+                kept
+            );
         }
         loop {
             while let Some(byte) = rt::com1::read_byte() {
@@ -98,7 +101,7 @@ mod service {
                 // a literal Ctrl-A and arms nothing.
                 if core::mem::take(&mut escaped) {
                     if byte == b'!' {
-                        rt::log!("fault requested from the console (Ctrl-A !)");
+                        defmt::warn!("fault requested from the console (Ctrl-A !)");
                         rt::arch::fault();
                     }
                 } else if byte == uart_virt::ESCAPE {
@@ -118,7 +121,7 @@ mod service {
                 }
             }
             if rt::raw_call(rt::Call::IoReqWait as u64, INPUT_POLL, 0, 0, 0).0 != 0 {
-                rt::log!("IOREQ_WAIT refused; stopping");
+                defmt::error!("IOREQ_WAIT refused; stopping");
                 return 2;
             }
             let mut answered = false;
@@ -131,7 +134,7 @@ mod service {
                     Ok(Some(r)) => r,
                     Ok(None) => break,
                     Err(e) => {
-                        rt::log!("ioreq ring: {e:?}; resetting it");
+                        defmt::warn!("ioreq ring: {}; resetting it", defmt::Debug2Format(&e));
                         end.rx().reset();
                         break;
                     }
@@ -187,7 +190,7 @@ mod service {
                             let value = uart.read(offset);
                             let answer = Response { seq, guest, value };
                             if end.tx().push_versioned(VERSION, &answer).is_err() {
-                                rt::log!("ioreq response ring full; a read goes unanswered");
+                                defmt::warn!("ioreq response ring full; a read goes unanswered");
                             }
                             answered = true;
                         }

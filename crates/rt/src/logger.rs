@@ -1,0 +1,282 @@
+//! The `defmt` global logger (feature `defmt`): each record becomes one
+//! encoded frame in a one-page log ring in this domain's own memory; the
+//! core drains the ring on `LOG_FLUSH` and prints every frame as a
+//! `defmt:NAME:HEX` line, which the host decodes with this domain's ELF
+//! (`cargo xtask run` does). A record therefore costs no VM exit: frames
+//! are flushed in bursts, before the domain blocks (`CHANNEL_WAIT`,
+//! `SLEEP`, `YIELD`, `IOREQ_WAIT`, `EXIT`), before a `LOG_WRITE` line (so
+//! the two stay in order) and when the ring fills. What is still in the
+//! ring when the domain faults is printed by the core as it stops.
+//!
+//! A domain runs one vCPU and takes no interrupts, so the logger's state
+//! is only ever touched from one flow of control; `acquire` still refuses
+//! re-entry (a `Format` impl that logs) by panicking, as defmt requires.
+
+#![cfg_attr(not(target_os = "none"), allow(dead_code))]
+
+use core::cell::UnsafeCell;
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use hypercall_abi::{LOG_FRAME_MAX, LOG_RING_BYTES};
+
+const RING: usize = LOG_RING_BYTES as usize;
+
+#[repr(C, align(4096))]
+struct Page(UnsafeCell<[u8; RING]>);
+
+// SAFETY: only touched through `STATE`'s owner (see below).
+unsafe impl Sync for Page {}
+
+static PAGE: Page = Page(UnsafeCell::new([0; RING]));
+
+struct State {
+    producer: Option<shm_ring::Producer<'static>>,
+    encoder: defmt::Encoder,
+    frame: [u8; LOG_FRAME_MAX],
+    len: usize,
+    /// The frame being written outgrew [`LOG_FRAME_MAX`].
+    too_long: bool,
+    /// Frames in the ring not flushed yet.
+    unflushed: bool,
+    /// Frames dropped (too long, or no room even after a flush), reported
+    /// as a text line at the next flush.
+    dropped: u32,
+}
+
+struct StateCell(UnsafeCell<State>);
+
+// SAFETY: a domain is one flow of control (one vCPU, no interrupts); every
+// access goes through `with`, which `TAKEN` keeps from nesting.
+unsafe impl Sync for StateCell {}
+
+static STATE: StateCell = StateCell(UnsafeCell::new(State {
+    producer: None,
+    encoder: defmt::Encoder::new(),
+    frame: [0; LOG_FRAME_MAX],
+    len: 0,
+    too_long: false,
+    unflushed: false,
+    dropped: 0,
+}));
+
+/// Held from `acquire` to `release`, and by [`flush`].
+static TAKEN: AtomicBool = AtomicBool::new(false);
+/// Set whenever frames wait in the ring: the cheap test the blocking
+/// calls make before flushing.
+static PENDING: AtomicBool = AtomicBool::new(false);
+
+fn with<R>(f: impl FnOnce(&mut State) -> R) -> R {
+    // SAFETY: see `StateCell`; callers hold `TAKEN`.
+    f(unsafe { &mut *STATE.0.get() })
+}
+
+impl State {
+    fn producer(&mut self) -> Option<&shm_ring::Producer<'static>> {
+        if self.producer.is_none() {
+            // SAFETY: `PAGE` is page-aligned, lives forever, and is used
+            // only through this one producer (the core reads its copy).
+            let ring = unsafe { shm_ring::Ring::init_raw(PAGE.0.get().cast(), RING) };
+            self.producer = ring.ok().map(shm_ring::Ring::into_producer);
+        }
+        self.producer.as_ref()
+    }
+
+    /// Hands the ring to the core. A ring the core found corrupt (nothing
+    /// but this domain writes it) is formatted afresh.
+    fn flush(&mut self) {
+        if self.unflushed {
+            let gpa = PAGE.0.get() as u64;
+            let (rax, _) = crate::arch::vmcall(hypercall_abi::Call::LogFlush as u64, gpa, 0, 0, 0);
+            if rax != 0 {
+                self.producer = None;
+            }
+            self.unflushed = false;
+        }
+        PENDING.store(false, Ordering::Relaxed);
+        if self.dropped != 0 {
+            let n = core::mem::take(&mut self.dropped);
+            let line = crate::Line::format(format_args!("{n} defmt frame(s) dropped"));
+            let _ = crate::log_bytes_now(line.as_bytes());
+        }
+    }
+
+    fn publish(&mut self) {
+        let len = self.len;
+        if self.too_long || len == 0 {
+            self.dropped += 1;
+            return;
+        }
+        let frame = self.frame;
+        let Some(p) = self.producer() else {
+            self.dropped += 1;
+            return;
+        };
+        let mut sent = p.push_bytes(&frame[..len]).is_ok();
+        if !sent {
+            self.flush();
+            sent = self
+                .producer()
+                .is_some_and(|p| p.push_bytes(&frame[..len]).is_ok());
+        }
+        if sent {
+            self.unflushed = true;
+            PENDING.store(true, Ordering::Relaxed);
+        } else {
+            self.dropped += 1;
+        }
+    }
+}
+
+/// Flushes frames waiting in the log ring, if any (one load when none).
+#[inline]
+pub(crate) fn flush_pending() {
+    if PENDING.load(Ordering::Relaxed) && !TAKEN.swap(true, Ordering::Acquire) {
+        with(State::flush);
+        TAKEN.store(false, Ordering::Release);
+    }
+}
+
+#[cfg(target_os = "none")]
+#[defmt::global_logger]
+struct Logger;
+
+#[cfg(target_os = "none")]
+// SAFETY: `acquire` takes `TAKEN` (panicking on re-entry) and `release`
+// gives it back; `write`/`flush` are only called in between, as the trait
+// requires.
+unsafe impl defmt::Logger for Logger {
+    fn acquire() {
+        if TAKEN.swap(true, Ordering::Acquire) {
+            panic!("defmt logger entered twice");
+        }
+        with(|s| {
+            s.len = 0;
+            s.too_long = false;
+            let State {
+                encoder,
+                frame,
+                len,
+                too_long,
+                ..
+            } = s;
+            let mut sink = Sink {
+                frame,
+                len,
+                too_long,
+            };
+            encoder.start_frame(|b| sink.append(b));
+        });
+    }
+
+    unsafe fn flush() {
+        with(State::flush);
+    }
+
+    unsafe fn release() {
+        with(|s| {
+            {
+                let State {
+                    encoder,
+                    frame,
+                    len,
+                    too_long,
+                    ..
+                } = s;
+                let mut sink = Sink {
+                    frame,
+                    len,
+                    too_long,
+                };
+                encoder.end_frame(|b| sink.append(b));
+            }
+            s.publish();
+        });
+        TAKEN.store(false, Ordering::Release);
+    }
+
+    unsafe fn write(bytes: &[u8]) {
+        with(|s| {
+            let State {
+                encoder,
+                frame,
+                len,
+                too_long,
+                ..
+            } = s;
+            let mut sink = Sink {
+                frame,
+                len,
+                too_long,
+            };
+            encoder.write(bytes, |b| sink.append(b));
+        });
+    }
+}
+
+/// The frame buffer, borrowed apart from the encoder that writes into it.
+struct Sink<'a> {
+    frame: &'a mut [u8; LOG_FRAME_MAX],
+    len: &'a mut usize,
+    too_long: &'a mut bool,
+}
+
+impl Sink<'_> {
+    fn append(&mut self, bytes: &[u8]) {
+        let end = (*self.len).saturating_add(bytes.len());
+        match self.frame.get_mut(*self.len..end) {
+            Some(dst) if !*self.too_long => {
+                dst.copy_from_slice(bytes);
+                *self.len += bytes.len();
+            }
+            _ => *self.too_long = true,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_frame_is_assembled_and_a_too_long_one_marked() {
+        let mut frame = [0u8; LOG_FRAME_MAX];
+        let (mut len, mut too_long) = (0, false);
+        let mut sink = Sink {
+            frame: &mut frame,
+            len: &mut len,
+            too_long: &mut too_long,
+        };
+        sink.append(&[1, 2]);
+        sink.append(&[]);
+        sink.append(&[3]);
+        assert_eq!((*sink.len, *sink.too_long), (3, false));
+        sink.append(&[0; LOG_FRAME_MAX - 3]);
+        assert_eq!((*sink.len, *sink.too_long), (LOG_FRAME_MAX, false));
+        sink.append(&[9]);
+        assert!(*sink.too_long);
+        // Nothing more is taken once the frame is marked.
+        assert_eq!(*sink.len, LOG_FRAME_MAX);
+        assert_eq!(&frame[..3], &[1, 2, 3]);
+    }
+
+    #[test]
+    fn an_encoded_frame_fits_the_buffer_and_nothing_is_flushed_unasked() {
+        // Encoding a frame the way `acquire`/`write`/`release` do.
+        let mut encoder = defmt::Encoder::new();
+        let mut frame = [0u8; LOG_FRAME_MAX];
+        let (mut len, mut too_long) = (0, false);
+        let mut sink = Sink {
+            frame: &mut frame,
+            len: &mut len,
+            too_long: &mut too_long,
+        };
+        encoder.start_frame(|b| sink.append(b));
+        encoder.write(&[5, 0, 0, 0], |b| sink.append(b));
+        encoder.end_frame(|b| sink.append(b));
+        assert!(!*sink.too_long);
+        assert!(*sink.len > 0 && *sink.len < 16);
+        // No frame is pending, so the blocking calls' hook does nothing.
+        flush_pending();
+        assert!(!PENDING.load(Ordering::Relaxed));
+    }
+}
