@@ -273,6 +273,23 @@ fn test(host: bool, e2e: bool, filter: Option<&str>) -> Result<ExitCode> {
         if !cmd.status()?.success() {
             return Err("host unit tests failed".into());
         }
+        step("model check of the ring's memory ordering (loom)");
+        let mut cmd = cargo();
+        cmd.args([
+            "test",
+            "-q",
+            "-p",
+            "shm-ring",
+            "--release",
+            "--test",
+            "loom",
+        ])
+        .env("RUSTFLAGS", "--cfg loom")
+        // Its own target directory: the flag changes every crate's build.
+        .env("CARGO_TARGET_DIR", workspace_root().join("target/loom"));
+        if !cmd.status()?.success() {
+            return Err("the loom model check of the ring failed".into());
+        }
     }
     if let Some(bins) = bins {
         let failed = e2e::run_all(&bins, filter)?;

@@ -186,11 +186,26 @@ fn main() {
     }
     raw(n, 64, 65536);
     typed(n, 4096);
-    // Best of three each, measured in the same run.
-    let ours = (0..3).map(|_| ours_64(n)).fold(0.0, f64::max);
-    let theirs = (0..3).map(|_| rtrb_64(n)).fold(0.0, f64::max);
+    // Seven rounds, alternating the two rings so that both see the same
+    // conditions (the threads may share one core or not, other load comes
+    // and goes); the ratio is of the medians, the spread is printed too.
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    for _ in 0..7 {
+        ours.push(ours_64(n));
+        theirs.push(rtrb_64(n));
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (o, t) = (median(&mut ours), median(&mut theirs));
     println!(
-        "64-byte messages: shm-ring {ours:.0} msg/s, rtrb {theirs:.0} msg/s, ratio {:.2}",
-        ours / theirs
+        "64-byte messages: shm-ring {o:.0} msg/s (median of 7; {:.0}..{:.0}), \
+         rtrb {t:.0} msg/s ({:.0}..{:.0}), ratio {:.2}",
+        ours[0],
+        ours[6],
+        theirs[0],
+        theirs[6],
+        o / t
     );
 }

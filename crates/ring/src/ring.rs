@@ -255,7 +255,7 @@ impl<'a> Producer<'a> {
     /// payload stores happen before the index store).
     fn publish(&self, len: u32) {
         let tail = self.tail.get();
-        self.shared.write(tail, &len.to_le_bytes());
+        self.shared.write_u32(tail, len);
         let tail = tail.wrapping_add(LEN_PREFIX + len);
         self.tail.set(tail);
         self.shared.producer.store(tail, Ordering::Release);

@@ -16,6 +16,8 @@ use crate::{
     OFF_SIZE, OFF_VERSION,
 };
 use crate::{LAYOUT_VERSION, MAGIC};
+#[cfg(not(loom))]
+use core::sync::atomic::AtomicU64;
 
 /// References into one ring's shared memory plus the data size this side
 /// validated (never re-read from the peer).
@@ -173,23 +175,28 @@ impl<'a> Shared<'a> {
         Ok((producer, consumer))
     }
 
-    /// The data bytes from position `idx % size` onwards, then from 0:
-    /// exactly `size` bytes, wrapping once.
+    /// The data area as its two runs from position `idx % size`: to the
+    /// end, then from 0, cut to `len` bytes in all (at most `size`).
     #[inline]
-    fn from(&self, idx: u32) -> impl Iterator<Item = &'a AtomicU8> {
+    fn runs(&self, idx: u32, len: usize) -> (&'a [AtomicU8], &'a [AtomicU8]) {
         let start = (idx & (self.size.wrapping_sub(1))) as usize;
         // `start < size == data.len()` (and `data` is empty only when
-        // `size == 0`, where `start == 0`), so this split never panics.
+        // `size == 0`, where `start == 0`), so these never panic.
         let (a, b) = self.data.split_at(start.min(self.data.len()));
-        b.iter().chain(a.iter())
+        let first = len.min(b.len());
+        let second = (len - first).min(a.len());
+        (&b[..first], &a[..second])
     }
 
     /// Copies `bytes` into the data area starting at index `idx`, wrapping
     /// at the end. Writes at most `size` bytes.
     #[inline]
     pub(crate) fn write(&self, idx: u32, bytes: &[u8]) {
-        for (cell, b) in self.from(idx).zip(bytes) {
-            cell.store(*b, Ordering::Relaxed);
+        let (one, two) = self.runs(idx, bytes.len());
+        let (b1, b2) = bytes.split_at(one.len());
+        store_run(one, b1);
+        if !two.is_empty() {
+            store_run(two, b2);
         }
     }
 
@@ -197,16 +204,184 @@ impl<'a> Shared<'a> {
     /// wrapping at the end. Reads at most `size` bytes.
     #[inline]
     pub(crate) fn read(&self, idx: u32, out: &mut [u8]) {
-        for (cell, b) in self.from(idx).zip(out) {
-            *b = cell.load(Ordering::Relaxed);
+        let (one, two) = self.runs(idx, out.len());
+        let (o1, o2) = out.split_at_mut(one.len());
+        load_run(one, o1);
+        if !two.is_empty() {
+            load_run(two, o2);
         }
     }
 
-    /// Little-endian u32 at index `idx` (wrapping).
+    /// Little-endian u32 at index `idx` (wrapping): one word access when
+    /// it is 4-aligned (it then never wraps), else four bytes assembled in
+    /// a register (never through memory: a word load of bytes just stored
+    /// one by one stalls).
     #[inline]
     pub(crate) fn read_u32(&self, idx: u32) -> u32 {
-        let mut b = [0u8; 4];
-        self.read(idx, &mut b);
-        u32::from_le_bytes(b)
+        let (one, two) = self.runs(idx, 4);
+        #[cfg(not(loom))]
+        if let Some(w) = word32(one) {
+            return u32::from_le(w.load(Ordering::Relaxed));
+        }
+        one.iter().chain(two).enumerate().fold(0, |v, (i, c)| {
+            v | u32::from(c.load(Ordering::Relaxed)) << (8 * i)
+        })
+    }
+
+    /// Stores `value` little-endian at index `idx` (wrapping), the mirror of
+    /// [`Shared::read_u32`].
+    #[inline]
+    pub(crate) fn write_u32(&self, idx: u32, value: u32) {
+        let (one, two) = self.runs(idx, 4);
+        #[cfg(not(loom))]
+        if let Some(w) = word32(one) {
+            w.store(value.to_le(), Ordering::Relaxed);
+            return;
+        }
+        for (i, c) in one.iter().chain(two).enumerate() {
+            c.store((value >> (8 * i)) as u8, Ordering::Relaxed);
+        }
+    }
+}
+
+/// `cells` as one 32-bit word, when they are exactly 4 bytes at a
+/// 4-aligned address.
+#[cfg(not(loom))]
+#[inline]
+fn word32(cells: &[AtomicU8]) -> Option<&AtomicU32> {
+    if cells.len() != 4 || !(cells.as_ptr() as usize).is_multiple_of(4) {
+        return None;
+    }
+    // SAFETY: the 4 bytes are `cells` (in bounds) and 4-aligned, and
+    // `AtomicU32` has the layout of `u32`; both allow shared mutation.
+    Some(unsafe { &*cells.as_ptr().cast::<AtomicU32>() })
+}
+
+/// How many leading bytes of `cells` lie before an 8-aligned address, at
+/// most `n`.
+#[cfg(not(loom))]
+#[inline]
+fn head_len(cells: &[AtomicU8], n: usize) -> usize {
+    ((cells.as_ptr() as usize).wrapping_neg() & 7).min(n)
+}
+
+/// The 8 cells of `chunk` as one atomic word.
+///
+/// # Safety
+///
+/// `chunk` is 8 cells at an 8-aligned address.
+#[cfg(not(loom))]
+#[inline]
+unsafe fn word64(chunk: &[AtomicU8]) -> &AtomicU64 {
+    // SAFETY: per the contract the 8 bytes are `chunk` and aligned for
+    // `AtomicU64`, which has the layout of `u64`; both types allow shared
+    // mutation, so the reference adds no exclusivity.
+    unsafe { &*chunk.as_ptr().cast::<AtomicU64>() }
+}
+
+/// Copies `src` into `cells` (`src.len() <= cells.len()`): single bytes up
+/// to an 8-aligned address, whole 64-bit words, then the last bytes; every
+/// store is a relaxed atomic. Accesses of different sizes to the same
+/// bytes (a frame written byte by byte, read by words) never race: the
+/// index handshake (Release store, Acquire load) orders every write of a
+/// byte before the peer's reads of it and every read before its reuse.
+#[cfg(not(loom))]
+#[inline]
+fn store_run(cells: &[AtomicU8], src: &[u8]) {
+    let n = src.len().min(cells.len());
+    let (cells, src) = (&cells[..n], &src[..n]);
+    let (head_c, cells) = cells.split_at(head_len(cells, n));
+    let (head_s, src) = src.split_at(head_c.len());
+    for (c, b) in head_c.iter().zip(head_s) {
+        c.store(*b, Ordering::Relaxed);
+    }
+    let words = cells.chunks_exact(8);
+    let tail_c = words.remainder();
+    let mut src_words = src.chunks_exact(8);
+    for (c, s) in words.zip(&mut src_words) {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(s);
+        // SAFETY: after the head, every 8-cell chunk is 8-aligned.
+        unsafe { word64(c) }.store(u64::from_ne_bytes(w), Ordering::Relaxed);
+    }
+    for (c, b) in tail_c.iter().zip(src_words.remainder()) {
+        c.store(*b, Ordering::Relaxed);
+    }
+}
+
+/// Copies `cells` into `out` (`out.len() <= cells.len()`), the mirror of
+/// [`store_run`].
+#[cfg(not(loom))]
+#[inline]
+fn load_run(cells: &[AtomicU8], out: &mut [u8]) {
+    let n = out.len().min(cells.len());
+    let (cells, out) = (&cells[..n], &mut out[..n]);
+    let (head_c, cells) = cells.split_at(head_len(cells, n));
+    let (head_o, out) = out.split_at_mut(head_c.len());
+    for (c, b) in head_c.iter().zip(head_o) {
+        *b = c.load(Ordering::Relaxed);
+    }
+    let words = cells.chunks_exact(8);
+    let tail_c = words.remainder();
+    let mut out_words = out.chunks_exact_mut(8);
+    for (c, o) in words.zip(&mut out_words) {
+        // SAFETY: as in `store_run`.
+        let w = unsafe { word64(c) }.load(Ordering::Relaxed);
+        o.copy_from_slice(&w.to_ne_bytes());
+    }
+    for (c, b) in tail_c.iter().zip(out_words.into_remainder()) {
+        *b = c.load(Ordering::Relaxed);
+    }
+}
+
+/// Byte by byte under loom (its atomics cannot be viewed as words).
+#[cfg(loom)]
+fn store_run(cells: &[AtomicU8], src: &[u8]) {
+    for (c, b) in cells.iter().zip(src) {
+        c.store(*b, Ordering::Relaxed);
+    }
+}
+
+#[cfg(loom)]
+fn load_run(cells: &[AtomicU8], out: &mut [u8]) {
+    for (c, b) in cells.iter().zip(out) {
+        *b = c.load(Ordering::Relaxed);
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_copy_every_byte_at_every_alignment_and_length() {
+        let cells: Vec<AtomicU8> = (0..64).map(|_| AtomicU8::new(0)).collect();
+        for start in 0..16 {
+            for len in 0..40 {
+                cells.iter().for_each(|c| c.store(0xee, Ordering::Relaxed));
+                let src: Vec<u8> = (0..len as u8).map(|b| b.wrapping_mul(37) ^ 0x5a).collect();
+                store_run(&cells[start..], &src);
+                let mut out = vec![0u8; len];
+                load_run(&cells[start..], &mut out);
+                assert_eq!(out, src, "start {start} len {len}");
+                // Nothing outside the run was touched.
+                for (i, c) in cells.iter().enumerate() {
+                    if i < start || i >= start + len {
+                        assert_eq!(c.load(Ordering::Relaxed), 0xee, "cell {i}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn runs_never_pass_the_end_of_the_cells() {
+        let cells: Vec<AtomicU8> = (0..12).map(|_| AtomicU8::new(1)).collect();
+        store_run(&cells[3..], &[9; 20]);
+        assert!(cells[3..].iter().all(|c| c.load(Ordering::Relaxed) == 9));
+        let mut out = [0u8; 20];
+        load_run(&cells[3..], &mut out);
+        assert_eq!(out[..9], [9; 9]);
+        assert_eq!(out[9..], [0; 11]);
     }
 }
