@@ -1,7 +1,8 @@
 //! Views of the shared header and data area, and the wrapping copies.
 //!
 //! Every access to shared memory goes through an atomic (`AtomicU32` for
-//! header words, `AtomicU8` with `Relaxed` ordering for data bytes), so a
+//! header words, `Relaxed` `AtomicU8` bytes and, inside long runs,
+//! `AtomicU64` words for data), so a
 //! peer writing concurrently, even maliciously, can change the values we
 //! read but never causes undefined behaviour on our side. Payload bytes
 //! are copied once into private memory before anything interprets them.
@@ -175,6 +176,15 @@ impl<'a> Shared<'a> {
         Ok((producer, consumer))
     }
 
+    /// The data bytes from position `idx % size` onwards, then from 0:
+    /// exactly `size` bytes, wrapping once.
+    #[inline]
+    fn from(&self, idx: u32) -> impl Iterator<Item = &'a AtomicU8> {
+        let start = (idx & (self.size.wrapping_sub(1))) as usize;
+        let (a, b) = self.data.split_at(start.min(self.data.len()));
+        b.iter().chain(a.iter())
+    }
+
     /// The data area as its two runs from position `idx % size`: to the
     /// end, then from 0, cut to `len` bytes in all (at most `size`).
     #[inline]
@@ -192,6 +202,18 @@ impl<'a> Shared<'a> {
     /// at the end. Writes at most `size` bytes.
     #[inline]
     pub(crate) fn write(&self, idx: u32, bytes: &[u8]) {
+        if bytes.len() < SMALL {
+            for (cell, b) in self.from(idx).zip(bytes) {
+                cell.store(*b, Ordering::Relaxed);
+            }
+        } else {
+            self.write_long(idx, bytes);
+        }
+    }
+
+    /// [`Shared::write`] of a long run: in words where it can.
+    #[inline(never)]
+    fn write_long(&self, idx: u32, bytes: &[u8]) {
         let (one, two) = self.runs(idx, bytes.len());
         let (b1, b2) = bytes.split_at(one.len());
         store_run(one, b1);
@@ -204,6 +226,18 @@ impl<'a> Shared<'a> {
     /// wrapping at the end. Reads at most `size` bytes.
     #[inline]
     pub(crate) fn read(&self, idx: u32, out: &mut [u8]) {
+        if out.len() < SMALL {
+            for (cell, b) in self.from(idx).zip(out) {
+                *b = cell.load(Ordering::Relaxed);
+            }
+        } else {
+            self.read_long(idx, out);
+        }
+    }
+
+    /// [`Shared::read`] of a long run: in words where it can.
+    #[inline(never)]
+    fn read_long(&self, idx: u32, out: &mut [u8]) {
         let (one, two) = self.runs(idx, out.len());
         let (o1, o2) = out.split_at_mut(one.len());
         load_run(one, o1);
@@ -212,50 +246,26 @@ impl<'a> Shared<'a> {
         }
     }
 
-    /// Little-endian u32 at index `idx` (wrapping): one word access when
-    /// it is 4-aligned (it then never wraps), else four bytes assembled in
-    /// a register (never through memory: a word load of bytes just stored
-    /// one by one stalls).
+    /// Little-endian u32 at index `idx` (wrapping).
     #[inline]
     pub(crate) fn read_u32(&self, idx: u32) -> u32 {
-        let (one, two) = self.runs(idx, 4);
-        #[cfg(not(loom))]
-        if let Some(w) = word32(one) {
-            return u32::from_le(w.load(Ordering::Relaxed));
-        }
-        one.iter().chain(two).enumerate().fold(0, |v, (i, c)| {
-            v | u32::from(c.load(Ordering::Relaxed)) << (8 * i)
-        })
+        let mut b = [0u8; 4];
+        self.read(idx, &mut b);
+        u32::from_le_bytes(b)
     }
 
     /// Stores `value` little-endian at index `idx` (wrapping), the mirror of
     /// [`Shared::read_u32`].
     #[inline]
     pub(crate) fn write_u32(&self, idx: u32, value: u32) {
-        let (one, two) = self.runs(idx, 4);
-        #[cfg(not(loom))]
-        if let Some(w) = word32(one) {
-            w.store(value.to_le(), Ordering::Relaxed);
-            return;
-        }
-        for (i, c) in one.iter().chain(two).enumerate() {
-            c.store((value >> (8 * i)) as u8, Ordering::Relaxed);
-        }
+        self.write(idx, &value.to_le_bytes());
     }
 }
 
-/// `cells` as one 32-bit word, when they are exactly 4 bytes at a
-/// 4-aligned address.
-#[cfg(not(loom))]
-#[inline]
-fn word32(cells: &[AtomicU8]) -> Option<&AtomicU32> {
-    if cells.len() != 4 || !(cells.as_ptr() as usize).is_multiple_of(4) {
-        return None;
-    }
-    // SAFETY: the 4 bytes are `cells` (in bounds) and 4-aligned, and
-    // `AtomicU32` has the layout of `u32`; both allow shared mutation.
-    Some(unsafe { &*cells.as_ptr().cast::<AtomicU32>() })
-}
+/// Runs shorter than this are copied byte by byte: for the small messages
+/// domains exchange, splitting into words costs more than it saves (the
+/// ring round trip in emulated instructions, docs/BENCHMARKS.md).
+const SMALL: usize = 24;
 
 /// How many leading bytes of `cells` lie before an 8-aligned address, at
 /// most `n`.
