@@ -168,10 +168,12 @@ pub enum Call {
     /// with READ, WRITE and GRANT. Returns RDX = the first domain's slot |
     /// the second domain's slot << 16.
     ChannelCreate = 20,
-    /// UART service only (the domain holding COM1's ports): waits until the
-    /// core has queued port-I/O requests on the ioreq ring (see [`ioreq`]),
-    /// or RDI TSC ticks have passed (0: no limit). [`Status::Denied`] for
-    /// any other domain.
+    /// UART service only (the domain holding COM1's ports): first does
+    /// what [`Call::IoReqDone`] does (completes the reads answered on the
+    /// response ring), then waits until the core has queued port-I/O
+    /// requests on the ioreq ring (see [`ioreq`]), or RDI TSC ticks have
+    /// passed (0: no limit). A service that answers and then waits needs
+    /// this one call. [`Status::Denied`] for any other domain.
     IoReqWait = 21,
     /// UART service only: tells the core that answers are on the ioreq
     /// response ring; the core completes the waiting guests' `IN`s.

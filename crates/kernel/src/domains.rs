@@ -902,18 +902,8 @@ impl SysPlatform<'_, '_, '_> {
         let Some(io) = guard.as_mut() else {
             return vcpu::CoreCall::Return(Status::Denied, None);
         };
-        if call == hypercall_abi::Call::IoReqWait {
-            let tx = io.end.tx();
-            let queued = tx.free_space().map_or(true, |free| free != tx.data_size());
-            if queued {
-                return vcpu::CoreCall::Return(Status::Ok, None);
-            }
-            drop(guard);
-            let deadline = (timeout != 0).then(|| arch::rdtsc().saturating_add(timeout));
-            self.sys.uart_block(self.caller, deadline);
-            return vcpu::CoreCall::Block;
-        }
-        // IOREQ_DONE: complete every answered read.
+        // Both calls first complete every read the service has answered
+        // (so a service that answers and then waits makes one call).
         let mut scratch = [0u8; 64];
         let mut bad = 0u32;
         loop {
@@ -933,11 +923,20 @@ impl SysPlatform<'_, '_, '_> {
                 }
             }
         }
+        let queued = {
+            let tx = io.end.tx();
+            tx.free_space().map_or(true, |free| free != tx.data_size())
+        };
         drop(guard);
         if bad > 0 {
             log::warn!("UART service: {bad} answer(s) matched no waiting read or were malformed");
         }
-        if core::mem::take(&mut self.sys.woke) {
+        if call == hypercall_abi::Call::IoReqWait && !queued {
+            let deadline = (timeout != 0).then(|| arch::rdtsc().saturating_add(timeout));
+            self.sys.uart_block(self.caller, deadline);
+            return vcpu::CoreCall::Block;
+        }
+        if self.sys.should_switch(self.caller) {
             vcpu::CoreCall::Switch(Status::Ok, None)
         } else {
             vcpu::CoreCall::Return(Status::Ok, None)
@@ -974,7 +973,7 @@ impl SysPlatform<'_, '_, '_> {
                     let name = self.sys.domains.get(self.caller).map_or("?", |d| d.name);
                     log::info!("domain {t}: destroyed by {name}");
                 }
-                if core::mem::take(&mut self.sys.woke) {
+                if self.sys.should_switch(self.caller) {
                     vcpu::CoreCall::Switch(status, value)
                 } else {
                     vcpu::CoreCall::Return(status, value)

@@ -1091,6 +1091,28 @@ impl System {
         self.domains.ref_at(i as usize)
     }
 
+    /// Whether the hypercall `caller` just made must give way to the
+    /// scheduler: it woke a domain (`woke`, cleared here) that may run
+    /// before the caller resumes, i.e. one of at least its priority (equals
+    /// take turns). Waking only lower-priority domains changes nothing for
+    /// the caller: it keeps the CPU and the scheduler sees them when it
+    /// next chooses.
+    pub fn should_switch(&mut self, caller: ObjectRef) -> bool {
+        if !core::mem::take(&mut self.woke) {
+            return false;
+        }
+        let me = caller.index as usize % MAX_DOMAINS;
+        let mine = self.prio[me];
+        let mut others = self.runnable & !(1u32 << me);
+        while others != 0 {
+            if self.prio[others.trailing_zeros() as usize % MAX_DOMAINS] >= mine {
+                return true;
+            }
+            others &= others - 1;
+        }
+        false
+    }
+
     /// Brings the bit of `d`'s table slot in the runnable set in step with
     /// the state of the domain in that slot (clear when it is empty).
     #[inline]

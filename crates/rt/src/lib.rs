@@ -49,8 +49,9 @@ fn call(c: Call, a0: u64, a1: u64, a2: u64, a3: u64) -> Result<u64, Status> {
 /// that probe the core with values the typed wrappers would not produce.
 #[inline]
 pub fn raw_call(number: u64, a0: u64, a1: u64, a2: u64, a3: u64) -> (u64, u64) {
-    if let Some(c) = Call::from_raw(number) {
-        before(c);
+    #[cfg(feature = "defmt")]
+    if BLOCKING.contains(&number) {
+        flush_log();
     }
     arch::vmcall(number, a0, a1, a2, a3)
 }
@@ -60,13 +61,23 @@ pub fn raw_call(number: u64, a0: u64, a1: u64, a2: u64, a3: u64) -> (u64, u64) {
 /// when none wait; nothing without the `defmt` feature).
 #[inline(always)]
 fn before(c: Call) {
-    if matches!(
-        c,
-        Call::ChannelWait | Call::Sleep | Call::Yield | Call::IoReqWait | Call::Exit
-    ) {
+    #[cfg(feature = "defmt")]
+    if BLOCKING.contains(&(c as u64)) {
         flush_log();
     }
+    #[cfg(not(feature = "defmt"))]
+    let _ = c;
 }
+
+/// The calls a domain may block or stop in.
+#[cfg(feature = "defmt")]
+const BLOCKING: [u64; 5] = [
+    Call::ChannelWait as u64,
+    Call::Sleep as u64,
+    Call::Yield as u64,
+    Call::IoReqWait as u64,
+    Call::Exit as u64,
+];
 
 /// Hands log frames waiting in the `defmt` log ring to the core now.
 #[inline]

@@ -28,6 +28,9 @@ pub const TOKEN: &str = "defmt:";
 const LINE_MAX: usize = TOKEN.len() + 16 + 1 + 2 * LOG_FRAME_MAX;
 
 /// Drains the ring at `gpa` and remembers it. Returns the frames printed.
+/// Out of line: its page-sized buffer must not weigh on the exit path's
+/// stack frame.
+#[inline(never)]
 pub(crate) fn flush(
     vcpu: &mut Vcpu,
     platform: &mut impl Platform,
@@ -74,6 +77,8 @@ pub(crate) fn flush(
 /// Prints what is left in the ring the domain last flushed, if any: called
 /// when the domain stops, so its last records (a fault's cause, say) are
 /// not lost. A ring that no longer reads is left alone.
+#[cold]
+#[inline(never)]
 pub(crate) fn drain_on_stop(vcpu: &mut Vcpu, platform: &mut impl Platform) {
     if let Some(gpa) = vcpu.log_ring {
         let _ = flush(vcpu, platform, gpa);

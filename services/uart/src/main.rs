@@ -120,11 +120,12 @@ mod service {
                     q.consume(n);
                 }
             }
+            // This also hands the core the answers of the last round (the
+            // reads on the response ring), so they need no call of their own.
             if rt::raw_call(rt::Call::IoReqWait as u64, INPUT_POLL, 0, 0, 0).0 != 0 {
                 defmt::error!("IOREQ_WAIT refused; stopping");
                 return 2;
             }
-            let mut answered = false;
             let mut focus_wrote = false;
             // Whether the console's buffered output changed this round (the
             // state pages are brought up to date only then).
@@ -192,13 +193,9 @@ mod service {
                             if end.tx().push_versioned(VERSION, &answer).is_err() {
                                 defmt::warn!("ioreq response ring full; a read goes unanswered");
                             }
-                            answered = true;
                         }
                     }
                 }
-            }
-            if answered {
-                rt::raw_call(rt::Call::IoReqDone as u64, 0, 0, 0, 0);
             }
             if focus_wrote {
                 focus_idle = 0;
