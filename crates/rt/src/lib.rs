@@ -40,7 +40,6 @@ pub fn result(rax: u64, rdx: u64) -> Result<u64, Status> {
 
 #[inline]
 fn call(c: Call, a0: u64, a1: u64, a2: u64, a3: u64) -> Result<u64, Status> {
-    before(c);
     let (rax, rdx) = arch::vmcall(c as u64, a0, a1, a2, a3);
     result(rax, rdx)
 }
@@ -49,41 +48,7 @@ fn call(c: Call, a0: u64, a1: u64, a2: u64, a3: u64) -> Result<u64, Status> {
 /// that probe the core with values the typed wrappers would not produce.
 #[inline]
 pub fn raw_call(number: u64, a0: u64, a1: u64, a2: u64, a3: u64) -> (u64, u64) {
-    #[cfg(feature = "defmt")]
-    if BLOCKING.contains(&number) {
-        flush_log();
-    }
     arch::vmcall(number, a0, a1, a2, a3)
-}
-
-/// What happens before a call: log frames waiting in the `defmt` log ring
-/// are flushed before the domain may block or stop (a load and a branch
-/// when none wait; nothing without the `defmt` feature).
-#[inline(always)]
-fn before(c: Call) {
-    #[cfg(feature = "defmt")]
-    if BLOCKING.contains(&(c as u64)) {
-        flush_log();
-    }
-    #[cfg(not(feature = "defmt"))]
-    let _ = c;
-}
-
-/// The calls a domain may block or stop in.
-#[cfg(feature = "defmt")]
-const BLOCKING: [u64; 5] = [
-    Call::ChannelWait as u64,
-    Call::Sleep as u64,
-    Call::Yield as u64,
-    Call::IoReqWait as u64,
-    Call::Exit as u64,
-];
-
-/// Hands log frames waiting in the `defmt` log ring to the core now.
-#[inline]
-pub fn flush_log() {
-    #[cfg(feature = "defmt")]
-    logger::flush_pending();
 }
 
 /// `NULL`.
@@ -91,14 +56,8 @@ pub fn null() -> Result<(), Status> {
     call(Call::Null, 0, 0, 0, 0).map(drop)
 }
 
-/// `LOG_WRITE` of raw bytes (at most 256), after any `defmt` frames
-/// still waiting (so the console keeps their order).
+/// `LOG_WRITE` of raw bytes (at most 256).
 pub fn log_bytes(bytes: &[u8]) -> Result<(), Status> {
-    flush_log();
-    log_bytes_now(bytes)
-}
-
-fn log_bytes_now(bytes: &[u8]) -> Result<(), Status> {
     call(
         Call::LogWrite,
         bytes.as_ptr() as u64,

@@ -1,18 +1,21 @@
 //! The `defmt` global logger (feature `defmt`): each record becomes one
-//! encoded frame in a one-page log ring in this domain's own memory; the
-//! core drains the ring on `LOG_FLUSH` and prints every frame as a
-//! `defmt:NAME:HEX` line, which the host decodes with this domain's ELF
-//! (`cargo xtask run` does). A record therefore costs no VM exit: frames
-//! are flushed in bursts, before the domain blocks (`CHANNEL_WAIT`,
-//! `SLEEP`, `YIELD`, `IOREQ_WAIT`, `EXIT`), before a `LOG_WRITE` line (so
-//! the two stay in order) and when the ring fills. What is still in the
-//! ring when the domain faults is printed by the core as it stops.
+//! encoded frame in a one-page log ring in this domain's own memory, and
+//! the core drains the ring (`LOG_FLUSH`) as the record ends, printing every
+//! frame as a `defmt:NAME:HEX` line that the host decodes with this
+//! domain's ELF (`cargo xtask run` does). What is still in the ring when the
+//! domain faults is printed by the core as it stops.
+//!
+//! One flush per record costs one VM exit, as a `LOG_WRITE` line does.
+//! Holding frames back to flush them in bursts before the domain blocks was
+//! tried and dropped: the check before every blocking call cost more (about
+//! 50 emulated instructions per channel round trip, docs/BENCHMARKS.md)
+//! than services' few records save.
 //!
 //! A domain runs one vCPU and takes no interrupts, so the logger's state
 //! is only ever touched from one flow of control; `acquire` still refuses
 //! re-entry (a `Format` impl that logs) by panicking, as defmt requires.
 
-#![cfg_attr(not(target_os = "none"), allow(dead_code))]
+#![cfg_attr(not(target_os = "none"), allow(dead_code, unused_imports))]
 
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, Ordering};
@@ -36,8 +39,6 @@ struct State {
     len: usize,
     /// The frame being written outgrew [`LOG_FRAME_MAX`].
     too_long: bool,
-    /// Frames in the ring not flushed yet.
-    unflushed: bool,
     /// Frames dropped (too long, or no room even after a flush), reported
     /// as a text line at the next flush.
     dropped: u32,
@@ -55,15 +56,11 @@ static STATE: StateCell = StateCell(UnsafeCell::new(State {
     frame: [0; LOG_FRAME_MAX],
     len: 0,
     too_long: false,
-    unflushed: false,
     dropped: 0,
 }));
 
-/// Held from `acquire` to `release`, and by [`flush`].
+/// Held from `acquire` to `release`.
 static TAKEN: AtomicBool = AtomicBool::new(false);
-/// Set whenever frames wait in the ring: the cheap test the blocking
-/// calls make before flushing.
-static PENDING: AtomicBool = AtomicBool::new(false);
 
 fn with<R>(f: impl FnOnce(&mut State) -> R) -> R {
     // SAFETY: see `StateCell`; callers hold `TAKEN`.
@@ -84,55 +81,42 @@ impl State {
     /// Hands the ring to the core. A ring the core found corrupt (nothing
     /// but this domain writes it) is formatted afresh.
     fn flush(&mut self) {
-        if self.unflushed {
+        if self.producer.is_some() {
             let gpa = PAGE.0.get() as u64;
             let (rax, _) = crate::arch::vmcall(hypercall_abi::Call::LogFlush as u64, gpa, 0, 0, 0);
             if rax != 0 {
                 self.producer = None;
             }
-            self.unflushed = false;
         }
-        PENDING.store(false, Ordering::Relaxed);
         if self.dropped != 0 {
             let n = core::mem::take(&mut self.dropped);
             let line = crate::Line::format(format_args!("{n} defmt frame(s) dropped"));
-            let _ = crate::log_bytes_now(line.as_bytes());
+            let _ = crate::log_bytes(line.as_bytes());
         }
     }
 
+    /// Puts the finished frame into the ring and flushes it.
     fn publish(&mut self) {
         let len = self.len;
         if self.too_long || len == 0 {
             self.dropped += 1;
-            return;
-        }
-        let frame = self.frame;
-        let Some(p) = self.producer() else {
-            self.dropped += 1;
-            return;
-        };
-        let mut sent = p.push_bytes(&frame[..len]).is_ok();
-        if !sent {
-            self.flush();
-            sent = self
+        } else {
+            let frame = self.frame;
+            let sent = self
                 .producer()
                 .is_some_and(|p| p.push_bytes(&frame[..len]).is_ok());
+            if !sent {
+                // Full (the core never drained it) or unusable: start over.
+                self.producer = None;
+                let retried = self
+                    .producer()
+                    .is_some_and(|p| p.push_bytes(&frame[..len]).is_ok());
+                if !retried {
+                    self.dropped += 1;
+                }
+            }
         }
-        if sent {
-            self.unflushed = true;
-            PENDING.store(true, Ordering::Relaxed);
-        } else {
-            self.dropped += 1;
-        }
-    }
-}
-
-/// Flushes frames waiting in the log ring, if any (one load when none).
-#[inline]
-pub(crate) fn flush_pending() {
-    if PENDING.load(Ordering::Relaxed) && !TAKEN.swap(true, Ordering::Acquire) {
-        with(State::flush);
-        TAKEN.store(false, Ordering::Release);
+        self.flush();
     }
 }
 
@@ -260,7 +244,7 @@ mod tests {
     }
 
     #[test]
-    fn an_encoded_frame_fits_the_buffer_and_nothing_is_flushed_unasked() {
+    fn an_encoded_frame_fits_the_buffer() {
         // Encoding a frame the way `acquire`/`write`/`release` do.
         let mut encoder = defmt::Encoder::new();
         let mut frame = [0u8; LOG_FRAME_MAX];
@@ -275,8 +259,5 @@ mod tests {
         encoder.end_frame(|b| sink.append(b));
         assert!(!*sink.too_long);
         assert!(*sink.len > 0 && *sink.len < 16);
-        // No frame is pending, so the blocking calls' hook does nothing.
-        flush_pending();
-        assert!(!PENDING.load(Ordering::Relaxed));
     }
 }

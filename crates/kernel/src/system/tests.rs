@@ -1273,20 +1273,32 @@ fn a_wake_gives_way_only_to_domains_of_at_least_the_callers_priority() {
         w.call(w.b, Call::ChannelWait, [w.chan_b, u64::MAX, 0, 0]),
         Outcome::Block
     ));
-    assert_eq!(w.status(w.a, Call::ChannelNotify, [w.chan_a, 0, 0, 0]), Status::Ok);
+    assert_eq!(
+        w.status(w.a, Call::ChannelNotify, [w.chan_a, 0, 0, 0]),
+        Status::Ok
+    );
     assert!(w.sys.should_switch(w.a), "an equal takes its turn");
     assert!(!w.sys.should_switch(w.a), "the wake is acted on once");
     // A higher-priority caller waking `b` keeps the CPU.
     let (hi, _) = w
         .sys
-        .create_domain(&mut w.m, "hi", 6, (0x500_0000, 2 * MIB), DomainHw::default())
+        .create_domain(
+            &mut w.m,
+            "hi",
+            6,
+            (0x500_0000, 2 * MIB),
+            DomainHw::default(),
+        )
         .unwrap();
     assert!(matches!(
         w.call(w.b, Call::ChannelWait, [w.chan_b, u64::MAX, 0, 0]),
         Outcome::Block
     ));
     assert!(w.sys.block(w.a, None, None));
-    assert_eq!(w.status(w.a, Call::ChannelNotify, [w.chan_a, 0, 0, 0]), Status::Ok);
+    assert_eq!(
+        w.status(w.a, Call::ChannelNotify, [w.chan_a, 0, 0, 0]),
+        Status::Ok
+    );
     assert!(!w.sys.should_switch(hi), "only lower priorities woke");
     // Nothing woke: no switch whatever runs.
     assert!(!w.sys.should_switch(w.b));
