@@ -291,10 +291,20 @@ impl<'a> Producer<'a> {
         Ok(())
     }
 
-    /// Encodes `msg` with postcard straight into the ring (no scratch
-    /// buffer) and pushes it as one frame. Errors as for
+    /// Encodes `msg` with postcard and pushes it as one frame: through a
+    /// 32-byte buffer on the stack when it fits there, else straight into
+    /// the ring (no copy of a large message). Errors as for
     /// [`Producer::push_bytes`], plus [`RingError::Encode`].
     pub fn push<T: Serialize + ?Sized>(&self, msg: &T) -> Result<(), RingError> {
+        // Small messages (the usual case) are encoded on the stack and
+        // copied in with one write: postcard hands a message over a field
+        // at a time, and each piece written into the ring costs its own
+        // index arithmetic.
+        let mut small = [0u8; SMALL_MESSAGE];
+        if let Ok(bytes) = postcard::to_slice(msg, &mut small) {
+            let n = bytes.len();
+            return self.push_bytes(&small[..n]);
+        }
         self.local.check(&self.shared)?;
         let mut free = self.cached_free();
         let mut refreshed = false;
@@ -595,6 +605,10 @@ fn decode<'de, T: Deserialize<'de>>(bytes: &'de [u8]) -> Option<T> {
         _ => None,
     }
 }
+
+/// Messages that encode to at most this many bytes go through a buffer on
+/// the stack ([`Producer::push`]).
+const SMALL_MESSAGE: usize = 32;
 
 /// postcard flavor writing straight into the free part of the data area.
 struct FrameWriter<'s, 'a> {
