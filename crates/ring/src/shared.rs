@@ -185,6 +185,14 @@ impl<'a> Shared<'a> {
         b.iter().chain(a.iter())
     }
 
+    /// The `len` data bytes from position `idx % size` when they do not
+    /// wrap around the end (the usual case for a short run).
+    #[inline]
+    fn unwrapped(&self, idx: u32, len: usize) -> Option<&'a [AtomicU8]> {
+        let start = (idx & (self.size.wrapping_sub(1))) as usize;
+        self.data.get(start..start.checked_add(len)?)
+    }
+
     /// The data area as its two runs from position `idx % size`: to the
     /// end, then from 0, cut to `len` bytes in all (at most `size`).
     #[inline]
@@ -203,8 +211,17 @@ impl<'a> Shared<'a> {
     #[inline]
     pub(crate) fn write(&self, idx: u32, bytes: &[u8]) {
         if bytes.len() < SMALL {
-            for (cell, b) in self.from(idx).zip(bytes) {
-                cell.store(*b, Ordering::Relaxed);
+            match self.unwrapped(idx, bytes.len()) {
+                Some(cells) => {
+                    for (cell, b) in cells.iter().zip(bytes) {
+                        cell.store(*b, Ordering::Relaxed);
+                    }
+                }
+                None => {
+                    for (cell, b) in self.from(idx).zip(bytes) {
+                        cell.store(*b, Ordering::Relaxed);
+                    }
+                }
             }
         } else {
             self.write_long(idx, bytes);
@@ -227,8 +244,17 @@ impl<'a> Shared<'a> {
     #[inline]
     pub(crate) fn read(&self, idx: u32, out: &mut [u8]) {
         if out.len() < SMALL {
-            for (cell, b) in self.from(idx).zip(out) {
-                *b = cell.load(Ordering::Relaxed);
+            match self.unwrapped(idx, out.len()) {
+                Some(cells) => {
+                    for (cell, b) in cells.iter().zip(out) {
+                        *b = cell.load(Ordering::Relaxed);
+                    }
+                }
+                None => {
+                    for (cell, b) in self.from(idx).zip(out) {
+                        *b = cell.load(Ordering::Relaxed);
+                    }
+                }
             }
         } else {
             self.read_long(idx, out);
