@@ -460,7 +460,7 @@ pub mod ioreq {
     /// the service (which keeps its unprinted console output there).
     pub const STATE_GPA: u64 = GPA + PAGES * 4096;
     /// Size of the state pages.
-    pub const STATE_PAGES: u64 = 9;
+    pub const STATE_PAGES: u64 = 17;
     /// The virtual UART's first port (COM1).
     pub const PORT_BASE: u16 = 0x3f8;
     /// Ports in the virtual UART.

@@ -893,7 +893,7 @@ impl SysPlatform<'_, '_, '_> {
 
     /// `IOREQ_WAIT` and `IOREQ_DONE`, for the UART service only.
     fn ioreq_call(&mut self, call: hypercall_abi::Call, timeout: u64) -> vcpu::CoreCall {
-        use hypercall_abi::{ioreq::Response, ioreq::VERSION, Status};
+        use hypercall_abi::Status;
         if self.sys.uart != Some(self.caller) {
             self.refused(call, Status::Denied);
             return vcpu::CoreCall::Return(Status::Denied, None);
@@ -904,25 +904,7 @@ impl SysPlatform<'_, '_, '_> {
         };
         // Both calls first complete every read the service has answered
         // (so a service that answers and then waits makes one call).
-        let mut scratch = [0u8; 64];
-        let mut bad = 0u32;
-        loop {
-            match io.end.rx().pop_versioned::<Response>(VERSION, &mut scratch) {
-                Ok(Some(r)) => {
-                    if !self.sys.uart_answer(r.guest, r.seq, r.value) {
-                        bad += 1;
-                    }
-                }
-                Ok(None) => break,
-                Err(_) => {
-                    // A corrupted response ring: start it over; waiting
-                    // guests are answered when they retry (see below).
-                    io.end.rx().reset();
-                    bad += 1;
-                    break;
-                }
-            }
-        }
+        let bad = deliver_uart_answers(self.sys, io);
         let queued = {
             let tx = io.end.tx();
             tx.free_space().map_or(true, |free| free != tx.data_size())
@@ -982,6 +964,31 @@ impl SysPlatform<'_, '_, '_> {
             Outcome::Yield => vcpu::CoreCall::Switch(hypercall_abi::Status::Ok, None),
             Outcome::Block => vcpu::CoreCall::Block,
             Outcome::Gone => vcpu::CoreCall::Gone,
+        }
+    }
+}
+
+/// Completes the reads the UART service answered on the ioreq response
+/// ring; returns how many answers matched no waiting read (a corrupted
+/// ring is started over and counts as one).
+fn deliver_uart_answers(sys: &mut System, io: &mut IoReq) -> u32 {
+    use hypercall_abi::ioreq::{Response, VERSION};
+    let mut scratch = [0u8; 64];
+    let mut bad = 0u32;
+    loop {
+        match io.end.rx().pop_versioned::<Response>(VERSION, &mut scratch) {
+            Ok(Some(r)) => {
+                if !sys.uart_answer(r.guest, r.seq, r.value) {
+                    bad += 1;
+                }
+            }
+            Ok(None) => return bad,
+            Err(_) => {
+                // A corrupted response ring: start it over; waiting
+                // guests are answered when they retry.
+                io.end.rx().reset();
+                return bad + 1;
+            }
         }
     }
 }
@@ -1309,6 +1316,13 @@ fn schedule(
                 sys.stats.violations += 1;
                 if let Some(dom) = sys.domains.get_mut(d) {
                     dom.faulted = true;
+                }
+            }
+            if sys.uart == Some(d) {
+                // Reads it answered before it stopped get their answers;
+                // only the rest read 0xFF.
+                if let Some(io) = IOREQ.lock().as_mut() {
+                    deliver_uart_answers(sys, io);
                 }
             }
             sys.stop_domain(hw, d);

@@ -394,6 +394,8 @@ pub struct Consumer<'a> {
     head: Cell<u32>,
     /// Last producer index read and validated.
     tail: Cell<u32>,
+    /// Consumed frames stay unreleased until [`Consumer::release`].
+    deferred: Cell<bool>,
     local: Local,
 }
 
@@ -403,8 +405,78 @@ impl<'a> Consumer<'a> {
             shared,
             head: Cell::new(head),
             tail: Cell::new(tail),
+            deferred: Cell::new(false),
             local: Local::new(),
         }
+    }
+
+    /// With `true`, frames this half consumes are not handed back to the
+    /// producer (the shared consumer index does not move) until
+    /// [`Consumer::release`]. A consumer that must not lose what it took
+    /// if it dies before acting on it (a service that keeps a snapshot of
+    /// its state, say) releases only once that state is saved; a new
+    /// consumer attached after it died then finds those frames again.
+    pub fn defer_release(&self, on: bool) {
+        self.deferred.set(on);
+        if !on {
+            self.release();
+        }
+    }
+
+    /// Hands every frame consumed so far back to the producer (Release:
+    /// our reads of them happen before the producer may reuse the space).
+    pub fn release(&self) {
+        self.shared
+            .consumer
+            .store(self.head.get(), Ordering::Release);
+    }
+
+    /// This half's consumer index: where the next frame starts (counting
+    /// frames consumed but not yet released).
+    pub fn position(&self) -> u32 {
+        self.head.get()
+    }
+
+    /// Moves past every frame up to `position`, as if they had been
+    /// consumed (they are released when the consumer releases); returns
+    /// how many. `Ok(None)`, with nothing moved, when `position` is not
+    /// the start of a frame within what the producer has published (a
+    /// position saved before the ring was reset, say). Errors:
+    /// [`RingError::Corrupt`].
+    pub fn skip_to(&self, position: u32) -> Result<Option<u32>, RingError> {
+        self.local.check(&self.shared)?;
+        let head = self.head.get();
+        let wanted = position.wrapping_sub(head);
+        if wanted > self.tail.get().wrapping_sub(head) {
+            self.refresh()?;
+        }
+        if wanted > self.tail.get().wrapping_sub(head) {
+            return Ok(None);
+        }
+        // Walk the frames' length prefixes without consuming anything.
+        let (mut at, mut frames, mut bytes) = (head, 0u32, 0u64);
+        while at != position {
+            let left = position.wrapping_sub(at);
+            if left < LEN_PREFIX {
+                return Ok(None);
+            }
+            let len = self.shared.read_u32(at);
+            if len > left - LEN_PREFIX {
+                return Ok(None);
+            }
+            at = at.wrapping_add(LEN_PREFIX + len);
+            frames += 1;
+            bytes += u64::from(len);
+        }
+        self.head.set(position);
+        if !self.deferred.get() {
+            self.release();
+        }
+        self.local.stat(|s| {
+            s.frames += u64::from(frames);
+            s.bytes += bytes;
+        });
+        Ok(Some(frames))
     }
 
     /// Size of the data area in bytes.
@@ -460,7 +532,9 @@ impl<'a> Consumer<'a> {
     fn consume(&self, len: u32) {
         let head = self.head.get().wrapping_add(LEN_PREFIX + len);
         self.head.set(head);
-        self.shared.consumer.store(head, Ordering::Release);
+        if !self.deferred.get() {
+            self.shared.consumer.store(head, Ordering::Release);
+        }
         self.local.stat(|s| {
             s.frames += 1;
             s.bytes += u64::from(len);

@@ -601,3 +601,67 @@ fn channel_of_odd_length_stays_aligned() {
     assert_eq!(m.word(448 + OFF_MAGIC), MAGIC);
     assert!(m.guards_intact());
 }
+
+#[test]
+fn deferred_release_keeps_frames_for_a_consumer_that_dies() {
+    let mem = Mem::with_size(64);
+    let (tx, rx) = mem.init().split();
+    rx.defer_release(true);
+    for v in 1u8..=3 {
+        tx.push_bytes(&[v; 4]).unwrap();
+    }
+    let mut out = [0u8; 8];
+    assert_eq!(rx.pop_bytes(&mut out), Ok(Some(4)));
+    assert_eq!(rx.pop_bytes(&mut out), Ok(Some(4)));
+    // Nothing released: the shared index has not moved, the space is
+    // still the producer's to wait for.
+    assert_eq!(mem.word(OFF_CONSUMER), 0);
+    assert_eq!(rx.position(), 16);
+    assert_eq!(tx.free_space(), Ok(64 - 24));
+    // The consumer dies here; a new one attaches and finds both again.
+    let again = mem.attach().unwrap().into_consumer();
+    assert_eq!(again.position(), 0);
+    assert_eq!(again.pop_bytes(&mut out), Ok(Some(4)));
+    assert_eq!(out[..4], [1; 4]);
+    // Releasing hands the space back.
+    rx.release();
+    assert_eq!(mem.word(OFF_CONSUMER), 16);
+    assert_eq!(tx.free_space(), Ok(64 - 8));
+    // Turning deferral off releases what is pending and releases as it goes.
+    assert_eq!(rx.pop_bytes(&mut out), Ok(Some(4)));
+    rx.defer_release(false);
+    assert_eq!(mem.word(OFF_CONSUMER), 24);
+}
+
+#[test]
+fn skip_to_moves_only_to_a_frame_start_that_was_published() {
+    let mem = Mem::with_size(64);
+    let (tx, rx) = mem.init().split();
+    rx.defer_release(true);
+    tx.push_bytes(&[1; 4]).unwrap();
+    tx.push_bytes(&[2; 6]).unwrap();
+    tx.push_bytes(&[3; 2]).unwrap();
+    // Not frame starts, or beyond what was published: nothing moves.
+    for bad in [3, 9, 17, 30, 100, u32::MAX] {
+        assert_eq!(rx.skip_to(bad), Ok(None), "{bad}");
+        assert_eq!(rx.position(), 0);
+    }
+    assert_eq!(rx.skip_to(0), Ok(Some(0)));
+    // Past the first two frames (8 + 10 bytes).
+    assert_eq!(rx.skip_to(18), Ok(Some(2)));
+    assert_eq!(rx.position(), 18);
+    assert_eq!(mem.word(OFF_CONSUMER), 0, "deferred: not released yet");
+    let mut out = [0u8; 8];
+    assert_eq!(rx.pop_bytes(&mut out), Ok(Some(2)));
+    assert_eq!(out[..2], [3; 2]);
+    assert_eq!(rx.stats().frames, 3);
+    // Without deferral a skip releases at once; positions wrap.
+    let mem = Mem::with_size(16);
+    let (tx, rx) = mem.init().split();
+    for v in 0..20u8 {
+        tx.push_bytes(&[v; 2]).unwrap();
+        let end = rx.position().wrapping_add(6);
+        assert_eq!(rx.skip_to(end), Ok(Some(1)));
+        assert_eq!(mem.word(OFF_CONSUMER), end);
+    }
+}

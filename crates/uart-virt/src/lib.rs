@@ -10,6 +10,8 @@
 //!   port, line by line, with a bounded buffer per guest and counted drops.
 //! - [`InputSwitch`]: keyboard input to the domain manager's shell or to a
 //!   chosen guest, switched by Ctrl-A and a digit.
+//! - [`Snapshot`]: the consoles' unprinted output and the ioreq ring
+//!   position, kept crash-consistent in memory that outlives the service.
 //!
 //! It owns register semantics and buffering policy, nothing else: it never
 //! touches an I/O port, never allocates (every buffer is a fixed array),
@@ -23,10 +25,12 @@
 
 mod console;
 mod input;
+mod snapshot;
 mod uart;
 
 pub use console::{Console, ConsoleId, ConsoleStats, CONSOLE_BUFFER, LINE_MAX, NAME_MAX};
 pub use input::{InputSwitch, ESCAPE, SHELL};
+pub use snapshot::{slot_len, snapshot_len, Loaded, Snapshot, SLOT_HEADER, SNAPSHOT_MAGIC};
 pub use uart::{
     Sink, StateError, Trigger, Uart16550, UartState, DEFAULT_DIVISOR, EXTERNAL_MODEM_LINES,
     RX_FIFO_LEN,

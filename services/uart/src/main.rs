@@ -20,7 +20,7 @@ fn main() {
 #[cfg(target_os = "none")]
 mod service {
     use hypercall_abi::ioreq::{Request, Response, GPA, PAGES, STATE_GPA, STATE_PAGES, VERSION};
-    use uart_virt::{Console, InputSwitch, Sink, Trigger, Uart16550, CONSOLE_BUFFER};
+    use uart_virt::{snapshot_len, Console, InputSwitch, Sink, Snapshot, Trigger, Uart16550};
 
     rt::entry!(main);
 
@@ -63,6 +63,11 @@ mod service {
             return 1;
         };
         let end = channel.into_responder();
+        // Requests taken off the ring are handed back to the core only once
+        // a snapshot that reflects them is saved (end of each round): if
+        // this service dies in the middle of a round, the next one finds
+        // them on the ring again.
+        end.rx().defer_release(true);
         defmt::info!(
             "{=str}: serving virtual UARTs over the ioreq channel",
             info.name()
@@ -82,12 +87,16 @@ mod service {
         let state = unsafe {
             core::slice::from_raw_parts_mut(STATE_GPA as *mut u8, (STATE_PAGES * 4096) as usize)
         };
-        // What a previous run of this service had not printed yet.
-        let kept = restore(state, &mut console, &mut uarts);
+        // What a previous run of this service had not printed yet, and
+        // where on the ring its snapshot stands.
+        let (mut snapshot, kept) = restore(state, &mut console, &mut uarts);
+        if let Some(position) = snapshot.position {
+            // Requests up to there are in the snapshot already.
+            if !matches!(end.rx().skip_to(position), Ok(Some(_))) {
+                defmt::warn!("the snapshot's ring position is gone; serving the ring as it stands");
+            }
+        }
         if kept > 0 {
-            // Saved again at once: this run may fault before it changes
-            // anything.
-            save(state, &console);
             defmt::info!(
                 "{} byte(s) of console output kept from before a restart",
                 kept
@@ -216,63 +225,44 @@ mod service {
                 rt::com1::write_byte(byte);
                 true
             });
+            // Save what changed, then hand the requests taken this round
+            // back to the core.
+            let position = end.rx().position();
             if changed || drained > 0 {
-                save(state, &console);
+                snapshot.save(state, &console, position);
+            } else if snapshot.position != Some(position) {
+                snapshot.move_to::<GUESTS>(state, position);
             }
+            end.rx().release();
         }
     }
 
-    /// Marks a valid snapshot in the state pages.
-    const STATE_MAGIC: u64 = 0x5541_5254_5354_4154;
-    /// Where each guest's unprinted bytes start in the state pages.
-    const STATE_DATA: usize = 64;
-    const _: () = assert!(STATE_DATA + GUESTS * CONSOLE_BUFFER <= (STATE_PAGES * 4096) as usize);
+    const _: () = assert!(snapshot_len(GUESTS) <= (STATE_PAGES * 4096) as usize);
 
-    /// Keeps every guest's unprinted output (after a drain: its partial
-    /// line) in the state pages, so that a restarted service prints it.
-    fn save(state: &mut [u8], console: &Console<GUESTS>) {
-        for guest in 0..GUESTS {
-            let at = STATE_DATA + guest * CONSOLE_BUFFER;
-            let Some(area) = state.get_mut(at..at + CONSOLE_BUFFER) else {
-                return;
-            };
-            let n = console.copy_pending(guest as u8, area);
-            let len = 8 + guest * 2;
-            state[len..len + 2].copy_from_slice(&(n as u16).to_le_bytes());
-        }
-        state[..8].copy_from_slice(&STATE_MAGIC.to_le_bytes());
-    }
-
-    /// Feeds back what a previous run saved (checking every length: the
-    /// old run may have died in the middle of writing it). Guests with
-    /// output get a model now and their name when they attach again.
+    /// Feeds back the latest whole snapshot a previous run saved. Guests
+    /// with output get a model now and their name when they attach again.
+    /// Returns where the snapshot stands and the bytes fed back.
     fn restore(
-        state: &mut [u8],
+        state: &[u8],
         console: &mut Console<GUESTS>,
         uarts: &mut [Option<Uart16550<NoIrq, Out>>; GUESTS],
-    ) -> usize {
-        if state.get(..8) != Some(&STATE_MAGIC.to_le_bytes()[..]) {
-            return 0;
-        }
+    ) -> (Snapshot, usize) {
+        let Some(loaded) = Snapshot::load::<GUESTS>(state) else {
+            return (Snapshot::default(), 0);
+        };
         let mut kept = 0;
-        for (guest, slot) in uarts.iter_mut().enumerate() {
-            let len = 8 + guest * 2;
-            let n = u16::from_le_bytes([state[len], state[len + 1]]) as usize;
-            let at = STATE_DATA + guest * CONSOLE_BUFFER;
-            let Some(bytes) = state.get(at..at + n.min(CONSOLE_BUFFER)) else {
-                continue;
-            };
+        for (guest, model) in uarts.iter_mut().enumerate() {
+            let bytes = loaded.bytes(guest as u8);
             if bytes.is_empty() {
                 continue;
             }
-            if slot.is_none() {
+            if model.is_none() {
                 console.set_name(guest as u8, "guest/uart");
-                *slot = Some(Uart16550::new(NoIrq, Out::default()));
+                *model = Some(Uart16550::new(NoIrq, Out::default()));
             }
             kept += console.push_bytes(guest as u8, bytes);
         }
-        state[..8].fill(0);
-        kept
+        (loaded.snapshot, kept)
     }
 
     /// Keys typed for one console that its receiver has not taken yet
