@@ -968,6 +968,21 @@ impl SysPlatform<'_, '_, '_> {
     }
 }
 
+impl SysPlatform<'_, '_, '_> {
+    /// The caller's memory, through its EPT.
+    fn caller_memory(&self) -> GuestPlatform<'_, PoolFrames<'_>> {
+        let ept = self
+            .sys
+            .domains
+            .get(self.caller)
+            .and_then(|d| d.ept.as_ref());
+        GuestPlatform {
+            ept,
+            tables: &self.hw.pool,
+        }
+    }
+}
+
 /// Completes the reads the UART service answered on the ioreq response
 /// ring; returns how many answers matched no waiting read (a corrupted
 /// ring is started over and counts as one).
@@ -1097,29 +1112,11 @@ impl vcpu::Platform for SysPlatform<'_, '_, '_> {
     }
 
     fn read_guest(&mut self, gpa: u64, buf: &mut [u8]) -> bool {
-        let ept = self
-            .sys
-            .domains
-            .get(self.caller)
-            .and_then(|d| d.ept.as_ref());
-        GuestPlatform {
-            ept,
-            tables: &self.hw.pool,
-        }
-        .read_guest(gpa, buf)
+        self.caller_memory().read_guest(gpa, buf)
     }
 
     fn write_guest(&mut self, gpa: u64, bytes: &[u8]) -> bool {
-        let ept = self
-            .sys
-            .domains
-            .get(self.caller)
-            .and_then(|d| d.ept.as_ref());
-        GuestPlatform {
-            ept,
-            tables: &self.hw.pool,
-        }
-        .write_guest(gpa, bytes)
+        self.caller_memory().write_guest(gpa, bytes)
     }
 
     fn guest_line(&mut self, guest: &str, source: vcpu::LineSource, text: &str) {

@@ -95,6 +95,25 @@ impl State {
         }
     }
 
+    /// Runs `f` with the encoder and a sink into the frame buffer.
+    fn encode(&mut self, f: impl FnOnce(&mut defmt::Encoder, &mut Sink<'_>)) {
+        let State {
+            encoder,
+            frame,
+            len,
+            too_long,
+            ..
+        } = self;
+        f(
+            encoder,
+            &mut Sink {
+                frame,
+                len,
+                too_long,
+            },
+        );
+    }
+
     /// Puts the finished frame into the ring and flushes it.
     fn publish(&mut self) {
         let len = self.len;
@@ -136,19 +155,7 @@ unsafe impl defmt::Logger for Logger {
         with(|s| {
             s.len = 0;
             s.too_long = false;
-            let State {
-                encoder,
-                frame,
-                len,
-                too_long,
-                ..
-            } = s;
-            let mut sink = Sink {
-                frame,
-                len,
-                too_long,
-            };
-            encoder.start_frame(|b| sink.append(b));
+            s.encode(|e, sink| e.start_frame(|b| sink.append(b)));
         });
     }
 
@@ -158,42 +165,14 @@ unsafe impl defmt::Logger for Logger {
 
     unsafe fn release() {
         with(|s| {
-            {
-                let State {
-                    encoder,
-                    frame,
-                    len,
-                    too_long,
-                    ..
-                } = s;
-                let mut sink = Sink {
-                    frame,
-                    len,
-                    too_long,
-                };
-                encoder.end_frame(|b| sink.append(b));
-            }
+            s.encode(|e, sink| e.end_frame(|b| sink.append(b)));
             s.publish();
         });
         TAKEN.store(false, Ordering::Release);
     }
 
     unsafe fn write(bytes: &[u8]) {
-        with(|s| {
-            let State {
-                encoder,
-                frame,
-                len,
-                too_long,
-                ..
-            } = s;
-            let mut sink = Sink {
-                frame,
-                len,
-                too_long,
-            };
-            encoder.write(bytes, |b| sink.append(b));
-        });
+        with(|s| s.encode(|e, sink| e.write(bytes, |b| sink.append(b))));
     }
 }
 
