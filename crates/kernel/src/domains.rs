@@ -931,6 +931,35 @@ impl SysPlatform<'_, '_, '_> {
         log::info!("domain {name}: {} refused: {status}", call.name());
     }
 
+    /// `CHANNEL_NOTIFY` and `CHANNEL_WAIT`, the calls of every round trip,
+    /// without the general dispatch.
+    #[inline]
+    fn channel_call(
+        &mut self,
+        call: hypercall_abi::Call,
+        slot: u64,
+        timeout: u64,
+    ) -> vcpu::CoreCall {
+        match self
+            .sys
+            .channel_call(self.caller, call, slot, timeout, arch::rdtsc())
+        {
+            Outcome::Return(status, value) => {
+                if status != hypercall_abi::Status::Ok {
+                    self.refused(call, status);
+                }
+                if self.sys.should_switch(self.caller) {
+                    vcpu::CoreCall::Switch(status, value)
+                } else {
+                    vcpu::CoreCall::Return(status, value)
+                }
+            }
+            Outcome::Yield => vcpu::CoreCall::Switch(hypercall_abi::Status::Ok, None),
+            Outcome::Block => vcpu::CoreCall::Block,
+            Outcome::Gone => vcpu::CoreCall::Gone,
+        }
+    }
+
     /// Every core hypercall but the fast ones, kept out of line so that the
     /// fast path stays small.
     #[inline(never)]
@@ -1035,6 +1064,9 @@ impl vcpu::Platform for SysPlatform<'_, '_, '_> {
         regs: &vcpu::GuestRegisters,
     ) -> vcpu::CoreCall {
         match call {
+            hypercall_abi::Call::ChannelNotify | hypercall_abi::Call::ChannelWait => {
+                self.channel_call(call, regs.rdi, regs.rsi)
+            }
             hypercall_abi::Call::IoReqWait | hypercall_abi::Call::IoReqDone => {
                 self.ioreq_call(call, regs.rdi)
             }

@@ -1358,11 +1358,8 @@ impl System {
     ) -> Outcome {
         let result = match call {
             // The two calls of every channel round trip skip the big match.
-            Call::ChannelNotify if self.domains.is_live(caller) => {
-                self.channel_notify(caller, a[0])
-            }
-            Call::ChannelWait if self.domains.is_live(caller) => {
-                self.channel_wait(caller, a[0], a[1], now)
+            Call::ChannelNotify | Call::ChannelWait => {
+                return self.channel_call(caller, call, a[0], a[1], now);
             }
             _ => self.dispatch(m, caller, call, a, now),
         };
@@ -1379,6 +1376,38 @@ impl System {
             }
         }
         outcome
+    }
+
+    /// `CHANNEL_NOTIFY` (RDI = `slot`) or `CHANNEL_WAIT` (RDI = `slot`, RSI
+    /// = `timeout`) by `caller`, as [`System::hypercall`] answers them, for
+    /// a caller that knows the call is one of the two (the core's exit path
+    /// goes straight here: they are the calls of every round trip).
+    #[inline]
+    pub fn channel_call(
+        &mut self,
+        caller: ObjectRef,
+        call: Call,
+        slot: u64,
+        timeout: u64,
+        now: u64,
+    ) -> Outcome {
+        let result = if !self.domains.is_live(caller) {
+            Err(Status::Denied)
+        } else if call == Call::ChannelNotify {
+            self.channel_notify(caller, slot)
+        } else {
+            self.channel_wait(caller, slot, timeout, now)
+        };
+        match result {
+            Ok(o) => o,
+            Err(s) => {
+                self.stats.refused += 1;
+                if let Some(d) = self.domains.get_mut(caller) {
+                    d.refused += 1;
+                }
+                Outcome::Return(s, None)
+            }
+        }
     }
 
     /// `CHANNEL_NOTIFY` (kept out of `dispatch`: it is on every round trip).
