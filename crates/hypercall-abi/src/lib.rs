@@ -230,6 +230,16 @@ pub enum Call {
     /// [`Status::InvalidArgument`] for a ring whose header or indices are
     /// corrupt (the core forgets it; the domain may format a fresh one).
     LogFlush = 29,
+    /// Joins two memory regions, the inverse of [`Call::MemSplit`]. RDI =
+    /// region slot (needs [`Rights::CONTROL`]), RSI = slot of the region
+    /// that starts where the first ends (needs [`Rights::CONTROL`]). The
+    /// first grows to cover both; the second is destroyed (every
+    /// capability naming it becomes stale; the caller's slot is emptied).
+    /// [`Status::InvalidArgument`] when they are the same region or not
+    /// adjacent in that order; [`Status::Denied`] when either is mapped
+    /// anywhere, is a domain's memory or a guest image, or they belong to
+    /// different domains.
+    MemMerge = 30,
 }
 
 /// Bytes of a log ring drained by [`Call::LogFlush`] (one page).
@@ -293,12 +303,13 @@ impl Call {
             27 => Call::DomainPeek,
             28 => Call::DomainRestart,
             29 => Call::LogFlush,
+            30 => Call::MemMerge,
             _ => return None,
         })
     }
 
     /// Every call, in number order.
-    pub const ALL: [Call; 30] = [
+    pub const ALL: [Call; 31] = [
         Call::Null,
         Call::LogWrite,
         Call::Exit,
@@ -329,6 +340,7 @@ impl Call {
         Call::DomainPeek,
         Call::DomainRestart,
         Call::LogFlush,
+        Call::MemMerge,
     ];
 
     /// A short name for logs.
@@ -364,6 +376,7 @@ impl Call {
             Call::DomainPeek => "domain_peek",
             Call::DomainRestart => "domain_restart",
             Call::LogFlush => "log_flush",
+            Call::MemMerge => "mem_merge",
         }
     }
 }

@@ -1714,6 +1714,34 @@ impl System {
             // Answered by the core's VMX code, which holds the vCPUs (see
             // `peek_target`); a machine without vCPUs has nothing to read.
             Call::DomainPeek | Call::DomainRestart => Err(Status::UnknownCall),
+            Call::MemMerge => {
+                let first = self.lookup(ci, a[0], ObjectType::MemRegion, Rights::CONTROL)?;
+                let second = self.lookup(ci, a[1], ObjectType::MemRegion, Rights::CONTROL)?;
+                let (Some(x), Some(y)) = (
+                    self.regions.get(first.object).copied(),
+                    self.regions.get(second.object).copied(),
+                ) else {
+                    return Err(Status::StaleCapability);
+                };
+                if first.object == second.object || x.hpa.checked_add(x.len) != Some(y.hpa) {
+                    return Err(Status::InvalidArgument);
+                }
+                let busy = |r: &Region| r.mappings.iter().any(Option::is_some) || r.label.is_some();
+                if busy(&x)
+                    || busy(&y)
+                    || x.owner != y.owner
+                    || self.is_domain_memory(first.object)
+                    || self.is_domain_memory(second.object)
+                {
+                    return Err(Status::Denied);
+                }
+                self.regions.remove(second.object);
+                let _ = self.cspaces[ci].delete(a[1]);
+                if let Some(r) = self.regions.get_mut(first.object) {
+                    r.len += y.len;
+                }
+                ok(None)
+            }
             Call::MemZero => {
                 let cap = self.lookup(ci, a[0], ObjectType::MemRegion, Rights::WRITE)?;
                 let region = *self

@@ -34,11 +34,11 @@ pub const PAGE: u64 = 4096;
 /// The most bytes one zeroing call covers.
 pub const ZERO_CHUNK: u64 = MEM_ZERO_MAX;
 
-/// How many free pieces the broker keeps books for. Pieces are never
-/// merged (the core has no call for it), so returns of sizes that are
-/// never asked for again fragment the list; a return that finds the list
-/// full is refused and the region stays on the grant's books until a
-/// later grant makes room (see [`Broker::settle`]).
+/// How many free pieces the broker keeps books for. A returned region is
+/// joined with the free pieces it touches (`MEM_MERGE`), so memory lent
+/// in parts comes back whole; a return that still finds the list full is
+/// refused and the region stays on the grant's books until a later grant
+/// makes room (see [`Broker::settle`]).
 pub const MAX_PIECES: usize = 32;
 
 /// The hypercalls the broker's books are kept with. Slots are the
@@ -58,18 +58,26 @@ pub trait Ops {
     /// The core's object index of the region at `slot`
     /// ([`Status::WrongType`] if the slot holds something else).
     fn identify(&mut self, slot: u32) -> Result<u32, Status>;
+    /// Joins the region at `next`, which starts where the one at `slot`
+    /// ends, into it (`MEM_MERGE`); `next`'s slot is emptied.
+    fn merge(&mut self, slot: u32, next: u32) -> Result<(), Status>;
 }
 
 #[derive(Debug, Clone, Copy)]
 struct Piece {
     slot: u32,
     bytes: u64,
+    /// Where it starts, as an offset into the memory the broker got at
+    /// boot: pieces that touch can be joined.
+    at: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
 struct Grant {
     tag: u8,
     bytes: u64,
+    /// As [`Piece::at`].
+    at: u64,
     object: u32,
     /// Back in the broker's space (at this slot) but not yet zeroed and
     /// filed: zeroing failed or the free list was full.
@@ -99,7 +107,11 @@ impl Broker {
         };
         let whole = bytes & !(PAGE - 1);
         if whole > 0 {
-            b.pieces[0] = Some(Piece { slot, bytes: whole });
+            b.pieces[0] = Some(Piece {
+                slot,
+                bytes: whole,
+                at: 0,
+            });
         }
         b
     }
@@ -153,7 +165,7 @@ impl Broker {
         for i in 0..MAX_GRANTS {
             let Some(g) = self.grants[i] else { continue };
             let Some(slot) = g.held else { continue };
-            if self.file(slot, g.bytes, ops).is_ok() {
+            if self.file(slot, g.bytes, g.at, ops).is_ok() {
                 self.grants[i] = None;
             }
         }
@@ -200,6 +212,7 @@ impl Broker {
                     self.pieces[index] = Some(Piece {
                         slot: rest,
                         bytes: piece.bytes - bytes,
+                        at: piece.at + bytes,
                     });
                 }
                 Err(s) => return self.refuse(tag, s),
@@ -214,6 +227,7 @@ impl Broker {
                 self.grants[record] = Some(Grant {
                     tag,
                     bytes,
+                    at: piece.at,
                     object,
                     held: None,
                 });
@@ -227,10 +241,13 @@ impl Broker {
                 // Keep the part as a piece again (it is still zeroed); if
                 // there is no room for it, it stays on the books as a
                 // grant held back under this tag.
-                if !self.keep(part, bytes) {
+                if let Some(i) = self.keep(part, bytes, piece.at) {
+                    self.join(i, ops);
+                } else {
                     self.grants[record] = Some(Grant {
                         tag,
                         bytes,
+                        at: piece.at,
                         object: u32::MAX,
                         held: Some(part),
                     });
@@ -264,7 +281,7 @@ impl Broker {
         let Some(mut g) = self.grants[i] else {
             return self.refuse(tag, Status::Denied);
         };
-        match self.file(slot, g.bytes, ops) {
+        match self.file(slot, g.bytes, g.at, ops) {
             Ok(()) => {
                 self.grants[i] = None;
                 Response::Returned {
@@ -280,26 +297,57 @@ impl Broker {
         }
     }
 
-    /// Zeroes a region and files it as a free piece.
-    fn file(&mut self, slot: u32, bytes: u64, ops: &mut dyn Ops) -> Result<(), Status> {
+    /// Zeroes a region and files it as a free piece, joined with the free
+    /// pieces it touches.
+    fn file(&mut self, slot: u32, bytes: u64, at: u64, ops: &mut dyn Ops) -> Result<(), Status> {
         if !self.pieces.iter().any(Option::is_none) {
             return Err(Status::OutOfResources);
         }
         zero(ops, slot, bytes)?;
-        if self.keep(slot, bytes) {
-            Ok(())
-        } else {
-            Err(Status::OutOfResources)
-        }
+        let i = self.keep(slot, bytes, at).ok_or(Status::OutOfResources)?;
+        self.join(i, ops);
+        Ok(())
     }
 
-    fn keep(&mut self, slot: u32, bytes: u64) -> bool {
-        match self.pieces.iter_mut().find(|p| p.is_none()) {
-            Some(free) => {
-                *free = Some(Piece { slot, bytes });
-                true
+    /// Files a free piece; its index in the books.
+    fn keep(&mut self, slot: u32, bytes: u64, at: u64) -> Option<usize> {
+        let i = self.pieces.iter().position(Option::is_none)?;
+        self.pieces[i] = Some(Piece { slot, bytes, at });
+        Some(i)
+    }
+
+    /// Joins piece `i` with the free pieces right before and after it, so
+    /// that memory handed back in pieces can be granted whole again and
+    /// the books do not fill with fragments. A join the core refuses
+    /// leaves the pieces apart (the books stay right either way).
+    fn join(&mut self, mut i: usize, ops: &mut dyn Ops) {
+        let Some(mut p) = self.pieces[i] else { return };
+        let before = self
+            .pieces
+            .iter()
+            .position(|q| q.is_some_and(|q| q.at.checked_add(q.bytes) == Some(p.at)));
+        if let Some(j) = before {
+            if let Some(mut q) = self.pieces[j] {
+                if ops.merge(q.slot, p.slot).is_ok() {
+                    q.bytes += p.bytes;
+                    self.pieces[j] = Some(q);
+                    self.pieces[i] = None;
+                    (i, p) = (j, q);
+                }
             }
-            None => false,
+        }
+        let after = self
+            .pieces
+            .iter()
+            .position(|q| q.is_some_and(|q| p.at.checked_add(p.bytes) == Some(q.at)));
+        if let Some(k) = after {
+            if let Some(q) = self.pieces[k] {
+                if ops.merge(p.slot, q.slot).is_ok() {
+                    p.bytes += q.bytes;
+                    self.pieces[i] = Some(p);
+                    self.pieces[k] = None;
+                }
+            }
         }
     }
 }

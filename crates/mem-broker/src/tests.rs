@@ -27,6 +27,8 @@ struct Fake {
     zero_fails: bool,
     /// Every grant fails while set.
     grant_fails: bool,
+    /// Every join fails while set.
+    merge_fails: bool,
 }
 
 impl Fake {
@@ -124,6 +126,24 @@ impl Ops for Fake {
     }
     fn identify(&mut self, slot: u32) -> Result<u32, Status> {
         self.object(slot).map(|o| o as u32)
+    }
+    fn merge(&mut self, slot: u32, next: u32) -> Result<(), Status> {
+        let (a, b) = (self.object(slot)?, self.object(next)?);
+        let (x, y) = (self.objects[a], self.objects[b]);
+        if a == b || x.base + x.len != y.base {
+            return Err(Status::InvalidArgument);
+        }
+        // Lent memory is mapped in a guest: the core refuses it.
+        if self.manager.values().any(|&o| o == a || o == b) {
+            return Err(Status::Denied);
+        }
+        if self.merge_fails {
+            return Err(Status::Denied);
+        }
+        self.objects[a].len += y.len;
+        self.objects[b].len = 0;
+        self.broker.remove(&next);
+        Ok(())
     }
 }
 
@@ -350,6 +370,7 @@ enum Step {
     },
     Totals,
     ZeroFails(bool),
+    MergeFails(bool),
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -359,6 +380,7 @@ fn step() -> impl Strategy<Value = Step> {
         1 => (any::<u8>(), any::<u32>()).prop_map(|(tag, slot)| Step::Hostile { tag, slot }),
         1 => Just(Step::Totals),
         1 => any::<bool>().prop_map(Step::ZeroFails),
+        1 => any::<bool>().prop_map(Step::MergeFails),
     ]
 }
 
@@ -371,6 +393,7 @@ proptest! {
         let total = 12 * MIB;
         let (mut fake, mut b) = started(total);
         let mut out: Vec<(u8, u32)> = Vec::new();
+        let mut joins_failed = false;
         for s in steps {
             match s {
                 Step::Grant { tag, kib } => {
@@ -397,13 +420,25 @@ proptest! {
                     prop_assert_eq!(free_kib * 1024, b.free_bytes());
                 }
                 Step::ZeroFails(f) => fake.zero_fails = f,
+                Step::MergeFails(f) => {
+                    fake.merge_fails = f;
+                    joins_failed |= f;
+                }
             }
             prop_assert_eq!(b.free_bytes() + b.granted_bytes(), total);
             prop_assert!(b.piece_count() <= MAX_PIECES);
-            // Every free piece is clean.
+            // Every free piece is clean, and the books say where it is.
             for p in b.pieces.iter().flatten() {
                 let o = fake.broker[&p.slot];
                 prop_assert!(fake.pages(o).all(|pg| !fake.dirty[pg]));
+                prop_assert_eq!((fake.objects[o].base, fake.objects[o].len), (p.at, p.bytes));
+            }
+            // While no join has failed, no two free pieces touch.
+            if !joins_failed {
+                let free: Vec<_> = b.pieces.iter().flatten().collect();
+                for p in &free {
+                    prop_assert!(!free.iter().any(|q| q.at + q.bytes == p.at));
+                }
             }
         }
     }
@@ -435,4 +470,36 @@ fn a_return_naming_the_broker_s_own_slots_deletes_nothing() {
     }
     assert_eq!(b.free_bytes(), 6 * MIB);
     granted(b.handle(Request::Grant { tag: 2, kib: 6144 }, &mut fake));
+}
+
+#[test]
+fn memory_handed_back_in_pieces_is_one_piece_again() {
+    let (mut fake, mut b) = started(8 * MIB);
+    let mut out = Vec::new();
+    for tag in 1..=4 {
+        out.push((
+            tag,
+            granted(b.handle(Request::Grant { tag, kib: 1024 }, &mut fake)).0,
+        ));
+    }
+    // Back in an order that leaves gaps until the last one.
+    for i in [1, 3, 0, 2] {
+        let (tag, theirs) = out[i];
+        let slot = fake.give_back(theirs);
+        assert!(matches!(
+            b.handle(Request::Return { tag, slot }, &mut fake),
+            Response::Returned { .. }
+        ));
+    }
+    assert_eq!(b.piece_count(), 1, "{:?}", b.pieces);
+    assert_eq!(b.free_bytes(), 8 * MIB);
+    // So the whole can be lent again.
+    granted(b.handle(Request::Grant { tag: 9, kib: 8192 }, &mut fake));
+    // A join the core refuses leaves the books right, in two pieces.
+    let (mut fake, mut b) = started(4 * MIB);
+    let (theirs, _) = granted(b.handle(Request::Grant { tag: 1, kib: 1024 }, &mut fake));
+    fake.merge_fails = true;
+    let slot = fake.give_back(theirs);
+    b.handle(Request::Return { tag: 1, slot }, &mut fake);
+    assert_eq!((b.piece_count(), b.free_bytes()), (2, 4 * MIB));
 }

@@ -123,6 +123,12 @@ pub fn mem_split(region: u64, offset: u64) -> Result<u64, Status> {
     call(Call::MemSplit, region, offset, 0, 0)
 }
 
+/// `MEM_MERGE`: `region` grows to cover `next`, which starts where it
+/// ends; `next`'s slot is emptied.
+pub fn mem_merge(region: u64, next: u64) -> Result<(), Status> {
+    call(Call::MemMerge, region, next, 0, 0).map(drop)
+}
+
 /// `MEM_MAP`: maps `region` into `domain` (or [`SLOT_SELF`]) at `gpa`.
 pub fn mem_map(domain: u64, region: u64, gpa: u64, rights: Rights) -> Result<(), Status> {
     call(Call::MemMap, domain, region, gpa, rights.bits() as u64).map(drop)

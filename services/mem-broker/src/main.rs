@@ -59,6 +59,9 @@ mod service {
             }
             Ok(info.index)
         }
+        fn merge(&mut self, slot: u32, next: u32) -> Result<(), Status> {
+            rt::mem_merge(slot as u64, next as u64)
+        }
     }
 
     fn main(info: &'static rt::StartInfo) -> u64 {

@@ -1303,3 +1303,70 @@ fn a_wake_gives_way_only_to_domains_of_at_least_the_callers_priority() {
     // Nothing woke: no switch whatever runs.
     assert!(!w.sys.should_switch(w.b));
 }
+
+#[test]
+fn mem_merge_joins_adjacent_unmapped_regions_of_one_owner() {
+    let mut w = world();
+    let r = w
+        .sys
+        .regions
+        .allocate(
+            ObjectType::MemRegion,
+            Region::new(0x800_0000, 4 * PAGE, None),
+        )
+        .unwrap();
+    let whole = w.sys.cspaces[w.a.index as usize]
+        .insert(Capability::new(r, Rights::all()))
+        .unwrap() as u64;
+    let b = w.value(w.a, Call::MemSplit, [whole, PAGE, 0, 0]);
+    let c = w.value(w.a, Call::MemSplit, [b, PAGE, 0, 0]);
+    // Not in order, the same region, not adjacent.
+    for (x, y) in [(b, whole), (whole, whole), (whole, c)] {
+        assert_eq!(
+            w.status(w.a, Call::MemMerge, [x, y, 0, 0]),
+            Status::InvalidArgument,
+            "{x} {y}"
+        );
+    }
+    // Without CONTROL on either: refused before anything else.
+    let weak = w.value(w.a, Call::CapDerive, [b, Rights::MAP.bits() as u64, 0, 0]);
+    assert_eq!(
+        w.status(w.a, Call::MemMerge, [whole, weak, 0, 0]),
+        Status::InsufficientRights
+    );
+    // Mapped: refused; unmapped again: joined.
+    assert_eq!(
+        w.status(w.a, Call::MemMap, [SLOT_SELF, b, 0x2000_0000, 1]),
+        Status::Ok
+    );
+    assert_eq!(
+        w.status(w.a, Call::MemMerge, [whole, b, 0, 0]),
+        Status::Denied
+    );
+    assert_eq!(
+        w.status(w.a, Call::MemUnmap, [SLOT_SELF, b, 0, 0]),
+        Status::Ok
+    );
+    let b_obj = w.sys.cspaces[w.a.index as usize].get(b).unwrap().object;
+    assert_eq!(w.status(w.a, Call::MemMerge, [whole, b, 0, 0]), Status::Ok);
+    assert_eq!(w.sys.regions.get(r).unwrap().len, 2 * PAGE);
+    assert!(w.sys.regions.get(b_obj).is_none(), "the second is gone");
+    assert_eq!(
+        w.status(w.a, Call::CapInspect, [b, 0, 0, 0]),
+        Status::EmptySlot
+    );
+    assert_eq!(
+        w.status(w.a, Call::CapInspect, [weak, 0, 0, 0]),
+        Status::StaleCapability
+    );
+    // Different owners: refused. Then the rest joins back to the whole.
+    let c_obj = w.sys.cspaces[w.a.index as usize].get(c).unwrap().object;
+    w.sys.regions.get_mut(c_obj).unwrap().owner = Some(w.b);
+    assert_eq!(
+        w.status(w.a, Call::MemMerge, [whole, c, 0, 0]),
+        Status::Denied
+    );
+    w.sys.regions.get_mut(c_obj).unwrap().owner = None;
+    assert_eq!(w.status(w.a, Call::MemMerge, [whole, c, 0, 0]), Status::Ok);
+    assert_eq!(w.sys.regions.get(r).unwrap().len, 4 * PAGE);
+}

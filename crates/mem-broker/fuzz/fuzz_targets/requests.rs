@@ -34,6 +34,13 @@ impl Ops for Core {
             Ok(slot)
         }
     }
+    fn merge(&mut self, slot: u32, next: u32) -> Result<(), Status> {
+        if (slot ^ next) % 5 == 0 {
+            Err(Status::Denied)
+        } else {
+            Ok(())
+        }
+    }
 }
 
 const TOTAL: u64 = 64 << 20;
