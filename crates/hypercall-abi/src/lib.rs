@@ -237,8 +237,9 @@ pub enum Call {
     /// capability naming it becomes stale; the caller's slot is emptied).
     /// [`Status::InvalidArgument`] when they are the same region or not
     /// adjacent in that order; [`Status::Denied`] when either is mapped
-    /// anywhere, is a domain's memory or a guest image, or they belong to
-    /// different domains.
+    /// anywhere, is a domain's memory or a guest image, they belong to
+    /// different domains, or any other capability names the first (its
+    /// holder would gain the second's memory).
     MemMerge = 30,
 }
 

@@ -1727,9 +1727,18 @@ impl System {
                     return Err(Status::InvalidArgument);
                 }
                 let busy = |r: &Region| r.mappings.iter().any(Option::is_some) || r.label.is_some();
+                // Whoever else held a capability to the first region would
+                // gain the second's memory: only the caller's slot may name it.
+                let holders = self
+                    .cspaces
+                    .iter()
+                    .flat_map(|c| c.iter())
+                    .filter(|(_, c)| c.object == first.object)
+                    .count();
                 if busy(&x)
                     || busy(&y)
                     || x.owner != y.owner
+                    || holders != 1
                     || self.is_domain_memory(first.object)
                     || self.is_domain_memory(second.object)
                 {

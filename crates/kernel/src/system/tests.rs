@@ -1359,6 +1359,18 @@ fn mem_merge_joins_adjacent_unmapped_regions_of_one_owner() {
         w.status(w.a, Call::CapInspect, [weak, 0, 0, 0]),
         Status::StaleCapability
     );
+    // A copy of the first region anywhere else would grow with it: refused
+    // while one exists.
+    let copy = w.value(
+        w.a,
+        Call::CapDerive,
+        [whole, Rights::all().bits() as u64, 0, 0],
+    );
+    assert_eq!(
+        w.status(w.a, Call::MemMerge, [whole, c, 0, 0]),
+        Status::Denied
+    );
+    assert_eq!(w.status(w.a, Call::CapDelete, [copy, 0, 0, 0]), Status::Ok);
     // Different owners: refused. Then the rest joins back to the whole.
     let c_obj = w.sys.cspaces[w.a.index as usize].get(c).unwrap().object;
     w.sys.regions.get_mut(c_obj).unwrap().owner = Some(w.b);
