@@ -940,24 +940,10 @@ impl SysPlatform<'_, '_, '_> {
         slot: u64,
         timeout: u64,
     ) -> vcpu::CoreCall {
-        match self
+        let outcome = self
             .sys
-            .channel_call(self.caller, call, slot, timeout, arch::rdtsc())
-        {
-            Outcome::Return(status, value) => {
-                if status != hypercall_abi::Status::Ok {
-                    self.refused(call, status);
-                }
-                if self.sys.should_switch(self.caller) {
-                    vcpu::CoreCall::Switch(status, value)
-                } else {
-                    vcpu::CoreCall::Return(status, value)
-                }
-            }
-            Outcome::Yield => vcpu::CoreCall::Switch(hypercall_abi::Status::Ok, None),
-            Outcome::Block => vcpu::CoreCall::Block,
-            Outcome::Gone => vcpu::CoreCall::Gone,
-        }
+            .channel_call(self.caller, call, slot, timeout, arch::rdtsc());
+        self.answer(call, outcome)
     }
 
     /// Every core hypercall but the fast ones, kept out of line so that the
@@ -973,16 +959,24 @@ impl SysPlatform<'_, '_, '_> {
                     .map(|t| t.name)
             })
             .flatten();
-        match self
+        let outcome = self
             .sys
-            .hypercall(self.hw, self.caller, call, args, arch::rdtsc())
-        {
+            .hypercall(self.hw, self.caller, call, args, arch::rdtsc());
+        if let (Outcome::Return(hypercall_abi::Status::Ok, _), Some(t)) = (&outcome, target) {
+            let name = self.sys.domains.get(self.caller).map_or("?", |d| d.name);
+            log::info!("domain {t}: destroyed by {name}");
+        }
+        self.answer(call, outcome)
+    }
+
+    /// What the vCPU makes of a core hypercall's outcome: a refusal is
+    /// logged; a call that woke a domain which should run first switches.
+    #[inline]
+    fn answer(&mut self, call: hypercall_abi::Call, outcome: Outcome) -> vcpu::CoreCall {
+        match outcome {
             Outcome::Return(status, value) => {
                 if status != hypercall_abi::Status::Ok {
                     self.refused(call, status);
-                } else if let Some(t) = target {
-                    let name = self.sys.domains.get(self.caller).map_or("?", |d| d.name);
-                    log::info!("domain {t}: destroyed by {name}");
                 }
                 if self.sys.should_switch(self.caller) {
                     vcpu::CoreCall::Switch(status, value)
