@@ -18,7 +18,7 @@ use std::path::Path;
 
 use defmt_decoder::Table;
 
-const TOKEN: &str = "defmt:";
+use hypercall_abi::LOG_FRAME_TOKEN as TOKEN;
 /// Longest domain name a token may carry (a manifest name is at most 16).
 const NAME_MAX: usize = 32;
 

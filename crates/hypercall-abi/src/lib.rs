@@ -249,6 +249,10 @@ pub const LOG_RING_BYTES: u64 = 4096;
 /// Longest log frame, in bytes, that [`Call::LogFlush`] prints.
 pub const LOG_FRAME_MAX: usize = 128;
 
+/// What starts the console token of a frame [`Call::LogFlush`] printed:
+/// `defmt:NAME:HEX` (the host finds and decodes these).
+pub const LOG_FRAME_TOKEN: &str = "defmt:";
+
 /// Items of [`Call::DomainPeek`].
 pub mod peek {
     /// The registers, by item number.

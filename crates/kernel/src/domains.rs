@@ -107,6 +107,13 @@ impl<'a> Machine for Hw<'a> {
         unsafe { arch::phys_mut(hpa, len as usize) }.fill(0);
     }
 
+    fn uart_answers(&mut self, answer: &mut dyn FnMut(u8, u32, u8) -> bool) -> u32 {
+        IOREQ
+            .lock()
+            .as_mut()
+            .map_or(0, |io| pop_uart_answers(io, answer))
+    }
+
     fn allocate_domain(&mut self, vpid: u16) -> Option<DomainHw> {
         let vmcs = self.pool.0.allocate()?;
         let Some(a) = self.pool.0.allocate() else {
@@ -904,7 +911,10 @@ impl SysPlatform<'_, '_, '_> {
         };
         // Both calls first complete every read the service has answered
         // (so a service that answers and then waits makes one call).
-        let bad = deliver_uart_answers(self.sys, io);
+        let sys = &mut *self.sys;
+        let bad = pop_uart_answers(io, &mut |guest, seq, value| {
+            sys.uart_answer(guest, seq, value)
+        });
         let queued = {
             let tx = io.end.tx();
             tx.free_space().map_or(true, |free| free != tx.data_size())
@@ -1006,17 +1016,17 @@ impl SysPlatform<'_, '_, '_> {
     }
 }
 
-/// Completes the reads the UART service answered on the ioreq response
-/// ring; returns how many answers matched no waiting read (a corrupted
-/// ring is started over and counts as one).
-fn deliver_uart_answers(sys: &mut System, io: &mut IoReq) -> u32 {
+/// Hands every answer the UART service left on the ioreq response ring to
+/// `answer` (see [`Machine::uart_answers`]); returns how many matched no
+/// waiting read (a corrupted ring is started over and counts as one).
+fn pop_uart_answers(io: &mut IoReq, answer: &mut dyn FnMut(u8, u32, u8) -> bool) -> u32 {
     use hypercall_abi::ioreq::{Response, VERSION};
     let mut scratch = [0u8; 64];
     let mut bad = 0u32;
     loop {
         match io.end.rx().pop_versioned::<Response>(VERSION, &mut scratch) {
             Ok(Some(r)) => {
-                if !sys.uart_answer(r.guest, r.seq, r.value) {
+                if !answer(r.guest, r.seq, r.value) {
                     bad += 1;
                 }
             }
@@ -1339,13 +1349,6 @@ fn schedule(
                 sys.stats.violations += 1;
                 if let Some(dom) = sys.domains.get_mut(d) {
                     dom.faulted = true;
-                }
-            }
-            if sys.uart == Some(d) {
-                // Reads it answered before it stopped get their answers;
-                // only the rest read 0xFF.
-                if let Some(io) = IOREQ.lock().as_mut() {
-                    deliver_uart_answers(sys, io);
                 }
             }
             sys.stop_domain(hw, d);

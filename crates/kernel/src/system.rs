@@ -50,6 +50,14 @@ pub trait Machine {
     fn allocate_domain(&mut self, vpid: u16) -> Option<DomainHw>;
     /// Opens ports `first..=last` in a domain's I/O bitmaps.
     fn open_ports(&mut self, hw: &DomainHw, first: u16, last: u16);
+    /// Hands every answer the UART service left on the ioreq response ring
+    /// to `answer` (guest's table slot, read's sequence number, value),
+    /// which reports whether it matched a waiting read; returns how many
+    /// did not. A machine without the ring has none.
+    fn uart_answers(&mut self, answer: &mut dyn FnMut(u8, u32, u8) -> bool) -> u32 {
+        let _ = answer;
+        0
+    }
 }
 
 /// The hardware resources of a domain, owned by the core's VMX code.
@@ -917,8 +925,10 @@ impl System {
             self.sync(peer);
         }
         if self.uart == Some(d) {
-            // Reads forwarded to the service will never be answered: they
-            // read 0xFF (no device), and the guests go on.
+            // Reads it answered before it stopped get their answers; the
+            // rest will never be answered: they read 0xFF (no device), and
+            // the guests go on.
+            m.uart_answers(&mut |guest, seq, value| self.uart_answer(guest, seq, value));
             let mut woken = false;
             for (_, x) in self.domains.iter_mut() {
                 if x.io_wait.take().is_some() {
@@ -1356,26 +1366,26 @@ impl System {
         a: [u64; 4],
         now: u64,
     ) -> Outcome {
-        let result = match call {
+        if matches!(call, Call::ChannelNotify | Call::ChannelWait) {
             // The two calls of every channel round trip skip the big match.
-            Call::ChannelNotify | Call::ChannelWait => {
-                return self.channel_call(caller, call, a[0], a[1], now);
-            }
-            _ => self.dispatch(m, caller, call, a, now),
-        };
-        let outcome = match result {
-            Ok(o) => o,
-            Err(s) => Outcome::Return(s, None),
-        };
-        if let Outcome::Return(s, _) = outcome {
-            if s != Status::Ok {
-                self.stats.refused += 1;
-                if let Some(d) = self.domains.get_mut(caller) {
-                    d.refused += 1;
-                }
-            }
+            return self.channel_call(caller, call, a[0], a[1], now);
         }
-        outcome
+        match self.dispatch(m, caller, call, a, now) {
+            Err(s) => self.refusal(caller, s, None),
+            Ok(Outcome::Return(s, v)) if s != Status::Ok => self.refusal(caller, s, v),
+            Ok(o) => o,
+        }
+    }
+
+    /// Counts a refused call of `caller` (in the summary and the domain's
+    /// own count) and answers it with `status`.
+    #[cold]
+    fn refusal(&mut self, caller: ObjectRef, status: Status, value: Option<u64>) -> Outcome {
+        self.stats.refused += 1;
+        if let Some(d) = self.domains.get_mut(caller) {
+            d.refused += 1;
+        }
+        Outcome::Return(status, value)
     }
 
     /// `CHANNEL_NOTIFY` (RDI = `slot`) or `CHANNEL_WAIT` (RDI = `slot`, RSI
@@ -1400,13 +1410,7 @@ impl System {
         };
         match result {
             Ok(o) => o,
-            Err(s) => {
-                self.stats.refused += 1;
-                if let Some(d) = self.domains.get_mut(caller) {
-                    d.refused += 1;
-                }
-                Outcome::Return(s, None)
-            }
+            Err(s) => self.refusal(caller, s, None),
         }
     }
 

@@ -37,8 +37,8 @@
 //! frame out, then stores the consumer index with `Release`; the producer
 //! loads that with `Acquire` before reusing the space. Data is accessed
 //! as `Relaxed` atomics (bytes, and 64-bit words inside long runs) so a
-//! misbehaving peer cannot cause a data race on our side. Under `--cfg loom` the atomics come from `loom`
-//! (see `tests/loom.rs`).
+//! misbehaving peer cannot cause a data race on our side. Under `--cfg
+//! loom` the atomics come from `loom` (see `tests/loom.rs`).
 //!
 //! Each half keeps its own index privately and only publishes it; it never
 //! reads its own index back from shared memory.

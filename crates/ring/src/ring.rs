@@ -533,7 +533,7 @@ impl<'a> Consumer<'a> {
         let head = self.head.get().wrapping_add(LEN_PREFIX + len);
         self.head.set(head);
         if !self.deferred.get() {
-            self.shared.consumer.store(head, Ordering::Release);
+            self.release();
         }
         self.local.stat(|s| {
             s.frames += 1;

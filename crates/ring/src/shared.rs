@@ -181,6 +181,8 @@ impl<'a> Shared<'a> {
     #[inline]
     fn from(&self, idx: u32) -> impl Iterator<Item = &'a AtomicU8> {
         let start = (idx & (self.size.wrapping_sub(1))) as usize;
+        // `start < size == data.len()` (and `data` is empty only when
+        // `size == 0`, where `start == 0`), so this split never panics.
         let (a, b) = self.data.split_at(start.min(self.data.len()));
         b.iter().chain(a.iter())
     }
@@ -198,8 +200,7 @@ impl<'a> Shared<'a> {
     #[inline]
     fn runs(&self, idx: u32, len: usize) -> (&'a [AtomicU8], &'a [AtomicU8]) {
         let start = (idx & (self.size.wrapping_sub(1))) as usize;
-        // `start < size == data.len()` (and `data` is empty only when
-        // `size == 0`, where `start == 0`), so these never panic.
+        // As in `from`: never panics.
         let (a, b) = self.data.split_at(start.min(self.data.len()));
         let first = len.min(b.len());
         let second = (len - first).min(a.len());

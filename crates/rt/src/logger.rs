@@ -39,8 +39,8 @@ struct State {
     len: usize,
     /// The frame being written outgrew [`LOG_FRAME_MAX`].
     too_long: bool,
-    /// Frames dropped (too long, or no room even after a flush), reported
-    /// as a text line at the next flush.
+    /// Frames dropped (too long, or no room even in a fresh ring),
+    /// reported as a text line by the flush that follows.
     dropped: u32,
 }
 

@@ -20,7 +20,6 @@ mod setup;
 mod uart;
 
 pub use exit::{complete_hypercall, complete_in, handle_exit, Action, ExitStats, StopReason};
-pub use logring::TOKEN as LOG_FRAME_TOKEN;
 pub use setup::{setup_vmcs, Controls, GuestSetup, HostState, SetupError};
 pub use uart::{LineBuffer, RecentLog};
 pub use vmx::GuestRegisters;
@@ -315,6 +314,15 @@ pub(crate) mod testing {
         pub fast_calls: Vec<(hypercall_abi::Call, u64)>,
     }
 
+    impl FakePlatform {
+        /// The bytes `gpa..gpa + len` of the memory, if inside it.
+        fn span(&self, gpa: u64, len: usize) -> Option<std::ops::Range<usize>> {
+            let start = usize::try_from(gpa).ok()?;
+            let end = start.checked_add(len)?;
+            (end <= self.memory.len()).then_some(start..end)
+        }
+    }
+
     impl Platform for FakePlatform {
         const FAST_CALLS: u64 = 1 << hypercall_abi::Call::CapInspect as u64;
 
@@ -345,34 +353,18 @@ pub(crate) mod testing {
             }
         }
         fn read_guest(&mut self, gpa: u64, buf: &mut [u8]) -> bool {
-            let Ok(start) = usize::try_from(gpa) else {
+            let Some(at) = self.span(gpa, buf.len()) else {
                 return false;
             };
-            let Some(end) = start.checked_add(buf.len()) else {
-                return false;
-            };
-            match self.memory.get(start..end) {
-                Some(src) => {
-                    buf.copy_from_slice(src);
-                    true
-                }
-                None => false,
-            }
+            buf.copy_from_slice(&self.memory[at]);
+            true
         }
         fn write_guest(&mut self, gpa: u64, bytes: &[u8]) -> bool {
-            let Ok(start) = usize::try_from(gpa) else {
+            let Some(at) = self.span(gpa, bytes.len()) else {
                 return false;
             };
-            let Some(end) = start.checked_add(bytes.len()) else {
-                return false;
-            };
-            match self.memory.get_mut(start..end) {
-                Some(dst) => {
-                    dst.copy_from_slice(bytes);
-                    true
-                }
-                None => false,
-            }
+            self.memory[at].copy_from_slice(bytes);
+            true
         }
         fn guest_line(&mut self, guest: &str, source: LineSource, text: &str) {
             self.lines.push((guest.into(), source, text.into()));

@@ -9,7 +9,7 @@
 //! ring's address, so that frames still waiting when the domain stops are
 //! printed too ([`drain_on_stop`]).
 
-use hypercall_abi::{Status, LOG_FRAME_MAX, LOG_RING_BYTES};
+use hypercall_abi::{Status, LOG_FRAME_MAX, LOG_FRAME_TOKEN as TOKEN, LOG_RING_BYTES};
 use shm_ring::{Ring, RingError, OFF_CONSUMER};
 
 use crate::{LineSource, Platform, Vcpu};
@@ -19,9 +19,6 @@ const RING: usize = LOG_RING_BYTES as usize;
 /// A copy of the domain's ring page, aligned as the ring code requires.
 #[repr(C, align(64))]
 struct Page([u8; RING]);
-
-/// The token that starts a frame's console line.
-pub const TOKEN: &str = "defmt:";
 
 /// Longest console line a frame becomes: the token, a 16-byte name, `:`,
 /// two hex digits per byte.

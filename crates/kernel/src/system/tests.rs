@@ -39,6 +39,8 @@ struct FakeMachine {
     released_domains: usize,
     pool_exhausted: bool,
     opened: Vec<(u16, u16)>,
+    /// Answers waiting on the fake ioreq response ring: (guest, seq, value).
+    uart_answers: Vec<(u8, u32, u8)>,
 }
 
 impl Machine for FakeMachine {
@@ -57,6 +59,13 @@ impl Machine for FakeMachine {
     }
     fn release_domain(&mut self, _hw: &DomainHw) {
         self.released_domains += 1;
+    }
+    fn uart_answers(&mut self, answer: &mut dyn FnMut(u8, u32, u8) -> bool) -> u32 {
+        let answers = std::mem::take(&mut self.uart_answers);
+        answers
+            .into_iter()
+            .filter(|&(g, s, v)| !answer(g, s, v))
+            .count() as u32
     }
     fn allocate_domain(&mut self, vpid: u16) -> Option<DomainHw> {
         if self.pool_exhausted {
@@ -1262,6 +1271,23 @@ fn reads_waiting_on_a_stopped_uart_service_read_0xff() {
     let a = w.sys.domains.get(w.a).unwrap();
     assert_eq!(a.state, RunState::Runnable);
     assert_eq!((a.io_wait, a.pending_in), (None, Some(0xff)));
+    assert!(w.sys.runnable_in_step());
+}
+
+#[test]
+fn reads_the_stopped_uart_service_had_answered_get_their_answers() {
+    let mut w = world();
+    w.sys.uart = Some(w.b);
+    w.sys.uart_wait_for(w.a, 7);
+    // The service answered read 7 with 0x41 (and something stale) before
+    // it stopped.
+    w.m.uart_answers = vec![(w.a.index as u8, 7, 0x41), (w.a.index as u8, 99, 0)];
+    let b = w.b;
+    w.sys.stop_domain(&mut w.m, b);
+    let a = w.sys.domains.get(w.a).unwrap();
+    assert_eq!(a.state, RunState::Runnable);
+    assert_eq!((a.io_wait, a.pending_in), (None, Some(0x41)));
+    assert!(w.m.uart_answers.is_empty());
     assert!(w.sys.runnable_in_step());
 }
 

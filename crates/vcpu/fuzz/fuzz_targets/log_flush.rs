@@ -4,7 +4,7 @@
 //! consumer index, and never print a line longer than its bound.
 #![no_main]
 
-use hypercall_abi::{Call, LOG_FRAME_MAX, LOG_RING_BYTES};
+use hypercall_abi::{Call, LOG_FRAME_MAX, LOG_FRAME_TOKEN, LOG_RING_BYTES};
 use libfuzzer_sys::fuzz_target;
 use vcpu::{handle_exit, LineSource, Platform, Vcpu, Vmcs};
 use vmx::exit::ExitReason;
@@ -23,32 +23,33 @@ impl Platform for Memory {
         [0; 4]
     }
     fn read_guest(&mut self, gpa: u64, buf: &mut [u8]) -> bool {
-        let Some(src) = usize::try_from(gpa)
-            .ok()
-            .and_then(|s| self.bytes.get(s..s.checked_add(buf.len())?))
-        else {
+        let Some(at) = span(gpa, buf.len(), self.bytes.len()) else {
             return false;
         };
-        buf.copy_from_slice(src);
+        buf.copy_from_slice(&self.bytes[at]);
         true
     }
     fn write_guest(&mut self, gpa: u64, bytes: &[u8]) -> bool {
         // Only the ring's consumer index.
         assert_eq!(bytes.len(), 4, "the core writes the consumer index only");
         assert_eq!(gpa as usize % PAGE, shm_ring::OFF_CONSUMER);
-        let Some(dst) = usize::try_from(gpa)
-            .ok()
-            .and_then(|s| self.bytes.get_mut(s..s.checked_add(bytes.len())?))
-        else {
+        let Some(at) = span(gpa, bytes.len(), self.bytes.len()) else {
             return false;
         };
-        dst.copy_from_slice(bytes);
+        self.bytes[at].copy_from_slice(bytes);
         true
     }
     fn guest_line(&mut self, _: &str, _: LineSource, text: &str) {
         self.lines += 1;
         self.longest = self.longest.max(text.len());
     }
+}
+
+/// The bytes `gpa..gpa + len` of a memory of `size` bytes, if inside it.
+fn span(gpa: u64, len: usize, size: usize) -> Option<std::ops::Range<usize>> {
+    let start = usize::try_from(gpa).ok()?;
+    let end = start.checked_add(len)?;
+    (end <= size).then_some(start..end)
 }
 
 #[derive(Default)]
@@ -88,5 +89,5 @@ fuzz_target!(|data: &[u8]| {
         let _ = handle_exit(&mut vcpu, &mut exit, &mut memory);
     }
     assert!(memory.lines <= 2 * PAGE / 4);
-    assert!(memory.longest <= "defmt:".len() + 16 + 1 + 2 * LOG_FRAME_MAX);
+    assert!(memory.longest <= LOG_FRAME_TOKEN.len() + 16 + 1 + 2 * LOG_FRAME_MAX);
 });
