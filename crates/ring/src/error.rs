@@ -71,8 +71,9 @@ pub enum Corruption {
         /// Value found.
         found: u32,
     },
-    /// The producer index moved backwards, or more than the data size ahead
-    /// of the consumer index.
+    /// The producer index moved backwards, more than the data size ahead
+    /// of the consumer index, or is not a multiple of
+    /// [`FRAME_ALIGN`](crate::FRAME_ALIGN).
     ProducerIndex {
         /// This side's consumer index.
         consumer: u32,
@@ -81,7 +82,8 @@ pub enum Corruption {
         /// Producer index read now.
         found: u32,
     },
-    /// The consumer index moved backwards, or past the producer index.
+    /// The consumer index moved backwards, past the producer index, or is
+    /// not a multiple of [`FRAME_ALIGN`](crate::FRAME_ALIGN).
     ConsumerIndex {
         /// This side's producer index.
         producer: u32,
@@ -89,11 +91,6 @@ pub enum Corruption {
         last: u32,
         /// Consumer index read now.
         found: u32,
-    },
-    /// Fewer than 4 bytes were published: not even a length prefix.
-    TornFrame {
-        /// Bytes published.
-        available: u32,
     },
     /// A length prefix points past what was published.
     BadLength {

@@ -22,13 +22,15 @@
 //! | 128               | 4      | consumer index (own 64-byte line)             |
 //! | 192 ([`HEADER_LEN`]) | `N` | data area                                     |
 //!
-//! Indices are free-running wrapping `u32` byte counters; a byte at index
-//! `i` lives at `HEADER_LEN + i % N`. A frame is a little-endian `u32`
-//! payload length followed by the payload; frames are packed back to back
-//! and wrap around the end of the data area (both the prefix and the
-//! payload may be split; they are copied in two pieces; there is no
-//! padding marker). `producer - consumer` is the number of published,
-//! unread bytes and is always `<= N`.
+//! Indices are free-running wrapping `u32` byte counters, always multiples
+//! of [`FRAME_ALIGN`] (8); a byte at index `i` lives at `HEADER_LEN + i %
+//! N`. A frame is a little-endian `u32` payload length followed by the
+//! payload, padded with zero bytes to a multiple of 8 ([`frame_size`]), so
+//! the length and the first 4 payload bytes share one 64-bit word and every
+//! frame is copied in whole aligned words. Frames are packed back to back
+//! and wrap around the end of the data area only between words (`N` is a
+//! multiple of 8; there is no padding marker). `producer - consumer` is the
+//! number of published, unread bytes and is always `<= N`.
 //!
 //! # Ordering
 //!
@@ -36,8 +38,9 @@
 //! index with `Release`; the consumer loads it with `Acquire`, copies the
 //! frame out, then stores the consumer index with `Release`; the producer
 //! loads that with `Acquire` before reusing the space. Data is accessed
-//! as `Relaxed` atomics (bytes, and 64-bit words inside long runs) so a
-//! misbehaving peer cannot cause a data race on our side. Under `--cfg
+//! as `Relaxed` atomics (64-bit words; bytes only where a large message
+//! is encoded straight into the ring) so a misbehaving peer cannot cause a
+//! data race on our side. Under `--cfg
 //! loom` the atomics come from `loom` (see `tests/loom.rs`).
 //!
 //! Each half keeps its own index privately and only publishes it; it never
@@ -62,7 +65,7 @@ pub use ring::{Consumer, Envelope, Producer, Ring};
 /// Magic word at offset 0: `"BkRg"` read as a little-endian `u32`.
 pub const MAGIC: u32 = u32::from_le_bytes(*b"BkRg");
 /// Layout version at offset 4; bumped on any change to this layout.
-pub const LAYOUT_VERSION: u32 = 1;
+pub const LAYOUT_VERSION: u32 = 2;
 /// Offset of the magic word.
 pub const OFF_MAGIC: usize = 0;
 /// Offset of the layout version.
@@ -75,15 +78,26 @@ pub const OFF_PRODUCER: usize = 64;
 pub const OFF_CONSUMER: usize = 128;
 /// Size of the header; the data area starts here.
 pub const HEADER_LEN: usize = 192;
-/// Required alignment of the memory (that of `AtomicU32`; domains hand in
-/// page-aligned memory, which also keeps the indices on their own lines).
-pub const ALIGN: usize = 4;
+/// Required alignment of the memory (that of `AtomicU64`, the unit frames
+/// are copied in; domains hand in page-aligned memory, which also keeps
+/// the indices on their own lines).
+pub const ALIGN: usize = 8;
 /// Smallest data area.
 pub const MIN_DATA_SIZE: u32 = 16;
 /// Largest data area (indices must be able to tell full from empty).
 pub const MAX_DATA_SIZE: u32 = 1 << 31;
 /// Bytes of the length prefix in front of every frame.
 pub const LEN_PREFIX: u32 = 4;
+/// Every frame starts at an index that is a multiple of this, and takes
+/// a multiple of this many bytes.
+pub const FRAME_ALIGN: u32 = 8;
+
+/// Bytes a frame with `len` payload bytes takes in the data area: the
+/// prefix and the payload rounded up to [`FRAME_ALIGN`]. `len` must be at
+/// most [`MAX_DATA_SIZE`] − [`LEN_PREFIX`] (larger never fits a ring).
+pub const fn frame_size(len: u32) -> u32 {
+    (len + LEN_PREFIX + (FRAME_ALIGN - 1)) & !(FRAME_ALIGN - 1)
+}
 
 /// Memory for one ring whose words and bytes are loom atomics (loom cannot
 /// overlay its atomics on raw memory). Model checking only.

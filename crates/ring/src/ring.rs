@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Corruption, RingError, Stats};
 use crate::shared::Shared;
 use crate::sync::Ordering;
-use crate::LEN_PREFIX;
+use crate::{frame_size, FRAME_ALIGN, LEN_PREFIX};
 
 /// One ring over shared memory, before it is split into its
 /// [`Producer`] and [`Consumer`] halves.
@@ -171,11 +171,20 @@ impl Local {
         RingError::Corrupt { what }
     }
 
-    /// Refuses to run when faulted, and checks the constant header words.
-    fn check(&self, shared: &Shared<'_>) -> Result<(), RingError> {
-        if let Some(what) = self.fault.get() {
-            return Err(RingError::Corrupt { what });
+    /// Refuses to run when faulted.
+    #[inline]
+    fn check(&self) -> Result<(), RingError> {
+        match self.fault.get() {
+            Some(what) => Err(RingError::Corrupt { what }),
+            None => Ok(()),
         }
+    }
+
+    /// Checks the constant header words (with every read of the peer's
+    /// index: our copy of the size is what we use, so a peer that rewrites
+    /// them harms nobody but is caught soon).
+    #[inline]
+    fn check_constants(&self, shared: &Shared<'_>) -> Result<(), RingError> {
         shared.check_constants().map_err(|w| self.fail(w))
     }
 }
@@ -218,12 +227,14 @@ impl<'a> Producer<'a> {
     }
 
     /// Reads the consumer index (Acquire: the consumer's reads of the
-    /// space it hands back happened before) and validates it: it may only
-    /// move forward, and never past our producer index.
+    /// space it hands back happened before) and validates it: a multiple
+    /// of [`FRAME_ALIGN`] that may only move forward, and never past our
+    /// producer index.
     fn refresh(&self) -> Result<u32, RingError> {
+        self.local.check_constants(&self.shared)?;
         let found = self.shared.consumer.load(Ordering::Acquire);
         let (last, tail) = (self.head.get(), self.tail.get());
-        if found.wrapping_sub(last) > tail.wrapping_sub(last) {
+        if found.wrapping_sub(last) > tail.wrapping_sub(last) || found % FRAME_ALIGN != 0 {
             return Err(self.local.fail(Corruption::ConsumerIndex {
                 producer: tail,
                 last,
@@ -234,14 +245,16 @@ impl<'a> Producer<'a> {
         Ok(self.cached_free())
     }
 
-    /// Free bytes in the data area now (a frame needs 4 + payload).
+    /// Free bytes in the data area now (a frame needs
+    /// [`frame_size`](crate::frame_size) of its payload).
     pub fn free_space(&self) -> Result<u32, RingError> {
-        self.local.check(&self.shared)?;
+        self.local.check()?;
         self.refresh()
     }
 
     /// Free bytes, refreshing the consumer index only if the cached value
     /// is short of `need`.
+    #[inline]
     fn space_for(&self, need: u32) -> Result<u32, RingError> {
         let free = self.cached_free();
         if free >= need {
@@ -251,12 +264,11 @@ impl<'a> Producer<'a> {
         }
     }
 
-    /// Writes the length prefix and publishes the frame (Release: the
-    /// payload stores happen before the index store).
+    /// Publishes the frame of `len` payload bytes written at our index
+    /// (Release: the frame's stores happen before the index store).
+    #[inline]
     fn publish(&self, len: u32) {
-        let tail = self.tail.get();
-        self.shared.write_u32(tail, len);
-        let tail = tail.wrapping_add(LEN_PREFIX + len);
+        let tail = self.tail.get().wrapping_add(frame_size(len));
         self.tail.set(tail);
         self.shared.producer.store(tail, Ordering::Release);
         self.local.stat(|s| {
@@ -272,6 +284,7 @@ impl<'a> Producer<'a> {
 
     /// Pushes raw payload bytes as one frame. Errors: [`RingError::Full`]
     /// (nothing written), [`RingError::TooLarge`], [`RingError::Corrupt`].
+    #[inline]
     pub fn push_bytes(&self, bytes: &[u8]) -> Result<(), RingError> {
         let max = self.max_message();
         if bytes.len() > max {
@@ -280,13 +293,12 @@ impl<'a> Producer<'a> {
                 max,
             });
         }
-        self.local.check(&self.shared)?;
+        self.local.check()?;
         let len = bytes.len() as u32; // <= max < 2^31
-        if self.space_for(LEN_PREFIX + len)? < LEN_PREFIX + len {
+        if self.space_for(frame_size(len))? < frame_size(len) {
             return Err(self.full());
         }
-        self.shared
-            .write(self.tail.get().wrapping_add(LEN_PREFIX), bytes);
+        self.shared.write_frame(self.tail.get(), bytes);
         self.publish(len);
         Ok(())
     }
@@ -305,7 +317,7 @@ impl<'a> Producer<'a> {
             let n = bytes.len();
             return self.push_bytes(&small[..n]);
         }
-        self.local.check(&self.shared)?;
+        self.local.check()?;
         let mut free = self.cached_free();
         let mut refreshed = false;
         loop {
@@ -317,6 +329,14 @@ impl<'a> Producer<'a> {
             };
             match postcard::serialize_with_flavor(msg, writer) {
                 Ok(len) if free >= LEN_PREFIX => {
+                    // The payload is in place (`len <= free - 4`, and
+                    // `free` is a multiple of 8, so the padded frame fits
+                    // too): add the prefix and the zero padding.
+                    let tail = self.tail.get();
+                    self.shared.write(tail, &len.to_le_bytes());
+                    let pad = (frame_size(len) - LEN_PREFIX - len) as usize;
+                    self.shared
+                        .write(tail.wrapping_add(LEN_PREFIX + len), &[0; 8][..pad]);
                     self.publish(len);
                     return Ok(());
                 }
@@ -444,7 +464,7 @@ impl<'a> Consumer<'a> {
     /// position saved before the ring was reset, say). Errors:
     /// [`RingError::Corrupt`].
     pub fn skip_to(&self, position: u32) -> Result<Option<u32>, RingError> {
-        self.local.check(&self.shared)?;
+        self.local.check()?;
         let head = self.head.get();
         let wanted = position.wrapping_sub(head);
         if wanted > self.tail.get().wrapping_sub(head) {
@@ -453,18 +473,19 @@ impl<'a> Consumer<'a> {
         if wanted > self.tail.get().wrapping_sub(head) {
             return Ok(None);
         }
-        // Walk the frames' length prefixes without consuming anything.
+        if position % FRAME_ALIGN != 0 {
+            return Ok(None);
+        }
+        // Walk the frames' length prefixes without consuming anything
+        // (`left` is a nonzero multiple of 8, so a prefix is there).
         let (mut at, mut frames, mut bytes) = (head, 0u32, 0u64);
         while at != position {
             let left = position.wrapping_sub(at);
-            if left < LEN_PREFIX {
-                return Ok(None);
-            }
-            let len = self.shared.read_u32(at);
+            let len = self.shared.load_word(at) as u32;
             if len > left - LEN_PREFIX {
                 return Ok(None);
             }
-            at = at.wrapping_add(LEN_PREFIX + len);
+            at = at.wrapping_add(frame_size(len));
             frames += 1;
             bytes += u64::from(len);
         }
@@ -485,13 +506,15 @@ impl<'a> Consumer<'a> {
     }
 
     /// Reads the producer index (Acquire: the payload stores before the
-    /// producer's Release are visible) and validates it: it may only move
-    /// forward, and at most `size` bytes ahead of our consumer index.
+    /// producer's Release are visible) and validates it: a multiple of
+    /// [`FRAME_ALIGN`] that may only move forward, and at most `size`
+    /// bytes ahead of our consumer index.
     fn refresh(&self) -> Result<u32, RingError> {
+        self.local.check_constants(&self.shared)?;
         let found = self.shared.producer.load(Ordering::Acquire);
         let (head, last) = (self.head.get(), self.tail.get());
         let avail = found.wrapping_sub(head);
-        if avail > self.shared.size || avail < last.wrapping_sub(head) {
+        if avail > self.shared.size || avail < last.wrapping_sub(head) || found % FRAME_ALIGN != 0 {
             return Err(self.local.fail(Corruption::ProducerIndex {
                 consumer: head,
                 last,
@@ -502,10 +525,12 @@ impl<'a> Consumer<'a> {
         Ok(avail)
     }
 
-    /// Length of the next frame's payload, `None` when nothing is
-    /// published. Validates the prefix against what was published.
-    fn next_frame(&self) -> Result<Option<u32>, RingError> {
-        self.local.check(&self.shared)?;
+    /// Length of the next frame's payload and the frame's first word,
+    /// `None` when nothing is published. Validates the prefix against what
+    /// was published.
+    #[inline]
+    fn next_frame(&self) -> Result<Option<(u32, u64)>, RingError> {
+        self.local.check()?;
         let head = self.head.get();
         let mut avail = self.tail.get().wrapping_sub(head);
         if avail == 0 {
@@ -514,23 +539,24 @@ impl<'a> Consumer<'a> {
                 return Ok(None);
             }
         }
-        if avail < LEN_PREFIX {
-            return Err(self.local.fail(Corruption::TornFrame { available: avail }));
-        }
-        let len = self.shared.read_u32(head);
+        // Both indices are multiples of 8, so `avail >= 8` here: the
+        // prefix is published.
+        let word = self.shared.load_word(head);
+        let len = word as u32;
         if len > avail - LEN_PREFIX {
             return Err(self.local.fail(Corruption::BadLength {
                 len,
                 available: avail - LEN_PREFIX,
             }));
         }
-        Ok(Some(len))
+        Ok(Some((len, word)))
     }
 
     /// Releases the frame of `len` payload bytes at the head (Release: our
     /// reads of it happen before the producer may reuse the space).
+    #[inline]
     fn consume(&self, len: u32) {
-        let head = self.head.get().wrapping_add(LEN_PREFIX + len);
+        let head = self.head.get().wrapping_add(frame_size(len));
         self.head.set(head);
         if !self.deferred.get() {
             self.release();
@@ -544,16 +570,16 @@ impl<'a> Consumer<'a> {
     /// Copies the next frame's payload into `out` and consumes it.
     /// `Ok(None)`: nothing published. Errors: [`RingError::BufferTooSmall`]
     /// (the frame stays), [`RingError::Corrupt`].
+    #[inline]
     pub fn pop_bytes(&self, out: &mut [u8]) -> Result<Option<usize>, RingError> {
-        let Some(len) = self.next_frame()? else {
+        let Some((len, word)) = self.next_frame()? else {
             return Ok(None);
         };
         let n = len as usize;
         let Some(dst) = out.get_mut(..n) else {
             return Err(RingError::BufferTooSmall { needed: n });
         };
-        self.shared
-            .read(self.head.get().wrapping_add(LEN_PREFIX), dst);
+        self.shared.read_frame(self.head.get(), word, dst);
         self.consume(len);
         Ok(Some(n))
     }
@@ -562,7 +588,7 @@ impl<'a> Consumer<'a> {
     /// published. The way out of [`RingError::BufferTooSmall`].
     pub fn skip(&self) -> Result<bool, RingError> {
         match self.next_frame()? {
-            Some(len) => {
+            Some((len, _)) => {
                 self.consume(len);
                 Ok(true)
             }
@@ -642,7 +668,7 @@ impl<'a> Consumer<'a> {
 
     /// Whether no frame is published (reads the producer index).
     pub fn is_empty(&self) -> Result<bool, RingError> {
-        self.local.check(&self.shared)?;
+        self.local.check()?;
         if self.tail.get() != self.head.get() {
             return Ok(false);
         }

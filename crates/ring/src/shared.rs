@@ -16,7 +16,7 @@ use crate::{
     ALIGN, HEADER_LEN, MAX_DATA_SIZE, MIN_DATA_SIZE, OFF_CONSUMER, OFF_MAGIC, OFF_PRODUCER,
     OFF_SIZE, OFF_VERSION,
 };
-use crate::{LAYOUT_VERSION, MAGIC};
+use crate::{FRAME_ALIGN, LAYOUT_VERSION, LEN_PREFIX, MAGIC};
 #[cfg(not(loom))]
 use core::sync::atomic::AtomicU64;
 
@@ -152,8 +152,8 @@ impl<'a> Shared<'a> {
         Ok(())
     }
 
-    /// Full header check (attach, resync): magic, layout version, size and
-    /// `producer - consumer <= size`. Returns `(producer, consumer)`.
+    /// Full header check (attach, resync): magic, layout version, size,
+    /// both indices multiples of 8 and `producer - consumer <= size`. Returns `(producer, consumer)`.
     pub(crate) fn check_header(&self) -> Result<(u32, u32), Corruption> {
         let found = self.magic.load(Ordering::Acquire);
         if found != MAGIC {
@@ -166,7 +166,10 @@ impl<'a> Shared<'a> {
         self.check_constants()?;
         let consumer = self.consumer.load(Ordering::Acquire);
         let producer = self.producer.load(Ordering::Acquire);
-        if producer.wrapping_sub(consumer) > self.size {
+        if producer.wrapping_sub(consumer) > self.size
+            || producer % FRAME_ALIGN != 0
+            || consumer % FRAME_ALIGN != 0
+        {
             return Err(Corruption::ProducerIndex {
                 consumer,
                 last: consumer,
@@ -240,52 +243,131 @@ impl<'a> Shared<'a> {
         }
     }
 
-    /// Copies from the data area starting at index `idx` into `out`,
-    /// wrapping at the end. Reads at most `size` bytes.
+    /// The data word holding index `idx` (rounded down to a multiple of 8).
+    #[cfg(not(loom))]
     #[inline]
-    pub(crate) fn read(&self, idx: u32, out: &mut [u8]) {
-        if out.len() < SMALL {
-            match self.unwrapped(idx, out.len()) {
-                Some(cells) => {
-                    for (cell, b) in cells.iter().zip(out) {
-                        *b = cell.load(Ordering::Relaxed);
-                    }
-                }
-                None => {
-                    for (cell, b) in self.from(idx).zip(out) {
-                        *b = cell.load(Ordering::Relaxed);
-                    }
-                }
+    fn word(&self, idx: u32) -> &'a AtomicU64 {
+        let pos = (idx & self.size.wrapping_sub(1) & !7) as usize;
+        // SAFETY: `size` is a power of two >= 16 and `data` holds exactly
+        // `size` cells (or none when `size == 0`, the header-only view that
+        // never reaches here), so `pos + 8 <= size`; the data area starts
+        // at `HEADER_LEN` (a multiple of 8) from memory aligned to `ALIGN`
+        // (8), so the word is aligned.
+        unsafe { word64(self.data.get_unchecked(pos..pos + 8)) }
+    }
+
+    /// Stores the little-endian word `value` at index `idx` (a multiple
+    /// of 8; the low bits are ignored).
+    #[inline]
+    pub(crate) fn store_word(&self, idx: u32, value: u64) {
+        #[cfg(not(loom))]
+        self.word(idx).store(value.to_le(), Ordering::Relaxed);
+        #[cfg(loom)]
+        for (cell, b) in self.from(idx & !7).zip(value.to_le_bytes()) {
+            cell.store(b, Ordering::Relaxed);
+        }
+    }
+
+    /// Loads the little-endian word at index `idx` (a multiple of 8; the
+    /// low bits are ignored).
+    #[inline]
+    pub(crate) fn load_word(&self, idx: u32) -> u64 {
+        #[cfg(not(loom))]
+        return u64::from_le(self.word(idx).load(Ordering::Relaxed));
+        #[cfg(loom)]
+        {
+            let mut b = [0u8; 8];
+            for (cell, b) in self.from(idx & !7).zip(&mut b) {
+                *b = cell.load(Ordering::Relaxed);
             }
+            u64::from_le_bytes(b)
+        }
+    }
+
+    /// Writes one whole frame at index `idx` (a multiple of 8): the length
+    /// of `bytes` as the prefix, `bytes`, zero padding to a multiple of 8,
+    /// all in word stores. The caller checked that
+    /// [`frame_size`](crate::frame_size)`(bytes.len())` bytes are free.
+    #[inline]
+    pub(crate) fn write_frame(&self, idx: u32, bytes: &[u8]) {
+        let words = (bytes.len() + LEN_PREFIX as usize).div_ceil(8);
+        let mut at = idx;
+        for i in 0..words {
+            self.store_word(at, frame_word(bytes, i));
+            at = at.wrapping_add(8);
+        }
+    }
+
+    /// Copies the payload of the frame at index `idx` (a multiple of 8),
+    /// whose first word `first_word` was already loaded, into `out` (the
+    /// payload's length, validated by the caller), in word loads.
+    #[inline]
+    pub(crate) fn read_frame(&self, idx: u32, first_word: u64, out: &mut [u8]) {
+        let len = out.len();
+        let head = (first_word >> 32).to_le_bytes();
+        if len >= 4 {
+            out[..4].copy_from_slice(&head[..4]);
         } else {
-            self.read_long(idx, out);
+            for (o, b) in out.iter_mut().zip(head) {
+                *o = b;
+            }
+            return;
+        }
+        // Payload bytes `8 * i - 4 ..` are in word `i` of the frame.
+        let mut o = 4;
+        let mut at = idx.wrapping_add(8);
+        while o + 8 <= len {
+            let w = self.load_word(at).to_le_bytes();
+            out[o..o + 8].copy_from_slice(&w);
+            o += 8;
+            at = at.wrapping_add(8);
+        }
+        if o < len {
+            let w = self.load_word(at).to_le_bytes();
+            for (o, b) in out[o..].iter_mut().zip(w) {
+                *o = b;
+            }
         }
     }
+}
 
-    /// [`Shared::read`] of a long run: in words where it can.
-    #[inline(never)]
-    fn read_long(&self, idx: u32, out: &mut [u8]) {
-        let (one, two) = self.runs(idx, out.len());
-        let (o1, o2) = out.split_at_mut(one.len());
-        load_run(one, o1);
-        if !two.is_empty() {
-            load_run(two, o2);
+/// Word `i` of the frame carrying `bytes`: the prefix and the first four
+/// bytes for `i == 0`, then eight payload bytes each, the last one padded
+/// with zeros. Fixed-size copies only (no call to `memcpy` for a few bytes).
+#[inline]
+fn frame_word(bytes: &[u8], i: usize) -> u64 {
+    let len = bytes.len();
+    if i == 0 {
+        let mut head = [0u8; 4];
+        if len >= 4 {
+            head.copy_from_slice(&bytes[..4]);
+        } else {
+            for (h, b) in head.iter_mut().zip(bytes) {
+                *h = *b;
+            }
         }
+        return u64::from(len as u32) | u64::from(u32::from_le_bytes(head)) << 32;
     }
-
-    /// Little-endian u32 at index `idx` (wrapping).
-    #[inline]
-    pub(crate) fn read_u32(&self, idx: u32) -> u32 {
-        let mut b = [0u8; 4];
-        self.read(idx, &mut b);
-        u32::from_le_bytes(b)
+    let o = 8 * i - 4;
+    if let Some(w) = bytes.get(o..o + 8) {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(w);
+        return u64::from_le_bytes(b);
     }
-
-    /// Stores `value` little-endian at index `idx` (wrapping), the mirror of
-    /// [`Shared::read_u32`].
-    #[inline]
-    pub(crate) fn write_u32(&self, idx: u32, value: u32) {
-        self.write(idx, &value.to_le_bytes());
+    // The last, partial word: `1..8` bytes from `o`.
+    let left = len.saturating_sub(o);
+    if len >= 8 {
+        // The payload's last eight bytes, shifted down past those that
+        // belong to the word before.
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&bytes[len - 8..]);
+        u64::from_le_bytes(b) >> (8 * (8 - left))
+    } else {
+        let mut b = [0u8; 8];
+        for (d, s) in b.iter_mut().zip(bytes.get(o..).unwrap_or(&[])) {
+            *d = *s;
+        }
+        u64::from_le_bytes(b)
     }
 }
 
@@ -346,43 +428,11 @@ fn store_run(cells: &[AtomicU8], src: &[u8]) {
     }
 }
 
-/// Copies `cells` into `out` (`out.len() <= cells.len()`), the mirror of
-/// [`store_run`].
-#[cfg(not(loom))]
-#[inline]
-fn load_run(cells: &[AtomicU8], out: &mut [u8]) {
-    let n = out.len().min(cells.len());
-    let (cells, out) = (&cells[..n], &mut out[..n]);
-    let (head_c, cells) = cells.split_at(head_len(cells, n));
-    let (head_o, out) = out.split_at_mut(head_c.len());
-    for (c, b) in head_c.iter().zip(head_o) {
-        *b = c.load(Ordering::Relaxed);
-    }
-    let words = cells.chunks_exact(8);
-    let tail_c = words.remainder();
-    let mut out_words = out.chunks_exact_mut(8);
-    for (c, o) in words.zip(&mut out_words) {
-        // SAFETY: as in `store_run`.
-        let w = unsafe { word64(c) }.load(Ordering::Relaxed);
-        o.copy_from_slice(&w.to_ne_bytes());
-    }
-    for (c, b) in tail_c.iter().zip(out_words.into_remainder()) {
-        *b = c.load(Ordering::Relaxed);
-    }
-}
-
 /// Byte by byte under loom (its atomics cannot be viewed as words).
 #[cfg(loom)]
 fn store_run(cells: &[AtomicU8], src: &[u8]) {
     for (c, b) in cells.iter().zip(src) {
         c.store(*b, Ordering::Relaxed);
-    }
-}
-
-#[cfg(loom)]
-fn load_run(cells: &[AtomicU8], out: &mut [u8]) {
-    for (c, b) in cells.iter().zip(out) {
-        *b = c.load(Ordering::Relaxed);
     }
 }
 
@@ -398,8 +448,10 @@ mod tests {
                 cells.iter().for_each(|c| c.store(0xee, Ordering::Relaxed));
                 let src: Vec<u8> = (0..len as u8).map(|b| b.wrapping_mul(37) ^ 0x5a).collect();
                 store_run(&cells[start..], &src);
-                let mut out = vec![0u8; len];
-                load_run(&cells[start..], &mut out);
+                let out: Vec<u8> = cells[start..start + len]
+                    .iter()
+                    .map(|c| c.load(Ordering::Relaxed))
+                    .collect();
                 assert_eq!(out, src, "start {start} len {len}");
                 // Nothing outside the run was touched.
                 for (i, c) in cells.iter().enumerate() {
@@ -416,9 +468,12 @@ mod tests {
         let cells: Vec<AtomicU8> = (0..12).map(|_| AtomicU8::new(1)).collect();
         store_run(&cells[3..], &[9; 20]);
         assert!(cells[3..].iter().all(|c| c.load(Ordering::Relaxed) == 9));
-        let mut out = [0u8; 20];
-        load_run(&cells[3..], &mut out);
-        assert_eq!(out[..9], [9; 9]);
-        assert_eq!(out[9..], [0; 11]);
+        assert_eq!(
+            cells[..3]
+                .iter()
+                .filter(|c| c.load(Ordering::Relaxed) == 1)
+                .count(),
+            3
+        );
     }
 }

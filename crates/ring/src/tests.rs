@@ -7,28 +7,29 @@ use std::string::String;
 use std::vec;
 use std::vec::Vec;
 
-use core::sync::atomic::{AtomicU32, Ordering::SeqCst};
+use core::sync::atomic::{AtomicU64, Ordering::SeqCst};
 
 use serde::{Deserialize, Serialize};
 
 use crate::*;
 
 /// Test memory the test can scribble on (as "the peer") while a ring uses
-/// it: interior-mutable words, with guard words after the area.
+/// it: interior-mutable 64-bit words (aligned as a ring needs), with guard
+/// words after the area.
 struct Mem {
-    words: Box<[AtomicU32]>,
+    words: Box<[AtomicU64]>,
     len: usize,
 }
 
-const GUARD: u32 = 0xDEAD_BEEF;
+const GUARD: u64 = 0xDEAD_BEEF_DEAD_BEEF;
 
 impl Mem {
     fn new(len: usize) -> Self {
-        let words = (0..len.div_ceil(4) + 16)
-            .map(|_| AtomicU32::new(GUARD))
+        let words = (0..len.div_ceil(8) + 8)
+            .map(|_| AtomicU64::new(GUARD))
             .collect();
         let m = Self { words, len };
-        for w in &m.words[..len / 4] {
+        for w in &m.words[..len / 8] {
             w.store(0, SeqCst);
         }
         m
@@ -45,7 +46,7 @@ impl Mem {
 
     fn init(&self) -> Ring<'_> {
         // SAFETY: the words live as long as the borrow of `self`, are
-        // aligned to 4 and only ever accessed atomically.
+        // aligned to 8 and only ever accessed atomically.
         unsafe { Ring::init_raw(self.ptr(), self.len) }.unwrap()
     }
 
@@ -54,19 +55,24 @@ impl Mem {
         unsafe { Ring::attach_raw(self.ptr(), self.len) }
     }
 
+    /// The little-endian `u32` at byte offset `off` (a multiple of 4).
     fn word(&self, off: usize) -> u32 {
-        self.words[off / 4].load(SeqCst)
+        let b = self.words[off / 8].load(SeqCst).to_le_bytes();
+        let i = off % 8;
+        u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]])
     }
 
     fn set_word(&self, off: usize, v: u32) {
-        self.words[off / 4].store(v, SeqCst);
+        for (i, b) in v.to_le_bytes().into_iter().enumerate() {
+            self.set_byte(off + i, b);
+        }
     }
 
     fn set_byte(&self, off: usize, v: u8) {
-        let w = &self.words[off / 4];
+        let w = &self.words[off / 8];
         let mut b = w.load(SeqCst).to_le_bytes();
-        b[off % 4] = v;
-        w.store(u32::from_le_bytes(b), SeqCst);
+        b[off % 8] = v;
+        w.store(u64::from_le_bytes(b), SeqCst);
     }
 
     /// Data byte at index `i` (mod size).
@@ -75,7 +81,7 @@ impl Mem {
     }
 
     fn guards_intact(&self) -> bool {
-        self.words[self.len.div_ceil(4)..]
+        self.words[self.len.div_ceil(8)..]
             .iter()
             .all(|w| w.load(SeqCst) == GUARD)
     }
@@ -161,8 +167,10 @@ fn fill_and_drain() {
             Err(e) => panic!("{e}"),
         }
     }
-    assert_eq!(n, 256 / 14);
-    assert_eq!(tx.free_space(), Ok(256 % 14));
+    // 4 + 10 bytes padded to 16.
+    assert_eq!(frame_size(10), 16);
+    assert_eq!(n, 256 / 16);
+    assert_eq!(tx.free_space(), Ok(0));
     assert_eq!(tx.stats().full, 1);
     assert_eq!(rx.is_empty(), Ok(false));
     let mut out = [0u8; 32];
@@ -183,8 +191,8 @@ fn full_never_overwrites_unread_data() {
     let m = Mem::with_size(32);
     let (tx, rx) = m.init().split();
     tx.push_bytes(&[1; 12]).unwrap(); // 16 bytes
-    tx.push_bytes(&[2; 8]).unwrap(); // 12 bytes, 4 left
-    assert_eq!(tx.push_bytes(&[3; 1]), Err(RingError::Full));
+    tx.push_bytes(&[2; 3]).unwrap(); // 7 padded to 8 bytes, 8 left
+    assert_eq!(tx.push_bytes(&[3; 5]), Err(RingError::Full)); // 9 -> 16
     assert_eq!(tx.push_bytes(&[]), Ok(())); // an empty frame fits exactly
     assert_eq!(tx.push_bytes(&[]), Err(RingError::Full));
     assert_eq!(tx.push(&()), Err(RingError::Full));
@@ -194,8 +202,8 @@ fn full_never_overwrites_unread_data() {
     // 16 bytes free now; a 13-byte payload does not fit, 12 does.
     assert_eq!(tx.push_bytes(&[4; 13]), Err(RingError::Full));
     tx.push_bytes(&[4; 12]).unwrap();
-    assert_eq!(rx.pop_bytes(&mut out), Ok(Some(8)));
-    assert_eq!(&out[..8], &[2; 8]);
+    assert_eq!(rx.pop_bytes(&mut out), Ok(Some(3)));
+    assert_eq!(&out[..3], &[2; 3]);
     assert_eq!(rx.pop_bytes(&mut out), Ok(Some(0)));
     assert_eq!(rx.pop_bytes(&mut out), Ok(Some(12)));
     assert_eq!(&out[..12], &[4; 12]);
@@ -223,20 +231,21 @@ fn too_large() {
     assert_eq!(rx.pop::<Vec<u8>>(&mut out), Ok(Some(fits)));
 }
 
-/// Advances a fresh ring so both indices sit at `base + k` for the k-th
-/// call, then pushes and pops a message of every length.
+/// Advances a fresh ring so both indices sit at `N + k` for every frame
+/// start `k`, then pushes and pops a message of every length.
 #[test]
 fn wrap_around_at_every_offset() {
-    const N: u32 = 32;
-    for k in 0..N {
+    const N: u32 = 64;
+    for k in (0..N).step_by(FRAME_ALIGN as usize) {
         let m = Mem::with_size(N);
         let (tx, rx) = m.init().split();
         let mut out = [0u8; N as usize];
-        // Move by N + k bytes in two frames (each 4 + payload <= N).
-        let a = (N + k) / 2;
-        for step in [a, N + k - a] {
-            tx.push_bytes(&pattern(0, (step - 4) as usize)).unwrap();
-            assert!(rx.pop_bytes(&mut out).unwrap().is_some());
+        // Move by N + k bytes in one or two frames.
+        for step in [N, k] {
+            if step > 0 {
+                tx.push_bytes(&pattern(0, (step - 4) as usize)).unwrap();
+                assert!(rx.pop_bytes(&mut out).unwrap().is_some());
+            }
         }
         assert_eq!(m.word(OFF_PRODUCER), N + k);
         for len in 0..=(N - 4) as usize {
@@ -261,7 +270,7 @@ fn wrap_around_at_every_offset() {
 fn indices_wrap_past_u32_max() {
     let m = Mem::with_size(64);
     let _ = m.init();
-    let start = u32::MAX - 40;
+    let start = u32::MAX - 39; // 2^32 - 40, a frame start
     m.set_word(OFF_PRODUCER, start);
     m.set_word(OFF_CONSUMER, start);
     let (tx, rx) = m.attach().unwrap().split();
@@ -373,7 +382,7 @@ fn versioning() {
 #[test]
 fn corrupted_headers_are_detected_and_reset_recovers() {
     type Scribble = fn(&Mem);
-    let cases: [(&str, Scribble, Corruption, bool); 8] = [
+    let cases: [(&str, Scribble, Corruption, bool); 9] = [
         (
             "magic",
             |m| m.set_word(OFF_MAGIC, 0x1234),
@@ -407,20 +416,24 @@ fn corrupted_headers_are_detected_and_reset_recovers() {
             false,
         ),
         (
-            "torn frame",
+            "producer not a multiple of 8",
             |m| m.set_word(OFF_PRODUCER, 16 + 3),
-            Corruption::TornFrame { available: 3 },
+            Corruption::ProducerIndex {
+                consumer: 16,
+                last: 16,
+                found: 19,
+            },
             false,
         ),
         (
             "length past published",
             |m| {
                 m.set_data(32, 16, 9);
-                m.set_word(OFF_PRODUCER, 16 + 12);
+                m.set_word(OFF_PRODUCER, 16 + 8);
             },
             Corruption::BadLength {
                 len: 9,
-                available: 8,
+                available: 4,
             },
             false,
         ),
@@ -430,13 +443,23 @@ fn corrupted_headers_are_detected_and_reset_recovers() {
                 for i in 16..20 {
                     m.set_data(32, i, 0xff);
                 }
-                m.set_word(OFF_PRODUCER, 16 + 32);
+                m.set_word(OFF_PRODUCER, 16 + 16);
             },
             Corruption::BadLength {
                 len: u32::MAX,
-                available: 28,
+                available: 12,
             },
             false,
+        ),
+        (
+            "consumer not a multiple of 8",
+            |m| m.set_word(OFF_CONSUMER, 12),
+            Corruption::ConsumerIndex {
+                producer: 16,
+                last: 0,
+                found: 12,
+            },
+            true,
         ),
         (
             "consumer past producer",
@@ -511,7 +534,7 @@ fn attach_checks_every_header_field() {
     assert!(m.attach().is_ok());
     let bad: [(usize, u32, Corruption); 7] = [
         (OFF_MAGIC, 0, Corruption::BadMagic { found: 0 }),
-        (OFF_VERSION, 2, Corruption::BadLayoutVersion { found: 2 }),
+        (OFF_VERSION, 1, Corruption::BadLayoutVersion { found: 1 }),
         (OFF_SIZE, 48, Corruption::BadSize { found: 48 }),
         (OFF_SIZE, 128, Corruption::BadSize { found: 128 }),
         (OFF_SIZE, 8, Corruption::BadSize { found: 8 }),
@@ -550,7 +573,7 @@ fn own_index_is_never_read_back() {
     assert_eq!(rx.pop_bytes(&mut out), Ok(Some(2)));
     m.set_word(OFF_PRODUCER, 0xAAAA_AAAA);
     tx.push_bytes(&[3]).unwrap(); // republished from the producer's own copy
-    assert_eq!(m.word(OFF_PRODUCER), 11);
+    assert_eq!(m.word(OFF_PRODUCER), 16);
     assert_eq!(rx.pop_bytes(&mut out), Ok(Some(1)));
     assert_eq!(out[0], 3);
 }
@@ -642,14 +665,15 @@ fn skip_to_moves_only_to_a_frame_start_that_was_published() {
     tx.push_bytes(&[2; 6]).unwrap();
     tx.push_bytes(&[3; 2]).unwrap();
     // Not frame starts, or beyond what was published: nothing moves.
-    for bad in [3, 9, 17, 30, 100, u32::MAX] {
+    // Frames of 8, 16 and 8 bytes: starts 0, 8, 24; the end 32.
+    for bad in [3, 9, 16, 17, 30, 40, 100, u32::MAX] {
         assert_eq!(rx.skip_to(bad), Ok(None), "{bad}");
         assert_eq!(rx.position(), 0);
     }
     assert_eq!(rx.skip_to(0), Ok(Some(0)));
-    // Past the first two frames (8 + 10 bytes).
-    assert_eq!(rx.skip_to(18), Ok(Some(2)));
-    assert_eq!(rx.position(), 18);
+    // Past the first two frames.
+    assert_eq!(rx.skip_to(24), Ok(Some(2)));
+    assert_eq!(rx.position(), 24);
     assert_eq!(mem.word(OFF_CONSUMER), 0, "deferred: not released yet");
     let mut out = [0u8; 8];
     assert_eq!(rx.pop_bytes(&mut out), Ok(Some(2)));
@@ -660,7 +684,7 @@ fn skip_to_moves_only_to_a_frame_start_that_was_published() {
     let (tx, rx) = mem.init().split();
     for v in 0..20u8 {
         tx.push_bytes(&[v; 2]).unwrap();
-        let end = rx.position().wrapping_add(6);
+        let end = rx.position().wrapping_add(8);
         assert_eq!(rx.skip_to(end), Ok(Some(1)));
         assert_eq!(mem.word(OFF_CONSUMER), end);
     }

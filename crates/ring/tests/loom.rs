@@ -3,8 +3,9 @@
 //! Run: `RUSTFLAGS="--cfg loom" cargo test -p shm-ring --release --test loom`
 //!
 //! Producer and consumer run on two loom threads over a 16-byte ring; the
-//! messages add up to more than the ring holds, so the producer must wait
-//! for space and the last frame wraps. Data bytes are loom atomics accessed
+//! frames (8, 16 and 8 bytes with prefix and padding) add up to more than
+//! the ring holds, so the producer must wait for space and the second frame
+//! wraps. Data bytes are loom atomics accessed
 //! `Relaxed`, so if publication were not Release/Acquire loom would find an
 //! execution where the consumer reads stale payload bytes (a partially
 //! written frame) or a stale prefix (reads beyond what was published), and

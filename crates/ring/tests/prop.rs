@@ -8,7 +8,7 @@ use std::collections::VecDeque;
 use common::{Mem, Msg};
 use proptest::collection::vec;
 use proptest::prelude::*;
-use shm_ring::{RingError, LAYOUT_VERSION, MAGIC};
+use shm_ring::{frame_size, RingError, LAYOUT_VERSION, MAGIC};
 
 fn msg() -> impl Strategy<Value = Msg> {
     prop_oneof![
@@ -68,11 +68,11 @@ proptest! {
                     let r = tx.push_bytes(&bytes);
                     if len > max {
                         prop_assert_eq!(r, Err(RingError::TooLarge { len, max }));
-                    } else if used + 4 + len > size as usize {
+                    } else if used + frame_size(len as u32) as usize > size as usize {
                         prop_assert_eq!(r, Err(RingError::Full));
                     } else {
                         prop_assert_eq!(r, Ok(()));
-                        used += 4 + len;
+                        used += frame_size(len as u32) as usize;
                         model.push_back(bytes);
                     }
                 }
@@ -82,11 +82,11 @@ proptest! {
                     let r = tx.push(&msg);
                     if len > max {
                         prop_assert_eq!(r, Err(RingError::TooLarge { len, max }));
-                    } else if used + 4 + len > size as usize {
+                    } else if used + frame_size(len as u32) as usize > size as usize {
                         prop_assert_eq!(r, Err(RingError::Full));
                     } else {
                         prop_assert_eq!(r, Ok(()));
-                        used += 4 + len;
+                        used += frame_size(len as u32) as usize;
                         model.push_back(bytes);
                     }
                 }
@@ -97,7 +97,7 @@ proptest! {
                         Some(b) => {
                             prop_assert_eq!(r, Ok(Some(b.len())));
                             prop_assert_eq!(&out[..b.len()], &b[..]);
-                            used -= 4 + b.len();
+                            used -= frame_size(b.len() as u32) as usize;
                         }
                     }
                 }
@@ -105,7 +105,7 @@ proptest! {
                     let r = rx.pop::<Msg>(&mut out);
                     let mut expect = None;
                     while let Some(b) = model.pop_front() {
-                        used -= 4 + b.len();
+                        used -= frame_size(b.len() as u32) as usize;
                         match decode(&b) {
                             Some(m) => { expect = Some(m); break; }
                             None => bad += 1,
@@ -143,7 +143,13 @@ proptest! {
         if plausible[0] { m.set_word_at(0, MAGIC); }
         if plausible[1] { m.set_word_at(1, LAYOUT_VERSION); }
         if plausible[2] { m.set_word_at(2, size); }
-        if plausible[3] { m.set_word_at(16, words[32].wrapping_add(lag % (size + 8))); m.set_word_at(32, words[32]); }
+        // Indices that are frame starts (multiples of 8), the producer a
+        // little ahead or too far.
+        if plausible[3] {
+            let consumer = words[32] & !7;
+            m.set_word_at(16, consumer.wrapping_add(lag % (size + 16) & !7));
+            m.set_word_at(32, consumer);
+        }
         let ring = match m.attach() {
             Ok(r) => r,
             Err(_) => m.init(),

@@ -221,8 +221,8 @@ mod tests {
             .lines
             .iter()
             .all(|(n, s, _)| n == "svc" && *s == LineSource::Hypercall));
-        // Three 4-byte prefixes and 5 payload bytes consumed.
-        assert_eq!(consumer_index(&p), 17);
+        // Three frames of 8 bytes each (prefix and payload, padded).
+        assert_eq!(consumer_index(&p), 24);
         assert_eq!(vcpu.log_ring, Some(AT));
         assert!(vcpu.recent.bytes().ends_with(b"defmt:svc:ffffff\n"));
         // Nothing twice.

@@ -1,26 +1,27 @@
 //! Test memory shared by the integration tests.
 #![allow(dead_code)]
 
-use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
+use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 
 use serde::{Deserialize, Serialize};
 use shm_ring::{Ring, RingError, HEADER_LEN};
 
 /// Memory a test can scribble on (as "the peer") while a ring uses it:
-/// interior-mutable words, followed by guard words that must stay intact.
+/// interior-mutable 64-bit words (aligned as a ring needs), followed by
+/// guard words that must stay intact.
 pub struct Mem {
-    words: Box<[AtomicU32]>,
+    words: Box<[AtomicU64]>,
     len: usize,
 }
 
-pub const GUARD: u32 = 0xDEAD_BEEF;
+pub const GUARD: u64 = 0xDEAD_BEEF_DEAD_BEEF;
 
 impl Mem {
     /// `HEADER_LEN + size` zeroed bytes.
     pub fn with_size(size: u32) -> Self {
         let len = HEADER_LEN + size as usize;
-        let words = (0..len / 4 + 16)
-            .map(|i| AtomicU32::new(if i < len / 4 { 0 } else { GUARD }))
+        let words = (0..len / 8 + 8)
+            .map(|i| AtomicU64::new(if i < len / 8 { 0 } else { GUARD }))
             .collect();
         Self { words, len }
     }
@@ -31,7 +32,7 @@ impl Mem {
 
     pub fn init(&self) -> Ring<'_> {
         // SAFETY: the words live as long as the borrow of `self`, are
-        // aligned to 4 and only ever accessed atomically.
+        // aligned to 8 and only ever accessed atomically.
         unsafe { Ring::init_raw(self.ptr(), self.len) }.unwrap()
     }
 
@@ -45,12 +46,16 @@ impl Mem {
         self.len / 4
     }
 
+    /// Stores the little-endian `u32` `v` as the area's `i`-th 32-bit word.
     pub fn set_word_at(&self, i: usize, v: u32) {
-        self.words[i].store(v, SeqCst);
+        let w = &self.words[i / 2];
+        let mut b = w.load(SeqCst).to_le_bytes();
+        b[(i % 2) * 4..][..4].copy_from_slice(&v.to_le_bytes());
+        w.store(u64::from_le_bytes(b), SeqCst);
     }
 
     pub fn guards_intact(&self) -> bool {
-        self.words[self.len / 4..]
+        self.words[self.len / 8..]
             .iter()
             .all(|w| w.load(SeqCst) == GUARD)
     }
