@@ -167,8 +167,8 @@ impl<'a> Shared<'a> {
         let consumer = self.consumer.load(Ordering::Acquire);
         let producer = self.producer.load(Ordering::Acquire);
         if producer.wrapping_sub(consumer) > self.size
-            || producer % FRAME_ALIGN != 0
-            || consumer % FRAME_ALIGN != 0
+            || !producer.is_multiple_of(FRAME_ALIGN)
+            || !consumer.is_multiple_of(FRAME_ALIGN)
         {
             return Err(Corruption::ProducerIndex {
                 consumer,

@@ -147,7 +147,7 @@ proptest! {
         // little ahead or too far.
         if plausible[3] {
             let consumer = words[32] & !7;
-            m.set_word_at(16, consumer.wrapping_add(lag % (size + 16) & !7));
+            m.set_word_at(16, consumer.wrapping_add((lag % (size + 16)) & !7));
             m.set_word_at(32, consumer);
         }
         let ring = match m.attach() {
