@@ -170,13 +170,16 @@ pub enum Call {
     ChannelCreate = 20,
     /// UART service only (the domain holding COM1's ports): first does
     /// what [`Call::IoReqDone`] does (completes the reads answered on the
-    /// response ring), then waits until the core has queued port-I/O
-    /// requests on the ioreq ring (see [`ioreq`]), or RDI TSC ticks have
-    /// passed (0: no limit). A service that answers and then waits needs
-    /// this one call. [`Status::Denied`] for any other domain.
+    /// response ring, and the one in RSI), then waits until the core has
+    /// queued port-I/O requests on the ioreq ring (see [`ioreq`]), or RDI
+    /// TSC ticks have passed (0: no limit). A service that answers and then
+    /// waits needs this one call. [`Status::Denied`] for any other domain.
     IoReqWait = 21,
     /// UART service only: tells the core that answers are on the ioreq
-    /// response ring; the core completes the waiting guests' `IN`s.
+    /// response ring; the core completes the waiting guests' `IN`s. RSI =
+    /// one more answer carried in the register
+    /// ([`ioreq::Response::to_word`]; 0 = none), completed after those on
+    /// the ring.
     IoReqDone = 22,
     /// Stops every domain and ends the system (the core then shuts the
     /// machine down). Allowed only to a domain that holds a CONTROL
@@ -527,6 +530,37 @@ pub mod ioreq {
         /// The byte read.
         pub value: u8,
     }
+
+    /// Bit 63 of an answer word: an answer is present.
+    pub const ANSWER_PRESENT: u64 = 1 << 63;
+
+    impl Response {
+        /// The answer as the register word `IOREQ_WAIT`/`IOREQ_DONE` take
+        /// in RSI: [`ANSWER_PRESENT`] | `seq` << 16 | `guest` << 8 |
+        /// `value` (bits 48–62 zero). The last answer of a round travels
+        /// this way instead of on the response ring: no encoding, no ring.
+        pub const fn to_word(self) -> u64 {
+            ANSWER_PRESENT | (self.seq as u64) << 16 | (self.guest as u64) << 8 | self.value as u64
+        }
+
+        /// The answer in a register word: `Ok(None)` for 0 (no answer),
+        /// `Err(())` for a word that is neither 0 nor a well-formed answer
+        /// (reserved bits set or the present bit clear).
+        #[allow(clippy::result_unit_err)]
+        pub const fn from_word(word: u64) -> Result<Option<Self>, ()> {
+            if word == 0 {
+                return Ok(None);
+            }
+            if word & ANSWER_PRESENT == 0 || word & 0x7fff_0000_0000_0000 != 0 {
+                return Err(());
+            }
+            Ok(Some(Self {
+                seq: (word >> 16) as u32,
+                guest: (word >> 8) as u8,
+                value: word as u8,
+            }))
+        }
+    }
 }
 
 /// Guest-physical address of the [`StartInfo`] page the core writes into
@@ -760,5 +794,21 @@ mod tests {
         }
         assert_eq!(Status::from_raw(Status::ALL.len() as u64), None);
         assert_eq!(Status::from_raw(1 << 40), None);
+    }
+
+    #[test]
+    fn answer_words_round_trip_and_refuse_malformed_ones() {
+        use ioreq::{Response, ANSWER_PRESENT};
+        for (seq, guest, value) in [(0, 0, 0), (u32::MAX, 255, 255), (0x1234_5678, 7, 0x5a)] {
+            let r = Response { seq, guest, value };
+            assert_eq!(Response::from_word(r.to_word()), Ok(Some(r)));
+            assert_ne!(r.to_word(), 0);
+        }
+        assert_eq!(Response::from_word(0), Ok(None));
+        // The present bit clear, or a reserved bit set.
+        assert_eq!(Response::from_word(0x42), Err(()));
+        assert_eq!(Response::from_word(ANSWER_PRESENT | 1 << 48), Err(()));
+        assert_eq!(Response::from_word(ANSWER_PRESENT | 1 << 62), Err(()));
+        assert_eq!(Response::from_word(u64::MAX), Err(()));
     }
 }

@@ -899,7 +899,12 @@ impl SysPlatform<'_, '_, '_> {
     }
 
     /// `IOREQ_WAIT` and `IOREQ_DONE`, for the UART service only.
-    fn ioreq_call(&mut self, call: hypercall_abi::Call, timeout: u64) -> vcpu::CoreCall {
+    fn ioreq_call(
+        &mut self,
+        call: hypercall_abi::Call,
+        timeout: u64,
+        answer: u64,
+    ) -> vcpu::CoreCall {
         use hypercall_abi::Status;
         if self.sys.uart != Some(self.caller) {
             self.refused(call, Status::Denied);
@@ -909,12 +914,18 @@ impl SysPlatform<'_, '_, '_> {
         let Some(io) = guard.as_mut() else {
             return vcpu::CoreCall::Return(Status::Denied, None);
         };
-        // Both calls first complete every read the service has answered
-        // (so a service that answers and then waits makes one call).
+        // Both calls first complete every read the service has answered,
+        // on the ring and then the one in RSI (so a service that answers
+        // and then waits makes one call).
         let sys = &mut *self.sys;
-        let bad = pop_uart_answers(io, &mut |guest, seq, value| {
+        let mut bad = pop_uart_answers(io, &mut |guest, seq, value| {
             sys.uart_answer(guest, seq, value)
         });
+        match hypercall_abi::ioreq::Response::from_word(answer) {
+            Ok(None) => {}
+            Ok(Some(r)) => bad += u32::from(!sys.uart_answer(r.guest, r.seq, r.value)),
+            Err(()) => bad += 1,
+        }
         let queued = {
             let tx = io.end.tx();
             tx.free_space().map_or(true, |free| free != tx.data_size())
@@ -1072,7 +1083,7 @@ impl vcpu::Platform for SysPlatform<'_, '_, '_> {
                 self.channel_call(call, regs.rdi, regs.rsi)
             }
             hypercall_abi::Call::IoReqWait | hypercall_abi::Call::IoReqDone => {
-                self.ioreq_call(call, regs.rdi)
+                self.ioreq_call(call, regs.rdi, regs.rsi)
             }
             hypercall_abi::Call::DomainPeek => self.peek(regs.rdi, regs.rsi),
             hypercall_abi::Call::DomainRestart => self.restart(regs.rdi),

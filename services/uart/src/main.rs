@@ -102,7 +102,20 @@ mod service {
                 kept
             );
         }
+        // The last read answered in a round: it goes to the core in RSI of
+        // the next IOREQ_WAIT rather than on the response ring.
+        let mut held: Option<Response> = None;
         loop {
+            // Hands the core the answers of the last round (the reads on
+            // the response ring, and the held one) and waits for requests.
+            // Nothing runs between the end of a round (its requests
+            // released) and this call, so a fault cannot strike while an
+            // answer is held.
+            let answer = held.take().map_or(0, Response::to_word);
+            if rt::raw_call(rt::Call::IoReqWait as u64, INPUT_POLL, answer, 0, 0).0 != 0 {
+                defmt::error!("IOREQ_WAIT refused; stopping");
+                return 2;
+            }
             while let Some(byte) = rt::com1::read_byte() {
                 // Ctrl-A then `!`: fault on purpose, to exercise a
                 // supervisor's restart (documented in docs/UART.md). The
@@ -128,12 +141,6 @@ mod service {
                     let n = uart.enqueue_input(q.bytes());
                     q.consume(n);
                 }
-            }
-            // This also hands the core the answers of the last round (the
-            // reads on the response ring), so they need no call of their own.
-            if rt::raw_call(rt::Call::IoReqWait as u64, INPUT_POLL, 0, 0, 0).0 != 0 {
-                defmt::error!("IOREQ_WAIT refused; stopping");
-                return 2;
             }
             let mut focus_wrote = false;
             // Whether the console's buffered output changed this round (the
@@ -199,8 +206,13 @@ mod service {
                         } else {
                             let value = uart.read(offset);
                             let answer = Response { seq, guest, value };
-                            if end.tx().push_versioned(VERSION, &answer).is_err() {
-                                defmt::warn!("ioreq response ring full; a read goes unanswered");
+                            // Earlier answers of the round go on the ring.
+                            if let Some(earlier) = held.replace(answer) {
+                                if end.tx().push_versioned(VERSION, &earlier).is_err() {
+                                    defmt::warn!(
+                                        "ioreq response ring full; a read goes unanswered"
+                                    );
+                                }
                             }
                         }
                     }
