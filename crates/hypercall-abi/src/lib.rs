@@ -471,7 +471,10 @@ pub mod ioreq {
     use serde::{Deserialize, Serialize};
 
     /// Protocol version carried by every message.
-    pub const VERSION: u16 = 1;
+    pub const VERSION: u16 = 2;
+    /// Most writes the core posts for one domain before it hands them to
+    /// the service (a 16550 transmit FIFO's worth).
+    pub const POSTED_MAX: usize = 16;
     /// Where the ioreq channel's pages are mapped in the UART service.
     pub const GPA: u64 = 0x3f00_0000;
     /// Size of the ioreq channel in pages.
@@ -500,24 +503,114 @@ pub mod ioreq {
             /// Bytes of `name` used.
             len: u8,
         },
-        /// A one-byte access to register `offset` (0–7) of `guest`'s UART.
-        Access {
-            /// Matches the response to a read.
+        /// One-byte accesses to `guest`'s UART registers: `writes` (the
+        /// domain's `OUT`s the core accepted at once, in order), then, when
+        /// `read` is `Some(offset)`, an `IN` the domain waits for,
+        /// answered with a [`Response`] carrying `seq`.
+        Accesses {
+            /// Matches the response to the read.
             seq: u32,
             /// The domain's index.
             guest: u8,
-            /// Register offset.
-            offset: u8,
-            /// A write (`OUT`, no response) or a read (`IN`, answered).
-            write: bool,
-            /// The byte written.
-            value: u8,
+            /// The posted writes.
+            writes: Posted,
+            /// The register read last, if any.
+            read: Option<u8>,
         },
         /// Domain `guest` is gone: drop its state.
         Detach {
             /// The domain's index.
             guest: u8,
         },
+    }
+
+    /// Register writes (offset, value) a domain made that the core accepted
+    /// without waiting for the service, at most [`POSTED_MAX`], in order.
+    /// On the wire: postcard bytes (length, then offset and value pairs).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct Posted {
+        len: u8,
+        pairs: [u8; 2 * POSTED_MAX],
+    }
+
+    impl Default for Posted {
+        fn default() -> Self {
+            Self::new()
+        }
+    }
+
+    impl Posted {
+        /// No writes.
+        pub const fn new() -> Self {
+            Self {
+                len: 0,
+                pairs: [0; 2 * POSTED_MAX],
+            }
+        }
+
+        /// Adds a write; `false` (nothing added) when [`POSTED_MAX`] are
+        /// held already.
+        pub fn push(&mut self, offset: u8, value: u8) -> bool {
+            let at = 2 * self.len as usize;
+            let Some(pair) = self.pairs.get_mut(at..at + 2) else {
+                return false;
+            };
+            pair.copy_from_slice(&[offset, value]);
+            self.len += 1;
+            true
+        }
+
+        /// Writes held.
+        pub const fn len(&self) -> usize {
+            self.len as usize
+        }
+
+        /// Whether none are held.
+        pub const fn is_empty(&self) -> bool {
+            self.len == 0
+        }
+
+        /// Forgets every write.
+        pub fn clear(&mut self) {
+            self.len = 0;
+        }
+
+        /// The writes, oldest first, as (offset, value).
+        pub fn iter(&self) -> impl Iterator<Item = (u8, u8)> + '_ {
+            self.bytes().chunks_exact(2).map(|p| (p[0], p[1]))
+        }
+
+        fn bytes(&self) -> &[u8] {
+            &self.pairs[..2 * self.len as usize]
+        }
+    }
+
+    impl Serialize for Posted {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            s.serialize_bytes(self.bytes())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for Posted {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct Pairs;
+            impl serde::de::Visitor<'_> for Pairs {
+                type Value = Posted;
+                fn expecting(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+                    write!(f, "at most {POSTED_MAX} (offset, value) byte pairs")
+                }
+                fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Posted, E> {
+                    if v.len() % 2 != 0 || v.len() > 2 * POSTED_MAX {
+                        return Err(E::invalid_length(v.len(), &self));
+                    }
+                    let mut p = Posted::new();
+                    p.pairs[..v.len()].copy_from_slice(v);
+                    p.len = (v.len() / 2) as u8;
+                    Ok(p)
+                }
+            }
+            d.deserialize_bytes(Pairs)
+        }
     }
 
     /// The service's answer to a read.
@@ -742,6 +835,7 @@ impl core::fmt::Display for Status {
 
 #[cfg(test)]
 mod tests {
+    extern crate std;
     use super::*;
 
     #[test]
@@ -810,5 +904,64 @@ mod tests {
         assert_eq!(Response::from_word(ANSWER_PRESENT | 1 << 48), Err(()));
         assert_eq!(Response::from_word(ANSWER_PRESENT | 1 << 62), Err(()));
         assert_eq!(Response::from_word(u64::MAX), Err(()));
+    }
+
+    #[test]
+    fn posted_writes_travel_as_bytes_and_refuse_bad_lengths() {
+        use ioreq::{Posted, Request, POSTED_MAX};
+        let mut buf = [0u8; 64];
+        for k in [0usize, 1, 3, POSTED_MAX] {
+            let mut writes = Posted::new();
+            for i in 0..k {
+                assert!(writes.push(i as u8 % 8, 0x30 + i as u8));
+            }
+            assert_eq!(writes.len(), k);
+            for read in [None, Some(5)] {
+                let req = Request::Accesses {
+                    seq: 300,
+                    guest: 2,
+                    writes,
+                    read,
+                };
+                let bytes = postcard::to_slice(&req, &mut buf).unwrap();
+                // Tag, seq (2 bytes), guest, byte count, pairs, option.
+                let expect = 1 + 2 + 1 + 1 + 2 * k + 1 + usize::from(read.is_some());
+                assert_eq!(bytes.len(), expect, "{k} writes");
+                let back: Request = postcard::from_bytes(bytes).unwrap();
+                assert_eq!(back, req);
+                if let Request::Accesses { writes: w, .. } = back {
+                    let got: std::vec::Vec<_> = w.iter().collect();
+                    let want: std::vec::Vec<_> =
+                        (0..k).map(|i| (i as u8 % 8, 0x30 + i as u8)).collect();
+                    assert_eq!(got, want);
+                }
+            }
+        }
+        // Full: nothing more is taken.
+        let mut full = Posted::new();
+        while full.push(1, 2) {}
+        assert_eq!(full.len(), POSTED_MAX);
+        full.clear();
+        assert!(full.is_empty());
+        // An odd byte count, or more pairs than POSTED_MAX, is refused.
+        // Frames built by hand: tag, seq 0, guest 0, byte count, pairs, None.
+        let tag = postcard::to_slice(
+            &Request::Accesses {
+                seq: 0,
+                guest: 0,
+                writes: Posted::new(),
+                read: None,
+            },
+            &mut buf,
+        )
+        .unwrap()[0];
+        let odd = [tag, 0, 0, 3, 1, 2, 3, 0];
+        assert!(postcard::from_bytes::<Request>(&odd).is_err());
+        let mut long = std::vec![tag, 0, 0, 2 * POSTED_MAX as u8 + 2];
+        long.extend(core::iter::repeat_n(1u8, 2 * POSTED_MAX + 2));
+        long.push(0);
+        assert!(postcard::from_bytes::<Request>(&long).is_err());
+        let ok = [tag, 0, 0, 2, 1, 2, 0];
+        assert!(postcard::from_bytes::<Request>(&ok).is_ok());
     }
 }

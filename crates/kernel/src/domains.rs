@@ -114,6 +114,23 @@ impl<'a> Machine for Hw<'a> {
             .map_or(0, |io| pop_uart_answers(io, answer))
     }
 
+    fn uart_stopped(&mut self, guest: u8) {
+        let mut guard = IOREQ.lock();
+        let Some(io) = guard.as_mut() else {
+            return;
+        };
+        if !io.flush(guest) {
+            // The ring stayed full: the slot may go to another domain, so
+            // its posted writes cannot wait any longer.
+            let lost = io.posted[guest as usize % crate::system::MAX_DOMAINS].len();
+            io.posted[guest as usize % crate::system::MAX_DOMAINS].clear();
+            drop(guard);
+            log::warn!(
+                "{lost} posted UART write(s) of a stopped domain dropped: the ioreq ring is full"
+            );
+        }
+    }
+
     fn allocate_domain(&mut self, vpid: u16) -> Option<DomainHw> {
         let vmcs = self.pool.0.allocate()?;
         let Some(a) = self.pool.0.allocate() else {
@@ -161,6 +178,47 @@ struct IoReq {
     next_seq: u32,
     /// The channel's pages (host-physical, length), freed at teardown.
     pages: (u64, u64),
+    /// Each domain's posted UART writes (by table slot): an `OUT` is
+    /// accepted at once and kept here until the domain reads its UART or
+    /// leaves the CPU, when they go to the service in one request.
+    posted: [hypercall_abi::ioreq::Posted; crate::system::MAX_DOMAINS],
+}
+
+impl IoReq {
+    /// Hands the writes posted by the domain in table slot `guest` to the
+    /// service (one request without a read). `false` when the request
+    /// ring has no room: they stay, to be handed over later.
+    fn flush(&mut self, guest: u8) -> bool {
+        use hypercall_abi::ioreq::{Request, VERSION};
+        let Some(posted) = self.posted.get_mut(guest as usize) else {
+            return true;
+        };
+        if posted.is_empty() {
+            return true;
+        }
+        let request = Request::Accesses {
+            seq: 0,
+            guest,
+            writes: *posted,
+            read: None,
+        };
+        if self.end.tx().push_versioned(VERSION, &request).is_err() {
+            return false;
+        }
+        posted.clear();
+        true
+    }
+
+    /// [`IoReq::flush`] for every domain; whether any request was queued.
+    fn flush_all(&mut self) -> bool {
+        let mut queued = false;
+        for guest in 0..self.posted.len() as u8 {
+            if !self.posted[guest as usize].is_empty() {
+                queued |= self.flush(guest);
+            }
+        }
+        queued
+    }
 }
 
 // SAFETY: the ring's memory is core-owned pages shared only with the UART
@@ -446,6 +504,7 @@ pub fn run_system<'m>(
             end: channel.into_initiator(),
             next_seq: 0,
             pages: (pages, len),
+            posted: [hypercall_abi::ioreq::Posted::new(); crate::system::MAX_DOMAINS],
         });
         log::info!(
             "domain {name} serves the virtual UARTs (ports {:#x}-{:#x}) over the ioreq channel at {:#x}",
@@ -921,6 +980,9 @@ impl SysPlatform<'_, '_, '_> {
         let mut bad = pop_uart_answers(io, &mut |guest, seq, value| {
             sys.uart_answer(guest, seq, value)
         });
+        // Writes still posted (the ring was full when their domain left
+        // the CPU) go now.
+        io.flush_all();
         match hypercall_abi::ioreq::Response::from_word(answer) {
             Ok(None) => {}
             Ok(Some(r)) => bad += u32::from(!sys.uart_answer(r.guest, r.seq, r.value)),
@@ -1030,6 +1092,23 @@ impl SysPlatform<'_, '_, '_> {
 /// Hands every answer the UART service left on the ioreq response ring to
 /// `answer` (see [`Machine::uart_answers`]); returns how many matched no
 /// waiting read (a corrupted ring is started over and counts as one).
+/// Hands the UART writes `d` posted to the service and wakes it.
+fn flush_posted(sys: &mut System, d: ObjectRef) {
+    let mut guard = IOREQ.lock();
+    let Some(io) = guard.as_mut() else {
+        return;
+    };
+    let guest = d.index as u8;
+    if io.posted[guest as usize % crate::system::MAX_DOMAINS].is_empty() {
+        return;
+    }
+    // Left posted if the ring is full: the service's next IOREQ_WAIT
+    // takes them.
+    io.flush(guest);
+    drop(guard);
+    sys.uart_kick();
+}
+
 fn pop_uart_answers(io: &mut IoReq, answer: &mut dyn FnMut(u8, u32, u8) -> bool) -> u32 {
     use hypercall_abi::ioreq::{Response, VERSION};
     let mut scratch = [0u8; 64];
@@ -1130,28 +1209,43 @@ impl vcpu::Platform for SysPlatform<'_, '_, '_> {
             }
             dom.uart_attached = true;
         }
+        let slot = guest as usize % crate::system::MAX_DOMAINS;
+        if write {
+            // Posted: the service sees it with the domain's next read, or
+            // when the domain leaves the CPU (no request, no switch now).
+            if io.posted[slot].push(offset, value) {
+                return vcpu::UartAnswer::Done(0);
+            }
+            // A FIFO's worth is waiting: hand it over first.
+            let flushed = io.flush(guest) && io.posted[slot].push(offset, value);
+            drop(guard);
+            self.sys.uart_kick();
+            return if flushed {
+                vcpu::UartAnswer::Done(0)
+            } else {
+                // The ring is full: the guest retries the instruction later.
+                vcpu::UartAnswer::Busy
+            };
+        }
         let seq = io.next_seq;
-        let request = Request::Access {
+        let request = Request::Accesses {
             seq,
             guest,
-            offset,
-            write,
-            value,
+            writes: io.posted[slot],
+            read: Some(offset),
         };
         if io.end.tx().push_versioned(VERSION, &request).is_err() {
             // Full (or broken): the guest retries the instruction later.
+            drop(guard);
             self.sys.uart_kick();
             return vcpu::UartAnswer::Busy;
         }
+        io.posted[slot].clear();
         io.next_seq = seq.wrapping_add(1);
         drop(guard);
         self.sys.uart_kick();
-        if write {
-            vcpu::UartAnswer::Done(0)
-        } else {
-            self.sys.uart_wait_for(self.caller, seq);
-            vcpu::UartAnswer::Wait
-        }
+        self.sys.uart_wait_for(self.caller, seq);
+        vcpu::UartAnswer::Wait
     }
 
     fn host_cpuid(&mut self, leaf: u32, subleaf: u32) -> [u32; 4] {
@@ -1348,6 +1442,9 @@ fn schedule(
                 unsafe { crate::vmm::enter(regs, launched, fast) }
             })
         };
+        // The domain leaves the CPU: the UART writes it posted go to the
+        // service now, so that they exist only while their domain runs.
+        flush_posted(sys, d);
         // Refusals of calls the vcpu crate answers itself (LOG_WRITE, unknown
         // numbers); the core's own are counted by the objects.
         sys.stats.refused += vcpu.refused - refused_before;

@@ -58,6 +58,12 @@ pub trait Machine {
         let _ = answer;
         0
     }
+    /// The domain in table slot `guest` stopped: the UART writes the core
+    /// still holds for it (posted, see `ioreq::Posted`) go to the service
+    /// now, before its slot can go to another domain.
+    fn uart_stopped(&mut self, guest: u8) {
+        let _ = guest;
+    }
 }
 
 /// The hardware resources of a domain, owned by the core's VMX code.
@@ -923,6 +929,9 @@ impl System {
                 }
             }
             self.sync(peer);
+        }
+        if self.uart.is_some_and(|u| u != d) {
+            m.uart_stopped(d.index as u8);
         }
         if self.uart == Some(d) {
             // Reads it answered before it stopped get their answers; the

@@ -234,7 +234,8 @@ impl<'a> Producer<'a> {
         self.local.check_constants(&self.shared)?;
         let found = self.shared.consumer.load(Ordering::Acquire);
         let (last, tail) = (self.head.get(), self.tail.get());
-        if found.wrapping_sub(last) > tail.wrapping_sub(last) || !found.is_multiple_of(FRAME_ALIGN) {
+        if found.wrapping_sub(last) > tail.wrapping_sub(last) || !found.is_multiple_of(FRAME_ALIGN)
+        {
             return Err(self.local.fail(Corruption::ConsumerIndex {
                 producer: tail,
                 last,
@@ -514,7 +515,10 @@ impl<'a> Consumer<'a> {
         let found = self.shared.producer.load(Ordering::Acquire);
         let (head, last) = (self.head.get(), self.tail.get());
         let avail = found.wrapping_sub(head);
-        if avail > self.shared.size || avail < last.wrapping_sub(head) || !found.is_multiple_of(FRAME_ALIGN) {
+        if avail > self.shared.size
+            || avail < last.wrapping_sub(head)
+            || !found.is_multiple_of(FRAME_ALIGN)
+        {
             return Err(self.local.fail(Corruption::ProducerIndex {
                 consumer: head,
                 last,

@@ -106,24 +106,18 @@ mod service {
         // the next IOREQ_WAIT rather than on the response ring.
         let mut held: Option<Response> = None;
         loop {
-            // Hands the core the answers of the last round (the reads on
-            // the response ring, and the held one) and waits for requests.
-            // Nothing runs between the end of a round (its requests
-            // released) and this call, so a fault cannot strike while an
-            // answer is held.
-            let answer = held.take().map_or(0, Response::to_word);
-            if rt::raw_call(rt::Call::IoReqWait as u64, INPUT_POLL, answer, 0, 0).0 != 0 {
-                defmt::error!("IOREQ_WAIT refused; stopping");
-                return 2;
-            }
             while let Some(byte) = rt::com1::read_byte() {
                 // Ctrl-A then `!`: fault on purpose, to exercise a
                 // supervisor's restart (documented in docs/UART.md). The
                 // escape is tracked as the switch does: Ctrl-A Ctrl-A is
-                // a literal Ctrl-A and arms nothing.
+                // a literal Ctrl-A and arms nothing. The fault comes
+                // between rounds, with nothing in flight: the answer held
+                // for the core is handed over first.
                 if core::mem::take(&mut escaped) {
                     if byte == b'!' {
                         defmt::warn!("fault requested from the console (Ctrl-A !)");
+                        let answer = held.take().map_or(0, Response::to_word);
+                        rt::raw_call(rt::Call::IoReqDone as u64, 0, answer, 0, 0);
                         rt::arch::fault();
                     }
                 } else if byte == uart_virt::ESCAPE {
@@ -137,10 +131,20 @@ mod service {
             }
             // Typed bytes wait here until the guest's receiver has room.
             for (guest, q) in typed.iter_mut().enumerate() {
+                if q.bytes().is_empty() {
+                    continue;
+                }
                 if let Some(Some(uart)) = uarts.get_mut(guest) {
                     let n = uart.enqueue_input(q.bytes());
                     q.consume(n);
                 }
+            }
+            // Hands the core the answers of the last round (the reads on the
+            // response ring, and the held one) and waits for requests.
+            let answer = held.take().map_or(0, Response::to_word);
+            if rt::raw_call(rt::Call::IoReqWait as u64, INPUT_POLL, answer, 0, 0).0 != 0 {
+                defmt::error!("IOREQ_WAIT refused; stopping");
+                return 2;
             }
             let mut focus_wrote = false;
             // Whether the console's buffered output changed this round (the
@@ -179,12 +183,11 @@ mod service {
                             *slot = None;
                         }
                     }
-                    Request::Access {
+                    Request::Accesses {
                         seq,
                         guest,
-                        offset,
-                        write,
-                        value,
+                        writes,
+                        read,
                     } => {
                         let Some(slot) = uarts.get_mut(guest as usize) else {
                             continue;
@@ -197,13 +200,16 @@ mod service {
                             console.set_name(guest, "guest/uart");
                             Uart16550::new(NoIrq, Out::default())
                         });
-                        if write {
+                        if !writes.is_empty() {
                             focus_wrote |= guest == input.current();
+                        }
+                        for (offset, value) in writes.iter() {
                             uart.write(offset, value);
                             let out = uart.sink_mut();
                             changed |= console.push_bytes(guest, &out.bytes[..out.len]) > 0;
                             out.len = 0;
-                        } else {
+                        }
+                        if let Some(offset) = read {
                             let value = uart.read(offset);
                             let answer = Response { seq, guest, value };
                             // Earlier answers of the round go on the ring.

@@ -41,6 +41,8 @@ struct FakeMachine {
     opened: Vec<(u16, u16)>,
     /// Answers waiting on the fake ioreq response ring: (guest, seq, value).
     uart_answers: Vec<(u8, u32, u8)>,
+    /// Table slots whose posted UART writes the core was told to hand over.
+    uart_stopped: Vec<u8>,
 }
 
 impl Machine for FakeMachine {
@@ -66,6 +68,9 @@ impl Machine for FakeMachine {
             .into_iter()
             .filter(|&(g, s, v)| !answer(g, s, v))
             .count() as u32
+    }
+    fn uart_stopped(&mut self, guest: u8) {
+        self.uart_stopped.push(guest);
     }
     fn allocate_domain(&mut self, vpid: u16) -> Option<DomainHw> {
         if self.pool_exhausted {
@@ -1289,6 +1294,23 @@ fn reads_the_stopped_uart_service_had_answered_get_their_answers() {
     assert_eq!((a.io_wait, a.pending_in), (None, Some(0x41)));
     assert!(w.m.uart_answers.is_empty());
     assert!(w.sys.runnable_in_step());
+}
+
+#[test]
+fn a_stopped_guest_hands_over_its_posted_uart_writes_first() {
+    let mut w = world();
+    let a = w.a;
+    // No UART service: nothing to hand over.
+    w.sys.stop_domain(&mut w.m, a);
+    assert!(w.m.uart_stopped.is_empty());
+    let mut w = world();
+    w.sys.uart = Some(w.b);
+    w.sys.stop_domain(&mut w.m, a);
+    assert_eq!(w.m.uart_stopped, [a.index as u8]);
+    // The service itself posts nothing.
+    let b = w.b;
+    w.sys.stop_domain(&mut w.m, b);
+    assert_eq!(w.m.uart_stopped, [a.index as u8]);
 }
 
 #[test]
