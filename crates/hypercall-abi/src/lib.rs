@@ -600,7 +600,7 @@ pub mod ioreq {
                     write!(f, "at most {POSTED_MAX} (offset, value) byte pairs")
                 }
                 fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Posted, E> {
-                    if v.len() % 2 != 0 || v.len() > 2 * POSTED_MAX {
+                    if !v.len().is_multiple_of(2) || v.len() > 2 * POSTED_MAX {
                         return Err(E::invalid_length(v.len(), &self));
                     }
                     let mut p = Posted::new();
