@@ -247,6 +247,24 @@ fn run(
     }
 }
 
+/// Every `fuzz` directory of a crate, loader or service.
+fn fuzz_dirs() -> Result<Vec<PathBuf>> {
+    let mut dirs = Vec::new();
+    for group in ["crates", "loaders", "services"] {
+        let Ok(entries) = std::fs::read_dir(workspace_root().join(group)) else {
+            continue;
+        };
+        for e in entries {
+            let fuzz = e?.path().join("fuzz");
+            if fuzz.join("Cargo.toml").is_file() {
+                dirs.push(fuzz);
+            }
+        }
+    }
+    dirs.sort();
+    Ok(dirs)
+}
+
 fn cargo() -> Command {
     let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     c.current_dir(workspace_root());
@@ -289,6 +307,18 @@ fn test(host: bool, e2e: bool, filter: Option<&str>) -> Result<ExitCode> {
         .env("CARGO_TARGET_DIR", workspace_root().join("target/loom"));
         if !cmd.status()?.success() {
             return Err("the loom model check of the ring failed".into());
+        }
+        step("fuzz targets compile (running them needs nightly: see each fuzz directory)");
+        for dir in fuzz_dirs()? {
+            let mut cmd = cargo();
+            cmd.args(["check", "-q", "--manifest-path"])
+                .arg(dir.join("Cargo.toml"))
+                // One target directory for all of them (they share most
+                // dependencies); each fuzz directory is its own workspace.
+                .env("CARGO_TARGET_DIR", workspace_root().join("target/fuzz-check"));
+            if !cmd.status()?.success() {
+                return Err(format!("the fuzz targets in {} do not compile", dir.display()).into());
+            }
         }
     }
     if let Some(bins) = bins {

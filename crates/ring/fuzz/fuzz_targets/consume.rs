@@ -8,11 +8,14 @@ use hypercall_abi::ioreq::{Request, VERSION};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let mut mem = data.to_vec();
-    let mut guard = vec![0xa5u8; 64];
-    mem.resize(mem.len().max(256), 0);
-    mem.append(&mut guard);
-    let len = mem.len() - 64;
+    // Backed by 64-bit words: a ring needs 8-byte alignment.
+    let len = data.len().max(256).next_multiple_of(8);
+    let mut words = vec![0u64; (len + 64) / 8];
+    // SAFETY: the words are `len + 64` initialised bytes, u8 has no
+    // alignment requirement, and `words` is not used while `mem` lives.
+    let mem = unsafe { std::slice::from_raw_parts_mut(words.as_mut_ptr().cast::<u8>(), len + 64) };
+    mem[..data.len()].copy_from_slice(data);
+    mem[len..].fill(0xa5);
     if let Ok(ring) = shm_ring::Ring::attach(&mut mem[..len]) {
         let (_tx, rx) = ring.split();
         let mut scratch = [0u8; 256];
