@@ -760,6 +760,7 @@ pub fn run_all(bins: &image::Binaries, filter: Option<&str>) -> Result<usize> {
                     crate::emulator::Input::Script(spec.input.clone())
                 },
                 logs: image::log_decoder(&bins.domains, system.as_deref())?,
+                stop_on: None,
             },
         )?;
         match harness::judge(&spec, &run) {

@@ -27,6 +27,10 @@ pub enum Outcome {
     Exited(Option<i32>),
     /// The hard timeout expired and the emulator was killed.
     TimedOut,
+    /// The console showed [`Options::stop_on`] and xtask ended the
+    /// emulator (a guest that cannot end it itself, such as Linux with
+    /// `acpi=off`, whose `poweroff` only halts).
+    Stopped,
 }
 
 /// What a run produced.
@@ -58,6 +62,20 @@ pub struct Options {
     /// Decodes the domains' `defmt` log frames on the console (shown and
     /// kept decoded); `None` leaves them as the core printed them.
     pub logs: Option<std::sync::Arc<crate::logs::Decoder>>,
+    /// End the run as soon as the console shows this text.
+    pub stop_on: Option<String>,
+}
+
+/// Whether `console` shows `options.stop_on`, looking only at what came
+/// since `from` (and a little before, for text split across reads).
+fn should_stop(options: &Options, console: &[u8], from: usize) -> bool {
+    let Some(text) = &options.stop_on else {
+        return false;
+    };
+    let from = from.saturating_sub(text.len());
+    console
+        .get(from..)
+        .is_some_and(|tail| tail.windows(text.len()).any(|w| w == text.as_bytes()))
 }
 
 /// Input for the emulated COM1.
@@ -235,8 +253,15 @@ pub fn run(iso: &Path, options: &Options) -> Result<Run> {
             }
         }
     };
+    let mut checked = 0;
     let outcome = loop {
         pump(&mut console, &mut seen, false);
+        if should_stop(options, &console, checked) {
+            let _ = child.kill();
+            let _ = child.wait();
+            break Outcome::Stopped;
+        }
+        checked = console.len();
         if let Some(status) = child.try_wait()? {
             break Outcome::Exited(status.code());
         }
@@ -310,6 +335,7 @@ fn run_socket(iso: &Path, options: &Options, dir: PathBuf) -> Result<Run> {
     };
     let mut step = 0;
     let mut matched_to = 0;
+    let mut checked = 0;
     let mut console: Vec<u8> = Vec::new();
     let mut stdout = std::io::stdout();
     let mut buf = [0u8; 4096];
@@ -345,6 +371,12 @@ fn run_socket(iso: &Path, options: &Options, dir: PathBuf) -> Result<Run> {
                 let _ = stream.write_all(line.replace('\n', "\r").as_bytes());
             }
         }
+        if should_stop(options, &console, checked) {
+            let _ = child.kill();
+            let _ = child.wait();
+            break Outcome::Stopped;
+        }
+        checked = console.len();
         if let Some(status) = child.try_wait()? {
             break Outcome::Exited(status.code());
         }

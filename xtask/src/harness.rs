@@ -156,6 +156,7 @@ pub fn judge(spec: &Spec, run: &Run) -> Result<(), Failure> {
                 spec.timeout.as_secs()
             ),
             Outcome::Exited(code) => format!("the emulator exited with {code:?}"),
+            Outcome::Stopped => "xtask stopped the emulator".to_string(),
         };
         return Err(fail(format!(
             "expectation {} of {} not seen: {:?} ({why})",
@@ -182,6 +183,7 @@ pub fn judge(spec: &Spec, run: &Run) -> Result<(), Failure> {
         Outcome::Exited(code) => Err(fail(format!(
             "the emulator exited with {code:?}, expected {wanted}"
         ))),
+        Outcome::Stopped => Err(fail("xtask stopped the emulator before it exited".into())),
     }
 }
 
@@ -384,6 +386,7 @@ mod tests {
             live: false,
             input: crate::emulator::Input::None,
             logs: None,
+            stop_on: None,
         };
         let saved = std::env::var_os("PATH");
         // Only this test touches PATH in this process's test binary.

@@ -25,7 +25,7 @@ pub struct Binaries {
     pub domains: PathBuf,
 }
 
-fn out_dir() -> PathBuf {
+pub fn out_dir() -> PathBuf {
     workspace_root().join("target").join("bulkhead")
 }
 
@@ -203,6 +203,38 @@ pub fn make_iso(
         format!(
             "set timeout=0\nset default=0\n\nmenuentry \"Bulkhead\" {{\n    \
              multiboot2 /boot/bulkhead {cmdline}\n{modules}    boot\n}}\n"
+        ),
+    )?;
+    let iso = dir.join(format!("{name}.iso"));
+    let out = Command::new("grub-mkrescue")
+        .arg("-o")
+        .arg(&iso)
+        .arg(&tree)
+        .output()?;
+    if !out.status.success() {
+        return Err(format!(
+            "grub-mkrescue failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+        .into());
+    }
+    Ok(iso)
+}
+
+/// Makes a GRUB ISO that boots Linux bare (no Bulkhead): `bzimage` with
+/// `cmdline` and `initrd` through GRUB's `linux` and `initrd` commands.
+pub fn make_linux_iso(name: &str, bzimage: &Path, initrd: &Path, cmdline: &str) -> Result<PathBuf> {
+    let dir = out_dir();
+    let tree = dir.join(format!("iso-{name}"));
+    let _ = fs::remove_dir_all(&tree);
+    fs::create_dir_all(tree.join("boot/grub"))?;
+    fs::copy(bzimage, tree.join("boot/vmlinuz"))?;
+    fs::copy(initrd, tree.join("boot/initramfs.cpio"))?;
+    fs::write(
+        tree.join("boot/grub/grub.cfg"),
+        format!(
+            "set timeout=0\nset default=0\n\nmenuentry \"Linux\" {{\n    \
+             linux /boot/vmlinuz {cmdline}\n    initrd /boot/initramfs.cpio\n    boot\n}}\n"
         ),
     )?;
     let iso = dir.join(format!("{name}.iso"));

@@ -9,6 +9,7 @@ mod e2e;
 mod emulator;
 mod harness;
 mod image;
+mod linux;
 mod loc;
 mod logs;
 mod newservice;
@@ -105,6 +106,17 @@ enum Cmd {
     },
     /// Measure the null hypercall round trip inside Bochs.
     Bench,
+    /// Boot the Linux test guest bare in Bochs, without Bulkhead (GRUB,
+    /// Debian's cloud kernel, the busybox initramfs): the reference the
+    /// bench compares a Bulkhead guest with.
+    LinuxBare {
+        /// Linux's command line.
+        #[arg(long, default_value = linux::CMDLINE)]
+        cmdline: String,
+        /// Stop the emulator after this many seconds.
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
+    },
     /// Create `services/NAME` from the template and add it to the workspace.
     NewService {
         /// The service's name (a-z first, then a-z, 0-9, '-'; at most 16).
@@ -129,6 +141,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Cmd::Build { cmdline, system } => build(&cmdline, &system),
+        Cmd::LinuxBare { cmdline, timeout } => {
+            linux_bare(&cmdline, timeout).map(|_| ExitCode::SUCCESS)
+        }
         Cmd::Run {
             emulator,
             accel,
@@ -207,6 +222,7 @@ fn run(
                 emulator::Input::None
             },
             logs: image::log_decoder(&image::domains_dir(), system.as_deref())?,
+            stop_on: None,
         },
     )?;
     let status = run.console.lines().rev().find_map(|l| {
@@ -265,6 +281,47 @@ fn fuzz_dirs() -> Result<Vec<PathBuf>> {
     Ok(dirs)
 }
 
+/// Boots the Linux test guest bare in Bochs until its `/init` is done;
+/// returns the run (console, time).
+fn linux_bare(cmdline: &str, timeout: u64) -> Result<emulator::Run> {
+    prereq::ensure(&[Need::Grub, Need::Bochs])?;
+    let assets = linux::assets()?;
+    let initrd = image::out_dir().join("linux/initramfs.cpio");
+    linux::initramfs(&assets.busybox, &initrd)?;
+    let iso = image::make_linux_iso("linux-bare", &assets.bzimage, &initrd, cmdline)?;
+    step(&format!(
+        "booting {} bare in Bochs",
+        image::display(&assets.bzimage)
+    ));
+    let run = emulator::run(
+        &iso,
+        &emulator::Options {
+            emulator: Emulator::Bochs,
+            kvm: false,
+            timeout: Duration::from_secs(timeout),
+            live: true,
+            input: emulator::Input::None,
+            logs: None,
+            stop_on: Some(linux::DONE.to_string()),
+        },
+    )?;
+    match run.outcome {
+        emulator::Outcome::Stopped if run.console.contains(linux::MARKER) => {
+            step(&format!(
+                "Linux's /init finished after {:.1} s",
+                run.elapsed.as_secs_f64()
+            ));
+            Ok(run)
+        }
+        other => Err(format!(
+            "Linux did not finish its /init ({other:?} after {:.1} s); files in {}",
+            run.elapsed.as_secs_f64(),
+            run.scratch.display()
+        )
+        .into()),
+    }
+}
+
 fn cargo() -> Command {
     let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     c.current_dir(workspace_root());
@@ -279,9 +336,12 @@ fn test(host: bool, e2e: bool, filter: Option<&str>) -> Result<ExitCode> {
         bins = Some(image::build_binaries()?);
     }
     if host {
+        // The bzImage loader's tests load Debian's real kernel.
+        let kernel = linux::assets()?;
         step("host unit tests (every crate, host target)");
         let mut cmd = cargo();
         cmd.args(["test", "--workspace"]);
+        cmd.env("BULKHEAD_TEST_BZIMAGE", &kernel.bzimage);
         if let Some(b) = &bins {
             // The ELF loader's tests load a real domain image.
             cmd.env("BULKHEAD_TEST_ELF", b.domains.join("first"));
@@ -315,7 +375,10 @@ fn test(host: bool, e2e: bool, filter: Option<&str>) -> Result<ExitCode> {
                 .arg(dir.join("Cargo.toml"))
                 // One target directory for all of them (they share most
                 // dependencies); each fuzz directory is its own workspace.
-                .env("CARGO_TARGET_DIR", workspace_root().join("target/fuzz-check"));
+                .env(
+                    "CARGO_TARGET_DIR",
+                    workspace_root().join("target/fuzz-check"),
+                );
             if !cmd.status()?.success() {
                 return Err(format!("the fuzz targets in {} do not compile", dir.display()).into());
             }
@@ -351,6 +414,7 @@ fn bench() -> Result<ExitCode> {
         live: false,
         input: emulator::Input::None,
         logs: None,
+        stop_on: None,
     };
     step("running 100,000 null hypercalls in the first guest inside Bochs");
     let run = emulator::run(&first, &options)?;
