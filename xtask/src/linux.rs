@@ -186,7 +186,8 @@ fn fetch_busybox(dir: &Path, dest: &Path) -> Result<()> {
 /// The `/init` the initramfs runs: mount proc and sys, print the marker
 /// and some facts, run a few commands; then an interactive shell on the
 /// console (unless the command line says `bulkhead.noshell`), and power
-/// off when it ends.
+/// off when it ends (with `acpi=off` that halts: xtask stops the emulator
+/// on the [`DONE`] line).
 pub const INIT: &str = r#"#!/bin/busybox sh
 /bin/busybox --install -s /bin
 mount -t proc proc /proc
@@ -198,13 +199,13 @@ echo "clocksource: $(cat /sys/devices/system/clocksource/clocksource0/current_cl
 echo "memory: $(grep MemTotal /proc/meminfo)"
 echo "uptime: $(cat /proc/uptime)"
 ls /
-if grep -q bulkhead.noshell /proc/cmdline; then
-    echo "BULKHEAD-LINUX-DONE"
-    poweroff -f
+if ! grep -q bulkhead.noshell /proc/cmdline; then
+    echo "BULKHEAD-LINUX-SHELL"
+    setsid cttyhack sh
 fi
-echo "BULKHEAD-LINUX-SHELL"
-setsid cttyhack sh
 echo "BULKHEAD-LINUX-DONE"
+# The console drains at the UART's pace; poweroff -f does not wait.
+sleep 2
 poweroff -f
 "#;
 
