@@ -680,6 +680,57 @@ pub fn bench_uart_spec() -> Spec {
 }
 
 /// The `start` benchmark run: a 16 MiB guest launched from the shell.
+/// Issue 5: an unmodified Linux (Debian's cloud kernel, the busybox
+/// initramfs) launched from the shell next to a Rust guest: its boot
+/// messages and /init's marker come through its virtual 16550, a command
+/// typed into its console runs in busybox, `list` shows it, and `stop`
+/// and `destroy` give its memory back.
+pub fn linux_spec() -> Spec {
+    Spec {
+        name: "linux",
+        cmdline: "run=",
+        expect: s(&[
+            "started demo as domain 3",
+            "start linux",
+            "linux: kernel at 0x",
+            "started linux as domain 4",
+            "[linux/uart] BULKHEAD-LINUX-INIT",
+            "[linux/uart] kernel: ",
+            "[linux/uart] BULKHEAD-LINUX-SHELL",
+            "[linux/uart] hello-42",
+            "list",
+            "    4  linux             ",
+            "stop 4",
+            "stopped domain 4",
+            "destroy 4",
+            "destroyed domain 4",
+            "mem",
+            "shutdown",
+            "bulkhead: shutdown status=0",
+        ]),
+        anywhere: s(&["[demo/uart] demo count 5"]),
+        system: Some("systems/linux.toml"),
+        input: vec![
+            ("bulkhead> ".into(), "mem\r".into()),
+            ("granted".into(), "start demo\r".into()),
+            ("demo count 1".into(), "start linux\r".into()),
+            ("BULKHEAD-LINUX-SHELL".into(), "\u{1}4".into()),
+            // The shell's prompt, then a command only a shell computes.
+            ("# ".into(), "echo hello-$((6*7))\r".into()),
+            ("hello-42".into(), "\u{1}0list\r".into()),
+            ("linux  ".into(), "stop 4\r".into()),
+            ("stopped domain 4".into(), "destroy 4\r".into()),
+            ("destroyed domain 4".into(), "mem\r".into()),
+            ("granted".into(), "shutdown\r".into()),
+        ],
+        forbid: forbid(&["refused:", "could not give", "Kernel panic"]),
+        returns: s(&["free     "]),
+        sequence: None,
+        exit: Exit::Success,
+        timeout: Duration::from_secs(300),
+    }
+}
+
 pub fn bench_start_spec() -> Spec {
     Spec {
         name: "bench-start",
@@ -722,6 +773,12 @@ const NEW_SERVICE: &str = "new-service";
 pub fn run_all(bins: &image::Binaries, filter: Option<&str>) -> Result<usize> {
     let mut tests: Vec<(Spec, Emulator)> =
         specs().into_iter().map(|s| (s, Emulator::Bochs)).collect();
+    // Issue 5 in progress: Linux is loaded and entered, but the core does
+    // not give it the platform it needs yet (MSRs, interrupts, PIT/PIC),
+    // so this test runs only when asked for by name (`--filter linux`).
+    if filter.is_some_and(|f| f.contains("linux")) {
+        tests.push((linux_spec(), Emulator::Bochs));
+    }
     tests.push((qemu_spec(), Emulator::Qemu));
     tests.retain(|(s, _)| filter.is_none_or(|f| s.name.contains(f)));
     // Not an emulator spec of its own: it boots a system built in a copy of

@@ -174,11 +174,24 @@ pub fn make_iso(
     let mut modules = String::from("    module2 /boot/first.bin first\n");
     if let Some(path) = system {
         let m = load_system(path)?;
+        let text = fs::read_to_string(path)?;
+        let linux = manifest::linux_guests(&text).map_err(|e| format!("{}: {e}", display(path)))?;
+        for g in &linux {
+            let bundle = tree.join(format!("boot/{}.linux", g.name));
+            crate::linux::bundle(g, &bundle)
+                .map_err(|e| format!("{}: guest {}: {e}", display(path), g.name))?;
+            modules.push_str(&format!("    module2 /boot/{0}.linux {0}\n", g.name));
+        }
         let mut images: Vec<&str> = m
             .domains
             .iter()
             .map(|d| d.image.as_str())
-            .chain(m.guests.iter().map(|g| g.image.as_str()))
+            .chain(
+                m.guests
+                    .iter()
+                    .filter(|g| !linux.iter().any(|l| l.name == g.name.as_str()))
+                    .map(|g| g.image.as_str()),
+            )
             .collect();
         images.sort_unstable();
         images.dedup();

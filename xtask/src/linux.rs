@@ -19,6 +19,12 @@ const BUSYBOX: &str = "busybox-static";
 /// The line `/init` prints once userspace runs (tests and the bench wait
 /// for it).
 pub const MARKER: &str = "BULKHEAD-LINUX-INIT";
+/// `bzimage = "debian-cloud"` in a manifest: Debian's cloud kernel,
+/// fetched and cached by xtask.
+pub const DEBIAN_KERNEL: &str = "debian-cloud";
+/// `initrd = "busybox"` in a manifest: the busybox initramfs xtask builds.
+pub const BUSYBOX_INITRAMFS: &str = "busybox";
+
 /// The line `/init` prints when it is about to power off.
 pub const DONE: &str = "BULKHEAD-LINUX-DONE";
 /// The command line of the test guest: the console on the 16550 at
@@ -208,6 +214,56 @@ echo "BULKHEAD-LINUX-DONE"
 sleep 2
 poweroff -f
 "#;
+
+/// The bzImage a manifest names: [`DEBIAN_KERNEL`] for the cached Debian
+/// kernel, else a path (relative to the workspace).
+fn resolve_bzimage(name: &str) -> Result<PathBuf> {
+    if name == DEBIAN_KERNEL {
+        return Ok(assets()?.bzimage);
+    }
+    Ok(crate::workspace_root().join(name))
+}
+
+/// The initrd a manifest names: [`BUSYBOX_INITRAMFS`] for the busybox
+/// initramfs xtask builds, else a path (relative to the workspace).
+fn resolve_initrd(name: &str) -> Result<PathBuf> {
+    if name == BUSYBOX_INITRAMFS {
+        let out = crate::image::out_dir().join("linux/initramfs.cpio");
+        initramfs(&assets()?.busybox, &out)?;
+        return Ok(out);
+    }
+    Ok(crate::workspace_root().join(name))
+}
+
+/// Packs a `linux` guest of a manifest into its boot module at `out`: a
+/// `bzimage_loader::Bundle` (header, command line, bzImage, initrd).
+pub fn bundle(guest: &manifest::LinuxGuest, out: &Path) -> Result<()> {
+    let bzimage = resolve_bzimage(&guest.bzimage)?;
+    let kernel = fs::read(&bzimage).map_err(|e| format!("bzimage {}: {e}", bzimage.display()))?;
+    // Refused here rather than when the guest starts.
+    bzimage_loader::BzImage::parse(&kernel)
+        .map_err(|e| format!("bzimage {}: {e}", bzimage.display()))?;
+    let initrd = match &guest.initrd {
+        Some(name) => {
+            let path = resolve_initrd(name)?;
+            fs::read(&path).map_err(|e| format!("initrd {}: {e}", path.display()))?
+        }
+        None => Vec::new(),
+    };
+    let cmdline = guest.cmdline.as_bytes();
+    let header = bzimage_loader::Bundle::header(
+        u32::try_from(cmdline.len()).map_err(|_| "command line too long")?,
+        kernel.len() as u64,
+        initrd.len() as u64,
+    );
+    let mut bytes = Vec::with_capacity(header.len() + cmdline.len() + kernel.len() + initrd.len());
+    bytes.extend_from_slice(&header);
+    bytes.extend_from_slice(cmdline);
+    bytes.extend_from_slice(&kernel);
+    bytes.extend_from_slice(&initrd);
+    fs::write(out, bytes)?;
+    Ok(())
+}
 
 /// Builds the initramfs (uncompressed cpio "newc") around `busybox` into
 /// `out`: `/init`, `/bin/busybox`, `/dev/console` and the mount points.

@@ -146,7 +146,9 @@ pub enum Call {
     DomainCreate = 16,
     /// Sets the initial vCPU state of a created, not yet started domain.
     /// RDI = domain slot (needs [`Rights::CONTROL`]), RSI = entry point, RDX
-    /// = stack pointer, R10 = value passed in RDI. The entry must lie in
+    /// = stack pointer, R10 = value passed in RDI and in RSI (the start
+    /// info of a Rust domain, the zero page of a Linux kernel's 64-bit
+    /// entry; CS is 0x10 and the data segments 0x18, as that entry wants). The entry must lie in
     /// the domain's memory at or above [`IMAGE_FLOOR`] (else
     /// [`Status::InvalidAddress`]); [`Status::Denied`] once started.
     DomainSetVcpu = 17,

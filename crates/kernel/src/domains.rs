@@ -1304,7 +1304,9 @@ fn setup_child(
     };
     vcpu::setup_vmcs(&mut HardwareVmcs(()), &hw.vmx.caps, host, &setup).ok()?;
     let mut v = vcpu::Vcpu::new(dom.name);
+    // In RDI for a Rust domain, in RSI for Linux (its zero page).
     v.regs.rdi = arg;
+    v.regs.rsi = arg;
     v.slice = slice;
     v.slice_budget = budget;
     log::info!(

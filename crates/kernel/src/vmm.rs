@@ -26,7 +26,7 @@ const GUEST_PDPT: u64 = 0x2000;
 const GUEST_PD: u64 = 0x3000;
 /// Guest GDT: null, 64-bit code, data, a 16-byte TSS descriptor.
 const GUEST_GDT: u64 = 0x5000;
-const GUEST_GDT_LIMIT: u16 = 5 * 8 - 1;
+const GUEST_GDT_LIMIT: u16 = 6 * 8 - 1;
 /// The VPID of first guests (0 is the core's).
 const GUEST_VPID: u16 = 1;
 
@@ -558,12 +558,15 @@ pub(crate) fn write_guest_tables(mem: &mut [u8]) {
         // 2 MiB pages: present, writable, PS.
         put(GUEST_PD + i * 8, (i << 21) | 0x83);
     }
+    // Null, unused, then the selectors of `vcpu::selectors`: 64-bit code
+    // at 0x10 and data at 0x18 (the Linux boot protocol's), the TSS at 0x20.
     put(GUEST_GDT, 0);
-    put(GUEST_GDT + 8, 0x00af_9b00_0000_ffff);
-    put(GUEST_GDT + 16, 0x00cf_9300_0000_ffff);
+    put(GUEST_GDT + 8, 0);
+    put(GUEST_GDT + 0x10, 0x00af_9b00_0000_ffff);
+    put(GUEST_GDT + 0x18, 0x00cf_9300_0000_ffff);
     // 64-bit TSS at base 0, limit 0x67, busy.
-    put(GUEST_GDT + 24, 0x0000_8b00_0000_0067);
-    put(GUEST_GDT + 32, 0);
+    put(GUEST_GDT + 0x20, 0x0000_8b00_0000_0067);
+    put(GUEST_GDT + 0x28, 0);
 }
 
 /// Guest CR3 and GDT as written by [`write_guest_tables`].

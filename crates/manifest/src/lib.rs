@@ -29,7 +29,10 @@ pub use error::{End, ManifestError, Problem};
 pub use validate::validate;
 
 #[cfg(feature = "std")]
-pub use toml_front::{check_system, from_toml, to_bytes, TomlError, MACHINE_KIB};
+pub use toml_front::{
+    check_system, from_toml, linux_guests, to_bytes, LinuxGuest, TomlError, LINUX_DEFAULT_CMDLINE,
+    MACHINE_KIB,
+};
 
 /// The four bytes every encoded manifest starts with.
 pub const MAGIC: [u8; 4] = *b"BHMF";

@@ -89,9 +89,96 @@ struct TomlManifest {
 #[serde(deny_unknown_fields)]
 struct TomlGuest {
     name: Spanned<String>,
-    image: Spanned<String>,
+    #[serde(default)]
+    image: Option<Spanned<String>>,
+    #[serde(default)]
+    kind: Option<Spanned<String>>,
+    #[serde(default)]
+    bzimage: Option<Spanned<String>>,
+    #[serde(default)]
+    initrd: Option<Spanned<String>>,
+    #[serde(default)]
+    cmdline: Option<Spanned<String>>,
     memory_kib: u32,
     priority: u8,
+}
+
+/// The command line of a `linux` guest that gives none: the console on
+/// the virtual 16550 at 0x3F8, and no ACPI (Bulkhead gives Linux a PC
+/// without it).
+pub const LINUX_DEFAULT_CMDLINE: &str = "console=ttyS0 acpi=off";
+
+/// What `cargo xtask` needs to pack a `kind = "linux"` guest into its boot
+/// module (a `bzimage_loader::Bundle` named after the guest).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LinuxGuest {
+    /// The guest's name (also its boot module's).
+    pub name: String,
+    /// The bzImage: a path, or a name xtask knows.
+    pub bzimage: String,
+    /// The initrd: a path, a name xtask knows, or none.
+    pub initrd: Option<String>,
+    /// The kernel command line.
+    pub cmdline: String,
+}
+
+impl Ctx<'_> {
+    /// A guest's image module: its `image` for an ELF guest, its own name
+    /// for a `linux` guest; checks which keys go with which kind.
+    fn guest_image(&self, g: &TomlGuest) -> Result<Spanned<String>, TomlError> {
+        let linux = match &g.kind {
+            None => false,
+            Some(k) if k.get_ref() == "elf" => false,
+            Some(k) if k.get_ref() == "linux" => true,
+            Some(k) => {
+                return Err(self.error(
+                    k,
+                    "kind".into(),
+                    format!(
+                        "{:?} is not a guest kind (\"elf\" or \"linux\")",
+                        k.get_ref()
+                    ),
+                ))
+            }
+        };
+        if linux {
+            if let Some(i) = &g.image {
+                return Err(self.error(
+                    i,
+                    "image".into(),
+                    "a linux guest takes bzimage and initrd, not image".into(),
+                ));
+            }
+            if g.bzimage.is_none() {
+                return Err(self.error(
+                    &g.name,
+                    "bzimage".into(),
+                    "a linux guest needs bzimage".into(),
+                ));
+            }
+            return Ok(g.name.clone());
+        }
+        for (key, v) in [
+            ("bzimage", &g.bzimage),
+            ("initrd", &g.initrd),
+            ("cmdline", &g.cmdline),
+        ] {
+            if let Some(v) = v {
+                return Err(self.error(
+                    v,
+                    key.into(),
+                    "only a kind = \"linux\" guest takes this key".into(),
+                ));
+            }
+        }
+        g.image.clone().ok_or_else(|| {
+            self.error(
+                &g.name,
+                "image".into(),
+                "missing: an ELF guest needs image".into(),
+            )
+        })
+    }
 }
 
 #[derive(Deserialize)]
@@ -247,8 +334,9 @@ fn convert_channel(ctx: &Ctx<'_>, c: &TomlChannel) -> Result<ChannelSpec, TomlEr
 /// `priority`, and optional `io_ports`, `control`, `restart`, `spare_kib`,
 /// `launcher`, `free_memory`), `[[channel]]` tables (keys `name`, `a`, `b`,
 /// `pages`, `a_gpa`, `b_gpa`) and `[[guest]]` tables (keys `name`, `image`,
-/// `memory_kib`, `priority`); unknown keys are errors. See
-/// `docs/MANIFEST.md`.
+/// `memory_kib`, `priority`; or, with `kind = "linux"`, `bzimage` and
+/// optional `initrd` and `cmdline` instead of `image`); unknown keys are
+/// errors. See `docs/MANIFEST.md`.
 pub fn from_toml(text: &str) -> Result<Manifest, TomlError> {
     let raw: TomlManifest = toml::from_str(text).map_err(|e| TomlError::Parse(e.to_string()))?;
     let mut m = Manifest::new();
@@ -286,9 +374,10 @@ pub fn from_toml(text: &str) -> Result<Manifest, TomlError> {
             table: "guest",
             index,
         };
+        let image = ctx.guest_image(g)?;
         let spec = GuestSpec {
             name: ctx.name("name", &g.name)?,
-            image: ctx.name("image", &g.image)?,
+            image: ctx.name("image", &image)?,
             memory_kib: g.memory_kib,
             priority: g.priority,
         };
@@ -302,6 +391,26 @@ pub fn from_toml(text: &str) -> Result<Manifest, TomlError> {
     }
     validate(&m)?;
     Ok(m)
+}
+
+/// The `kind = "linux"` guests of a manifest's TOML text, for xtask to
+/// pack; the text is checked as by [`from_toml`] first.
+pub fn linux_guests(text: &str) -> Result<Vec<LinuxGuest>, TomlError> {
+    from_toml(text)?;
+    let raw: TomlManifest = toml::from_str(text).map_err(|e| TomlError::Parse(e.to_string()))?;
+    Ok(raw
+        .guest
+        .into_iter()
+        .filter(|g| g.kind.as_ref().is_some_and(|k| k.get_ref() == "linux"))
+        .map(|g| LinuxGuest {
+            name: g.name.into_inner(),
+            bzimage: g.bzimage.map(Spanned::into_inner).unwrap_or_default(),
+            initrd: g.initrd.map(Spanned::into_inner),
+            cmdline: g
+                .cmdline
+                .map_or_else(|| LINUX_DEFAULT_CMDLINE.to_string(), Spanned::into_inner),
+        })
+        .collect())
 }
 
 /// Encodes a manifest for the core (the bytes of the boot module).

@@ -207,3 +207,41 @@ fn system_checks_catch_too_much_memory_and_priority_inversion() {
         "{e}"
     );
 }
+
+#[test]
+fn linux_guests_take_a_bzimage_and_are_their_own_module() {
+    let base = "[[domain]]\nname = \"manager\"\nimage = \"manager\"\nmemory_kib = 2048\npriority = 4\nlauncher = true\n";
+    let text = format!(
+        "{base}[[guest]]\nname = \"linux\"\nkind = \"linux\"\nbzimage = \"debian-cloud\"\n\
+         initrd = \"busybox\"\ncmdline = \"console=ttyS0 quiet\"\nmemory_kib = 131072\npriority = 3\n\
+         [[guest]]\nname = \"tiny\"\nkind = \"linux\"\nbzimage = \"k/bzImage\"\nmemory_kib = 65536\npriority = 3\n"
+    );
+    let m = from_toml(&text).unwrap();
+    assert_eq!(m.guests[0].image.as_str(), "linux");
+    let guests = manifest::linux_guests(&text).unwrap();
+    assert_eq!(guests.len(), 2);
+    assert_eq!(guests[0].bzimage, "debian-cloud");
+    assert_eq!(guests[0].initrd.as_deref(), Some("busybox"));
+    assert_eq!(guests[0].cmdline, "console=ttyS0 quiet");
+    assert_eq!(guests[1].initrd, None);
+    assert_eq!(guests[1].cmdline, manifest::LINUX_DEFAULT_CMDLINE);
+    // Each wrong combination is an error naming the key.
+    let guest = |keys: &str| {
+        format!("{base}[[guest]]\nname = \"g\"\n{keys}memory_kib = 65536\npriority = 3\n")
+    };
+    let cases = [
+        ("kind = \"linux\"\n", "bzimage"),
+        (
+            "kind = \"linux\"\nbzimage = \"x\"\nimage = \"y\"\n",
+            "image",
+        ),
+        ("kind = \"wasm\"\nimage = \"y\"\n", "kind"),
+        ("image = \"y\"\nbzimage = \"x\"\n", "bzimage"),
+        ("image = \"y\"\ncmdline = \"quiet\"\n", "cmdline"),
+        ("kind = \"elf\"\n", "image"),
+    ];
+    for (keys, key) in cases {
+        let e = err(&guest(keys));
+        assert!(e.contains(key), "{keys:?}: {e}");
+    }
+}

@@ -62,14 +62,16 @@ pub struct GuestSetup {
     pub preemption_timer: Option<u32>,
 }
 
-/// The guest selectors the initial GDT must provide.
+/// The guest selectors the initial GDT must provide. Code and data are
+/// where the Linux boot protocol's 64-bit entry wants them (`__BOOT_CS`
+/// 0x10, `__BOOT_DS` 0x18), so every domain, Linux or not, starts alike.
 pub mod selectors {
     /// 64-bit code segment.
-    pub const CODE: u16 = 0x08;
+    pub const CODE: u16 = 0x10;
     /// Data segment.
-    pub const DATA: u16 = 0x10;
+    pub const DATA: u16 = 0x18;
     /// Task state segment.
-    pub const TSS: u16 = 0x18;
+    pub const TSS: u16 = 0x20;
 }
 
 /// The controls chosen for a guest, after adjustment against the CPU.

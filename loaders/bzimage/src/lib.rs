@@ -602,5 +602,102 @@ impl<'a> BzImage<'a> {
     }
 }
 
+/// A Linux guest as one boot module (how `cargo xtask` hands a `linux`
+/// guest of a manifest to the core, which passes guest images on without
+/// looking inside): a 32-byte header, then the command line, the bzImage
+/// and the initrd, back to back.
+///
+/// | offset | size | field |
+/// |--------|------|-------|
+/// | 0      | 8    | [`BUNDLE_MAGIC`] |
+/// | 8      | 4    | command-line length (u32, little-endian) |
+/// | 12     | 4    | 0 |
+/// | 16     | 8    | bzImage length (u64) |
+/// | 24     | 8    | initrd length (u64; 0 for none) |
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Bundle<'a> {
+    /// The kernel command line (without a NUL).
+    pub cmdline: &'a [u8],
+    /// The bzImage.
+    pub bzimage: &'a [u8],
+    /// The initrd (may be empty).
+    pub initrd: &'a [u8],
+}
+
+/// First bytes of a [`Bundle`].
+pub const BUNDLE_MAGIC: [u8; 8] = *b"BKLINUX1";
+/// Size of a [`Bundle`]'s header.
+pub const BUNDLE_HEADER_LEN: usize = 32;
+
+/// Why a boot module is not a [`Bundle`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BundleError {
+    /// It does not start with [`BUNDLE_MAGIC`] (not a Linux guest).
+    NotABundle,
+    /// The header's lengths do not add up to the module's length, or the
+    /// reserved word is not 0.
+    BadLengths,
+}
+
+impl fmt::Display for BundleError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NotABundle => f.write_str("not a Linux guest bundle"),
+            Self::BadLengths => {
+                f.write_str("the Linux guest bundle's lengths do not match its size")
+            }
+        }
+    }
+}
+
+impl<'a> Bundle<'a> {
+    /// Whether `bytes` start like a bundle (the magic only).
+    pub fn is_bundle(bytes: &[u8]) -> bool {
+        bytes.starts_with(&BUNDLE_MAGIC)
+    }
+
+    /// Splits a bundle into its parts; every length is checked against
+    /// the module's size.
+    pub fn parse(bytes: &'a [u8]) -> Result<Self, BundleError> {
+        if !Self::is_bundle(bytes) {
+            return Err(BundleError::NotABundle);
+        }
+        let header = bytes
+            .get(..BUNDLE_HEADER_LEN)
+            .ok_or(BundleError::BadLengths)?;
+        let cmdline_len = u64::from(u32_at(header, 8));
+        let reserved = u32_at(header, 12);
+        let bzimage_len = u64_at(header, 16);
+        let initrd_len = u64_at(header, 24);
+        let total = (BUNDLE_HEADER_LEN as u64)
+            .checked_add(cmdline_len)
+            .and_then(|n| n.checked_add(bzimage_len))
+            .and_then(|n| n.checked_add(initrd_len));
+        if reserved != 0 || total != Some(bytes.len() as u64) {
+            return Err(BundleError::BadLengths);
+        }
+        // All three fit in `bytes`, so the casts and splits are exact.
+        let rest = &bytes[BUNDLE_HEADER_LEN..];
+        let (cmdline, rest) = rest.split_at(cmdline_len as usize);
+        let (bzimage, initrd) = rest.split_at(bzimage_len as usize);
+        Ok(Self {
+            cmdline,
+            bzimage,
+            initrd,
+        })
+    }
+
+    /// The header of a bundle with parts of these lengths (the writer
+    /// appends the command line, the bzImage and the initrd after it).
+    pub fn header(cmdline_len: u32, bzimage_len: u64, initrd_len: u64) -> [u8; BUNDLE_HEADER_LEN] {
+        let mut h = [0u8; BUNDLE_HEADER_LEN];
+        h[..8].copy_from_slice(&BUNDLE_MAGIC);
+        h[8..12].copy_from_slice(&cmdline_len.to_le_bytes());
+        h[16..24].copy_from_slice(&bzimage_len.to_le_bytes());
+        h[24..32].copy_from_slice(&initrd_len.to_le_bytes());
+        h
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -228,8 +228,10 @@ mod service {
         }
 
         /// Loads guest `image` into `region` (`bytes` long) through the two
-        /// windows; returns its entry point.
-        fn load(&self, image: &StartSlot, region: u64, bytes: u64) -> Result<u64, Error> {
+        /// windows: an ELF image, or a Linux guest's bundle (bzImage,
+        /// initrd, command line). Returns its entry point and the value its
+        /// vCPU starts with in RDI and RSI (start info, zero page).
+        fn load(&self, image: &StartSlot, region: u64, bytes: u64) -> Result<(u64, u64), Error> {
             rt::mem_map(SLOT_SELF, image.slot as u64, IMAGE_WINDOW, Rights::READ).map_err(hc)?;
             let loaded =
                 match rt::mem_map(SLOT_SELF, region, LOAD_WINDOW, Rights::READ | Rights::WRITE) {
@@ -251,26 +253,18 @@ mod service {
                                 ),
                             )
                         };
-                        let loaded = elf_loader::load(elf, memory, 0);
+                        let loaded = if bzimage_loader::Bundle::is_bundle(elf) {
+                            load_linux(image, elf, memory)
+                        } else {
+                            load_elf(image, elf, memory)
+                        };
                         let _ = rt::mem_unmap(SLOT_SELF, region);
-                        loaded.map_err(|e| {
-                            defmt::error!(
-                                "guest image {=str}: {}",
-                                image.name(),
-                                defmt::Display2Format(&e)
-                            );
-                            Error::Hypercall(Status::InvalidArgument)
-                        })
+                        loaded
                     }
                     Err(s) => Err(hc(s)),
                 };
             let _ = rt::mem_unmap(SLOT_SELF, image.slot as u64);
-            let loaded = loaded?;
-            if loaded.lowest < rt::IMAGE_FLOOR {
-                defmt::error!("guest image {=str} starts below 1 MiB", image.name());
-                return Err(Error::Hypercall(Status::InvalidAddress));
-            }
-            Ok(loaded.entry)
+            loaded
         }
 
         /// Gives a guest's memory back to the broker.
@@ -287,6 +281,61 @@ mod service {
                 _ => Err(Error::Hypercall(Status::InvalidArgument)),
             }
         }
+    }
+
+    /// An ELF guest: its segments, entry, and the start info in RDI.
+    fn load_elf(image: &StartSlot, elf: &[u8], memory: &mut [u8]) -> Result<(u64, u64), Error> {
+        let loaded = elf_loader::load(elf, memory, 0).map_err(|e| {
+            defmt::error!(
+                "guest image {=str}: {}",
+                image.name(),
+                defmt::Display2Format(&e)
+            );
+            Error::Hypercall(Status::InvalidArgument)
+        })?;
+        if loaded.lowest < rt::IMAGE_FLOOR {
+            defmt::error!("guest image {=str} starts below 1 MiB", image.name());
+            return Err(Error::Hypercall(Status::InvalidAddress));
+        }
+        Ok((loaded.entry, hypercall_abi::START_INFO_GPA))
+    }
+
+    /// A Linux guest: the boot protocol's 64-bit entry, the zero page in
+    /// RSI. The core gives every domain the page tables (the first GiB,
+    /// identity-mapped) and the selectors that entry needs.
+    fn load_linux(
+        image: &StartSlot,
+        bundle: &[u8],
+        memory: &mut [u8],
+    ) -> Result<(u64, u64), Error> {
+        let refuse = |what: &dyn core::fmt::Display| {
+            defmt::error!(
+                "guest {=str}: {}",
+                image.name(),
+                defmt::Display2Format(what)
+            );
+            Error::Hypercall(Status::InvalidArgument)
+        };
+        let parts = bzimage_loader::Bundle::parse(bundle).map_err(|e| refuse(&e))?;
+        let kernel = bzimage_loader::BzImage::parse(parts.bzimage).map_err(|e| refuse(&e))?;
+        let layout = kernel
+            .layout(
+                memory.len() as u64,
+                parts.initrd.len() as u64,
+                parts.cmdline.len(),
+            )
+            .map_err(|e| refuse(&e))?;
+        kernel
+            .load(&layout, memory, parts.initrd, parts.cmdline)
+            .map_err(|e| refuse(&e))?;
+        defmt::info!(
+            "linux: kernel at {=u64:#x}, {} KiB initrd at {=u64:#x}, entry {=u64:#x}",
+            layout.kernel,
+            layout.initrd_len / 1024,
+            layout.initrd,
+            layout.entry
+        );
+        Ok((layout.entry, layout.zero_page))
     }
 
     fn guest_name(image: &StartSlot) -> Name {
@@ -355,17 +404,12 @@ mod service {
                 }
                 _ => return Err(Error::Hypercall(Status::InvalidArgument)),
             };
-            let built = self.load(image, region, bytes).and_then(|entry| {
+            let built = self.load(image, region, bytes).and_then(|(entry, arg)| {
                 let domain =
                     rt::domain_create_guest(region, image.priority, GUEST_SLOTS, image.slot as u64)
                         .map_err(hc)?;
-                let started = rt::domain_set_vcpu(
-                    domain,
-                    entry,
-                    rt::IMAGE_FLOOR,
-                    hypercall_abi::START_INFO_GPA,
-                )
-                .and_then(|()| rt::domain_start(domain));
+                let started = rt::domain_set_vcpu(domain, entry, rt::IMAGE_FLOOR, arg)
+                    .and_then(|()| rt::domain_start(domain));
                 match started {
                     Ok(()) => Ok(domain),
                     Err(s) => {
