@@ -1248,6 +1248,14 @@ impl vcpu::Platform for SysPlatform<'_, '_, '_> {
         vcpu::UartAnswer::Wait
     }
 
+    fn host_rdtsc(&mut self) -> u64 {
+        arch::rdtsc()
+    }
+
+    fn tsc_hz(&self) -> Option<u64> {
+        arch::tsc_hz()
+    }
+
     fn host_cpuid(&mut self, leaf: u32, subleaf: u32) -> [u32; 4] {
         arch::cpuid(leaf, subleaf)
     }

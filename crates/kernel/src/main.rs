@@ -92,6 +92,10 @@ mod core_main {
         log::info!("Bulkhead core {} starting", env!("CARGO_PKG_VERSION"));
         let selectors = arch::cpu::init();
         arch::mask_pic();
+        match arch::calibrate_tsc() {
+            Some(hz) => log::info!("TSC: {} kHz (measured against the PIT)", hz / 1000),
+            None => log::info!("TSC: frequency unknown (the PIT did not count)"),
+        }
         if arch::apic::init() {
             log::info!("local APIC TSC-deadline timer: the core halts when nothing can run");
         } else {

@@ -252,6 +252,14 @@ pub(crate) struct GuestPlatform<'a, F: ept::FrameAllocator> {
 }
 
 impl<F: ept::FrameAllocator> Platform for GuestPlatform<'_, F> {
+    fn host_rdtsc(&mut self) -> u64 {
+        arch::rdtsc()
+    }
+
+    fn tsc_hz(&self) -> Option<u64> {
+        arch::tsc_hz()
+    }
+
     fn host_cpuid(&mut self, leaf: u32, subleaf: u32) -> [u32; 4] {
         arch::cpuid(leaf, subleaf)
     }

@@ -2,7 +2,7 @@
 
 use core::fmt;
 
-use hypercall_abi::{Call, Status, CPUID_MAX_LEAF, CPUID_SIGNATURE_LEAF, LOG_WRITE_MAX};
+use hypercall_abi::{Call, Status, LOG_WRITE_MAX};
 use vmx::exit::{EptViolation, ExitInfo, ExitReason, IoDirection, IoQualification};
 use vmx::{fields, VmFail};
 
@@ -250,6 +250,8 @@ pub fn handle_exit(vcpu: &mut Vcpu, vmcs: &mut impl Vmcs, platform: &mut impl Pl
         ExitReason::Vmcall => vmcall(vcpu, vmcs, platform),
         ExitReason::Cpuid => cpuid(vcpu, vmcs, platform),
         ExitReason::Hlt => Action::Stop(StopReason::Halted),
+        ExitReason::Rdmsr => crate::msr::rdmsr(vcpu, vmcs, platform),
+        ExitReason::Wrmsr => crate::msr::wrmsr(vcpu, vmcs, platform),
         ExitReason::IoInstruction => io(vcpu, vmcs, platform),
         ExitReason::EptViolation => Action::Stop(StopReason::EptViolation {
             gpa: vm!(vmcs.read(fields::GUEST_PHYSICAL_ADDRESS)),
@@ -302,7 +304,7 @@ pub fn handle_exit(vcpu: &mut Vcpu, vmcs: &mut impl Vmcs, platform: &mut impl Pl
 
 /// Moves the guest past the instruction that exited.
 #[inline]
-fn skip_instruction(vmcs: &mut impl Vmcs) -> Result<(), VmFail> {
+pub(crate) fn skip_instruction(vmcs: &mut impl Vmcs) -> Result<(), VmFail> {
     let rip = vmcs.read(fields::GUEST_RIP)?;
     let len = vmcs.read(fields::VM_EXIT_INSTRUCTION_LEN)?;
     vmcs.write(fields::GUEST_RIP, rip.wrapping_add(len))
@@ -451,19 +453,12 @@ fn log_write(vcpu: &mut Vcpu, platform: &mut impl Platform) -> Status {
 fn cpuid(vcpu: &mut Vcpu, vmcs: &mut impl Vmcs, platform: &mut impl Platform) -> Action {
     let leaf = vcpu.regs.rax as u32;
     let subleaf = vcpu.regs.rcx as u32;
-    let [a, b, c, d] = match leaf {
-        CPUID_SIGNATURE_LEAF => {
-            let (b, c, d) = hypercall_abi::signature_registers();
-            [CPUID_MAX_LEAF, b, c, d]
-        }
-        0x4000_0001..=0x4fff_ffff => [0; 4],
-        1 => {
-            let [a, b, c, d] = platform.host_cpuid(leaf, subleaf);
-            // Hide VMX (no nested virtualisation), announce a hypervisor.
-            [a, b, (c & !(1 << 5)) | (1 << 31), d]
-        }
+    // The host is asked only for the leaves the policy passes on.
+    let host = match leaf {
+        0x4000_0000..=0x4fff_ffff => [0; 4],
         _ => platform.host_cpuid(leaf, subleaf),
     };
+    let [a, b, c, d] = crate::cpuid::policy(leaf, subleaf, host, platform.tsc_hz());
     let regs = &mut vcpu.regs;
     regs.rax = a as u64;
     regs.rbx = b as u64;
@@ -655,12 +650,13 @@ mod tests {
         handle_exit(&mut vcpu, &mut vmcs, &mut FakePlatform::default());
         assert_eq!(vcpu.regs.rcx & (1 << 5), 0);
         assert_ne!(vcpu.regs.rcx & (1 << 31), 0);
-        // Other leaves pass through; upper register halves are cleared.
-        vcpu.regs.rax = 0xffff_ffff_0000_0007;
+        // Leaves go through the policy (the brand string passes through);
+        // upper register halves are cleared.
+        vcpu.regs.rax = 0xffff_ffff_8000_0002;
         vcpu.regs.rbx = u64::MAX;
         let mut vmcs = exit(ExitReason::Cpuid, 0);
         handle_exit(&mut vcpu, &mut vmcs, &mut FakePlatform::default());
-        assert_eq!(vcpu.regs.rax, 7);
+        assert_eq!(vcpu.regs.rax, 0x8000_0002);
         assert_eq!(vcpu.regs.rbx, 0x11);
     }
 
@@ -987,7 +983,11 @@ mod hostile {
                 prop_assert!(!reason.entry_failure);
                 prop_assert!(matches!(
                     reason.reason,
-                    ExitReason::Vmcall | ExitReason::Cpuid | ExitReason::IoInstruction
+                    ExitReason::Vmcall
+                        | ExitReason::Cpuid
+                        | ExitReason::IoInstruction
+                        | ExitReason::Rdmsr
+                        | ExitReason::Wrmsr
                 ));
             }
             for (_, _, text) in &platform.lines {

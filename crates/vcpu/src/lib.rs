@@ -14,8 +14,10 @@
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
+pub mod cpuid;
 mod exit;
 mod logring;
+pub mod msr;
 mod setup;
 mod uart;
 
@@ -112,6 +114,19 @@ pub trait Platform {
     }
     /// Executes CPUID on the host.
     fn host_cpuid(&mut self, leaf: u32, subleaf: u32) -> [u32; 4];
+    /// The host's time-stamp counter (what a guest's `RDTSC` reads too).
+    fn host_rdtsc(&mut self) -> u64;
+    /// The TSC's frequency in Hz, if the core measured it (CPUID leaves
+    /// 0x15 and 0x16 tell guests).
+    fn tsc_hz(&self) -> Option<u64> {
+        None
+    }
+    /// The physical address of the core's memory at `virt` (for VMCS
+    /// fields that point into it); the core runs identity-mapped, which
+    /// is the default.
+    fn physical(&self, virt: *const u8) -> u64 {
+        virt as u64
+    }
     /// Copies guest-physical memory starting at `gpa` into `buf`, through the
     /// domain's EPT. Returns `false` (and copies nothing useful) when any byte
     /// is not mapped readable for the guest.
@@ -156,6 +171,11 @@ pub struct Vcpu {
     /// Guest-physical address of the log ring it last flushed
     /// (`LOG_FLUSH`), drained once more when it stops.
     pub log_ring: Option<u64>,
+    /// The MSRs its system calls use in hardware, as the VMCS's MSR
+    /// lists load and store them (see [`msr`]).
+    pub msr_area: msr::MsrArea,
+    /// The other MSRs the policy keeps, and its counters.
+    pub msrs: msr::MsrStats,
 }
 
 impl Vcpu {
@@ -175,6 +195,8 @@ impl Vcpu {
             recent: RecentLog::new(),
             refused: 0,
             log_ring: None,
+            msr_area: msr::MsrArea::new(),
+            msrs: msr::MsrStats::default(),
         }
     }
 }
@@ -312,6 +334,7 @@ pub(crate) mod testing {
         pub uart_accesses: Vec<(u8, bool, u8)>,
         pub fast_answer: Option<(hypercall_abi::Status, u64)>,
         pub fast_calls: Vec<(hypercall_abi::Call, u64)>,
+        pub tsc: u64,
     }
 
     impl FakePlatform {
@@ -344,6 +367,10 @@ pub(crate) mod testing {
             self.core_calls.push((call, [r.rdi, r.rsi, r.rdx, r.r10]));
             self.core_answer
                 .unwrap_or(CoreCall::Return(hypercall_abi::Status::Denied, None))
+        }
+
+        fn host_rdtsc(&mut self) -> u64 {
+            self.tsc
         }
 
         fn host_cpuid(&mut self, leaf: u32, _subleaf: u32) -> [u32; 4] {

@@ -204,6 +204,52 @@ pub fn rdtsc() -> u64 {
     unsafe { core::arch::x86_64::_rdtsc() }
 }
 
+/// The TSC frequency [`calibrate_tsc`] measured (0: not measured).
+static TSC_HZ: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// The TSC frequency in Hz, if [`calibrate_tsc`] measured it.
+pub fn tsc_hz() -> Option<u64> {
+    match TSC_HZ.load(core::sync::atomic::Ordering::Relaxed) {
+        0 => None,
+        hz => Some(hz),
+    }
+}
+
+/// Measures the TSC against the 8254 PIT's channel 2 (1,193,182 Hz) for
+/// about 10 ms and keeps the result for [`tsc_hz`]. Gives up (leaving it
+/// unmeasured) when the PIT does not count down in time.
+pub fn calibrate_tsc() -> Option<u64> {
+    const PIT_HZ: u64 = 1_193_182;
+    const COUNT: u16 = 11_932; // 10 ms
+    let mut gate = Port::<u8>::new(0x61);
+    let mut command = Port::<u8>::new(0x43);
+    let mut channel2 = Port::<u8>::new(0x42);
+    // SAFETY: the PIT's channel 2 and its gate (port 0x61: bit 0 gate,
+    // bit 1 speaker off); the core owns them and nothing else uses them.
+    let ticks = unsafe {
+        let g = gate.read();
+        gate.write((g & !0x02) | 0x01);
+        // Channel 2, low then high byte, mode 0 (interrupt on terminal
+        // count: OUT goes high when the count reaches 0), binary.
+        command.write(0b1011_0000);
+        channel2.write(COUNT as u8);
+        channel2.write((COUNT >> 8) as u8);
+        let start = rdtsc();
+        let mut spins = 0u64;
+        // OUT2 is bit 5 of port 0x61.
+        while gate.read() & 0x20 == 0 {
+            spins += 1;
+            if spins > 50_000_000 {
+                return None;
+            }
+        }
+        rdtsc() - start
+    };
+    let hz = ticks * PIT_HZ / u64::from(COUNT);
+    TSC_HZ.store(hz, core::sync::atomic::Ordering::Relaxed);
+    Some(hz)
+}
+
 /// Waits until the TSC reaches `deadline` (nothing can run before then):
 /// halted until the local APIC's deadline timer fires, or, on a CPU without
 /// one, spinning with PAUSE.
