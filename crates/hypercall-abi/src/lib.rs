@@ -246,7 +246,30 @@ pub enum Call {
     /// different domains, or any other capability names the first (its
     /// holder would gain the second's memory).
     MemMerge = 30,
+    /// Sets the platform a created, not yet started domain runs on. RDI =
+    /// domain slot (needs [`Rights::CONTROL`]), RSI = [`PLATFORM_BULKHEAD`]
+    /// (the default: a port without a binding stops it, `HLT` stops it)
+    /// or [`PLATFORM_PC`] (an unmodified operating system: such a port reads
+    /// as absent, all ones, and writes to it are ignored; `HLT` with
+    /// interrupts enabled waits for an interrupt, with them disabled stops
+    /// it). [`Status::InvalidArgument`] for another RSI, [`Status::Denied`]
+    /// once started.
+    DomainSetPlatform = 31,
+    /// Platform service only (the domain the manifest marks `platform`):
+    /// queues external interrupt vector RSI (0x20–0xFF) for the PC guest in
+    /// domain-table slot RDI (the `guest` of its ioreq requests); the core
+    /// injects it when the guest can take it and wakes it if it waits in
+    /// `HLT`. [`Status::Denied`] for any other caller,
+    /// [`Status::InvalidArgument`] for a vector below 0x20 or a slot that
+    /// holds no PC guest, [`Status::OutOfResources`] when 16 vectors wait
+    /// for it already.
+    IrqRaise = 32,
 }
+
+/// [`Call::DomainSetPlatform`]: a Bulkhead domain.
+pub const PLATFORM_BULKHEAD: u64 = 0;
+/// [`Call::DomainSetPlatform`]: a PC guest (an unmodified Linux).
+pub const PLATFORM_PC: u64 = 1;
 
 /// Bytes of a log ring drained by [`Call::LogFlush`] (one page).
 pub const LOG_RING_BYTES: u64 = 4096;
@@ -314,12 +337,14 @@ impl Call {
             28 => Call::DomainRestart,
             29 => Call::LogFlush,
             30 => Call::MemMerge,
+            31 => Call::DomainSetPlatform,
+            32 => Call::IrqRaise,
             _ => return None,
         })
     }
 
     /// Every call, in number order.
-    pub const ALL: [Call; 31] = [
+    pub const ALL: [Call; 33] = [
         Call::Null,
         Call::LogWrite,
         Call::Exit,
@@ -351,6 +376,8 @@ impl Call {
         Call::DomainRestart,
         Call::LogFlush,
         Call::MemMerge,
+        Call::DomainSetPlatform,
+        Call::IrqRaise,
     ];
 
     /// A short name for logs.
@@ -387,6 +414,8 @@ impl Call {
             Call::DomainRestart => "domain_restart",
             Call::LogFlush => "log_flush",
             Call::MemMerge => "mem_merge",
+            Call::DomainSetPlatform => "domain_set_platform",
+            Call::IrqRaise => "irq_raise",
         }
     }
 }
@@ -489,6 +518,15 @@ pub mod ioreq {
     pub const STATE_PAGES: u64 = 17;
     /// The virtual UART's first port (COM1).
     pub const PORT_BASE: u16 = 0x3f8;
+    /// The legacy PC ports the platform service emulates for PC guests;
+    /// on its ioreq channel a request's register `offset` is an index
+    /// into this table. The master and slave 8259A PIC (0x20, 0x21, 0xA0,
+    /// 0xA1), the 8254 PIT (0x40-0x43) and port 0x61, the CMOS RTC (0x70,
+    /// 0x71), the i8042 keyboard controller (0x60, 0x64) and the ELCR
+    /// (0x4D0, 0x4D1). Other ports a PC guest touches are absent.
+    pub const PC_PORTS: [u16; 15] = [
+        0x20, 0x21, 0xa0, 0xa1, 0x40, 0x41, 0x42, 0x43, 0x61, 0x70, 0x71, 0x60, 0x64, 0x4d0, 0x4d1,
+    ];
     /// Ports in the virtual UART.
     pub const PORTS: u16 = 8;
 

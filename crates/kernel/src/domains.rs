@@ -15,7 +15,7 @@ use vmx::fields;
 
 use crate::arch::{self, cpu::Selectors};
 use crate::frames::{Frames, Pool, FRAME};
-use crate::system::{Domain, DomainHw, Machine, Outcome, Region, System, PAGE};
+use crate::system::{Device, Domain, DomainHw, Machine, Outcome, Region, System, PAGE};
 use crate::vmm::{self, GuestPlatform, HardwareVmcs, Vmx};
 
 /// Frames reserved for the core's pool (VMCS, I/O bitmaps, EPT tables).
@@ -107,15 +107,15 @@ impl<'a> Machine for Hw<'a> {
         unsafe { arch::phys_mut(hpa, len as usize) }.fill(0);
     }
 
-    fn uart_answers(&mut self, answer: &mut dyn FnMut(u8, u32, u8) -> bool) -> u32 {
-        IOREQ
+    fn uart_answers(&mut self, device: Device, answer: &mut dyn FnMut(u8, u32, u8) -> bool) -> u32 {
+        ioreq(device)
             .lock()
             .as_mut()
             .map_or(0, |io| pop_uart_answers(io, answer))
     }
 
-    fn uart_stopped(&mut self, guest: u8) {
-        let mut guard = IOREQ.lock();
+    fn uart_stopped(&mut self, device: Device, guest: u8) {
+        let mut guard = ioreq(device).lock();
         let Some(io) = guard.as_mut() else {
             return;
         };
@@ -170,7 +170,13 @@ impl<'a> Machine for Hw<'a> {
 static MANIFEST: spin::Once<Manifest> = spin::Once::new();
 /// The core's end of the ioreq channel with the UART service (requests
 /// out, answers in), when the system has one.
-static IOREQ: spin::Mutex<Option<IoReq>> = spin::Mutex::new(None);
+/// The ioreq channel of each device service (see `Device`).
+static IOREQ: [spin::Mutex<Option<IoReq>>; 2] = [spin::Mutex::new(None), spin::Mutex::new(None)];
+
+/// The ioreq channel of `device`'s service.
+fn ioreq(device: Device) -> &'static spin::Mutex<Option<IoReq>> {
+    &IOREQ[device as usize]
+}
 
 /// The core's end of the ioreq channel.
 struct IoReq {
@@ -484,32 +490,24 @@ pub fn run_system<'m>(
     if let Some(i) = service {
         let name = manifest.domains[i].name.as_str();
         let d = refs[i].ok_or(BootError::Domain(name, "was not built"))?;
-        let ring_len = hypercall_abi::ioreq::PAGES * FRAME;
-        let len = ring_len + hypercall_abi::ioreq::STATE_PAGES * FRAME;
-        let pages = hw
-            .frames
-            .allocate(len, FRAME)
-            .ok_or(BootError::Domain(name, "no memory for the ioreq channel"))?;
-        // SAFETY: fresh core frames, identity-mapped, shared only with the
-        // UART service (mapped below) for the rest of the core's life.
-        let channel = unsafe {
-            arch::phys_mut(pages, len as usize).fill(0);
-            shm_ring::Channel::init_raw(pages as *mut u8, ring_len as usize)
-        }
-        .map_err(|_| BootError::Domain(name, "the ioreq channel could not be laid out"))?;
-        sys.share_with(&mut hw, d, (pages, len), hypercall_abi::ioreq::GPA)
-            .map_err(|s| BootError::Capability(name, s))?;
+        serve(&mut sys, &mut hw, Device::Uart, d, name)?;
         sys.uart = Some(d);
-        *IOREQ.lock() = Some(IoReq {
-            end: channel.into_initiator(),
-            next_seq: 0,
-            pages: (pages, len),
-            posted: [hypercall_abi::ioreq::Posted::new(); crate::system::MAX_DOMAINS],
-        });
         log::info!(
             "domain {name} serves the virtual UARTs (ports {:#x}-{:#x}) over the ioreq channel at {:#x}",
             com1.start(),
             com1.end(),
+            hypercall_abi::ioreq::GPA
+        );
+    }
+
+    // The platform service: PC guests' legacy devices.
+    if let Some(i) = manifest.domains.iter().position(|d| d.platform) {
+        let name = manifest.domains[i].name.as_str();
+        let d = refs[i].ok_or(BootError::Domain(name, "was not built"))?;
+        serve(&mut sys, &mut hw, Device::Platform, d, name)?;
+        sys.platform = Some(d);
+        log::info!(
+            "domain {name} serves PC guests' legacy devices (PIC, PIT, ...) over its ioreq channel at {:#x}",
             hypercall_abi::ioreq::GPA
         );
     }
@@ -661,8 +659,10 @@ pub fn run_system<'m>(
     for d in all.into_iter().flatten() {
         sys.destroy_domain(&mut hw, d);
     }
-    if let Some(io) = IOREQ.lock().take() {
-        let _ = hw.frames.free(io.pages.0, io.pages.1);
+    for device in Device::ALL {
+        if let Some(io) = ioreq(device).lock().take() {
+            let _ = hw.frames.free(io.pages.0, io.pages.1);
+        }
     }
     let pool_left = hw.pool.0.used();
     if pool_left != 0 {
@@ -895,6 +895,45 @@ impl SysPlatform<'_, '_, '_> {
     /// made current for the read and the caller's made current again.
     #[cold]
     #[inline(never)]
+    /// `IRQ_RAISE`: the platform service queues `vector` for PC guest
+    /// `guest` (a domain-table slot).
+    fn irq_raise(&mut self, guest: u64, vector: u64) -> vcpu::CoreCall {
+        use hypercall_abi::Status;
+        let call = hypercall_abi::Call::IrqRaise;
+        if self.sys.platform != Some(self.caller) {
+            self.refused(call, Status::Denied);
+            return vcpu::CoreCall::Return(Status::Denied, None);
+        }
+        let target = usize::try_from(guest)
+            .ok()
+            .filter(|&i| i < crate::system::MAX_DOMAINS && i != self.caller.index as usize)
+            .and_then(|i| self.sys.domains.iter().find(|(d, _)| d.index as usize == i))
+            .filter(|(_, dom)| dom.pc)
+            .map(|(d, _)| d);
+        let (Some(t), Ok(vector @ 0x20..=0xff)) = (target, u8::try_from(vector)) else {
+            self.refused(call, Status::InvalidArgument);
+            return vcpu::CoreCall::Return(Status::InvalidArgument, None);
+        };
+        // SAFETY: as in `peek`: the table has MAX_DOMAINS entries and `t`
+        // is not the caller, whose entry is the one borrowed while it runs.
+        let entry = unsafe { &mut *self.vcpus.add(t.index as usize) };
+        match entry.as_mut().filter(|(owner, _)| *owner == t) {
+            Some((_, v)) => {
+                if !v.interrupts.push(vector) {
+                    return vcpu::CoreCall::Return(Status::OutOfResources, None);
+                }
+            }
+            // Not run yet: it gets its vCPU (and interrupts) when it starts.
+            None => return vcpu::CoreCall::Return(Status::InvalidArgument, None),
+        }
+        self.sys.irq_wake(t);
+        if self.sys.should_switch(self.caller) {
+            vcpu::CoreCall::Switch(Status::Ok, None)
+        } else {
+            vcpu::CoreCall::Return(Status::Ok, None)
+        }
+    }
+
     fn peek(&mut self, slot: u64, item: u64) -> vcpu::CoreCall {
         use hypercall_abi::Status;
         let answer = self.sys.peek_target(self.caller, slot, item).and_then(|t| {
@@ -958,6 +997,90 @@ impl SysPlatform<'_, '_, '_> {
     }
 
     /// `IOREQ_WAIT` and `IOREQ_DONE`, for the UART service only.
+    /// Forwards a domain's one-byte access to register `offset` of
+    /// `device` to its service (see `vcpu::Platform::uart_access`).
+    fn forward(&mut self, device: Device, offset: u8, write: bool, value: u8) -> vcpu::UartAnswer {
+        use hypercall_abi::ioreq::{Request, VERSION};
+        let Some(service) = self.sys.service(device) else {
+            return vcpu::UartAnswer::Emulate;
+        };
+        let serving = self
+            .sys
+            .domains
+            .get(service)
+            .is_some_and(|d| d.state != crate::system::RunState::Stopped);
+        if service == self.caller || !serving {
+            // The service itself never exits on its own ports; with the
+            // service stopped or gone, the core's own minimal emulation
+            // takes over (requests would only pile up).
+            return vcpu::UartAnswer::Emulate;
+        }
+        let mut guard = ioreq(device).lock();
+        let Some(io) = guard.as_mut() else {
+            return vcpu::UartAnswer::Emulate;
+        };
+        let guest = self.caller.index as u8;
+        let Some(dom) = self.sys.domains.get_mut(self.caller) else {
+            return vcpu::UartAnswer::Emulate;
+        };
+        let attached = match device {
+            Device::Uart => &mut dom.uart_attached,
+            Device::Platform => &mut dom.platform_attached,
+        };
+        if !*attached {
+            let mut name = [0u8; 16];
+            let n = dom.name.len().min(16);
+            name[..n].copy_from_slice(&dom.name.as_bytes()[..n]);
+            let attach = Request::Attach {
+                guest,
+                name,
+                len: n as u8,
+            };
+            if io.end.tx().push_versioned(VERSION, &attach).is_err() {
+                self.sys.uart_kick(device);
+                return vcpu::UartAnswer::Busy;
+            }
+            *attached = true;
+        }
+        let slot = guest as usize % crate::system::MAX_DOMAINS;
+        if write {
+            // Posted: the service sees it with the domain's next read, or
+            // when the domain leaves the CPU (no request, no switch now).
+            if io.posted[slot].push(offset, value) {
+                return vcpu::UartAnswer::Done(0);
+            }
+            // A FIFO's worth is waiting: hand it over first.
+            let flushed = io.flush(guest) && io.posted[slot].push(offset, value);
+            drop(guard);
+            self.sys.uart_kick(device);
+            return if flushed {
+                vcpu::UartAnswer::Done(0)
+            } else {
+                // The ring is full: the guest retries the instruction later.
+                vcpu::UartAnswer::Busy
+            };
+        }
+        let seq = io.next_seq;
+        let request = Request::Accesses {
+            seq,
+            guest,
+            writes: io.posted[slot],
+            read: Some(offset),
+        };
+        if io.end.tx().push_versioned(VERSION, &request).is_err() {
+            // Full (or broken): the guest retries the instruction later.
+            drop(guard);
+            self.sys.uart_kick(device);
+            return vcpu::UartAnswer::Busy;
+        }
+        io.posted[slot].clear();
+        io.next_seq = seq.wrapping_add(1);
+        drop(guard);
+        self.sys.uart_kick(device);
+        self.sys.uart_wait_for(device, self.caller, seq);
+        vcpu::UartAnswer::Wait
+    }
+
     fn ioreq_call(
         &mut self,
         call: hypercall_abi::Call,
@@ -965,11 +1088,11 @@ impl SysPlatform<'_, '_, '_> {
         answer: u64,
     ) -> vcpu::CoreCall {
         use hypercall_abi::Status;
-        if self.sys.uart != Some(self.caller) {
+        let Some(device) = self.sys.device_of(self.caller) else {
             self.refused(call, Status::Denied);
             return vcpu::CoreCall::Return(Status::Denied, None);
-        }
-        let mut guard = IOREQ.lock();
+        };
+        let mut guard = ioreq(device).lock();
         let Some(io) = guard.as_mut() else {
             return vcpu::CoreCall::Return(Status::Denied, None);
         };
@@ -978,14 +1101,14 @@ impl SysPlatform<'_, '_, '_> {
         // and then waits makes one call).
         let sys = &mut *self.sys;
         let mut bad = pop_uart_answers(io, &mut |guest, seq, value| {
-            sys.uart_answer(guest, seq, value)
+            sys.uart_answer(device, guest, seq, value)
         });
         // Writes still posted (the ring was full when their domain left
         // the CPU) go now.
         io.flush_all();
         match hypercall_abi::ioreq::Response::from_word(answer) {
             Ok(None) => {}
-            Ok(Some(r)) => bad += u32::from(!sys.uart_answer(r.guest, r.seq, r.value)),
+            Ok(Some(r)) => bad += u32::from(!sys.uart_answer(device, r.guest, r.seq, r.value)),
             Err(()) => bad += 1,
         }
         let queued = {
@@ -994,11 +1117,13 @@ impl SysPlatform<'_, '_, '_> {
         };
         drop(guard);
         if bad > 0 {
-            log::warn!("UART service: {bad} answer(s) matched no waiting read or were malformed");
+            log::warn!(
+                "{device:?} service: {bad} answer(s) matched no waiting read or were malformed"
+            );
         }
         if call == hypercall_abi::Call::IoReqWait && !queued {
             let deadline = (timeout != 0).then(|| arch::rdtsc().saturating_add(timeout));
-            self.sys.uart_block(self.caller, deadline);
+            self.sys.uart_block(device, self.caller, deadline);
             return vcpu::CoreCall::Block;
         }
         if self.sys.should_switch(self.caller) {
@@ -1094,19 +1219,21 @@ impl SysPlatform<'_, '_, '_> {
 /// waiting read (a corrupted ring is started over and counts as one).
 /// Hands the UART writes `d` posted to the service and wakes it.
 fn flush_posted(sys: &mut System, d: ObjectRef) {
-    let mut guard = IOREQ.lock();
-    let Some(io) = guard.as_mut() else {
-        return;
-    };
-    let guest = d.index as u8;
-    if io.posted[guest as usize % crate::system::MAX_DOMAINS].is_empty() {
-        return;
+    for device in Device::ALL {
+        let mut guard = ioreq(device).lock();
+        let Some(io) = guard.as_mut() else {
+            continue;
+        };
+        let guest = d.index as u8;
+        if io.posted[guest as usize % crate::system::MAX_DOMAINS].is_empty() {
+            continue;
+        }
+        // Left posted if the ring is full: the service's next IOREQ_WAIT
+        // takes them.
+        io.flush(guest);
+        drop(guard);
+        sys.uart_kick(device);
     }
-    // Left posted if the ring is full: the service's next IOREQ_WAIT
-    // takes them.
-    io.flush(guest);
-    drop(guard);
-    sys.uart_kick();
 }
 
 fn pop_uart_answers(io: &mut IoReq, answer: &mut dyn FnMut(u8, u32, u8) -> bool) -> u32 {
@@ -1165,87 +1292,18 @@ impl vcpu::Platform for SysPlatform<'_, '_, '_> {
                 self.ioreq_call(call, regs.rdi, regs.rsi)
             }
             hypercall_abi::Call::DomainPeek => self.peek(regs.rdi, regs.rsi),
+            hypercall_abi::Call::IrqRaise => self.irq_raise(regs.rdi, regs.rsi),
             hypercall_abi::Call::DomainRestart => self.restart(regs.rdi),
             _ => self.general(call, [regs.rdi, regs.rsi, regs.rdx, regs.r10]),
         }
     }
 
     fn uart_access(&mut self, offset: u8, write: bool, value: u8) -> vcpu::UartAnswer {
-        use hypercall_abi::ioreq::{Request, VERSION};
-        let Some(service) = self.sys.uart else {
-            return vcpu::UartAnswer::Emulate;
-        };
-        let serving = self
-            .sys
-            .domains
-            .get(service)
-            .is_some_and(|d| d.state != crate::system::RunState::Stopped);
-        if service == self.caller || !serving {
-            // The service itself never exits on its own ports; with the
-            // service stopped or gone, the core's own minimal emulation
-            // takes over (requests would only pile up).
-            return vcpu::UartAnswer::Emulate;
-        }
-        let mut guard = IOREQ.lock();
-        let Some(io) = guard.as_mut() else {
-            return vcpu::UartAnswer::Emulate;
-        };
-        let guest = self.caller.index as u8;
-        let Some(dom) = self.sys.domains.get_mut(self.caller) else {
-            return vcpu::UartAnswer::Emulate;
-        };
-        if !dom.uart_attached {
-            let mut name = [0u8; 16];
-            let n = dom.name.len().min(16);
-            name[..n].copy_from_slice(&dom.name.as_bytes()[..n]);
-            let attach = Request::Attach {
-                guest,
-                name,
-                len: n as u8,
-            };
-            if io.end.tx().push_versioned(VERSION, &attach).is_err() {
-                self.sys.uart_kick();
-                return vcpu::UartAnswer::Busy;
-            }
-            dom.uart_attached = true;
-        }
-        let slot = guest as usize % crate::system::MAX_DOMAINS;
-        if write {
-            // Posted: the service sees it with the domain's next read, or
-            // when the domain leaves the CPU (no request, no switch now).
-            if io.posted[slot].push(offset, value) {
-                return vcpu::UartAnswer::Done(0);
-            }
-            // A FIFO's worth is waiting: hand it over first.
-            let flushed = io.flush(guest) && io.posted[slot].push(offset, value);
-            drop(guard);
-            self.sys.uart_kick();
-            return if flushed {
-                vcpu::UartAnswer::Done(0)
-            } else {
-                // The ring is full: the guest retries the instruction later.
-                vcpu::UartAnswer::Busy
-            };
-        }
-        let seq = io.next_seq;
-        let request = Request::Accesses {
-            seq,
-            guest,
-            writes: io.posted[slot],
-            read: Some(offset),
-        };
-        if io.end.tx().push_versioned(VERSION, &request).is_err() {
-            // Full (or broken): the guest retries the instruction later.
-            drop(guard);
-            self.sys.uart_kick();
-            return vcpu::UartAnswer::Busy;
-        }
-        io.posted[slot].clear();
-        io.next_seq = seq.wrapping_add(1);
-        drop(guard);
-        self.sys.uart_kick();
-        self.sys.uart_wait_for(self.caller, seq);
-        vcpu::UartAnswer::Wait
+        self.forward(Device::Uart, offset, write, value)
+    }
+
+    fn pc_access(&mut self, index: u8, write: bool, value: u8) -> vcpu::UartAnswer {
+        self.forward(Device::Platform, index, write, value)
     }
 
     fn host_rdtsc(&mut self) -> u64 {
@@ -1275,6 +1333,39 @@ impl vcpu::Platform for SysPlatform<'_, '_, '_> {
         }
         .guest_line(guest, source, text)
     }
+}
+
+/// Gives device service `d` its ioreq channel (and the state pages after
+/// it) at `ioreq::GPA`.
+fn serve(
+    sys: &mut System,
+    hw: &mut Hw<'_>,
+    device: Device,
+    d: ObjectRef,
+    name: &'static str,
+) -> Result<(), BootError> {
+    let ring_len = hypercall_abi::ioreq::PAGES * FRAME;
+    let len = ring_len + hypercall_abi::ioreq::STATE_PAGES * FRAME;
+    let pages = hw
+        .frames
+        .allocate(len, FRAME)
+        .ok_or(BootError::Domain(name, "no memory for the ioreq channel"))?;
+    // SAFETY: fresh core frames, identity-mapped, shared only with the
+    // service (mapped below) for the rest of the core's life.
+    let channel = unsafe {
+        arch::phys_mut(pages, len as usize).fill(0);
+        shm_ring::Channel::init_raw(pages as *mut u8, ring_len as usize)
+    }
+    .map_err(|_| BootError::Domain(name, "the ioreq channel could not be laid out"))?;
+    sys.share_with(hw, d, (pages, len), hypercall_abi::ioreq::GPA)
+        .map_err(|s| BootError::Capability(name, s))?;
+    *ioreq(device).lock() = Some(IoReq {
+        end: channel.into_initiator(),
+        next_seq: 0,
+        pages: (pages, len),
+        posted: [hypercall_abi::ioreq::Posted::new(); crate::system::MAX_DOMAINS],
+    });
+    Ok(())
 }
 
 /// Sets up the VMCS and vCPU of a domain created by a hypercall, the first
@@ -1315,6 +1406,7 @@ fn setup_child(
     // In RDI for a Rust domain, in RSI for Linux (its zero page).
     v.regs.rdi = arg;
     v.regs.rsi = arg;
+    v.pc = dom.pc;
     v.slice = slice;
     v.slice_budget = budget;
     log::info!(
@@ -1460,6 +1552,9 @@ fn schedule(
         sys.stats.refused += vcpu.refused - refused_before;
         if let Some(dom) = sys.domains.get_mut(d) {
             dom.exits = vcpu.stats.summary();
+        }
+        if action == Action::Idle {
+            sys.idle(d);
         }
         if let Action::Stop(reason) = action {
             log::info!("domain {name}: stopped: {reason}");

@@ -30,6 +30,22 @@ pub const DOMAIN_GPA_LIMIT: u64 = 1 << 30;
 /// Page size.
 pub const PAGE: u64 = 4096;
 
+/// A device a service domain emulates for other domains: the core
+/// forwards their port I/O on its ports over the service's own ioreq
+/// channel (`hypercall_abi::ioreq`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Device {
+    /// The virtual 16550 at 0x3F8 (every domain).
+    Uart,
+    /// The legacy PC devices of PC guests (PIC, PIT, ...).
+    Platform,
+}
+
+impl Device {
+    /// Both.
+    pub const ALL: [Device; 2] = [Device::Uart, Device::Platform];
+}
+
 /// What the objects need from the machine.
 pub trait Machine {
     /// Frames for EPT tables.
@@ -54,15 +70,15 @@ pub trait Machine {
     /// to `answer` (guest's table slot, read's sequence number, value),
     /// which reports whether it matched a waiting read; returns how many
     /// did not. A machine without the ring has none.
-    fn uart_answers(&mut self, answer: &mut dyn FnMut(u8, u32, u8) -> bool) -> u32 {
-        let _ = answer;
+    fn uart_answers(&mut self, device: Device, answer: &mut dyn FnMut(u8, u32, u8) -> bool) -> u32 {
+        let _ = (device, answer);
         0
     }
     /// The domain in table slot `guest` stopped: the UART writes the core
     /// still holds for it (posted, see `ioreq::Posted`) go to the service
     /// now, before its slot can go to another domain.
-    fn uart_stopped(&mut self, guest: u8) {
-        let _ = guest;
+    fn uart_stopped(&mut self, device: Device, guest: u8) {
+        let _ = (device, guest);
     }
 }
 
@@ -120,11 +136,17 @@ pub struct Domain {
     /// Most capability slots it may use.
     pub slot_limit: u16,
     /// The sequence number of its forwarded UART read, while it waits.
-    pub io_wait: Option<u32>,
+    pub io_wait: Option<(Device, u32)>,
     /// The answer to that read, to deliver when it next runs.
     pub pending_in: Option<u8>,
     /// Whether the UART service was told about it.
     pub uart_attached: bool,
+    /// Whether the platform service was told about it.
+    pub platform_attached: bool,
+    /// A PC guest (`DOMAIN_SET_PLATFORM`): see `vcpu::Vcpu::pc`.
+    pub pc: bool,
+    /// Halted, waiting for an interrupt (a PC guest).
+    pub idle: bool,
     /// Exit counts (hypercalls, port I/O, EPT violations, all), copied from
     /// its vCPU by the core's VMX code after it runs.
     pub exits: [u64; 4],
@@ -241,6 +263,11 @@ pub struct System {
     pub uart: Option<ObjectRef>,
     /// The UART service is blocked in `IOREQ_WAIT`.
     pub uart_waiting: bool,
+    /// The platform service: it serves PC guests' legacy devices (PIC,
+    /// PIT, ...) over its own ioreq channel and raises their interrupts.
+    pub platform: Option<ObjectRef>,
+    /// The platform service is blocked in `IOREQ_WAIT`.
+    pub platform_waiting: bool,
     /// A domain asked for the system to end (`SHUTDOWN`).
     pub shutdown_requested: bool,
     last_run: Option<u16>,
@@ -342,6 +369,8 @@ impl System {
             woke: false,
             uart: None,
             uart_waiting: false,
+            platform: None,
+            platform_waiting: false,
             shutdown_requested: false,
             last_run: None,
             runnable: 0,
@@ -384,6 +413,9 @@ impl System {
             io_wait: None,
             pending_in: None,
             uart_attached: false,
+            platform_attached: false,
+            pc: false,
+            idle: false,
             exits: [0; 4],
             boot_maps: None,
             fresh_vcpu: false,
@@ -476,6 +508,9 @@ impl System {
             io_wait: None,
             pending_in: None,
             uart_attached: false,
+            platform_attached: false,
+            pc: false,
+            idle: false,
             exits: [0; 4],
             boot_maps: None,
             fresh_vcpu: false,
@@ -822,35 +857,83 @@ impl System {
         Ok(())
     }
 
-    /// The UART service waits for requests (`IOREQ_WAIT` with none queued),
-    /// at most until `deadline`.
-    pub fn uart_block(&mut self, service: ObjectRef, deadline: Option<u64>) {
-        if self.block(service, None, deadline) {
-            self.uart_waiting = true;
+    /// PC guest `d` halted with interrupts enabled: it waits for the next
+    /// interrupt queued for it ([`System::irq_wake`]).
+    pub fn idle(&mut self, d: ObjectRef) {
+        if self.block(d, None, None) {
+            if let Some(dom) = self.domains.get_mut(d) {
+                dom.idle = true;
+            }
         }
     }
 
-    /// Requests were queued: wake the UART service if it waits for them.
-    pub fn uart_kick(&mut self) {
-        if !core::mem::take(&mut self.uart_waiting) {
+    /// An interrupt was queued for `d`: an idle PC guest runs again (the
+    /// core injects it at the entry). Returns whether it was idle.
+    pub fn irq_wake(&mut self, d: ObjectRef) -> bool {
+        let Some(dom) = self.domains.get_mut(d) else {
+            return false;
+        };
+        if !core::mem::take(&mut dom.idle) || !matches!(dom.state, RunState::Blocked { .. }) {
+            return false;
+        }
+        dom.state = RunState::Runnable;
+        self.woke = true;
+        self.sync(d);
+        true
+    }
+
+    /// The domain serving `device`.
+    pub fn service(&self, device: Device) -> Option<ObjectRef> {
+        match device {
+            Device::Uart => self.uart,
+            Device::Platform => self.platform,
+        }
+    }
+
+    /// Which device `d` serves, if any.
+    pub fn device_of(&self, d: ObjectRef) -> Option<Device> {
+        Device::ALL
+            .into_iter()
+            .find(|&dev| self.service(dev) == Some(d))
+    }
+
+    fn waiting(&mut self, device: Device) -> &mut bool {
+        match device {
+            Device::Uart => &mut self.uart_waiting,
+            Device::Platform => &mut self.platform_waiting,
+        }
+    }
+
+    /// A device service waits for requests (`IOREQ_WAIT` with none
+    /// queued), at most until `deadline`.
+    pub fn uart_block(&mut self, device: Device, service: ObjectRef, deadline: Option<u64>) {
+        if self.block(service, None, deadline) {
+            *self.waiting(device) = true;
+        }
+    }
+
+    /// Requests were queued: wake `device`'s service if it waits for them.
+    pub fn uart_kick(&mut self, device: Device) {
+        if !core::mem::take(self.waiting(device)) {
             return;
         }
-        if let Some(d) = self.uart.and_then(|u| self.domains.get_mut(u)) {
+        let service = self.service(device);
+        if let Some(d) = service.and_then(|u| self.domains.get_mut(u)) {
             if matches!(d.state, RunState::Blocked { .. }) {
                 d.state = RunState::Runnable;
                 d.pending = Some((Status::Ok, None));
                 self.woke = true;
             }
         }
-        if let Some(u) = self.uart {
+        if let Some(u) = service {
             self.sync(u);
         }
     }
 
-    /// `d` waits for the answer to its forwarded UART read `seq`.
-    pub fn uart_wait_for(&mut self, d: ObjectRef, seq: u32) {
+    /// `d` waits for the answer to its read `seq` forwarded to `device`.
+    pub fn uart_wait_for(&mut self, device: Device, d: ObjectRef, seq: u32) {
         if let Some(dom) = self.domains.get_mut(d) {
-            dom.io_wait = Some(seq);
+            dom.io_wait = Some((device, seq));
             dom.state = RunState::Blocked {
                 channel: None,
                 deadline: None,
@@ -859,11 +942,11 @@ impl System {
         self.sync(d);
     }
 
-    /// The UART service answered read `seq` of the domain in table slot
+    /// `device`'s service answered read `seq` of the domain in table slot
     /// `guest` with `value`: wake it. Answers that match no waiting read
     /// (a confused or hostile service) are ignored; returns whether one
     /// matched.
-    pub fn uart_answer(&mut self, guest: u8, seq: u32, value: u8) -> bool {
+    pub fn uart_answer(&mut self, device: Device, guest: u8, seq: u32, value: u8) -> bool {
         let Some((d, dom)) = self
             .domains
             .iter_mut()
@@ -871,7 +954,7 @@ impl System {
         else {
             return false;
         };
-        if dom.io_wait != Some(seq) {
+        if dom.io_wait != Some((device, seq)) {
             return false;
         }
         dom.io_wait = None;
@@ -930,17 +1013,22 @@ impl System {
             }
             self.sync(peer);
         }
-        if self.uart.is_some_and(|u| u != d) {
-            m.uart_stopped(d.index as u8);
+        for device in Device::ALL {
+            if self.service(device).is_some_and(|u| u != d) {
+                m.uart_stopped(device, d.index as u8);
+            }
         }
-        if self.uart == Some(d) {
+        if let Some(device) = self.device_of(d) {
             // Reads it answered before it stopped get their answers; the
             // rest will never be answered: they read 0xFF (no device), and
             // the guests go on.
-            m.uart_answers(&mut |guest, seq, value| self.uart_answer(guest, seq, value));
+            m.uart_answers(device, &mut |guest, seq, value| {
+                self.uart_answer(device, guest, seq, value)
+            });
             let mut woken = false;
             for (_, x) in self.domains.iter_mut() {
-                if x.io_wait.take().is_some() {
+                if x.io_wait.is_some_and(|(dev, _)| dev == device) {
+                    x.io_wait = None;
                     x.pending_in = Some(0xff);
                     if matches!(x.state, RunState::Blocked { .. }) {
                         x.state = RunState::Runnable;
@@ -1312,12 +1400,15 @@ impl System {
                 ch.pending[e] = false;
             }
         }
-        if self.uart == Some(t) {
-            // A new UART service knows no guest yet: each attaches again on
-            // its next access.
-            self.uart_waiting = false;
+        if let Some(device) = self.device_of(t) {
+            // A new service knows no guest yet: each attaches again on its
+            // next access.
+            *self.waiting(device) = false;
             for (_, d) in self.domains.iter_mut() {
-                d.uart_attached = false;
+                match device {
+                    Device::Uart => d.uart_attached = false,
+                    Device::Platform => d.platform_attached = false,
+                }
             }
         }
         let dom = self.domains.get_mut(t).ok_or(Status::StaleCapability)?;
@@ -1326,8 +1417,10 @@ impl System {
         dom.io_wait = None;
         dom.pending_in = None;
         dom.uart_attached = false;
+        dom.platform_attached = false;
         dom.fresh_vcpu = true;
         dom.faulted = false;
+        dom.idle = false;
         dom.restarts = dom.restarts.saturating_add(1);
         self.sync(t);
         Ok(t)
@@ -1726,7 +1819,7 @@ impl System {
             }
             // Answered by the core's VMX code, which holds the vCPUs (see
             // `peek_target`); a machine without vCPUs has nothing to read.
-            Call::DomainPeek | Call::DomainRestart => Err(Status::UnknownCall),
+            Call::DomainPeek | Call::DomainRestart | Call::IrqRaise => Err(Status::UnknownCall),
             Call::MemMerge => {
                 let first = self.lookup(ci, a[0], ObjectType::MemRegion, Rights::CONTROL)?;
                 let second = self.lookup(ci, a[1], ObjectType::MemRegion, Rights::CONTROL)?;
@@ -1806,6 +1899,23 @@ impl System {
                     return Err(Status::InvalidAddress);
                 }
                 dom.initial = Some([a[1], a[2], a[3]]);
+                ok(None)
+            }
+            Call::DomainSetPlatform => {
+                let target = self.target(ci, caller, a[0], Rights::CONTROL, false)?;
+                let pc = match a[1] {
+                    hypercall_abi::PLATFORM_BULKHEAD => false,
+                    hypercall_abi::PLATFORM_PC => true,
+                    _ => return Err(Status::InvalidArgument),
+                };
+                let dom = self
+                    .domains
+                    .get_mut(target)
+                    .ok_or(Status::StaleCapability)?;
+                if dom.state != RunState::Created {
+                    return Err(Status::Denied);
+                }
+                dom.pc = pc;
                 ok(None)
             }
             Call::DomainBindPorts => {

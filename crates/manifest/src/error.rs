@@ -61,7 +61,8 @@ pub enum ManifestError {
         /// What is wrong with it.
         problem: Problem,
     },
-    /// Two domains set a flag only one may have (`launcher`, `free_memory`).
+    /// Two domains set a flag only one may have (`launcher`, `free_memory`,
+    /// `platform`).
     TwoDomainsFlagged {
         /// The flag's key.
         key: &'static str,

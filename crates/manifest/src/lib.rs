@@ -37,7 +37,7 @@ pub use toml_front::{
 /// The four bytes every encoded manifest starts with.
 pub const MAGIC: [u8; 4] = *b"BHMF";
 /// The encoding version this crate reads and writes.
-pub const VERSION: u16 = 2;
+pub const VERSION: u16 = 3;
 
 /// Capacity of every name in the manifest (domain, image, channel), in bytes.
 pub const NAME_CAPACITY: usize = 16;
@@ -82,7 +82,8 @@ pub const MAX_ENCODED_LEN: usize = {
         + 1 // restart
         + 5 // spare_kib
         + 1 // launcher
-        + 1; // free_memory
+        + 1 // free_memory
+        + 1; // platform
     const GUEST: usize = 2 * NAME + 5 + 1;
     const CHANNEL: usize = 3 * NAME + 1 + 10 + 10; // names, pages, two u64 varints
     4 + 3 + 1 + MAX_DOMAINS * DOMAIN + 1 + MAX_CHANNELS * CHANNEL + 1 + MAX_GUESTS * GUEST
@@ -153,6 +154,10 @@ pub struct DomainSpec {
     /// memory left when the boot domains and channels are built: the memory
     /// broker (at most one domain).
     pub free_memory: bool,
+    /// Whether this domain is the platform service: it emulates the
+    /// legacy PC devices (PIC, PIT, ...) of PC guests, which the core
+    /// forwards to it over an ioreq channel (at most one domain).
+    pub platform: bool,
 }
 
 /// A guest the launcher may start: its image and what it asks for.

@@ -200,6 +200,8 @@ struct TomlDomain {
     launcher: bool,
     #[serde(default)]
     free_memory: bool,
+    #[serde(default)]
+    platform: bool,
 }
 
 #[derive(Deserialize)]
@@ -314,6 +316,7 @@ fn convert_domain(ctx: &Ctx<'_>, d: &TomlDomain) -> Result<DomainSpec, TomlError
         spare_kib: d.spare_kib,
         launcher: d.launcher,
         free_memory: d.free_memory,
+        platform: d.platform,
     })
 }
 
@@ -332,7 +335,7 @@ fn convert_channel(ctx: &Ctx<'_>, c: &TomlChannel) -> Result<ChannelSpec, TomlEr
 ///
 /// The text has `[[domain]]` tables (keys `name`, `image`, `memory_kib`,
 /// `priority`, and optional `io_ports`, `control`, `restart`, `spare_kib`,
-/// `launcher`, `free_memory`), `[[channel]]` tables (keys `name`, `a`, `b`,
+/// `launcher`, `free_memory`, `platform`), `[[channel]]` tables (keys `name`, `a`, `b`,
 /// `pages`, `a_gpa`, `b_gpa`) and `[[guest]]` tables (keys `name`, `image`,
 /// `memory_kib`, `priority`; or, with `kind = "linux"`, `bzimage` and
 /// optional `initrd` and `cmdline` instead of `image`); unknown keys are

@@ -56,6 +56,7 @@ pub fn validate(m: &Manifest) -> Result<(), ManifestError> {
             (|d: &DomainSpec| d.launcher) as fn(&DomainSpec) -> bool,
         ),
         ("free_memory", |d: &DomainSpec| d.free_memory),
+        ("platform", |d: &DomainSpec| d.platform),
     ] {
         let mut flagged = m.domains.iter().enumerate().filter(|(_, d)| pick(d));
         if let (Some((first, _)), Some((second, _))) = (flagged.next(), flagged.next()) {

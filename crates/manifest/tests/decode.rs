@@ -27,11 +27,13 @@ fn empty_and_short_inputs() {
 #[test]
 fn huge_lengths_are_rejected() {
     // Domain count varint far above the capacity of 8.
-    let mut bytes = b"BHMF\x02".to_vec();
+    let mut bytes = b"BHMF".to_vec();
+    bytes.push(manifest::VERSION as u8);
     bytes.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0x0f]);
     assert_eq!(decode(&bytes), Err(ManifestError::Malformed));
     // Nine domains: one more than the capacity.
-    let mut bytes = b"BHMF\x02\x09".to_vec();
+    let mut bytes = b"BHMF".to_vec();
+    bytes.extend_from_slice(&[manifest::VERSION as u8, 0x09]);
     bytes.extend_from_slice(&[0; 64]);
     assert_eq!(decode(&bytes), Err(ManifestError::Malformed));
 }

@@ -554,6 +554,14 @@ fn at_most_one_launcher_and_one_free_memory_holder() {
         validate(&m).unwrap_err().to_string(),
         "domains 0 and 1 both set free_memory; at most one domain may"
     );
+    let mut m = valid();
+    m.domains[0].platform = true;
+    assert_eq!(validate(&m), Ok(()));
+    m.domains[1].platform = true;
+    assert_eq!(
+        validate(&m).unwrap_err().to_string(),
+        "domains 0 and 1 both set platform; at most one domain may"
+    );
 }
 
 #[test]

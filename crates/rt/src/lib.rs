@@ -129,6 +129,18 @@ pub fn mem_merge(region: u64, next: u64) -> Result<(), Status> {
     call(Call::MemMerge, region, next, 0, 0).map(drop)
 }
 
+/// `IRQ_RAISE` (platform service only): interrupt `vector` for the PC
+/// guest in domain-table slot `guest`.
+pub fn irq_raise(guest: u8, vector: u8) -> Result<(), Status> {
+    call(Call::IrqRaise, u64::from(guest), u64::from(vector), 0, 0).map(drop)
+}
+
+/// `DOMAIN_SET_PLATFORM`: domain `slot` (created, not started) runs on
+/// `platform` (`hypercall_abi::PLATFORM_PC` for an unmodified Linux).
+pub fn domain_set_platform(slot: u64, platform: u64) -> Result<(), Status> {
+    call(Call::DomainSetPlatform, slot, platform, 0, 0).map(drop)
+}
+
 /// `MEM_MAP`: maps `region` into `domain` (or [`SLOT_SELF`]) at `gpa`.
 pub fn mem_map(domain: u64, region: u64, gpa: u64, rights: Rights) -> Result<(), Status> {
     call(Call::MemMap, domain, region, gpa, rights.bits() as u64).map(drop)

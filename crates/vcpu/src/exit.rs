@@ -96,6 +96,9 @@ pub enum Action {
     /// The preemption timer expired within the budget: the core may run
     /// another domain before resuming this one.
     Preempted,
+    /// A PC guest halted with interrupts enabled: it waits until an
+    /// interrupt is queued for it.
+    Idle,
 }
 
 /// Why a guest was stopped.
@@ -249,7 +252,20 @@ pub fn handle_exit(vcpu: &mut Vcpu, vmcs: &mut impl Vmcs, platform: &mut impl Pl
     match info.reason {
         ExitReason::Vmcall => vmcall(vcpu, vmcs, platform),
         ExitReason::Cpuid => cpuid(vcpu, vmcs, platform),
+        ExitReason::Hlt if vcpu.pc => {
+            vm!(skip_instruction(vmcs));
+            if !vm!(crate::irq::can_wake(vmcs)) {
+                // Interrupts off: nothing can ever wake it.
+                Action::Stop(StopReason::Halted)
+            } else if vcpu.interrupts.pending() {
+                Action::Resume
+            } else {
+                Action::Idle
+            }
+        }
         ExitReason::Hlt => Action::Stop(StopReason::Halted),
+        // The guest enabled interrupts: the next entry injects.
+        ExitReason::InterruptWindow => Action::Resume,
         ExitReason::Rdmsr => crate::msr::rdmsr(vcpu, vmcs, platform),
         ExitReason::Wrmsr => crate::msr::wrmsr(vcpu, vmcs, platform),
         ExitReason::IoInstruction => io(vcpu, vmcs, platform),
@@ -480,6 +496,44 @@ fn io(vcpu: &mut Vcpu, vmcs: &mut impl Vmcs, platform: &mut impl Platform) -> Ac
             rip,
         });
     };
+    if !COM1.contains(&io.port) && vcpu.pc && !io.string && !io.rep {
+        // A legacy device the platform service emulates (byte accesses).
+        let served = hypercall_abi::ioreq::PC_PORTS
+            .iter()
+            .position(|&p| p == io.port);
+        if let (Some(index), 1) = (served, io.size) {
+            let write = io.direction == IoDirection::Out;
+            match platform.pc_access(index as u8, write, vcpu.regs.rax as u8) {
+                UartAnswer::Emulate => {}
+                UartAnswer::Done(value) => {
+                    if !write {
+                        set_in_value(&mut vcpu.regs.rax, 1, value);
+                    }
+                    vm!(skip_instruction(vmcs));
+                    return Action::Resume;
+                }
+                UartAnswer::Wait | UartAnswer::Busy => return Action::Reschedule,
+            }
+        }
+        // Nothing serves this port: as on a PC without the device, reads
+        // float to all ones and writes go nowhere.
+        vcpu.absent_ports += 1;
+        if io.direction == IoDirection::In {
+            let ones: u64 = match io.size {
+                1 => 0xff,
+                2 => 0xffff,
+                _ => 0xffff_ffff,
+            };
+            // A 32-bit IN zero-extends into RAX; narrower ones keep the rest.
+            vcpu.regs.rax = if io.size == 4 {
+                ones
+            } else {
+                vcpu.regs.rax | ones
+            };
+        }
+        vm!(skip_instruction(vmcs));
+        return Action::Resume;
+    }
     if !COM1.contains(&io.port) {
         return Action::Stop(StopReason::PortDenied {
             port: io.port,
@@ -747,6 +801,52 @@ mod tests {
     }
 
     #[test]
+    fn a_pc_guest_waits_in_hlt_and_a_rust_domain_stops() {
+        let hlt = |pc: bool, rflags: u64, pending: bool| {
+            let mut vcpu = Vcpu::new("g");
+            vcpu.pc = pc;
+            if pending {
+                vcpu.interrupts.push(0x30);
+            }
+            let mut vmcs = exit(ExitReason::Hlt, 0);
+            vmcs.set(fields::GUEST_RFLAGS, rflags);
+            let action = handle_exit(&mut vcpu, &mut vmcs, &mut FakePlatform::default());
+            (action, vmcs.get(fields::GUEST_RIP))
+        };
+        assert_eq!(hlt(true, 0x202, false), (Action::Idle, 0x20_0002));
+        assert_eq!(hlt(true, 0x202, true), (Action::Resume, 0x20_0002));
+        // Interrupts off: it can never wake (Linux's halt after poweroff).
+        assert_eq!(hlt(true, 0x2, true).0, Action::Stop(StopReason::Halted));
+        assert_eq!(hlt(false, 0x202, true).0, Action::Stop(StopReason::Halted));
+    }
+
+    #[test]
+    fn a_pc_guest_finds_unserved_ports_absent() {
+        let mut vcpu = Vcpu::new("g");
+        vcpu.pc = true;
+        vcpu.regs.rax = 0x1234_5600;
+        let mut vmcs = exit(ExitReason::IoInstruction, io_qual(0x21, true));
+        let mut p = FakePlatform::default();
+        assert_eq!(handle_exit(&mut vcpu, &mut vmcs, &mut p), Action::Resume);
+        assert_eq!(vcpu.regs.rax, 0x1234_56ff);
+        // A 32-bit IN (size field 3) from the PCI data port.
+        let mut vmcs = exit(ExitReason::IoInstruction, io_qual(0xcfc, true) | 3);
+        vcpu.regs.rax = u64::MAX;
+        assert_eq!(handle_exit(&mut vcpu, &mut vmcs, &mut p), Action::Resume);
+        assert_eq!(vcpu.regs.rax, 0xffff_ffff);
+        let mut vmcs = exit(ExitReason::IoInstruction, io_qual(0xcf8, false) | 3);
+        assert_eq!(handle_exit(&mut vcpu, &mut vmcs, &mut p), Action::Resume);
+        assert_eq!(vcpu.absent_ports, 3);
+        // A Rust domain is stopped for the same access.
+        let mut vcpu = Vcpu::new("g");
+        let mut vmcs = exit(ExitReason::IoInstruction, io_qual(0x21, true));
+        assert!(matches!(
+            handle_exit(&mut vcpu, &mut vmcs, &mut p),
+            Action::Stop(StopReason::PortDenied { port: 0x21, .. })
+        ));
+    }
+
+    #[test]
     fn out_to_com1_is_emulated_and_printed_per_line() {
         let mut vcpu = Vcpu::new("g");
         let mut p = FakePlatform::default();
@@ -959,8 +1059,11 @@ mod hostile {
             regs in proptest::array::uniform16(any::<u64>()),
             call in prop_oneof![0u64..4, any::<u64>()],
             memory in proptest::collection::vec(any::<u8>(), 0..600),
+            pc in any::<bool>(),
+            rflags in any::<u64>(),
         ) {
             let mut vcpu = Vcpu::new("fuzz");
+            vcpu.pc = pc;
             for (n, v) in regs.iter().enumerate() {
                 vcpu.regs.set_gpr(n as u8, *v);
             }
@@ -972,6 +1075,7 @@ mod hostile {
             vmcs.set(fields::GUEST_RIP, rip);
             vmcs.set(fields::VM_EXIT_INSTRUCTION_LEN, len);
             vmcs.set(fields::GUEST_PHYSICAL_ADDRESS, gpa);
+            vmcs.set(fields::GUEST_RFLAGS, rflags);
             let mut platform = FakePlatform { memory, ..Default::default() };
             let action = handle_exit(&mut vcpu, &mut vmcs, &mut platform);
             if let Action::Preempted = action {
@@ -988,7 +1092,12 @@ mod hostile {
                         | ExitReason::IoInstruction
                         | ExitReason::Rdmsr
                         | ExitReason::Wrmsr
-                ));
+                        | ExitReason::InterruptWindow
+                ) || (pc && reason.reason == ExitReason::Hlt));
+            }
+            if let Action::Idle = action {
+                prop_assert!(pc);
+                prop_assert_eq!(ExitInfo::from_raw(raw_reason as u32).reason, ExitReason::Hlt);
             }
             for (_, _, text) in &platform.lines {
                 prop_assert!(text.len() <= LOG_WRITE_MAX as usize);

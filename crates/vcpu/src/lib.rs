@@ -16,6 +16,7 @@
 
 pub mod cpuid;
 mod exit;
+pub mod irq;
 mod logring;
 pub mod msr;
 mod setup;
@@ -112,6 +113,13 @@ pub trait Platform {
         let _ = (offset, write, value);
         UartAnswer::Emulate
     }
+    /// A PC guest's one-byte access to legacy port
+    /// `hypercall_abi::ioreq::PC_PORTS[index]`. The default (no platform
+    /// service) is [`UartAnswer::Emulate`]: the port is absent.
+    fn pc_access(&mut self, index: u8, write: bool, value: u8) -> UartAnswer {
+        let _ = (index, write, value);
+        UartAnswer::Emulate
+    }
     /// Executes CPUID on the host.
     fn host_cpuid(&mut self, leaf: u32, subleaf: u32) -> [u32; 4];
     /// The host's time-stamp counter (what a guest's `RDTSC` reads too).
@@ -176,6 +184,15 @@ pub struct Vcpu {
     pub msr_area: msr::MsrArea,
     /// The other MSRs the policy keeps, and its counters.
     pub msrs: msr::MsrStats,
+    /// A PC guest (an unmodified Linux): it takes external interrupts,
+    /// its `HLT` waits for one, and ports it has no binding for read as
+    /// absent (all ones) instead of stopping it.
+    pub pc: bool,
+    /// Interrupts waiting to be injected (PC guests).
+    pub interrupts: irq::Interrupts,
+    /// Port accesses of a PC guest to ports nothing serves (reads answered
+    /// with all ones, writes ignored).
+    pub absent_ports: u64,
 }
 
 impl Vcpu {
@@ -197,6 +214,9 @@ impl Vcpu {
             log_ring: None,
             msr_area: msr::MsrArea::new(),
             msrs: msr::MsrStats::default(),
+            pc: false,
+            interrupts: irq::Interrupts::default(),
+            absent_ports: 0,
         }
     }
 }
@@ -268,6 +288,9 @@ where
     E: FnMut(&mut GuestRegisters, bool, &mut FastPath<'_, V, P>) -> Result<(), VmFail>,
 {
     loop {
+        if let Err(fail) = irq::prepare_entry(vcpu, vmcs) {
+            return Action::Stop(StopReason::EntryInstruction(fail));
+        }
         let mut fast = FastPath {
             stats: &mut vcpu.stats,
             vmcs: &mut *vmcs,
@@ -277,6 +300,9 @@ where
             return Action::Stop(StopReason::EntryInstruction(fail));
         }
         vcpu.launched = true;
+        if let Err(fail) = irq::after_exit(vcpu, vmcs) {
+            return Action::Stop(StopReason::EntryInstruction(fail));
+        }
         match handle_exit(vcpu, vmcs, platform) {
             Action::Resume => {}
             Action::Stop(reason) => {
@@ -335,6 +361,8 @@ pub(crate) mod testing {
         pub fast_answer: Option<(hypercall_abi::Status, u64)>,
         pub fast_calls: Vec<(hypercall_abi::Call, u64)>,
         pub tsc: u64,
+        pub pc_answer: Option<UartAnswer>,
+        pub pc_accesses: Vec<(u8, bool, u8)>,
     }
 
     impl FakePlatform {
@@ -371,6 +399,11 @@ pub(crate) mod testing {
 
         fn host_rdtsc(&mut self) -> u64 {
             self.tsc
+        }
+
+        fn pc_access(&mut self, index: u8, write: bool, value: u8) -> UartAnswer {
+            self.pc_accesses.push((index, write, value));
+            self.pc_answer.unwrap_or(UartAnswer::Emulate)
         }
 
         fn host_cpuid(&mut self, leaf: u32, _subleaf: u32) -> [u32; 4] {

@@ -229,9 +229,15 @@ mod service {
 
         /// Loads guest `image` into `region` (`bytes` long) through the two
         /// windows: an ELF image, or a Linux guest's bundle (bzImage,
-        /// initrd, command line). Returns its entry point and the value its
-        /// vCPU starts with in RDI and RSI (start info, zero page).
-        fn load(&self, image: &StartSlot, region: u64, bytes: u64) -> Result<(u64, u64), Error> {
+        /// initrd, command line). Returns its entry point, the value its
+        /// vCPU starts with in RDI and RSI (start info, zero page), and its
+        /// platform (`hypercall_abi::PLATFORM_*`).
+        fn load(
+            &self,
+            image: &StartSlot,
+            region: u64,
+            bytes: u64,
+        ) -> Result<(u64, u64, u64), Error> {
             rt::mem_map(SLOT_SELF, image.slot as u64, IMAGE_WINDOW, Rights::READ).map_err(hc)?;
             let loaded =
                 match rt::mem_map(SLOT_SELF, region, LOAD_WINDOW, Rights::READ | Rights::WRITE) {
@@ -284,7 +290,11 @@ mod service {
     }
 
     /// An ELF guest: its segments, entry, and the start info in RDI.
-    fn load_elf(image: &StartSlot, elf: &[u8], memory: &mut [u8]) -> Result<(u64, u64), Error> {
+    fn load_elf(
+        image: &StartSlot,
+        elf: &[u8],
+        memory: &mut [u8],
+    ) -> Result<(u64, u64, u64), Error> {
         let loaded = elf_loader::load(elf, memory, 0).map_err(|e| {
             defmt::error!(
                 "guest image {=str}: {}",
@@ -297,7 +307,11 @@ mod service {
             defmt::error!("guest image {=str} starts below 1 MiB", image.name());
             return Err(Error::Hypercall(Status::InvalidAddress));
         }
-        Ok((loaded.entry, hypercall_abi::START_INFO_GPA))
+        Ok((
+            loaded.entry,
+            hypercall_abi::START_INFO_GPA,
+            hypercall_abi::PLATFORM_BULKHEAD,
+        ))
     }
 
     /// A Linux guest: the boot protocol's 64-bit entry, the zero page in
@@ -307,7 +321,7 @@ mod service {
         image: &StartSlot,
         bundle: &[u8],
         memory: &mut [u8],
-    ) -> Result<(u64, u64), Error> {
+    ) -> Result<(u64, u64, u64), Error> {
         let refuse = |what: &dyn core::fmt::Display| {
             defmt::error!(
                 "guest {=str}: {}",
@@ -335,7 +349,7 @@ mod service {
             layout.initrd,
             layout.entry
         );
-        Ok((layout.entry, layout.zero_page))
+        Ok((layout.entry, layout.zero_page, hypercall_abi::PLATFORM_PC))
     }
 
     fn guest_name(image: &StartSlot) -> Name {
@@ -404,21 +418,28 @@ mod service {
                 }
                 _ => return Err(Error::Hypercall(Status::InvalidArgument)),
             };
-            let built = self.load(image, region, bytes).and_then(|(entry, arg)| {
-                let domain =
-                    rt::domain_create_guest(region, image.priority, GUEST_SLOTS, image.slot as u64)
-                        .map_err(hc)?;
-                let started = rt::domain_set_vcpu(domain, entry, rt::IMAGE_FLOOR, arg)
-                    .and_then(|()| rt::domain_start(domain));
-                match started {
-                    Ok(()) => Ok(domain),
-                    Err(s) => {
-                        let _ = rt::domain_destroy(domain);
-                        let _ = rt::cap_delete(domain);
-                        Err(hc(s))
+            let built = self
+                .load(image, region, bytes)
+                .and_then(|(entry, arg, platform)| {
+                    let domain = rt::domain_create_guest(
+                        region,
+                        image.priority,
+                        GUEST_SLOTS,
+                        image.slot as u64,
+                    )
+                    .map_err(hc)?;
+                    let started = rt::domain_set_platform(domain, platform)
+                        .and_then(|()| rt::domain_set_vcpu(domain, entry, rt::IMAGE_FLOOR, arg))
+                        .and_then(|()| rt::domain_start(domain));
+                    match started {
+                        Ok(()) => Ok(domain),
+                        Err(s) => {
+                            let _ = rt::domain_destroy(domain);
+                            let _ = rt::cap_delete(domain);
+                            Err(hc(s))
+                        }
                     }
-                }
-            });
+                });
             match built {
                 Ok(domain) => {
                     self.guests[index] = Some(Guest {

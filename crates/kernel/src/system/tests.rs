@@ -62,14 +62,18 @@ impl Machine for FakeMachine {
     fn release_domain(&mut self, _hw: &DomainHw) {
         self.released_domains += 1;
     }
-    fn uart_answers(&mut self, answer: &mut dyn FnMut(u8, u32, u8) -> bool) -> u32 {
+    fn uart_answers(
+        &mut self,
+        _device: Device,
+        answer: &mut dyn FnMut(u8, u32, u8) -> bool,
+    ) -> u32 {
         let answers = std::mem::take(&mut self.uart_answers);
         answers
             .into_iter()
             .filter(|&(g, s, v)| !answer(g, s, v))
             .count() as u32
     }
-    fn uart_stopped(&mut self, guest: u8) {
+    fn uart_stopped(&mut self, _device: Device, guest: u8) {
         self.uart_stopped.push(guest);
     }
     fn allocate_domain(&mut self, vpid: u16) -> Option<DomainHw> {
@@ -809,9 +813,29 @@ fn a_domain_creates_configures_and_starts_a_child() {
         ),
         Status::Ok
     );
+    // The platform: a PC guest, or back; nothing else.
+    assert!(!w.sys.domains.get(child).unwrap().pc);
+    assert_eq!(
+        w.status(w.a, Call::DomainSetPlatform, [child_slot, 2, 0, 0]),
+        Status::InvalidArgument
+    );
+    assert_eq!(
+        w.status(w.a, Call::DomainSetPlatform, [w.chan_a, 1, 0, 0]),
+        Status::WrongType
+    );
+    assert_eq!(
+        w.status(w.a, Call::DomainSetPlatform, [child_slot, 1, 0, 0]),
+        Status::Ok
+    );
+    assert!(w.sys.domains.get(child).unwrap().pc);
     assert_eq!(
         w.status(w.a, Call::DomainStart, [child_slot, 0, 0, 0]),
         Status::Ok
+    );
+    assert_eq!(
+        w.status(w.a, Call::DomainSetPlatform, [child_slot, 0, 0, 0]),
+        Status::Denied,
+        "not once started"
     );
     assert!(w.sys.woke);
     assert_eq!(
@@ -1266,7 +1290,7 @@ fn a_stale_peer_never_hides_the_domain_now_in_its_slot() {
 fn reads_waiting_on_a_stopped_uart_service_read_0xff() {
     let mut w = world();
     w.sys.uart = Some(w.b);
-    w.sys.uart_wait_for(w.a, 7);
+    w.sys.uart_wait_for(Device::Uart, w.a, 7);
     assert!(matches!(
         w.sys.domains.get(w.a).unwrap().state,
         RunState::Blocked { .. }
@@ -1283,7 +1307,7 @@ fn reads_waiting_on_a_stopped_uart_service_read_0xff() {
 fn reads_the_stopped_uart_service_had_answered_get_their_answers() {
     let mut w = world();
     w.sys.uart = Some(w.b);
-    w.sys.uart_wait_for(w.a, 7);
+    w.sys.uart_wait_for(Device::Uart, w.a, 7);
     // The service answered read 7 with 0x41 (and something stale) before
     // it stopped.
     w.m.uart_answers = vec![(w.a.index as u8, 7, 0x41), (w.a.index as u8, 99, 0)];
@@ -1311,6 +1335,31 @@ fn a_stopped_guest_hands_over_its_posted_uart_writes_first() {
     let b = w.b;
     w.sys.stop_domain(&mut w.m, b);
     assert_eq!(w.m.uart_stopped, [a.index as u8]);
+}
+
+#[test]
+fn an_idle_pc_guest_wakes_for_an_interrupt_only() {
+    let mut w = world();
+    let a = w.a;
+    // Not idle: a wake does nothing.
+    assert!(!w.sys.irq_wake(a));
+    w.sys.idle(a);
+    assert!(matches!(
+        w.sys.domains.get(a).unwrap().state,
+        RunState::Blocked { .. }
+    ));
+    assert!(w.sys.runnable_in_step());
+    assert_ne!(w.sys.pick(), Some(a));
+    assert!(w.sys.irq_wake(a));
+    assert_eq!(w.sys.domains.get(a).unwrap().state, RunState::Runnable);
+    assert!(w.sys.runnable_in_step());
+    assert!(!w.sys.irq_wake(a), "once");
+    // A domain blocked on a channel is not woken by an interrupt.
+    assert!(matches!(
+        w.call(a, Call::ChannelWait, [w.chan_a, u64::MAX, 0, 0]),
+        Outcome::Block
+    ));
+    assert!(!w.sys.irq_wake(a));
 }
 
 #[test]

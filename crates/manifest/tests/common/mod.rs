@@ -19,6 +19,7 @@ pub fn domain(n: &str) -> DomainSpec {
         spare_kib: 0,
         launcher: false,
         free_memory: false,
+        platform: false,
     }
 }
 

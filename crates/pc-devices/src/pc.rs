@@ -1,0 +1,135 @@
+//! One PC guest's legacy devices behind their ports: what the platform
+//! service runs per guest.
+
+use crate::{PicPair, Pit, Rtc};
+
+/// The ports the platform serves, in the order of
+/// `hypercall_abi::ioreq::PC_PORTS` (the register index of a request).
+pub const PORTS: [u16; 15] = [
+    0x20, 0x21, 0xa0, 0xa1, 0x40, 0x41, 0x42, 0x43, 0x61, 0x70, 0x71, 0x60, 0x64, 0x4d0, 0x4d1,
+];
+
+/// A PC's PIC pair, PIT, CMOS clock and edge/level control register.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pc {
+    /// The interrupt controllers.
+    pub pics: PicPair,
+    /// The timer.
+    pub pit: Pit,
+    /// The clock.
+    pub rtc: Rtc,
+    /// ELCR (0x4D0, 0x4D1): kept, every line stays edge-triggered.
+    elcr: [u8; 2],
+}
+
+impl Pc {
+    /// A PC as after reset, its time a TSC at `tsc_hz`.
+    pub fn new(tsc_hz: u64) -> Self {
+        Self {
+            pics: PicPair::new(),
+            pit: Pit::new(tsc_hz),
+            rtc: Rtc::new(tsc_hz),
+            elcr: [0; 2],
+        }
+    }
+
+    /// An `OUT` to the port of register `index` (see [`PORTS`]) at TSC
+    /// time `now`; unknown indices are ignored.
+    pub fn write(&mut self, index: u8, value: u8, now: u64) {
+        let Some(&port) = PORTS.get(usize::from(index)) else {
+            return;
+        };
+        match port {
+            0x20 | 0x21 | 0xa0 | 0xa1 => self.pics.write(port, value),
+            0x40..=0x43 | 0x61 => self.pit.write(port, value, now),
+            0x70 | 0x71 => self.rtc.write(port, value),
+            0x4d0 | 0x4d1 => self.elcr[usize::from(port - 0x4d0)] = value,
+            // No keyboard controller: writes go nowhere.
+            _ => {}
+        }
+    }
+
+    /// An `IN` from the port of register `index` at TSC time `now`
+    /// (unknown indices and absent devices read 0xff).
+    pub fn read(&mut self, index: u8, now: u64) -> u8 {
+        let Some(&port) = PORTS.get(usize::from(index)) else {
+            return 0xff;
+        };
+        match port {
+            0x20 | 0x21 | 0xa0 | 0xa1 => self.pics.read(port),
+            0x40..=0x43 | 0x61 => self.pit.read(port, now),
+            0x70 | 0x71 => self.rtc.read(port, now),
+            0x4d0 | 0x4d1 => self.elcr[usize::from(port - 0x4d0)],
+            // No i8042: its status reads all ones, as on a PC without one.
+            _ => 0xff,
+        }
+    }
+
+    /// Brings the timer up to `now`: channel 0's ticks since the last call
+    /// become one IRQ 0 edge (ticks the guest missed are not queued).
+    pub fn tick(&mut self, now: u64) {
+        if self.pit.take_irq0_edges(now) > 0 {
+            self.pics.pulse(0);
+        }
+    }
+
+    /// The vector of the next interrupt to deliver, acknowledged at the
+    /// PIC (in service from now on), or `None`.
+    pub fn next_vector(&mut self) -> Option<u8> {
+        if self.pics.interrupt() {
+            self.pics.acknowledge()
+        } else {
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::PIT_HZ;
+
+    #[test]
+    fn the_port_table_is_the_abi_s() {
+        assert_eq!(PORTS, hypercall_abi::ioreq::PC_PORTS);
+    }
+
+    #[test]
+    fn linux_s_timer_setup_leads_to_ticks_and_vectors() {
+        let hz = PIT_HZ * 10;
+        let mut pc = Pc::new(hz);
+        let idx = |p: u16| PORTS.iter().position(|&x| x == p).unwrap() as u8;
+        for (port, v) in [
+            (0x21, 0xff),
+            (0xa1, 0xff),
+            (0x20, 0x11),
+            (0x21, 0x30),
+            (0x21, 0x04),
+            (0x21, 0x01),
+            (0xa0, 0x11),
+            (0xa1, 0x38),
+            (0xa1, 0x02),
+            (0xa1, 0x01),
+            (0x21, 0xfa),
+            (0x43, 0x34),
+            (0x40, 0x9d),
+            (0x40, 0x12),
+        ] {
+            pc.write(idx(port), v, 0);
+        }
+        assert_eq!(pc.next_vector(), None);
+        let tick = 0x129d * 10;
+        assert_eq!(pc.pit.next_irq0(0), Some(tick));
+        pc.tick(tick);
+        assert_eq!(pc.next_vector(), Some(0x30));
+        // In service until the EOI.
+        pc.tick(2 * tick);
+        assert_eq!(pc.next_vector(), None);
+        pc.write(idx(0x20), 0x60, 2 * tick);
+        assert_eq!(pc.next_vector(), Some(0x30));
+        assert_eq!(pc.read(idx(0x21), 0), 0xfa);
+        assert_eq!(pc.read(idx(0x64), 0), 0xff);
+        assert_eq!(pc.read(99, 0), 0xff);
+        pc.write(99, 1, 0);
+    }
+}

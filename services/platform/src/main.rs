@@ -1,0 +1,152 @@
+//! The platform service: a deprivileged domain that gives every PC guest
+//! (an unmodified Linux) the legacy devices of a PC without ACPI, one set
+//! per guest (`pc_devices::Pc`): the 8259A PIC pair, the 8254 PIT with
+//! port 0x61, the CMOS clock, the ELCR. The core forwards a PC guest's
+//! accesses to those ports (`hypercall_abi::ioreq::PC_PORTS`) as requests
+//! on this service's ioreq channel, as it does for the UART service; this
+//! service answers the reads, keeps the timers, and hands each interrupt
+//! the PIC acknowledges to the core with `IRQ_RAISE`, which injects it.
+//!
+//! It sleeps in `IOREQ_WAIT` until requests come or the earliest timer of
+//! any guest is due. It trusts nothing on the ring: malformed frames are
+//! skipped by the ring, unknown registers read 0xff.
+#![cfg_attr(target_os = "none", no_std, no_main)]
+
+#[cfg(not(target_os = "none"))]
+fn main() {
+    eprintln!("the platform service runs as a Bulkhead domain; see `cargo xtask run`");
+    std::process::exit(2);
+}
+
+#[cfg(target_os = "none")]
+mod service {
+    use hypercall_abi::ioreq::{Request, Response, GPA, PAGES, VERSION};
+    use pc_devices::Pc;
+
+    rt::entry!(main);
+
+    /// Guests served (by core table index).
+    const GUESTS: usize = 8;
+    /// The TSC frequency when CPUID does not give one.
+    const FALLBACK_HZ: u64 = 1_000_000_000;
+
+    /// The TSC frequency the core's CPUID policy reports (leaf 0x15).
+    fn tsc_hz() -> u64 {
+        // Leaf 0x15 reads 0 when the core does not know the frequency.
+        let r = core::arch::x86_64::__cpuid(0x15);
+        if r.eax != 0 && r.ecx != 0 {
+            u64::from(r.ecx) * u64::from(r.ebx) / u64::from(r.eax)
+        } else {
+            FALLBACK_HZ
+        }
+    }
+
+    /// Hands guest `guest` every interrupt its PIC has for it now.
+    fn deliver(guest: usize, pc: &mut Pc) {
+        while let Some(vector) = pc.next_vector() {
+            if let Err(s) = rt::irq_raise(guest as u8, vector) {
+                defmt::warn!(
+                    "IRQ_RAISE {=u8:#x} for guest {}: {}",
+                    vector,
+                    guest,
+                    defmt::Display2Format(&s)
+                );
+                break;
+            }
+        }
+    }
+
+    fn main(info: &'static rt::StartInfo) -> u64 {
+        // SAFETY: the core maps this service's ioreq channel at GPA for it
+        // alone (the core is the other end) before starting it.
+        let channel =
+            unsafe { shm_ring::Channel::attach_raw(GPA as *mut u8, (PAGES * 4096) as usize) };
+        let Ok(channel) = channel else {
+            defmt::error!("the ioreq channel is not laid out at {=u64:#x}", GPA);
+            return 1;
+        };
+        let end = channel.into_responder();
+        let hz = tsc_hz();
+        defmt::info!(
+            "{=str}: serving PC guests' PIC, PIT and CMOS clock (TSC {} kHz)",
+            info.name(),
+            hz / 1000
+        );
+        let mut pcs: [Option<Pc>; GUESTS] = [const { None }; GUESTS];
+        let mut scratch = [0u8; 128];
+        let mut held: Option<Response> = None;
+        loop {
+            // Timers first: ticks that came due, and when the next is.
+            let now = rt::now();
+            let mut next: Option<u64> = None;
+            for (guest, slot) in pcs.iter_mut().enumerate() {
+                if let Some(pc) = slot {
+                    pc.tick(now);
+                    deliver(guest, pc);
+                    if let Some(t) = pc.pit.next_irq0(now) {
+                        next = Some(next.map_or(t, |n| n.min(t)));
+                    }
+                }
+            }
+            let timeout = next.map_or(0, |t| t.saturating_sub(now).max(1));
+            let answer = held.take().map_or(0, Response::to_word);
+            if rt::raw_call(rt::Call::IoReqWait as u64, timeout, answer, 0, 0).0 != 0 {
+                defmt::error!("IOREQ_WAIT refused; stopping");
+                return 2;
+            }
+            loop {
+                let request = match end.rx().pop_versioned::<Request>(VERSION, &mut scratch) {
+                    Ok(Some(r)) => r,
+                    Ok(None) => break,
+                    Err(e) => {
+                        defmt::warn!("ioreq ring: {}; resetting it", defmt::Debug2Format(&e));
+                        end.rx().reset();
+                        break;
+                    }
+                };
+                match request {
+                    Request::Attach { guest, .. } => {
+                        // A new guest in this slot: a PC as after reset.
+                        if let Some(slot) = pcs.get_mut(guest as usize) {
+                            *slot = Some(Pc::new(hz));
+                        }
+                    }
+                    Request::Detach { guest } => {
+                        if let Some(slot) = pcs.get_mut(guest as usize) {
+                            *slot = None;
+                        }
+                    }
+                    Request::Accesses {
+                        seq,
+                        guest,
+                        writes,
+                        read,
+                    } => {
+                        let Some(slot) = pcs.get_mut(guest as usize) else {
+                            continue;
+                        };
+                        let pc = slot.get_or_insert_with(|| Pc::new(hz));
+                        let now = rt::now();
+                        for (index, value) in writes.iter() {
+                            pc.write(index, value, now);
+                        }
+                        if let Some(index) = read {
+                            let value = pc.read(index, now);
+                            let answer = Response { seq, guest, value };
+                            if let Some(earlier) = held.replace(answer) {
+                                if end.tx().push_versioned(VERSION, &earlier).is_err() {
+                                    defmt::warn!(
+                                        "ioreq response ring full; a read goes unanswered"
+                                    );
+                                }
+                            }
+                        }
+                        // An unmask or an end of interrupt may let one through.
+                        pc.tick(now);
+                        deliver(guest as usize, pc);
+                    }
+                }
+            }
+        }
+    }
+}
