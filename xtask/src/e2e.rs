@@ -691,6 +691,7 @@ pub fn linux_spec() -> Spec {
         cmdline: "run=",
         expect: s(&[
             "started demo as domain 4",
+            "mem",
             "start linux",
             "linux: kernel at 0x",
             "started linux as domain 5",
@@ -698,6 +699,8 @@ pub fn linux_spec() -> Spec {
             "[linux/uart] kernel: ",
             "[linux/uart] BULKHEAD-LINUX-SHELL",
             "[linux/uart] hello-42",
+            "mem",
+            "linux ",
             "list",
             "    5  linux             ",
             "stop 5",
@@ -711,13 +714,14 @@ pub fn linux_spec() -> Spec {
         anywhere: s(&["[demo/uart] demo count 5"]),
         system: Some("systems/linux.toml"),
         input: vec![
-            ("bulkhead> ".into(), "mem\r".into()),
-            ("granted".into(), "start demo\r".into()),
-            ("demo count 1".into(), "start linux\r".into()),
+            ("bulkhead> ".into(), "start demo\r".into()),
+            ("demo count 1".into(), "mem\r".into()),
+            ("granted".into(), "start linux\r".into()),
             ("BULKHEAD-LINUX-SHELL".into(), "\u{1}5".into()),
             // The shell's prompt, then a command only a shell computes.
             ("# ".into(), "echo hello-$((6*7))\r".into()),
-            ("hello-42".into(), "\u{1}0list\r".into()),
+            ("hello-42".into(), "\u{1}0mem\r".into()),
+            ("granted".into(), "list\r".into()),
             ("linux  ".into(), "stop 5\r".into()),
             ("stopped domain 5".into(), "destroy 5\r".into()),
             ("destroyed domain 5".into(), "mem\r".into()),
@@ -773,12 +777,7 @@ const NEW_SERVICE: &str = "new-service";
 pub fn run_all(bins: &image::Binaries, filter: Option<&str>) -> Result<usize> {
     let mut tests: Vec<(Spec, Emulator)> =
         specs().into_iter().map(|s| (s, Emulator::Bochs)).collect();
-    // Issue 5 in progress: Linux is loaded and entered, but the core does
-    // not give it the platform it needs yet (MSRs, interrupts, PIT/PIC),
-    // so this test runs only when asked for by name (`--filter linux`).
-    if filter.is_some_and(|f| f.contains("linux")) {
-        tests.push((linux_spec(), Emulator::Bochs));
-    }
+    tests.push((linux_spec(), Emulator::Bochs));
     tests.push((qemu_spec(), Emulator::Qemu));
     tests.retain(|(s, _)| filter.is_none_or(|f| s.name.contains(f)));
     // Not an emulator spec of its own: it boots a system built in a copy of

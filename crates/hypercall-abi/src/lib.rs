@@ -264,6 +264,14 @@ pub enum Call {
     /// holds no PC guest, [`Status::OutOfResources`] when 16 vectors wait
     /// for it already.
     IrqRaise = 32,
+    /// A device service (the UART service) drives interrupt line RSI
+    /// (0–15) of the domain in table slot RDI to level RDX (0 low, 1
+    /// high): for a PC guest the core passes it to the platform service's
+    /// PIC; a domain without one has no lines, and the call does nothing.
+    /// [`Status::Denied`] for a caller that serves no device,
+    /// [`Status::InvalidArgument`] for a line above 15 or a level above 1,
+    /// [`Status::OutOfResources`] while the platform's ring is full.
+    IrqLine = 33,
 }
 
 /// [`Call::DomainSetPlatform`]: a Bulkhead domain.
@@ -339,12 +347,13 @@ impl Call {
             30 => Call::MemMerge,
             31 => Call::DomainSetPlatform,
             32 => Call::IrqRaise,
+            33 => Call::IrqLine,
             _ => return None,
         })
     }
 
     /// Every call, in number order.
-    pub const ALL: [Call; 33] = [
+    pub const ALL: [Call; 34] = [
         Call::Null,
         Call::LogWrite,
         Call::Exit,
@@ -378,6 +387,7 @@ impl Call {
         Call::MemMerge,
         Call::DomainSetPlatform,
         Call::IrqRaise,
+        Call::IrqLine,
     ];
 
     /// A short name for logs.
@@ -416,6 +426,7 @@ impl Call {
             Call::MemMerge => "mem_merge",
             Call::DomainSetPlatform => "domain_set_platform",
             Call::IrqRaise => "irq_raise",
+            Call::IrqLine => "irq_line",
         }
     }
 }
@@ -502,7 +513,7 @@ pub mod ioreq {
     use serde::{Deserialize, Serialize};
 
     /// Protocol version carried by every message.
-    pub const VERSION: u16 = 2;
+    pub const VERSION: u16 = 3;
     /// Most writes the core posts for one domain before it hands them to
     /// the service (a 16550 transmit FIFO's worth).
     pub const POSTED_MAX: usize = 16;
@@ -561,6 +572,17 @@ pub mod ioreq {
         Detach {
             /// The domain's index.
             guest: u8,
+        },
+        /// To the platform service: another device of PC guest `guest`
+        /// drives its interrupt line `line` (0–15) `high` or low (the
+        /// 16550's INTR on line 4, say; see [`Call::IrqLine`](crate::Call)).
+        Line {
+            /// The domain's index.
+            guest: u8,
+            /// The PIC input (IRQ number).
+            line: u8,
+            /// The level.
+            high: bool,
         },
     }
 

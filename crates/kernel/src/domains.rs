@@ -895,6 +895,50 @@ impl SysPlatform<'_, '_, '_> {
     /// made current for the read and the caller's made current again.
     #[cold]
     #[inline(never)]
+    /// `IRQ_LINE`: a device service drives a line of a PC guest's PIC,
+    /// which the platform service models: passed on as a request.
+    fn irq_line(&mut self, guest: u64, line: u64, level: u64) -> vcpu::CoreCall {
+        use hypercall_abi::ioreq::{Request, VERSION};
+        use hypercall_abi::Status;
+        let call = hypercall_abi::Call::IrqLine;
+        if self.sys.device_of(self.caller).is_none() {
+            self.refused(call, Status::Denied);
+            return vcpu::CoreCall::Return(Status::Denied, None);
+        }
+        let (Ok(line @ 0..=15), Ok(level @ 0..=1)) = (u8::try_from(line), u8::try_from(level))
+        else {
+            self.refused(call, Status::InvalidArgument);
+            return vcpu::CoreCall::Return(Status::InvalidArgument, None);
+        };
+        let pc_guest = self
+            .sys
+            .domains
+            .iter()
+            .any(|(d, dom)| u64::from(d.index) == guest && dom.pc);
+        if !pc_guest || self.sys.platform.is_none() {
+            // No PIC: the line goes nowhere.
+            return vcpu::CoreCall::Return(Status::Ok, None);
+        }
+        let request = Request::Line {
+            guest: guest as u8,
+            line,
+            high: level == 1,
+        };
+        let pushed = ioreq(Device::Platform)
+            .lock()
+            .as_mut()
+            .is_some_and(|io| io.end.tx().push_versioned(VERSION, &request).is_ok());
+        self.sys.uart_kick(Device::Platform);
+        if !pushed {
+            return vcpu::CoreCall::Return(Status::OutOfResources, None);
+        }
+        if self.sys.should_switch(self.caller) {
+            vcpu::CoreCall::Switch(Status::Ok, None)
+        } else {
+            vcpu::CoreCall::Return(Status::Ok, None)
+        }
+    }
+
     /// `IRQ_RAISE`: the platform service queues `vector` for PC guest
     /// `guest` (a domain-table slot).
     fn irq_raise(&mut self, guest: u64, vector: u64) -> vcpu::CoreCall {
@@ -1293,6 +1337,7 @@ impl vcpu::Platform for SysPlatform<'_, '_, '_> {
             }
             hypercall_abi::Call::DomainPeek => self.peek(regs.rdi, regs.rsi),
             hypercall_abi::Call::IrqRaise => self.irq_raise(regs.rdi, regs.rsi),
+            hypercall_abi::Call::IrqLine => self.irq_line(regs.rdi, regs.rsi, regs.rdx),
             hypercall_abi::Call::DomainRestart => self.restart(regs.rdi),
             _ => self.general(call, [regs.rdi, regs.rsi, regs.rdx, regs.r10]),
         }

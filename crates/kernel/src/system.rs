@@ -1819,7 +1819,9 @@ impl System {
             }
             // Answered by the core's VMX code, which holds the vCPUs (see
             // `peek_target`); a machine without vCPUs has nothing to read.
-            Call::DomainPeek | Call::DomainRestart | Call::IrqRaise => Err(Status::UnknownCall),
+            Call::DomainPeek | Call::DomainRestart | Call::IrqRaise | Call::IrqLine => {
+                Err(Status::UnknownCall)
+            }
             Call::MemMerge => {
                 let first = self.lookup(ci, a[0], ObjectType::MemRegion, Rights::CONTROL)?;
                 let second = self.lookup(ci, a[1], ObjectType::MemRegion, Rights::CONTROL)?;

@@ -129,6 +129,19 @@ pub fn mem_merge(region: u64, next: u64) -> Result<(), Status> {
     call(Call::MemMerge, region, next, 0, 0).map(drop)
 }
 
+/// `IRQ_LINE` (device services): line `line` of the domain in table slot
+/// `guest` goes `high` or low.
+pub fn irq_line(guest: u8, line: u8, high: bool) -> Result<(), Status> {
+    call(
+        Call::IrqLine,
+        u64::from(guest),
+        u64::from(line),
+        u64::from(high),
+        0,
+    )
+    .map(drop)
+}
+
 /// `IRQ_RAISE` (platform service only): interrupt `vector` for the PC
 /// guest in domain-table slot `guest`.
 pub fn irq_raise(guest: u8, vector: u8) -> Result<(), Status> {

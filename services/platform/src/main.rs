@@ -116,6 +116,12 @@ mod service {
                             *slot = None;
                         }
                     }
+                    Request::Line { guest, line, high } => {
+                        if let Some(Some(pc)) = pcs.get_mut(guest as usize) {
+                            pc.pics.set_irq(line, high);
+                            deliver(guest as usize, pc);
+                        }
+                    }
                     Request::Accesses {
                         seq,
                         guest,

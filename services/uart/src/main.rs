@@ -32,10 +32,16 @@ mod service {
     /// line is shown.
     const FLUSH_AFTER: u32 = 3;
 
-    /// No interrupt line yet: domains poll.
-    struct NoIrq;
-    impl Trigger for NoIrq {
-        fn set_level(&mut self, _high: bool) {}
+    /// The 16550's interrupt output, on IRQ line 4 of its guest: the core
+    /// passes it to a PC guest's PIC (the platform service) and ignores it
+    /// for a domain without one. The model reports changes only.
+    struct Irq4(u8);
+    impl Trigger for Irq4 {
+        fn set_level(&mut self, high: bool) {
+            if rt::irq_line(self.0, 4, high).is_err() {
+                defmt::warn!("IRQ 4 of guest {} could not be set", self.0);
+            }
+        }
     }
 
     /// Bytes a guest transmitted during one access.
@@ -72,7 +78,7 @@ mod service {
             "{=str}: serving virtual UARTs over the ioreq channel",
             info.name()
         );
-        let mut uarts: [Option<Uart16550<NoIrq, Out>>; GUESTS] = [const { None }; GUESTS];
+        let mut uarts: [Option<Uart16550<Irq4, Out>>; GUESTS] = [const { None }; GUESTS];
         let mut console: Console<GUESTS> = Console::new();
         let mut scratch = [0u8; 128];
         // Keyboard input goes to console 0 (the first domain of the
@@ -169,7 +175,7 @@ mod service {
                         // after a restart of this service) keeps its model
                         // and its buffered output; it only gets its name.
                         if slot.is_none() {
-                            *slot = Some(Uart16550::new(NoIrq, Out::default()));
+                            *slot = Some(Uart16550::new(Irq4(guest), Out::default()));
                         }
                         let n = (len as usize).min(name.len());
                         let name = core::str::from_utf8(&name[..n]).unwrap_or("?");
@@ -177,6 +183,8 @@ mod service {
                         let label = join(&mut label, name, "/uart");
                         console.set_name(guest, label);
                     }
+                    // Interrupt lines are the platform service's.
+                    Request::Line { .. } => {}
                     Request::Detach { guest } => {
                         if let Some(slot) = uarts.get_mut(guest as usize) {
                             changed |= console.flush(guest);
@@ -198,7 +206,7 @@ mod service {
                         // guest's Attach names it soon after.
                         let uart = slot.get_or_insert_with(|| {
                             console.set_name(guest, "guest/uart");
-                            Uart16550::new(NoIrq, Out::default())
+                            Uart16550::new(Irq4(guest), Out::default())
                         });
                         if !writes.is_empty() {
                             focus_wrote |= guest == input.current();
@@ -263,7 +271,7 @@ mod service {
     fn restore(
         state: &[u8],
         console: &mut Console<GUESTS>,
-        uarts: &mut [Option<Uart16550<NoIrq, Out>>; GUESTS],
+        uarts: &mut [Option<Uart16550<Irq4, Out>>; GUESTS],
     ) -> (Snapshot, usize) {
         let Some(loaded) = Snapshot::load::<GUESTS>(state) else {
             return (Snapshot::default(), 0);
@@ -276,7 +284,7 @@ mod service {
             }
             if model.is_none() {
                 console.set_name(guest as u8, "guest/uart");
-                *model = Some(Uart16550::new(NoIrq, Out::default()));
+                *model = Some(Uart16550::new(Irq4(guest as u8), Out::default()));
             }
             kept += console.push_bytes(guest as u8, bytes);
         }
