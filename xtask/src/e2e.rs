@@ -735,6 +735,35 @@ pub fn linux_spec() -> Spec {
     }
 }
 
+/// `cargo xtask bench`: the Linux guest started from the shell with the
+/// bare boot's command line; at its marker, its exit counts (`dump`).
+pub fn bench_linux_spec() -> Spec {
+    Spec {
+        name: "bench-linux",
+        cmdline: "run=",
+        expect: s(&[
+            "started linux as domain 4",
+            crate::linux::MARKER,
+            "dump 4",
+            "exits by reason:",
+            "shutdown",
+            "bulkhead: shutdown status=0",
+        ]),
+        anywhere: Vec::new(),
+        system: Some("systems/bench-linux.toml"),
+        input: vec![
+            ("bulkhead> ".into(), "start linux\r".into()),
+            (crate::linux::MARKER.into(), "\u{1}0dump 4\r".into()),
+            ("recent log lines".into(), "shutdown\r".into()),
+        ],
+        forbid: forbid(&["Kernel panic"]),
+        returns: Vec::new(),
+        sequence: None,
+        exit: Exit::Success,
+        timeout: Duration::from_secs(300),
+    }
+}
+
 pub fn bench_start_spec() -> Spec {
     Spec {
         name: "bench-start",

@@ -44,6 +44,9 @@ pub struct Run {
     pub elapsed: Duration,
     /// The scratch directory (bochsrc, emulator log), kept for inspection.
     pub scratch: PathBuf,
+    /// When each waited-for text of an input script appeared (wall clock
+    /// from the emulator's start), in script order.
+    pub marks: Vec<(String, Duration)>,
 }
 
 /// Options of one run.
@@ -279,6 +282,7 @@ pub fn run(iso: &Path, options: &Options) -> Result<Run> {
         outcome,
         elapsed: start.elapsed(),
         scratch: dir,
+        marks: Vec::new(),
     })
 }
 
@@ -336,6 +340,7 @@ fn run_socket(iso: &Path, options: &Options, dir: PathBuf) -> Result<Run> {
     let mut step = 0;
     let mut matched_to = 0;
     let mut checked = 0;
+    let mut marks = Vec::new();
     let mut console: Vec<u8> = Vec::new();
     let mut stdout = std::io::stdout();
     let mut buf = [0u8; 4096];
@@ -361,6 +366,7 @@ fn run_socket(iso: &Path, options: &Options, dir: PathBuf) -> Result<Run> {
         if let Some((wait, send)) = script.get(step) {
             let text = String::from_utf8_lossy(&console[matched_to..]).into_owned();
             if let Some(pos) = text.find(wait.as_str()) {
+                marks.push((wait.clone(), start.elapsed()));
                 matched_to += pos + wait.len();
                 let _ = stream.write_all(send.as_bytes());
                 step += 1;
@@ -404,5 +410,6 @@ fn run_socket(iso: &Path, options: &Options, dir: PathBuf) -> Result<Run> {
         outcome,
         elapsed: start.elapsed(),
         scratch: dir,
+        marks,
     })
 }

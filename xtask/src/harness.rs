@@ -252,6 +252,7 @@ mod tests {
             outcome,
             elapsed: Duration::from_millis(1500),
             scratch: PathBuf::new(),
+            marks: Vec::new(),
         }
     }
 

@@ -265,6 +265,42 @@ pub fn bundle(guest: &manifest::LinuxGuest, out: &Path) -> Result<()> {
     Ok(())
 }
 
+/// A system manifest with the services of `systems/linux.toml` and one
+/// Linux guest, `linux`, from these files (`cargo xtask run --bzimage`);
+/// returns where it was written.
+pub fn system_for(
+    bzimage: &Path,
+    initrd: Option<&Path>,
+    cmdline: &str,
+    memory_mib: u32,
+) -> Result<PathBuf> {
+    let base = crate::workspace_root().join("systems/linux.toml");
+    let text = fs::read_to_string(&base)?;
+    // The services: everything before the first guest.
+    let services = text.split("[[guest]]").next().unwrap_or_default();
+    let absolute = |p: &Path| -> Result<String> {
+        let p = fs::canonicalize(p).map_err(|e| format!("{}: {e}", p.display()))?;
+        Ok(p.to_string_lossy().into_owned())
+    };
+    let mut guest = format!(
+        "[[guest]]\nname = \"linux\"\nkind = \"linux\"\nbzimage = {:?}\n",
+        absolute(bzimage)?
+    );
+    if let Some(i) = initrd {
+        guest.push_str(&format!("initrd = {:?}\n", absolute(i)?));
+    }
+    guest.push_str(&format!(
+        "cmdline = {cmdline:?}\nmemory_kib = {}\npriority = 3\n",
+        u64::from(memory_mib) * 1024
+    ));
+    let out = crate::image::out_dir().join("linux/run.toml");
+    if let Some(parent) = out.parent() {
+        fs::create_dir_all(parent)?;
+    }
+    fs::write(&out, format!("{services}{guest}"))?;
+    Ok(out)
+}
+
 /// Builds the initramfs (uncompressed cpio "newc") around `busybox` into
 /// `out`: `/init`, `/bin/busybox`, `/dev/console` and the mount points.
 pub fn initramfs(busybox: &Path, out: &Path) -> Result<()> {

@@ -91,6 +91,19 @@ enum Cmd {
         /// the console is a terminal, else 300).
         #[arg(long)]
         timeout: Option<u64>,
+        /// Boot the default services with this Linux kernel as guest
+        /// `linux` (start it with `start linux`); replaces --system.
+        #[arg(long)]
+        bzimage: Option<PathBuf>,
+        /// Its initrd (with --bzimage).
+        #[arg(long, requires = "bzimage")]
+        initrd: Option<PathBuf>,
+        /// Its command line (with --bzimage).
+        #[arg(long = "linux-cmdline", requires = "bzimage", default_value = manifest::LINUX_DEFAULT_CMDLINE)]
+        linux_cmdline: String,
+        /// Its memory in MiB (with --bzimage).
+        #[arg(long, requires = "bzimage", default_value_t = 128)]
+        memory: u32,
     },
     /// Host unit tests of every crate, then the end-to-end tests.
     Test {
@@ -142,7 +155,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Cmd::Build { cmdline, system } => build(&cmdline, &system),
         Cmd::LinuxBare { cmdline, timeout } => {
-            linux_bare(&cmdline, timeout).map(|_| ExitCode::SUCCESS)
+            linux_bare(&cmdline, timeout, linux::DONE, true).map(|_| ExitCode::SUCCESS)
         }
         Cmd::Run {
             emulator,
@@ -150,7 +163,24 @@ fn main() -> ExitCode {
             cmdline,
             system,
             timeout,
-        } => run(emulator, accel.is_some(), &cmdline, &system, timeout),
+            bzimage,
+            initrd,
+            linux_cmdline,
+            memory,
+        } => match bzimage {
+            Some(k) => {
+                linux::system_for(&k, initrd.as_deref(), &linux_cmdline, memory).and_then(|path| {
+                    run(
+                        emulator,
+                        accel.is_some(),
+                        &cmdline,
+                        &path.to_string_lossy(),
+                        timeout,
+                    )
+                })
+            }
+            None => run(emulator, accel.is_some(), &cmdline, &system, timeout),
+        },
         Cmd::Test {
             host_only,
             e2e_only,
@@ -281,9 +311,66 @@ fn fuzz_dirs() -> Result<Vec<PathBuf>> {
     Ok(dirs)
 }
 
-/// Boots the Linux test guest bare in Bochs until its `/init` is done;
-/// returns the run (console, time).
-fn linux_bare(cmdline: &str, timeout: u64) -> Result<emulator::Run> {
+/// The virtualisation overhead: the same kernel, initramfs and command
+/// line booted bare in Bochs and as a Bulkhead guest, back to back, wall
+/// clock from the emulator's start to /init's marker line; and the guest's
+/// VM exits by reason during its boot.
+fn linux_overhead(bins: &image::Binaries) -> Result<()> {
+    step("Linux: bare boot in Bochs (GRUB, the same kernel, initramfs and command line)");
+    let bare = linux_bare(linux::CMDLINE, 300, linux::MARKER, false)?;
+    let bare_s = bare.elapsed.as_secs_f64();
+    step("Linux: the same as a Bulkhead guest (systems/bench-linux.toml, `start linux`)");
+    let path = workspace_root().join("systems/bench-linux.toml");
+    let iso = image::make_iso(bins, "bench-linux", "run=", Some(&path))?;
+    let spec = e2e::bench_linux_spec();
+    let run = emulator::run(
+        &iso,
+        &emulator::Options {
+            emulator: Emulator::Bochs,
+            kvm: false,
+            timeout: spec.timeout,
+            live: false,
+            input: emulator::Input::Script(spec.input.clone()),
+            logs: image::log_decoder(&bins.domains, Some(&path))?,
+            stop_on: None,
+        },
+    )?;
+    harness::judge(&spec, &run).map_err(|f| format!("benchmark run failed: {f}"))?;
+    let guest_s = run
+        .marks
+        .iter()
+        .find(|(wait, _)| wait == linux::MARKER)
+        .map(|(_, t)| t.as_secs_f64())
+        .ok_or("the Linux guest's marker was not seen")?;
+    println!(
+        "Linux boot to /init's marker, wall clock under Bochs (same kernel, initramfs, command line {:?}):",
+        linux::CMDLINE
+    );
+    println!("  bare (GRUB):       {bare_s:>6.1} s");
+    println!(
+        "  Bulkhead guest:    {guest_s:>6.1} s   (from the emulator's start: the core, the services and `start linux` included)"
+    );
+    println!(
+        "  ratio:             {:>6.2}     goal <= 1.15",
+        guest_s / bare_s
+    );
+    println!("  the guest's VM exits by reason during its boot:");
+    let lines: Vec<&str> = run.console.lines().collect();
+    if let Some(at) = lines.iter().position(|l| l.contains("exits by reason:")) {
+        for l in lines[at + 1..]
+            .iter()
+            .take_while(|l| !l.contains("recent log lines"))
+        {
+            println!("  {}", l.trim_start_matches("[manager/uart]"));
+        }
+    }
+    Ok(())
+}
+
+/// Boots the Linux test guest bare in Bochs until the console shows
+/// `stop` (its marker, or the line `/init` ends with); returns the run
+/// (console, time).
+fn linux_bare(cmdline: &str, timeout: u64, stop: &str, live: bool) -> Result<emulator::Run> {
     prereq::ensure(&[Need::Grub, Need::Bochs])?;
     let assets = linux::assets()?;
     let initrd = image::out_dir().join("linux/initramfs.cpio");
@@ -299,16 +386,16 @@ fn linux_bare(cmdline: &str, timeout: u64) -> Result<emulator::Run> {
             emulator: Emulator::Bochs,
             kvm: false,
             timeout: Duration::from_secs(timeout),
-            live: true,
+            live,
             input: emulator::Input::None,
             logs: None,
-            stop_on: Some(linux::DONE.to_string()),
+            stop_on: Some(stop.to_string()),
         },
     )?;
     match run.outcome {
         emulator::Outcome::Stopped if run.console.contains(linux::MARKER) => {
             step(&format!(
-                "Linux's /init finished after {:.1} s",
+                "Linux's /init reached {stop:?} after {:.1} s",
                 run.elapsed.as_secs_f64()
             ));
             Ok(run)
@@ -497,6 +584,7 @@ fn bench() -> Result<ExitCode> {
         Some(line) => println!("  {line}   goal: ratio >= 1.0"),
         None => return Err(format!("the ring benchmark printed no result:\n{text}").into()),
     }
+    linux_overhead(&bins)?;
     let loc = loc::count(&workspace_root())?;
     println!("Core size (non-blank, non-comment Rust lines, tests excluded):");
     for (name, lines) in &loc.crates {

@@ -58,7 +58,10 @@ pub const INVARIANT_TSC: u32 = 1 << 8;
 pub fn policy(leaf: u32, subleaf: u32, host: [u32; 4], tsc_hz: Option<u64>) -> [u32; 4] {
     let [a, b, c, d] = host;
     match leaf {
-        0 => [a.min(MAX_BASIC), b, c, d],
+        // Always 0x16, even when the host stops lower: leaves 0x15 and
+        // 0x16 are the policy's own (Linux reads the TSC frequency there
+        // only if leaf 0 says they exist).
+        0 => [MAX_BASIC, b, c, d],
         // EBX: keep the CLFLUSH line size and brand index; one logical
         // processor, APIC ID 0.
         1 => [a, b & 0xffff, (c & LEAF1_ECX) | HYPERVISOR, d & LEAF1_EDX],
@@ -171,6 +174,11 @@ mod tests {
             MAX_EXTENDED
         );
         assert_eq!(policy(0, 0, [0x20, 1, 2, 3], None), [MAX_BASIC, 1, 2, 3]);
+        assert_eq!(
+            policy(0, 0, [0xd, 1, 2, 3], None)[0],
+            MAX_BASIC,
+            "0x15 exists"
+        );
     }
 
     #[test]
