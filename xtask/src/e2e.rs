@@ -754,7 +754,8 @@ pub fn bench_linux_spec() -> Spec {
         input: vec![
             ("bulkhead> ".into(), "start linux\r".into()),
             (crate::linux::MARKER.into(), "\u{1}0dump 4\r".into()),
-            ("recent log lines".into(), "shutdown\r".into()),
+            // The prompt after the dump.
+            ("bulkhead> ".into(), "shutdown\r".into()),
         ],
         forbid: forbid(&["Kernel panic"]),
         returns: Vec::new(),

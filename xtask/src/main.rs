@@ -359,7 +359,7 @@ fn linux_overhead(bins: &image::Binaries) -> Result<()> {
     if let Some(at) = lines.iter().position(|l| l.contains("exits by reason:")) {
         for l in lines[at + 1..]
             .iter()
-            .take_while(|l| !l.contains("recent log lines"))
+            .take_while(|l| !l.contains("recent log lines") && !l.contains("bulkhead>"))
         {
             println!("  {}", l.trim_start_matches("[manager/uart]"));
         }

@@ -1091,6 +1091,10 @@ impl SysPlatform<'_, '_, '_> {
             // Posted: the service sees it with the domain's next read, or
             // when the domain leaves the CPU (no request, no switch now).
             if io.posted[slot].push(offset, value) {
+                POSTED.fetch_or(
+                    posted_bit(device, slot),
+                    core::sync::atomic::Ordering::Relaxed,
+                );
                 return vcpu::UartAnswer::Done(0);
             }
             // A FIFO's worth is waiting: hand it over first.
@@ -1118,6 +1122,10 @@ impl SysPlatform<'_, '_, '_> {
             return vcpu::UartAnswer::Busy;
         }
         io.posted[slot].clear();
+        POSTED.fetch_and(
+            !posted_bit(device, slot),
+            core::sync::atomic::Ordering::Relaxed,
+        );
         io.next_seq = seq.wrapping_add(1);
         drop(guard);
         self.sys.uart_kick(device);
@@ -1258,28 +1266,53 @@ impl SysPlatform<'_, '_, '_> {
     }
 }
 
-/// Hands every answer the UART service left on the ioreq response ring to
-/// `answer` (see [`Machine::uart_answers`]); returns how many matched no
-/// waiting read (a corrupted ring is started over and counts as one).
-/// Hands the UART writes `d` posted to the service and wakes it.
+/// Which domains may have writes posted to which device: bit `device * 8
+/// + slot` (set when a write is posted, cleared when they are handed
+/// over), so that the scheduler's check for a domain leaving the CPU is
+/// one load.
+static POSTED: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+
+/// `POSTED`'s bit for `device` and domain-table slot `slot`.
+fn posted_bit(device: Device, slot: usize) -> u32 {
+    1 << ((device as u32 * 8 + slot as u32) % 32)
+}
+
+/// Hands the device writes `d` posted to their services and wakes them.
 fn flush_posted(sys: &mut System, d: ObjectRef) {
+    use core::sync::atomic::Ordering::Relaxed;
+    let slot = d.index as usize % crate::system::MAX_DOMAINS;
+    let bits = Device::ALL
+        .into_iter()
+        .fold(0, |b, dev| b | posted_bit(dev, slot));
+    if POSTED.load(Relaxed) & bits == 0 {
+        return;
+    }
     for device in Device::ALL {
+        if POSTED.load(Relaxed) & posted_bit(device, slot) == 0 {
+            continue;
+        }
         let mut guard = ioreq(device).lock();
         let Some(io) = guard.as_mut() else {
             continue;
         };
         let guest = d.index as u8;
         if io.posted[guest as usize % crate::system::MAX_DOMAINS].is_empty() {
+            POSTED.fetch_and(!posted_bit(device, slot), Relaxed);
             continue;
         }
         // Left posted if the ring is full: the service's next IOREQ_WAIT
         // takes them.
-        io.flush(guest);
+        if io.flush(guest) {
+            POSTED.fetch_and(!posted_bit(device, slot), Relaxed);
+        }
         drop(guard);
         sys.uart_kick(device);
     }
 }
 
+/// Hands every answer a device service left on its ioreq response ring to
+/// `answer` (see [`Machine::uart_answers`]); returns how many matched no
+/// waiting read (a corrupted ring is started over and counts as one).
 fn pop_uart_answers(io: &mut IoReq, answer: &mut dyn FnMut(u8, u32, u8) -> bool) -> u32 {
     use hypercall_abi::ioreq::{Response, VERSION};
     let mut scratch = [0u8; 64];
@@ -1598,7 +1631,7 @@ fn schedule(
         if let Some(dom) = sys.domains.get_mut(d) {
             dom.exits = vcpu.stats.summary();
         }
-        if action == Action::Idle {
+        if matches!(action, Action::Idle) {
             sys.idle(d);
         }
         if let Action::Stop(reason) = action {

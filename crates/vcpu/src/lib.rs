@@ -288,8 +288,11 @@ where
     E: FnMut(&mut GuestRegisters, bool, &mut FastPath<'_, V, P>) -> Result<(), VmFail>,
 {
     loop {
-        if let Err(fail) = irq::prepare_entry(vcpu, vmcs) {
-            return Action::Stop(StopReason::EntryInstruction(fail));
+        // Only PC guests take interrupts.
+        if vcpu.pc {
+            if let Err(fail) = irq::prepare_entry(vcpu, vmcs) {
+                return Action::Stop(StopReason::EntryInstruction(fail));
+            }
         }
         let mut fast = FastPath {
             stats: &mut vcpu.stats,
@@ -300,8 +303,10 @@ where
             return Action::Stop(StopReason::EntryInstruction(fail));
         }
         vcpu.launched = true;
-        if let Err(fail) = irq::after_exit(vcpu, vmcs) {
-            return Action::Stop(StopReason::EntryInstruction(fail));
+        if vcpu.pc {
+            if let Err(fail) = irq::after_exit(vcpu, vmcs) {
+                return Action::Stop(StopReason::EntryInstruction(fail));
+            }
         }
         match handle_exit(vcpu, vmcs, platform) {
             Action::Resume => {}

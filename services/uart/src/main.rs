@@ -111,6 +111,7 @@ mod service {
         // The last read answered in a round: it goes to the core in RSI of
         // the next IOREQ_WAIT rather than on the response ring.
         let mut held: Option<Response> = None;
+        let mut first_round = true;
         loop {
             while let Some(byte) = rt::com1::read_byte() {
                 // Ctrl-A then `!`: fault on purpose, to exercise a
@@ -244,13 +245,20 @@ mod service {
                     changed |= console.flush(input.current());
                 }
             }
-            let drained = console.drain(&mut |byte| {
-                if byte == b'\n' {
-                    rt::com1::write_byte(b'\r');
-                }
-                rt::com1::write_byte(byte);
-                true
-            });
+            // A drain empties everything ready (the port takes every byte),
+            // so only a round that changed the buffered output (or the
+            // first, with output kept from before a restart) has any.
+            let drained = if changed || core::mem::take(&mut first_round) {
+                console.drain(&mut |byte| {
+                    if byte == b'\n' {
+                        rt::com1::write_byte(b'\r');
+                    }
+                    rt::com1::write_byte(byte);
+                    true
+                })
+            } else {
+                0
+            };
             // Save what changed, then hand the requests taken this round
             // back to the core.
             let position = end.rx().position();
