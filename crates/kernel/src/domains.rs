@@ -1266,10 +1266,10 @@ impl SysPlatform<'_, '_, '_> {
     }
 }
 
-/// Which domains may have writes posted to which device: bit `device * 8
-/// + slot` (set when a write is posted, cleared when they are handed
-/// over), so that the scheduler's check for a domain leaving the CPU is
-/// one load.
+/// Which domains may have writes posted to which device: bit
+/// `device * 8 + slot`, set when a write is posted, cleared when they are
+/// handed over, so that the scheduler's check for a domain leaving the CPU
+/// is one load.
 static POSTED: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
 
 /// `POSTED`'s bit for `device` and domain-table slot `slot`.
