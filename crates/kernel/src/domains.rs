@@ -1521,6 +1521,31 @@ fn write_child_low(sys: &System, d: ObjectRef, dom: &Domain, region: &Region) {
     low[at..at + src.len()].copy_from_slice(src);
 }
 
+/// Gives PC guest `to` the FPU: the x87/SSE state of `from` (if it is
+/// still the vCPU in its slot) is saved, `to`'s restored, or reset when it
+/// has none saved yet.
+fn switch_fpu(
+    vcpus: &mut [Option<(ObjectRef, vcpu::Vcpu)>; crate::system::MAX_DOMAINS],
+    from: Option<ObjectRef>,
+    to: ObjectRef,
+) {
+    if let Some(o) = from {
+        if let Some((_, v)) = vcpus[o.index as usize % crate::system::MAX_DOMAINS]
+            .as_mut()
+            .filter(|(owner, _)| *owner == o)
+        {
+            arch::fxsave(v.fpu.get_or_insert_with(vcpu::FpuArea::default));
+        }
+    }
+    match vcpus[to.index as usize % crate::system::MAX_DOMAINS]
+        .as_ref()
+        .and_then(|(_, v)| v.fpu.as_ref())
+    {
+        Some(area) => arch::fxrstor(area),
+        None => arch::fpu_reset(),
+    }
+}
+
 /// Runs domains until none can ever run again.
 fn schedule(
     sys: &mut System,
@@ -1531,6 +1556,9 @@ fn schedule(
     budget: Option<u64>,
 ) {
     let mut current_vmcs = None;
+    // The PC guest whose x87/SSE state is in the CPU (the core and Rust
+    // domains never touch it).
+    let mut fpu_owner: Option<ObjectRef> = None;
     loop {
         if sys.shutdown_requested {
             log::info!("shutdown requested by a domain: stopping every domain");
@@ -1583,6 +1611,10 @@ fn schedule(
         // Every vCPU, for DOMAIN_PEEK to read the others: derived from
         // `vcpus` before the running one is borrowed below, and used only
         // for other entries.
+        if vcpus[d.index as usize].as_ref().is_some_and(|(_, v)| v.pc) && fpu_owner != Some(d) {
+            switch_fpu(vcpus, fpu_owner, d);
+            fpu_owner = Some(d);
+        }
         let all_vcpus = vcpus.as_mut_ptr();
         let (Some(dom), Some((_, vcpu))) =
             (sys.domains.get_mut(d), vcpus[d.index as usize].as_mut())

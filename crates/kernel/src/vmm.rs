@@ -31,6 +31,7 @@ const GUEST_GDT_LIMIT: u16 = 6 * 8 - 1;
 const GUEST_VPID: u16 = 1;
 
 const CR4_VMXE: u64 = 1 << 13;
+const CR4_OSFXSR: u64 = 1 << 9;
 const MSR_EFER: u32 = 0xC000_0080;
 const MSR_FS_BASE: u32 = 0xC000_0100;
 const MSR_GS_BASE: u32 = 0xC000_0101;
@@ -104,7 +105,9 @@ pub fn enable(frames: &mut Frames) -> Result<Vmx, VmxError> {
     // PE, PG are already set; CR4.VMXE); paging stays as it is.
     unsafe {
         arch::set_cr0(caps.fixed_cr0(arch::cr0(), false));
-        arch::set_cr4(caps.fixed_cr4(arch::cr4() | CR4_VMXE));
+        // OSFXSR: FXSAVE/FXRSTOR move the SSE state too (the core switches
+        // PC guests' FPU state with them).
+        arch::set_cr4(caps.fixed_cr4(arch::cr4() | CR4_VMXE | CR4_OSFXSR));
     }
     let region = frames.allocate(FRAME, FRAME).ok_or(VmxError::OutOfMemory)?;
     write_revision(region, caps.basic.revision_id());

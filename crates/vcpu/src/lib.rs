@@ -193,6 +193,20 @@ pub struct Vcpu {
     /// Port accesses of a PC guest to ports nothing serves (reads answered
     /// with all ones, writes ignored).
     pub absent_ports: u64,
+    /// A PC guest's x87/SSE state while another PC guest has the FPU
+    /// (`None` until it was first switched out).
+    pub fpu: Option<FpuArea>,
+}
+
+/// An FXSAVE area: the x87 and SSE state of a vCPU.
+#[repr(C, align(16))]
+#[derive(Debug, Clone, Copy)]
+pub struct FpuArea(pub [u8; 512]);
+
+impl Default for FpuArea {
+    fn default() -> Self {
+        Self([0; 512])
+    }
 }
 
 impl Vcpu {
@@ -217,6 +231,7 @@ impl Vcpu {
             pc: false,
             interrupts: irq::Interrupts::default(),
             absent_ports: 0,
+            fpu: None,
         }
     }
 }

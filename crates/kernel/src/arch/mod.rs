@@ -106,6 +106,34 @@ pub fn cr3() -> u64 {
     frame.start_address().as_u64() | flags as u64
 }
 
+/// Saves the x87/SSE state into `area` (FXSAVE64).
+pub fn fxsave(area: &mut vcpu::FpuArea) {
+    // SAFETY: the area is 512 bytes, 16-byte aligned (its type says so);
+    // FXSAVE writes only there. CR4.OSFXSR is set (vmm::enable).
+    unsafe {
+        core::arch::asm!("fxsave64 [{}]", in(reg) area.0.as_mut_ptr(), options(nostack));
+    }
+}
+
+/// Loads the x87/SSE state from `area` (FXRSTOR64), which FXSAVE wrote.
+pub fn fxrstor(area: &vcpu::FpuArea) {
+    // SAFETY: as in `fxsave`; the area holds what FXSAVE stored (reserved
+    // MXCSR bits clear), so FXRSTOR cannot fault.
+    unsafe {
+        core::arch::asm!("fxrstor64 [{}]", in(reg) area.0.as_ptr(), options(nostack));
+    }
+}
+
+/// Puts the x87/SSE state in its initial state (FNINIT, MXCSR 0x1F80).
+pub fn fpu_reset() {
+    let mxcsr: u32 = 0x1f80;
+    // SAFETY: FNINIT and LDMXCSR with the reset value change only the
+    // FPU state, which the core itself never uses.
+    unsafe {
+        core::arch::asm!("fninit", "ldmxcsr [{}]", in(reg) &mxcsr, options(nostack));
+    }
+}
+
 /// Reads CR4.
 pub fn cr4() -> u64 {
     x86_64::registers::control::Cr4::read_raw()
