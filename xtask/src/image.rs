@@ -218,11 +218,15 @@ pub fn make_iso(
              multiboot2 /boot/bulkhead {cmdline}\n{modules}    boot\n}}\n"
         ),
     )?;
-    let iso = dir.join(format!("{name}.iso"));
+    mkrescue(&tree, &dir.join(format!("{name}.iso")))
+}
+
+/// Makes the GRUB ISO `iso` of the file tree `tree`.
+fn mkrescue(tree: &Path, iso: &Path) -> Result<PathBuf> {
     let out = Command::new("grub-mkrescue")
         .arg("-o")
-        .arg(&iso)
-        .arg(&tree)
+        .arg(iso)
+        .arg(tree)
         .output()?;
     if !out.status.success() {
         return Err(format!(
@@ -231,7 +235,7 @@ pub fn make_iso(
         )
         .into());
     }
-    Ok(iso)
+    Ok(iso.to_path_buf())
 }
 
 /// Makes a GRUB ISO that boots Linux bare (no Bulkhead): `bzimage` with
@@ -250,20 +254,7 @@ pub fn make_linux_iso(name: &str, bzimage: &Path, initrd: &Path, cmdline: &str) 
              linux /boot/vmlinuz {cmdline}\n    initrd /boot/initramfs.cpio\n    boot\n}}\n"
         ),
     )?;
-    let iso = dir.join(format!("{name}.iso"));
-    let out = Command::new("grub-mkrescue")
-        .arg("-o")
-        .arg(&iso)
-        .arg(&tree)
-        .output()?;
-    if !out.status.success() {
-        return Err(format!(
-            "grub-mkrescue failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-        .into());
-    }
-    Ok(iso)
+    mkrescue(&tree, &dir.join(format!("{name}.iso")))
 }
 
 /// Builds everything and makes the ISO for `cmdline` and `system`.

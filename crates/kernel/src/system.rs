@@ -857,6 +857,16 @@ impl System {
         Ok(())
     }
 
+    /// Domain `d`, if it was created and not started yet (its vCPU state
+    /// and platform may still be set): else `Denied`.
+    fn created_mut(&mut self, d: ObjectRef) -> Result<&mut Domain, Status> {
+        let dom = self.domains.get_mut(d).ok_or(Status::StaleCapability)?;
+        if dom.state != RunState::Created {
+            return Err(Status::Denied);
+        }
+        Ok(dom)
+    }
+
     /// PC guest `d` halted with interrupts enabled: it waits for the next
     /// interrupt queued for it ([`System::irq_wake`]).
     pub fn idle(&mut self, d: ObjectRef) {
@@ -1890,13 +1900,7 @@ impl System {
                     .and_then(|d| d.memory)
                     .and_then(|r| self.regions.get(r))
                     .map_or(0, |r| r.len);
-                let dom = self
-                    .domains
-                    .get_mut(target)
-                    .ok_or(Status::StaleCapability)?;
-                if dom.state != RunState::Created {
-                    return Err(Status::Denied);
-                }
+                let dom = self.created_mut(target)?;
                 if a[1] < hypercall_abi::IMAGE_FLOOR || a[1] >= memory {
                     return Err(Status::InvalidAddress);
                 }
@@ -1910,14 +1914,7 @@ impl System {
                     hypercall_abi::PLATFORM_PC => true,
                     _ => return Err(Status::InvalidArgument),
                 };
-                let dom = self
-                    .domains
-                    .get_mut(target)
-                    .ok_or(Status::StaleCapability)?;
-                if dom.state != RunState::Created {
-                    return Err(Status::Denied);
-                }
-                dom.pc = pc;
+                self.created_mut(target)?.pc = pc;
                 ok(None)
             }
             Call::DomainBindPorts => {

@@ -19,6 +19,8 @@
 #![cfg_attr(not(test), no_std)]
 
 pub mod arch;
+#[cfg(feature = "ioreq")]
+pub mod ioreq;
 #[cfg(feature = "defmt")]
 mod logger;
 

@@ -20,8 +20,9 @@ fn main() {
 
 #[cfg(target_os = "none")]
 mod service {
-    use hypercall_abi::ioreq::{Request, Response, GPA, PAGES, VERSION};
+    use hypercall_abi::ioreq::{Request, Response, GPA};
     use pc_devices::Pc;
+    use rt::ioreq::Next;
 
     rt::entry!(main);
 
@@ -57,15 +58,12 @@ mod service {
     }
 
     fn main(info: &'static rt::StartInfo) -> u64 {
-        // SAFETY: the core maps this service's ioreq channel at GPA for it
-        // alone (the core is the other end) before starting it.
-        let channel =
-            unsafe { shm_ring::Channel::attach_raw(GPA as *mut u8, (PAGES * 4096) as usize) };
-        let Ok(channel) = channel else {
+        // SAFETY: this is the platform service: the core maps its ioreq
+        // channel at GPA for it alone before starting it; attached once.
+        let Ok(mut server) = (unsafe { rt::ioreq::Server::attach() }) else {
             defmt::error!("the ioreq channel is not laid out at {=u64:#x}", GPA);
             return 1;
         };
-        let end = channel.into_responder();
         let hz = tsc_hz();
         defmt::info!(
             "{=str}: serving PC guests' PIC, PIT and CMOS clock (TSC {} kHz)",
@@ -74,7 +72,6 @@ mod service {
         );
         let mut pcs: [Option<Pc>; GUESTS] = [const { None }; GUESTS];
         let mut scratch = [0u8; 128];
-        let mut held: Option<Response> = None;
         loop {
             // Timers first: ticks that came due, and when the next is.
             let now = rt::now();
@@ -89,18 +86,16 @@ mod service {
                 }
             }
             let timeout = next.map_or(0, |t| t.saturating_sub(now).max(1));
-            let answer = held.take().map_or(0, Response::to_word);
-            if rt::raw_call(rt::Call::IoReqWait as u64, timeout, answer, 0, 0).0 != 0 {
+            if server.wait(timeout).is_err() {
                 defmt::error!("IOREQ_WAIT refused; stopping");
                 return 2;
             }
             loop {
-                let request = match end.rx().pop_versioned::<Request>(VERSION, &mut scratch) {
-                    Ok(Some(r)) => r,
-                    Ok(None) => break,
-                    Err(e) => {
-                        defmt::warn!("ioreq ring: {}; resetting it", defmt::Debug2Format(&e));
-                        end.rx().reset();
+                let request = match server.next(&mut scratch) {
+                    Next::Request(r) => r,
+                    Next::Empty => break,
+                    Next::Reset(e) => {
+                        defmt::warn!("ioreq ring: {}; reset it", defmt::Debug2Format(&e));
                         break;
                     }
                 };
@@ -138,13 +133,8 @@ mod service {
                         }
                         if let Some(index) = read {
                             let value = pc.read(index, now);
-                            let answer = Response { seq, guest, value };
-                            if let Some(earlier) = held.replace(answer) {
-                                if end.tx().push_versioned(VERSION, &earlier).is_err() {
-                                    defmt::warn!(
-                                        "ioreq response ring full; a read goes unanswered"
-                                    );
-                                }
+                            if !server.answer(Response { seq, guest, value }) {
+                                defmt::warn!("ioreq response ring full; a read goes unanswered");
                             }
                         }
                         // An unmask or an end of interrupt may let one through.

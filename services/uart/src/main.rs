@@ -19,7 +19,8 @@ fn main() {
 
 #[cfg(target_os = "none")]
 mod service {
-    use hypercall_abi::ioreq::{Request, Response, GPA, PAGES, STATE_GPA, STATE_PAGES, VERSION};
+    use hypercall_abi::ioreq::{Request, Response, GPA, STATE_GPA, STATE_PAGES};
+    use rt::ioreq::Next;
     use uart_virt::{snapshot_len, Console, InputSwitch, Sink, Snapshot, Trigger, Uart16550};
 
     rt::entry!(main);
@@ -60,20 +61,17 @@ mod service {
     }
 
     fn main(info: &'static rt::StartInfo) -> u64 {
-        // SAFETY: the core maps the ioreq channel's pages at GPA for this
-        // domain alone (it is the other end) before starting it.
-        let channel =
-            unsafe { shm_ring::Channel::attach_raw(GPA as *mut u8, (PAGES * 4096) as usize) };
-        let Ok(channel) = channel else {
+        // SAFETY: this is the UART service: the core maps its ioreq
+        // channel at GPA for it alone before starting it; attached once.
+        let Ok(mut server) = (unsafe { rt::ioreq::Server::attach() }) else {
             defmt::error!("the ioreq channel is not laid out at {=u64:#x}", GPA);
             return 1;
         };
-        let end = channel.into_responder();
         // Requests taken off the ring are handed back to the core only once
         // a snapshot that reflects them is saved (end of each round): if
         // this service dies in the middle of a round, the next one finds
         // them on the ring again.
-        end.rx().defer_release(true);
+        server.end().rx().defer_release(true);
         defmt::info!(
             "{=str}: serving virtual UARTs over the ioreq channel",
             info.name()
@@ -98,7 +96,7 @@ mod service {
         let (mut snapshot, kept) = restore(state, &mut console, &mut uarts);
         if let Some(position) = snapshot.position {
             // Requests up to there are in the snapshot already.
-            if !matches!(end.rx().skip_to(position), Ok(Some(_))) {
+            if !matches!(server.end().rx().skip_to(position), Ok(Some(_))) {
                 defmt::warn!("the snapshot's ring position is gone; serving the ring as it stands");
             }
         }
@@ -108,9 +106,6 @@ mod service {
                 kept
             );
         }
-        // The last read answered in a round: it goes to the core in RSI of
-        // the next IOREQ_WAIT rather than on the response ring.
-        let mut held: Option<Response> = None;
         let mut first_round = true;
         loop {
             while let Some(byte) = rt::com1::read_byte() {
@@ -123,8 +118,7 @@ mod service {
                 if core::mem::take(&mut escaped) {
                     if byte == b'!' {
                         defmt::warn!("fault requested from the console (Ctrl-A !)");
-                        let answer = held.take().map_or(0, Response::to_word);
-                        rt::raw_call(rt::Call::IoReqDone as u64, 0, answer, 0, 0);
+                        server.done();
                         rt::arch::fault();
                     }
                 } else if byte == uart_virt::ESCAPE {
@@ -148,8 +142,7 @@ mod service {
             }
             // Hands the core the answers of the last round (the reads on the
             // response ring, and the held one) and waits for requests.
-            let answer = held.take().map_or(0, Response::to_word);
-            if rt::raw_call(rt::Call::IoReqWait as u64, INPUT_POLL, answer, 0, 0).0 != 0 {
+            if server.wait(INPUT_POLL).is_err() {
                 defmt::error!("IOREQ_WAIT refused; stopping");
                 return 2;
             }
@@ -158,12 +151,11 @@ mod service {
             // state pages are brought up to date only then).
             let mut changed = false;
             loop {
-                let request = match end.rx().pop_versioned::<Request>(VERSION, &mut scratch) {
-                    Ok(Some(r)) => r,
-                    Ok(None) => break,
-                    Err(e) => {
-                        defmt::warn!("ioreq ring: {}; resetting it", defmt::Debug2Format(&e));
-                        end.rx().reset();
+                let request = match server.next(&mut scratch) {
+                    Next::Request(r) => r,
+                    Next::Empty => break,
+                    Next::Reset(e) => {
+                        defmt::warn!("ioreq ring: {}; reset it", defmt::Debug2Format(&e));
                         break;
                     }
                 };
@@ -220,14 +212,8 @@ mod service {
                         }
                         if let Some(offset) = read {
                             let value = uart.read(offset);
-                            let answer = Response { seq, guest, value };
-                            // Earlier answers of the round go on the ring.
-                            if let Some(earlier) = held.replace(answer) {
-                                if end.tx().push_versioned(VERSION, &earlier).is_err() {
-                                    defmt::warn!(
-                                        "ioreq response ring full; a read goes unanswered"
-                                    );
-                                }
+                            if !server.answer(Response { seq, guest, value }) {
+                                defmt::warn!("ioreq response ring full; a read goes unanswered");
                             }
                         }
                     }
@@ -261,13 +247,13 @@ mod service {
             };
             // Save what changed, then hand the requests taken this round
             // back to the core.
-            let position = end.rx().position();
+            let position = server.end().rx().position();
             if changed || drained > 0 {
                 snapshot.save(state, &console, position);
             } else if snapshot.position != Some(position) {
                 snapshot.move_to::<GUESTS>(state, position);
             }
-            end.rx().release();
+            server.end().rx().release();
         }
     }
 
