@@ -19,7 +19,7 @@ mod pic;
 mod pit;
 mod rtc;
 
-pub use pc::{Pc, PORTS};
+pub use pc::{Pc, MAX_MISSED_TICKS, PORTS};
 pub use pic::{Pic, PicPair, MASTER_CMD, MASTER_DATA, SLAVE_CMD, SLAVE_DATA};
 pub use pit::{
     Pit, PIT_HZ, PORT_CONTROL, PORT_COUNTER0, PORT_COUNTER1, PORT_COUNTER2, PORT_SPEAKER,

@@ -20,7 +20,13 @@ pub struct Pc {
     pub rtc: Rtc,
     /// ELCR (0x4D0, 0x4D1): kept, every line stays edge-triggered.
     elcr: [u8; 2],
+    /// Timer ticks not delivered yet (see [`Pc::tick`]).
+    missed: u64,
 }
+
+/// Most timer ticks kept for later delivery: a guest that did not run for
+/// longer than that loses the rest rather than racing through them.
+pub const MAX_MISSED_TICKS: u64 = 1000;
 
 impl Pc {
     /// A PC as after reset, its time a TSC at `tsc_hz`.
@@ -30,6 +36,7 @@ impl Pc {
             pit: Pit::new(tsc_hz),
             rtc: Rtc::new(tsc_hz),
             elcr: [0; 2],
+            missed: 0,
         }
     }
 
@@ -66,11 +73,23 @@ impl Pc {
     }
 
     /// Brings the timer up to `now`: channel 0's ticks since the last call
-    /// become one IRQ 0 edge (ticks the guest missed are not queued).
+    /// are counted, and one becomes an IRQ 0 edge whenever IRQ 0 is
+    /// neither requested nor in service. A tick that comes while the last
+    /// is not handled yet is delivered after it (up to
+    /// [`MAX_MISSED_TICKS`]), so the guest's tick count keeps up with the
+    /// time even when it runs late (Linux checks its TSC against it).
     pub fn tick(&mut self, now: u64) {
-        if self.pit.take_irq0_edges(now) > 0 {
+        let new = self.pit.take_irq0_edges(now);
+        self.missed = self.missed.saturating_add(new).min(MAX_MISSED_TICKS);
+        if self.missed > 0 && !self.pics.busy(0) {
             self.pics.pulse(0);
+            self.missed -= 1;
         }
+    }
+
+    /// Ticks counted but not delivered yet.
+    pub fn ticks_waiting(&self) -> u64 {
+        self.missed
     }
 
     /// The vector of the next interrupt to deliver, acknowledged at the
@@ -122,11 +141,23 @@ mod tests {
         assert_eq!(pc.pit.next_irq0(0), Some(tick));
         pc.tick(tick);
         assert_eq!(pc.next_vector(), Some(0x30));
-        // In service until the EOI.
-        pc.tick(2 * tick);
+        // In service until the EOI: the next two ticks wait, none is lost.
+        pc.tick(3 * tick);
         assert_eq!(pc.next_vector(), None);
-        pc.write(idx(0x20), 0x60, 2 * tick);
+        assert_eq!(pc.ticks_waiting(), 2);
+        pc.write(idx(0x20), 0x60, 3 * tick);
+        pc.tick(3 * tick);
         assert_eq!(pc.next_vector(), Some(0x30));
+        pc.write(idx(0x20), 0x60, 3 * tick);
+        pc.tick(3 * tick);
+        assert_eq!(pc.next_vector(), Some(0x30));
+        assert_eq!(pc.ticks_waiting(), 0);
+        pc.write(idx(0x20), 0x60, 3 * tick);
+        pc.tick(3 * tick);
+        assert_eq!(pc.next_vector(), None);
+        // A long absence is not replayed in full.
+        pc.tick(5000 * tick);
+        assert_eq!(pc.ticks_waiting(), MAX_MISSED_TICKS - 1);
         assert_eq!(pc.read(idx(0x21), 0), 0xfa);
         assert_eq!(pc.read(idx(0x64), 0), 0xff);
         assert_eq!(pc.read(99, 0), 0xff);

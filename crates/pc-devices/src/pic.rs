@@ -307,6 +307,17 @@ impl PicPair {
         }
     }
 
+    /// Whether IRQ `irq` is requested or in service (a new edge on it now
+    /// would be lost).
+    pub fn busy(&self, irq: u8) -> bool {
+        let (pic, bit) = if irq & 15 < 8 {
+            (&self.master, 1u8 << (irq & 7))
+        } else {
+            (&self.slave, 1u8 << (irq & 7))
+        };
+        (pic.irr | pic.isr) & bit != 0
+    }
+
     /// Requests IRQ `irq` with an edge (raises and lowers the line).
     pub fn pulse(&mut self, irq: u8) {
         self.set_irq(irq, true);

@@ -19,6 +19,9 @@ struct Memory {
 }
 
 impl Platform for Memory {
+    fn host_rdtsc(&mut self) -> u64 {
+        0
+    }
     fn host_cpuid(&mut self, _: u32, _: u32) -> [u32; 4] {
         [0; 4]
     }
