@@ -1633,6 +1633,18 @@ fn schedule(
             // A fresh slice for a domain switched in.
             let _ = vmcs.write(fields::VMX_PREEMPTION_TIMER_VALUE, vcpu.slice as u64);
         }
+        if vcpu.pc {
+            // A PC guest's ticks come from a service that sleeps until a
+            // deadline: end the slice by then, so that they are not late
+            // (Linux checks its TSC against them).
+            if let Some(t) = sys.next_deadline {
+                let shift = hw.vmx.caps.misc.preemption_timer_shift();
+                let until = (t.saturating_sub(arch::rdtsc()) >> shift).max(1);
+                if until < vcpu.slice as u64 {
+                    let _ = vmcs.write(fields::VMX_PREEMPTION_TIMER_VALUE, until);
+                }
+            }
+        }
         if let Some((status, value)) = dom.pending.take() {
             let _ = vcpu::complete_hypercall(vcpu, &mut vmcs, status, value);
         }

@@ -280,7 +280,7 @@ pub struct System {
     /// deadline is set). A lower bound: waking a domain early does not
     /// raise it, so [`Self::wake_expired`] skips its scan until `now`
     /// reaches it.
-    next_deadline: Option<u64>,
+    pub(crate) next_deadline: Option<u64>,
 }
 
 impl Default for System {

@@ -106,7 +106,7 @@ struct TomlGuest {
 /// The command line of a `linux` guest that gives none: the console on
 /// the virtual 16550 at 0x3F8, and no ACPI (Bulkhead gives Linux a PC
 /// without it).
-pub const LINUX_DEFAULT_CMDLINE: &str = "console=ttyS0 acpi=off";
+pub const LINUX_DEFAULT_CMDLINE: &str = "console=ttyS0 acpi=off tsc=reliable";
 
 /// What `cargo xtask` needs to pack a `kind = "linux"` guest into its boot
 /// module (a `bzimage_loader::Bundle` named after the guest).
