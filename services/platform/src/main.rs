@@ -21,6 +21,7 @@ fn main() {
 #[cfg(target_os = "none")]
 mod service {
     use hypercall_abi::ioreq::{Request, Response, GPA};
+    use hypercall_abi::Status;
     use pc_devices::Pc;
     use rt::ioreq::Next;
 
@@ -42,17 +43,29 @@ mod service {
         }
     }
 
-    /// Hands guest `guest` every interrupt its PIC has for it now.
-    fn deliver(guest: usize, pc: &mut Pc) {
+    /// Hands guest `guest` every interrupt its PIC has for it now, and
+    /// forgets the guest (its devices go) once the core says no PC guest
+    /// is there any more (it was stopped or destroyed).
+    fn deliver(guest: usize, slot: &mut Option<Pc>) {
+        let Some(pc) = slot else {
+            return;
+        };
         while let Some(vector) = pc.next_vector() {
-            if let Err(s) = rt::irq_raise(guest as u8, vector) {
-                defmt::warn!(
-                    "IRQ_RAISE {=u8:#x} for guest {}: {}",
-                    vector,
-                    guest,
-                    defmt::Display2Format(&s)
-                );
-                break;
+            match rt::irq_raise(guest as u8, vector) {
+                Ok(()) => {}
+                Err(Status::InvalidArgument) => {
+                    *slot = None;
+                    return;
+                }
+                Err(s) => {
+                    defmt::warn!(
+                        "IRQ_RAISE {=u8:#x} for guest {}: {}",
+                        vector,
+                        guest,
+                        defmt::Display2Format(&s)
+                    );
+                    return;
+                }
             }
         }
     }
@@ -79,10 +92,10 @@ mod service {
             for (guest, slot) in pcs.iter_mut().enumerate() {
                 if let Some(pc) = slot {
                     pc.tick(now);
-                    deliver(guest, pc);
-                    if let Some(t) = pc.pit.next_irq0(now) {
-                        next = Some(next.map_or(t, |n| n.min(t)));
-                    }
+                }
+                deliver(guest, slot);
+                if let Some(t) = slot.as_ref().and_then(|pc| pc.pit.next_irq0(now)) {
+                    next = Some(next.map_or(t, |n| n.min(t)));
                 }
             }
             let timeout = next.map_or(0, |t| t.saturating_sub(now).max(1));
@@ -112,9 +125,11 @@ mod service {
                         }
                     }
                     Request::Line { guest, line, high } => {
-                        if let Some(Some(pc)) = pcs.get_mut(guest as usize) {
-                            pc.pics.set_irq(line, high);
-                            deliver(guest as usize, pc);
+                        if let Some(slot) = pcs.get_mut(guest as usize) {
+                            if let Some(pc) = slot {
+                                pc.pics.set_irq(line, high);
+                            }
+                            deliver(guest as usize, slot);
                         }
                     }
                     Request::Accesses {
@@ -139,7 +154,7 @@ mod service {
                         }
                         // An unmask or an end of interrupt may let one through.
                         pc.tick(now);
-                        deliver(guest as usize, pc);
+                        deliver(guest as usize, slot);
                     }
                 }
             }
