@@ -362,8 +362,10 @@ fn linux_overhead(bins: &image::Binaries) -> Result<()> {
     println!("  the guest's VM exits by reason during its boot:");
     let lines: Vec<&str> = run.console.lines().collect();
     if let Some(at) = lines.iter().position(|l| l.contains("exits by reason:")) {
+        // The dump's lines (the guest's own output may come between).
         for l in lines[at + 1..]
             .iter()
+            .filter(|l| l.starts_with("[manager/uart]"))
             .take_while(|l| !l.contains("recent log lines") && !l.contains("bulkhead>"))
         {
             println!("  {}", l.trim_start_matches("[manager/uart]"));
