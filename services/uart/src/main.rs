@@ -30,8 +30,12 @@ mod service {
     /// How long the service sleeps at most between looks at the keyboard.
     const INPUT_POLL: u64 = 300_000;
     /// Rounds without output from the focused console before its partial
-    /// line is shown.
+    /// line is shown...
     const FLUSH_AFTER: u32 = 3;
+    /// ...and TSC ticks since its last output (rounds come fast when other
+    /// guests print, and a guest's line can arrive in pieces: its writes
+    /// are posted and handed over when it leaves the CPU).
+    const FLUSH_AFTER_TICKS: u64 = 2_000_000;
 
     /// The 16550's interrupt output, on IRQ line 4 of its guest: the core
     /// passes it to a PC guest's PIC (the platform service) and ignores it
@@ -84,6 +88,8 @@ mod service {
         let mut input = InputSwitch::new(GUESTS as u8);
         let mut typed: [Typed; GUESTS] = [const { Typed::new() }; GUESTS];
         let mut focus_idle = 0u32;
+        let mut focus_last = rt::now();
+        let mut focus_flushed = false;
         let mut escaped = false;
         // SAFETY: the core maps STATE_PAGES pages at STATE_GPA for this
         // domain alone, right after the ioreq channel, and keeps them when
@@ -221,13 +227,17 @@ mod service {
             }
             if focus_wrote {
                 focus_idle = 0;
+                focus_last = rt::now();
+                focus_flushed = false;
             } else {
                 focus_idle = focus_idle.saturating_add(1);
-                if focus_idle == FLUSH_AFTER {
+                let quiet = rt::now().saturating_sub(focus_last) >= FLUSH_AFTER_TICKS;
+                if focus_idle >= FLUSH_AFTER && quiet && !focus_flushed {
                     // The focused console stopped writing: show its partial
                     // line (a prompt, echoed keys) instead of waiting for a
                     // newline. One quiet round is not enough: a guest that
                     // polls the line status between bytes has those.
+                    focus_flushed = true;
                     changed |= console.flush(input.current());
                 }
             }
