@@ -171,7 +171,7 @@ pub fn make_iso(
     fs::create_dir_all(tree.join("boot/grub"))?;
     fs::copy(&bins.kernel, tree.join("boot/bulkhead"))?;
     fs::copy(&bins.first, tree.join("boot/first.bin"))?;
-    let mut modules = String::from("    module2 /boot/first.bin first\n");
+    let mut modules = String::from("    module2 --nounzip /boot/first.bin first\n");
     if let Some(path) = system {
         let m = load_system(path)?;
         let text = fs::read_to_string(path)?;
@@ -180,7 +180,7 @@ pub fn make_iso(
             let bundle = tree.join(format!("boot/{}.linux", g.name));
             crate::linux::bundle(g, &bundle)
                 .map_err(|e| format!("{}: guest {}: {e}", display(path), g.name))?;
-            modules.push_str(&format!("    module2 /boot/{0}.linux {0}\n", g.name));
+            modules.push_str(&format!("    module2 --nounzip /boot/{0}.linux {0}\n", g.name));
         }
         let mut images: Vec<&str> = m
             .domains
@@ -206,10 +206,10 @@ pub fn make_iso(
                 .into());
             }
             fs::copy(&elf, tree.join(format!("boot/{image}.elf")))?;
-            modules.push_str(&format!("    module2 /boot/{image}.elf {image}\n"));
+            modules.push_str(&format!("    module2 --nounzip /boot/{image}.elf {image}\n"));
         }
         fs::write(tree.join("boot/manifest.bin"), manifest::to_bytes(&m))?;
-        modules.push_str("    module2 /boot/manifest.bin manifest\n");
+        modules.push_str("    module2 --nounzip /boot/manifest.bin manifest\n");
     }
     fs::write(
         tree.join("boot/grub/grub.cfg"),
