@@ -180,7 +180,10 @@ pub fn make_iso(
             let bundle = tree.join(format!("boot/{}.linux", g.name));
             crate::linux::bundle(g, &bundle)
                 .map_err(|e| format!("{}: guest {}: {e}", display(path), g.name))?;
-            modules.push_str(&format!("    module2 --nounzip /boot/{0}.linux {0}\n", g.name));
+            modules.push_str(&format!(
+                "    module2 --nounzip /boot/{0}.linux {0}\n",
+                g.name
+            ));
         }
         let mut images: Vec<&str> = m
             .domains
@@ -206,7 +209,9 @@ pub fn make_iso(
                 .into());
             }
             fs::copy(&elf, tree.join(format!("boot/{image}.elf")))?;
-            modules.push_str(&format!("    module2 --nounzip /boot/{image}.elf {image}\n"));
+            modules.push_str(&format!(
+                "    module2 --nounzip /boot/{image}.elf {image}\n"
+            ));
         }
         fs::write(tree.join("boot/manifest.bin"), manifest::to_bytes(&m))?;
         modules.push_str("    module2 --nounzip /boot/manifest.bin manifest\n");
