@@ -107,14 +107,18 @@ impl<'a> Machine for Hw<'a> {
         unsafe { arch::phys_mut(hpa, len as usize) }.fill(0);
     }
 
-    fn uart_answers(&mut self, device: Device, answer: &mut dyn FnMut(u8, u32, u8) -> bool) -> u32 {
+    fn device_answers(
+        &mut self,
+        device: Device,
+        answer: &mut dyn FnMut(u8, u32, u8) -> bool,
+    ) -> u32 {
         ioreq(device)
             .lock()
             .as_mut()
-            .map_or(0, |io| pop_uart_answers(io, answer))
+            .map_or(0, |io| pop_answers(io, answer))
     }
 
-    fn uart_stopped(&mut self, device: Device, guest: u8) {
+    fn device_stopped(&mut self, device: Device, guest: u8) {
         let mut guard = ioreq(device).lock();
         let Some(io) = guard.as_mut() else {
             return;
@@ -213,17 +217,6 @@ impl IoReq {
         }
         posted.clear();
         true
-    }
-
-    /// [`IoReq::flush`] for every domain; whether any request was queued.
-    fn flush_all(&mut self) -> bool {
-        let mut queued = false;
-        for guest in 0..self.posted.len() as u8 {
-            if !self.posted[guest as usize].is_empty() {
-                queued |= self.flush(guest);
-            }
-        }
-        queued
     }
 }
 
@@ -928,7 +921,7 @@ impl SysPlatform<'_, '_, '_> {
             .lock()
             .as_mut()
             .is_some_and(|io| io.end.tx().push_versioned(VERSION, &request).is_ok());
-        self.sys.uart_kick(Device::Platform);
+        self.sys.kick_service(Device::Platform);
         if !pushed {
             return vcpu::CoreCall::Return(Status::OutOfResources, None);
         }
@@ -1081,7 +1074,7 @@ impl SysPlatform<'_, '_, '_> {
                 len: n as u8,
             };
             if io.end.tx().push_versioned(VERSION, &attach).is_err() {
-                self.sys.uart_kick(device);
+                self.sys.kick_service(device);
                 return vcpu::UartAnswer::Busy;
             }
             *attached = true;
@@ -1100,7 +1093,7 @@ impl SysPlatform<'_, '_, '_> {
             // A FIFO's worth is waiting: hand it over first.
             let flushed = io.flush(guest) && io.posted[slot].push(offset, value);
             drop(guard);
-            self.sys.uart_kick(device);
+            self.sys.kick_service(device);
             return if flushed {
                 vcpu::UartAnswer::Done(0)
             } else {
@@ -1118,7 +1111,7 @@ impl SysPlatform<'_, '_, '_> {
         if io.end.tx().push_versioned(VERSION, &request).is_err() {
             // Full (or broken): the guest retries the instruction later.
             drop(guard);
-            self.sys.uart_kick(device);
+            self.sys.kick_service(device);
             return vcpu::UartAnswer::Busy;
         }
         io.posted[slot].clear();
@@ -1128,8 +1121,8 @@ impl SysPlatform<'_, '_, '_> {
         );
         io.next_seq = seq.wrapping_add(1);
         drop(guard);
-        self.sys.uart_kick(device);
-        self.sys.uart_wait_for(device, self.caller, seq);
+        self.sys.kick_service(device);
+        self.sys.wait_for_read(device, self.caller, seq);
         vcpu::UartAnswer::Wait
     }
 
@@ -1152,15 +1145,26 @@ impl SysPlatform<'_, '_, '_> {
         // on the ring and then the one in RSI (so a service that answers
         // and then waits makes one call).
         let sys = &mut *self.sys;
-        let mut bad = pop_uart_answers(io, &mut |guest, seq, value| {
-            sys.uart_answer(device, guest, seq, value)
+        let mut bad = pop_answers(io, &mut |guest, seq, value| {
+            sys.answer_read(device, guest, seq, value)
         });
         // Writes still posted (the ring was full when their domain left
-        // the CPU) go now.
-        io.flush_all();
+        // the CPU) go now; `POSTED` says whose, usually nobody's.
+        let mut waiting =
+            POSTED.load(core::sync::atomic::Ordering::Relaxed) >> (device as u32 * 8) & 0xff;
+        while waiting != 0 {
+            let slot = waiting.trailing_zeros() as usize;
+            waiting &= waiting - 1;
+            if io.flush(slot as u8) {
+                POSTED.fetch_and(
+                    !posted_bit(device, slot),
+                    core::sync::atomic::Ordering::Relaxed,
+                );
+            }
+        }
         match hypercall_abi::ioreq::Response::from_word(answer) {
             Ok(None) => {}
-            Ok(Some(r)) => bad += u32::from(!sys.uart_answer(device, r.guest, r.seq, r.value)),
+            Ok(Some(r)) => bad += u32::from(!sys.answer_read(device, r.guest, r.seq, r.value)),
             Err(()) => bad += 1,
         }
         let queued = {
@@ -1175,7 +1179,7 @@ impl SysPlatform<'_, '_, '_> {
         }
         if call == hypercall_abi::Call::IoReqWait && !queued {
             let deadline = (timeout != 0).then(|| arch::rdtsc().saturating_add(timeout));
-            self.sys.uart_block(device, self.caller, deadline);
+            self.sys.service_block(device, self.caller, deadline);
             return vcpu::CoreCall::Block;
         }
         if self.sys.should_switch(self.caller) {
@@ -1306,14 +1310,14 @@ fn flush_posted(sys: &mut System, d: ObjectRef) {
             POSTED.fetch_and(!posted_bit(device, slot), Relaxed);
         }
         drop(guard);
-        sys.uart_kick(device);
+        sys.kick_service(device);
     }
 }
 
 /// Hands every answer a device service left on its ioreq response ring to
-/// `answer` (see [`Machine::uart_answers`]); returns how many matched no
+/// `answer` (see [`Machine::device_answers`]); returns how many matched no
 /// waiting read (a corrupted ring is started over and counts as one).
-fn pop_uart_answers(io: &mut IoReq, answer: &mut dyn FnMut(u8, u32, u8) -> bool) -> u32 {
+fn pop_answers(io: &mut IoReq, answer: &mut dyn FnMut(u8, u32, u8) -> bool) -> u32 {
     use hypercall_abi::ioreq::{Response, VERSION};
     let mut scratch = [0u8; 64];
     let mut bad = 0u32;

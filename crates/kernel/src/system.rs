@@ -66,18 +66,22 @@ pub trait Machine {
     fn allocate_domain(&mut self, vpid: u16) -> Option<DomainHw>;
     /// Opens ports `first..=last` in a domain's I/O bitmaps.
     fn open_ports(&mut self, hw: &DomainHw, first: u16, last: u16);
-    /// Hands every answer the UART service left on the ioreq response ring
+    /// Hands every answer `device`'s service left on its ioreq response ring
     /// to `answer` (guest's table slot, read's sequence number, value),
     /// which reports whether it matched a waiting read; returns how many
     /// did not. A machine without the ring has none.
-    fn uart_answers(&mut self, device: Device, answer: &mut dyn FnMut(u8, u32, u8) -> bool) -> u32 {
+    fn device_answers(
+        &mut self,
+        device: Device,
+        answer: &mut dyn FnMut(u8, u32, u8) -> bool,
+    ) -> u32 {
         let _ = (device, answer);
         0
     }
-    /// The domain in table slot `guest` stopped: the UART writes the core
-    /// still holds for it (posted, see `ioreq::Posted`) go to the service
+    /// The domain in table slot `guest` stopped: the writes to `device`
+    /// the core still holds for it (posted, see `ioreq::Posted`) go to the service
     /// now, before its slot can go to another domain.
-    fn uart_stopped(&mut self, device: Device, guest: u8) {
+    fn device_stopped(&mut self, device: Device, guest: u8) {
         let _ = (device, guest);
     }
 }
@@ -135,7 +139,7 @@ pub struct Domain {
     pub initial: Option<[u64; 3]>,
     /// Most capability slots it may use.
     pub slot_limit: u16,
-    /// The sequence number of its forwarded UART read, while it waits.
+    /// The device and sequence number of its forwarded read, while it waits.
     pub io_wait: Option<(Device, u32)>,
     /// The answer to that read, to deliver when it next runs.
     pub pending_in: Option<u8>,
@@ -916,14 +920,14 @@ impl System {
 
     /// A device service waits for requests (`IOREQ_WAIT` with none
     /// queued), at most until `deadline`.
-    pub fn uart_block(&mut self, device: Device, service: ObjectRef, deadline: Option<u64>) {
+    pub fn service_block(&mut self, device: Device, service: ObjectRef, deadline: Option<u64>) {
         if self.block(service, None, deadline) {
             *self.waiting(device) = true;
         }
     }
 
     /// Requests were queued: wake `device`'s service if it waits for them.
-    pub fn uart_kick(&mut self, device: Device) {
+    pub fn kick_service(&mut self, device: Device) {
         if !core::mem::take(self.waiting(device)) {
             return;
         }
@@ -941,7 +945,7 @@ impl System {
     }
 
     /// `d` waits for the answer to its read `seq` forwarded to `device`.
-    pub fn uart_wait_for(&mut self, device: Device, d: ObjectRef, seq: u32) {
+    pub fn wait_for_read(&mut self, device: Device, d: ObjectRef, seq: u32) {
         if let Some(dom) = self.domains.get_mut(d) {
             dom.io_wait = Some((device, seq));
             dom.state = RunState::Blocked {
@@ -956,7 +960,7 @@ impl System {
     /// `guest` with `value`: wake it. Answers that match no waiting read
     /// (a confused or hostile service) are ignored; returns whether one
     /// matched.
-    pub fn uart_answer(&mut self, device: Device, guest: u8, seq: u32, value: u8) -> bool {
+    pub fn answer_read(&mut self, device: Device, guest: u8, seq: u32, value: u8) -> bool {
         let Some((d, dom)) = self
             .domains
             .iter_mut()
@@ -1025,15 +1029,15 @@ impl System {
         }
         for device in Device::ALL {
             if self.service(device).is_some_and(|u| u != d) {
-                m.uart_stopped(device, d.index as u8);
+                m.device_stopped(device, d.index as u8);
             }
         }
         if let Some(device) = self.device_of(d) {
             // Reads it answered before it stopped get their answers; the
             // rest will never be answered: they read 0xFF (no device), and
             // the guests go on.
-            m.uart_answers(device, &mut |guest, seq, value| {
-                self.uart_answer(device, guest, seq, value)
+            m.device_answers(device, &mut |guest, seq, value| {
+                self.answer_read(device, guest, seq, value)
             });
             let mut woken = false;
             for (_, x) in self.domains.iter_mut() {

@@ -62,7 +62,7 @@ impl Machine for FakeMachine {
     fn release_domain(&mut self, _hw: &DomainHw) {
         self.released_domains += 1;
     }
-    fn uart_answers(
+    fn device_answers(
         &mut self,
         _device: Device,
         answer: &mut dyn FnMut(u8, u32, u8) -> bool,
@@ -73,7 +73,7 @@ impl Machine for FakeMachine {
             .filter(|&(g, s, v)| !answer(g, s, v))
             .count() as u32
     }
-    fn uart_stopped(&mut self, _device: Device, guest: u8) {
+    fn device_stopped(&mut self, _device: Device, guest: u8) {
         self.uart_stopped.push(guest);
     }
     fn allocate_domain(&mut self, vpid: u16) -> Option<DomainHw> {
@@ -1290,7 +1290,7 @@ fn a_stale_peer_never_hides_the_domain_now_in_its_slot() {
 fn reads_waiting_on_a_stopped_uart_service_read_0xff() {
     let mut w = world();
     w.sys.uart = Some(w.b);
-    w.sys.uart_wait_for(Device::Uart, w.a, 7);
+    w.sys.wait_for_read(Device::Uart, w.a, 7);
     assert!(matches!(
         w.sys.domains.get(w.a).unwrap().state,
         RunState::Blocked { .. }
@@ -1307,7 +1307,7 @@ fn reads_waiting_on_a_stopped_uart_service_read_0xff() {
 fn reads_the_stopped_uart_service_had_answered_get_their_answers() {
     let mut w = world();
     w.sys.uart = Some(w.b);
-    w.sys.uart_wait_for(Device::Uart, w.a, 7);
+    w.sys.wait_for_read(Device::Uart, w.a, 7);
     // The service answered read 7 with 0x41 (and something stale) before
     // it stopped.
     w.m.uart_answers = vec![(w.a.index as u8, 7, 0x41), (w.a.index as u8, 99, 0)];
