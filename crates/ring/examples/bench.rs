@@ -149,7 +149,8 @@ fn ours_64(n: u64) -> f64 {
             let msg = [0x5au8; 64];
             for _ in 0..n {
                 let mut b = Backoff(0);
-                while tx.push_bytes(&msg).is_err() {
+                while let Err(e) = tx.push_bytes(&msg) {
+                    assert_eq!(e, RingError::Full);
                     b.wait();
                 }
             }

@@ -180,9 +180,10 @@ impl Local {
         }
     }
 
-    /// Checks the constant header words (with every read of the peer's
-    /// index: our copy of the size is what we use, so a peer that rewrites
-    /// them harms nobody but is caught soon).
+    /// Checks the constant header words (the producer with every read of
+    /// the consumer's index, the consumer when a read of the producer's
+    /// index finds nothing new: our copy of the size is what we use, so a
+    /// peer that rewrites them harms nobody but is caught soon).
     #[inline]
     fn check_constants(&self, shared: &Shared<'_>) -> Result<(), RingError> {
         shared.check_constants().map_err(|w| self.fail(w))
@@ -510,8 +511,8 @@ impl<'a> Consumer<'a> {
     /// producer's Release are visible) and validates it: a multiple of
     /// [`FRAME_ALIGN`] that may only move forward, and at most `size`
     /// bytes ahead of our consumer index.
+    #[inline]
     fn refresh(&self) -> Result<u32, RingError> {
-        self.local.check_constants(&self.shared)?;
         let found = self.shared.producer.load(Ordering::Acquire);
         let (head, last) = (self.head.get(), self.tail.get());
         let avail = found.wrapping_sub(head);
@@ -526,6 +527,12 @@ impl<'a> Consumer<'a> {
             }));
         }
         self.tail.set(found);
+        if avail == 0 {
+            // Only when nothing new came: a consumer keeping up with its
+            // producer reads the index once per frame, and the constant
+            // words guard nothing we use (our copy of the size is).
+            self.local.check_constants(&self.shared)?;
+        }
         Ok(avail)
     }
 
