@@ -234,6 +234,7 @@ pub fn run(iso: &Path, options: &Options) -> Result<Run> {
     let mut stdout = std::io::stdout();
     let decoder = options.logs.clone().unwrap_or_default();
     let mut filter = crate::logs::Filter::default();
+    let mut times = Stamps::create(&dir, start)?;
     let mut pump = |console: &mut Vec<u8>, seen: &mut usize, end: bool| {
         if let Ok(bytes) = fs::read(&serial) {
             if bytes.len() > *seen || end {
@@ -242,6 +243,7 @@ pub fn run(iso: &Path, options: &Options) -> Result<Run> {
                     new.extend(filter.finish(&decoder));
                 }
                 let new = &new[..];
+                times.feed(new);
                 if options.live {
                     let _ = stdout.write_all(
                         &new.iter()
@@ -284,6 +286,38 @@ pub fn run(iso: &Path, options: &Options) -> Result<Run> {
         scratch: dir,
         marks: Vec::new(),
     })
+}
+
+/// The console's lines, each after the wall-clock time since the emulator
+/// started at which its first byte arrived (`console-times.txt` beside
+/// `serial.txt`; kept with `XTASK_KEEP=1`): where a boot spends its time.
+struct Stamps {
+    file: std::io::BufWriter<fs::File>,
+    start: Instant,
+    at_line_start: bool,
+}
+
+impl Stamps {
+    fn create(dir: &Path, start: Instant) -> Result<Self> {
+        Ok(Self {
+            file: std::io::BufWriter::new(fs::File::create(dir.join("console-times.txt"))?),
+            start,
+            at_line_start: true,
+        })
+    }
+
+    fn feed(&mut self, bytes: &[u8]) {
+        let now = self.start.elapsed().as_secs_f64();
+        for line in bytes.split_inclusive(|&b| b == b'\n') {
+            if self.at_line_start {
+                let _ = write!(self.file, "{now:8.3} ");
+            }
+            let text: Vec<u8> = line.iter().copied().filter(|&b| b != b'\r').collect();
+            let _ = self.file.write_all(&text);
+            self.at_line_start = line.ends_with(b"\n");
+        }
+        let _ = self.file.flush();
+    }
 }
 
 /// A free local TCP port (bound, then released for the emulator to take).
@@ -347,12 +381,14 @@ fn run_socket(iso: &Path, options: &Options, dir: PathBuf) -> Result<Run> {
     let mut log = fs::File::create(dir.join("serial.txt"))?;
     let decoder = options.logs.clone().unwrap_or_default();
     let mut filter = crate::logs::Filter::default();
+    let mut times = Stamps::create(&dir, start)?;
     let outcome = loop {
         match stream.read(&mut buf) {
             Ok(0) => {}
             Ok(n) => {
                 let _ = log.write_all(&buf[..n]);
                 let new = &filter.feed(&decoder, &buf[..n])[..];
+                times.feed(new);
                 if options.live {
                     let shown: Vec<u8> = new.iter().copied().filter(|&b| b != b'\r').collect();
                     let _ = stdout.write_all(&shown);

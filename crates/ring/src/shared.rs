@@ -307,8 +307,10 @@ impl<'a> Shared<'a> {
     pub(crate) fn write_frame(&self, idx: u32, bytes: &[u8]) {
         let words = (bytes.len() + LEN_PREFIX as usize).div_ceil(8);
         #[cfg(not(loom))]
-        if let Some(cells) = self.contiguous_words(idx, words) {
-            return write_words(cells, bytes);
+        if words > CONTIGUOUS_FROM {
+            if let Some(cells) = self.contiguous_words(idx, words) {
+                return write_words(cells, bytes);
+            }
         }
         let mut at = idx;
         for i in 0..words {
@@ -333,8 +335,13 @@ impl<'a> Shared<'a> {
             return;
         }
         #[cfg(not(loom))]
-        if let Some(cells) = self.contiguous_words(idx, (len + LEN_PREFIX as usize).div_ceil(8)) {
-            return read_words(&cells[1..], &mut out[4..]);
+        {
+            let words = (len + LEN_PREFIX as usize).div_ceil(8);
+            if words > CONTIGUOUS_FROM {
+                if let Some(cells) = self.contiguous_words(idx, words) {
+                    return read_words(&cells[1..], &mut out[4..]);
+                }
+            }
         }
         // Payload bytes `8 * i - 4 ..` are in word `i` of the frame.
         let mut o = 4;
@@ -473,6 +480,13 @@ fn frame_word(bytes: &[u8], i: usize) -> u64 {
         u64::from_le_bytes(b)
     }
 }
+
+/// Frames of more words than this are copied as one run when they do not
+/// wrap; shorter ones word by word (the small requests and answers of
+/// domains: setting up the run costs more than it saves, as the virtual
+/// UART's round trip in emulated instructions shows, docs/BENCHMARKS.md).
+#[cfg(not(loom))]
+const CONTIGUOUS_FROM: usize = 3;
 
 /// Runs shorter than this are copied byte by byte: for the small messages
 /// domains exchange, splitting into words costs more than it saves (the
