@@ -169,7 +169,7 @@ pub fn make_iso(
     let tree = dir.join(format!("iso-{name}"));
     let _ = fs::remove_dir_all(&tree);
     fs::create_dir_all(tree.join("boot/grub"))?;
-    fs::copy(&bins.kernel, tree.join("boot/bulkhead"))?;
+    copy_loadable(&bins.kernel, &tree.join("boot/bulkhead"))?;
     fs::copy(&bins.first, tree.join("boot/first.bin"))?;
     let mut modules = String::from("    module2 --nounzip /boot/first.bin first\n");
     if let Some(path) = system {
@@ -208,7 +208,7 @@ pub fn make_iso(
                 )
                 .into());
             }
-            fs::copy(&elf, tree.join(format!("boot/{image}.elf")))?;
+            copy_loadable(&elf, &tree.join(format!("boot/{image}.elf")))?;
             modules.push_str(&format!(
                 "    module2 --nounzip /boot/{image}.elf {image}\n"
             ));
@@ -224,6 +224,53 @@ pub fn make_iso(
         ),
     )?;
     mkrescue(&tree, &dir.join(format!("{name}.iso")))
+}
+
+/// Copies the ELF file `src` to `dst` with only what a loader reads: the
+/// ELF header, the program headers and the bytes of every segment, without
+/// the section headers and the sections outside segments (debug
+/// information, symbols, `.defmt`). The boot modules shrink from about a
+/// megabyte each to tens of kilobytes, and GRUB reads them under Bochs at a
+/// few megabytes per second; the host keeps the full files to decode
+/// `defmt` logs and symbolise addresses.
+fn copy_loadable(src: &Path, dst: &Path) -> Result<()> {
+    let bytes = fs::read(src)?;
+    let end = loadable_len(&bytes).map_err(|e| format!("{}: {e}", display(src)))?;
+    let mut out = bytes[..end].to_vec();
+    // e_shoff, e_shentsize, e_shnum, e_shstrndx: no section headers.
+    out[0x28..0x30].fill(0);
+    out[0x3a..0x40].fill(0);
+    fs::write(dst, out)?;
+    Ok(())
+}
+
+/// Length of the prefix of the ELF64 little-endian file `elf` that holds
+/// its header, its program headers and every segment's file bytes.
+fn loadable_len(elf: &[u8]) -> std::result::Result<usize, String> {
+    let field = |at: usize, n: usize| -> std::result::Result<u64, String> {
+        let b = elf
+            .get(at..at + n)
+            .ok_or_else(|| format!("truncated ELF (field at {at:#x})"))?;
+        Ok(b.iter().rev().fold(0u64, |v, &x| v << 8 | u64::from(x)))
+    };
+    if elf.get(..6) != Some(&[0x7f, b'E', b'L', b'F', 2, 1][..]) {
+        return Err("not a 64-bit little-endian ELF file".into());
+    }
+    let (phoff, phentsize, phnum) = (field(0x20, 8)?, field(0x36, 2)?, field(0x38, 2)?);
+    let table_end = phoff
+        .checked_add(phentsize * phnum)
+        .ok_or("program header table out of range")?;
+    let mut end = table_end.max(64);
+    for i in 0..phnum {
+        let ph = (phoff + i * phentsize) as usize;
+        let (offset, filesz) = (field(ph + 8, 8)?, field(ph + 32, 8)?);
+        end = end.max(offset.checked_add(filesz).ok_or("segment out of range")?);
+    }
+    let end = usize::try_from(end).map_err(|_| "segment out of range")?;
+    if end > elf.len() {
+        return Err(format!("a segment ends at {end:#x}, past the file's end"));
+    }
+    Ok(end)
 }
 
 /// Makes the GRUB ISO `iso` of the file tree `tree`.
@@ -346,5 +393,48 @@ mod tests {
         assert!(flatten(&below, 0x20_0000, 0x1000).is_err());
         let wraps = elf(0x20_0000, u64::MAX - 1, &[1], 8);
         assert!(flatten(&wraps, 0x20_0000, 0x1000).is_err());
+    }
+}
+
+#[cfg(test)]
+mod loadable_tests {
+    use super::loadable_len;
+
+    /// A 64-bit ELF header with `segments` (offset, file size) program
+    /// headers right after it, padded to `len` bytes.
+    fn elf(segments: &[(u64, u64)], len: usize) -> Vec<u8> {
+        let mut v = vec![0u8; len];
+        v[..6].copy_from_slice(&[0x7f, b'E', b'L', b'F', 2, 1]);
+        v[0x20..0x28].copy_from_slice(&64u64.to_le_bytes());
+        v[0x36..0x38].copy_from_slice(&56u16.to_le_bytes());
+        v[0x38..0x3a].copy_from_slice(&(segments.len() as u16).to_le_bytes());
+        for (i, (off, size)) in segments.iter().enumerate() {
+            let ph = 64 + 56 * i;
+            v[ph + 8..ph + 16].copy_from_slice(&off.to_le_bytes());
+            v[ph + 32..ph + 40].copy_from_slice(&size.to_le_bytes());
+        }
+        v
+    }
+
+    #[test]
+    fn keeps_the_headers_and_every_segment() {
+        assert_eq!(
+            loadable_len(&elf(&[(0x1000, 0x10), (0x200, 0x30)], 0x2000)),
+            Ok(0x1010)
+        );
+        // No segment: the header and the (empty) table.
+        assert_eq!(loadable_len(&elf(&[], 0x100)), Ok(64));
+        // A segment with no file bytes ends where it starts.
+        assert_eq!(loadable_len(&elf(&[(0x180, 0)], 0x200)), Ok(0x180));
+    }
+
+    #[test]
+    fn refuses_what_is_not_a_whole_elf64_file() {
+        assert!(loadable_len(b"\x7fELF\x01\x01").is_err());
+        assert!(loadable_len(&elf(&[(0x1000, 0x10)], 0x800)).is_err());
+        assert!(loadable_len(&elf(&[(u64::MAX, 2)], 0x200)).is_err());
+        let mut short = elf(&[(0x100, 0x10)], 0x200);
+        short[0x38] = 40; // more headers than the file holds
+        assert!(loadable_len(&short).is_err());
     }
 }
