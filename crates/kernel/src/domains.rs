@@ -104,7 +104,7 @@ impl<'a> Machine for Hw<'a> {
     fn zero_memory(&mut self, hpa: u64, len: u64) {
         // SAFETY: the objects call this only for a region's own frames
         // (identity-mapped host memory) while no domain maps them.
-        unsafe { arch::phys_mut(hpa, len as usize) }.fill(0);
+        unsafe { arch::zero_phys(hpa, len as usize) };
     }
 
     fn device_answers(
