@@ -179,7 +179,7 @@ pub unsafe fn phys_mut<'a>(phys: u64, len: usize) -> &'a mut [u8] {
 /// # Safety
 /// As [`phys_mut`]: the caller owns the range and it is identity-mapped.
 pub unsafe fn zero_phys(phys: u64, len: usize) {
-    debug_assert!(phys % 256 == 0 && len % 256 == 0);
+    debug_assert!(phys.is_multiple_of(256) && len.is_multiple_of(256));
     if len == 0 {
         return;
     }
