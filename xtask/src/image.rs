@@ -149,11 +149,16 @@ pub fn flatten(elf: &[u8], base: u64, max: u64) -> Result<Vec<u8>> {
 
 /// Reads and checks a system manifest (TOML), naming the file in errors.
 pub fn load_system(path: &Path) -> Result<manifest::Manifest> {
+    Ok(read_system(path)?.0)
+}
+
+/// [`load_system`], with the manifest's text.
+fn read_system(path: &Path) -> Result<(manifest::Manifest, String)> {
     let text = fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let m = manifest::from_toml(&text).map_err(|e| format!("{}: {e}", display(path)))?;
     manifest::check_system(&m, manifest::MACHINE_KIB)
         .map_err(|e| format!("{}: {e}", display(path)))?;
-    Ok(m)
+    Ok((m, text))
 }
 
 /// Makes a GRUB ISO named `name` that boots the core with `cmdline`, the
@@ -173,8 +178,7 @@ pub fn make_iso(
     fs::copy(&bins.first, tree.join("boot/first.bin"))?;
     let mut modules = String::from("    module2 --nounzip /boot/first.bin first\n");
     if let Some(path) = system {
-        let m = load_system(path)?;
-        let text = fs::read_to_string(path)?;
+        let (m, text) = read_system(path)?;
         let linux = manifest::linux_guests(&text).map_err(|e| format!("{}: {e}", display(path)))?;
         for g in &linux {
             let bundle = tree.join(format!("boot/{}.linux", g.name));
@@ -247,23 +251,17 @@ fn copy_loadable(src: &Path, dst: &Path) -> Result<()> {
 /// Length of the prefix of the ELF64 little-endian file `elf` that holds
 /// its header, its program headers and every segment's file bytes.
 fn loadable_len(elf: &[u8]) -> std::result::Result<usize, String> {
-    let field = |at: usize, n: usize| -> std::result::Result<u64, String> {
-        let b = elf
-            .get(at..at + n)
-            .ok_or_else(|| format!("truncated ELF (field at {at:#x})"))?;
-        Ok(b.iter().rev().fold(0u64, |v, &x| v << 8 | u64::from(x)))
-    };
-    if elf.get(..6) != Some(&[0x7f, b'E', b'L', b'F', 2, 1][..]) {
-        return Err("not a 64-bit little-endian ELF file".into());
-    }
-    let (phoff, phentsize, phnum) = (field(0x20, 8)?, field(0x36, 2)?, field(0x38, 2)?);
-    let table_end = phoff
-        .checked_add(phentsize * phnum)
-        .ok_or("program header table out of range")?;
-    let mut end = table_end.max(64);
-    for i in 0..phnum {
-        let ph = (phoff + i * phentsize) as usize;
-        let (offset, filesz) = (field(ph + 8, 8)?, field(ph + 32, 8)?);
+    use object::read::elf::{FileHeader as _, ProgramHeader as _};
+    let header = object::elf::FileHeader64::<object::LittleEndian>::parse(elf)
+        .map_err(|e| format!("not a 64-bit little-endian ELF file: {e}"))?;
+    let endian = object::LittleEndian;
+    let headers = header
+        .program_headers(endian, elf)
+        .map_err(|e| format!("program headers: {e}"))?;
+    let table_end = header.e_phoff(endian) + std::mem::size_of_val(headers) as u64;
+    let mut end = table_end.max(std::mem::size_of_val(header) as u64);
+    for ph in headers {
+        let (offset, filesz) = (ph.p_offset(endian), ph.p_filesz(endian));
         end = end.max(offset.checked_add(filesz).ok_or("segment out of range")?);
     }
     let end = usize::try_from(end).map_err(|_| "segment out of range")?;
@@ -404,7 +402,7 @@ mod loadable_tests {
     /// headers right after it, padded to `len` bytes.
     fn elf(segments: &[(u64, u64)], len: usize) -> Vec<u8> {
         let mut v = vec![0u8; len];
-        v[..6].copy_from_slice(&[0x7f, b'E', b'L', b'F', 2, 1]);
+        v[..7].copy_from_slice(&[0x7f, b'E', b'L', b'F', 2, 1, 1]);
         v[0x20..0x28].copy_from_slice(&64u64.to_le_bytes());
         v[0x36..0x38].copy_from_slice(&56u16.to_le_bytes());
         v[0x38..0x3a].copy_from_slice(&(segments.len() as u16).to_le_bytes());

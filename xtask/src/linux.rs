@@ -224,13 +224,19 @@ fn resolve_bzimage(name: &str) -> Result<PathBuf> {
     Ok(crate::workspace_root().join(name))
 }
 
+/// Builds the busybox test initramfs (from the cached `busybox-static`)
+/// in xtask's output directory; returns its path.
+pub fn busybox_initramfs() -> Result<PathBuf> {
+    let out = crate::image::out_dir().join("linux/initramfs.cpio");
+    initramfs(&assets()?.busybox, &out)?;
+    Ok(out)
+}
+
 /// The initrd a manifest names: [`BUSYBOX_INITRAMFS`] for the busybox
 /// initramfs xtask builds, else a path (relative to the workspace).
 fn resolve_initrd(name: &str) -> Result<PathBuf> {
     if name == BUSYBOX_INITRAMFS {
-        let out = crate::image::out_dir().join("linux/initramfs.cpio");
-        initramfs(&assets()?.busybox, &out)?;
-        return Ok(out);
+        return busybox_initramfs();
     }
     Ok(crate::workspace_root().join(name))
 }

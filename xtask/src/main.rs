@@ -117,7 +117,9 @@ enum Cmd {
         #[arg(long)]
         filter: Option<String>,
     },
-    /// Measure the null hypercall round trip inside Bochs.
+    /// Measure: hypercall, channel, ring and virtual-UART round trips and a
+    /// guest's start inside Bochs, the host ring against `rtrb`, a Linux
+    /// guest's boot against the same boot bare, and the core's size.
     Bench,
     /// Boot the Linux test guest bare in Bochs, without Bulkhead (GRUB,
     /// Debian's cloud kernel, the busybox initramfs): the reference the
@@ -315,7 +317,7 @@ fn fuzz_dirs() -> Result<Vec<PathBuf>> {
 /// line booted bare in Bochs and as a Bulkhead guest, back to back, wall
 /// clock from the emulator's start to /init's marker line; and the guest's
 /// VM exits by reason during its boot.
-fn linux_overhead(bins: &image::Binaries) -> Result<()> {
+fn linux_overhead(bins: &image::Binaries, options: &emulator::Options) -> Result<()> {
     step("Linux: bare boot in Bochs (GRUB, the same kernel, initramfs and command line)");
     let bare = linux_bare(linux::CMDLINE, 300, linux::MARKER, false)?;
     let bare_s = bare.elapsed.as_secs_f64();
@@ -326,13 +328,10 @@ fn linux_overhead(bins: &image::Binaries) -> Result<()> {
     let run = emulator::run(
         &iso,
         &emulator::Options {
-            emulator: Emulator::Bochs,
-            kvm: false,
             timeout: spec.timeout,
-            live: false,
             input: emulator::Input::Script(spec.input.clone()),
             logs: image::log_decoder(&bins.domains, Some(&path))?,
-            stop_on: None,
+            ..options.clone()
         },
     )?;
     harness::judge(&spec, &run).map_err(|f| format!("benchmark run failed: {f}"))?;
@@ -380,8 +379,7 @@ fn linux_overhead(bins: &image::Binaries) -> Result<()> {
 fn linux_bare(cmdline: &str, timeout: u64, stop: &str, live: bool) -> Result<emulator::Run> {
     prereq::ensure(&[Need::Grub, Need::Bochs])?;
     let assets = linux::assets()?;
-    let initrd = image::out_dir().join("linux/initramfs.cpio");
-    linux::initramfs(&assets.busybox, &initrd)?;
+    let initrd = linux::busybox_initramfs()?;
     let iso = image::make_linux_iso("linux-bare", &assets.bzimage, &initrd, cmdline)?;
     step(&format!(
         "booting {} bare in Bochs",
@@ -591,7 +589,7 @@ fn bench() -> Result<ExitCode> {
         Some(line) => println!("  {line}   goal: ratio >= 1.0"),
         None => return Err(format!("the ring benchmark printed no result:\n{text}").into()),
     }
-    linux_overhead(&bins)?;
+    linux_overhead(&bins, &options)?;
     let loc = loc::count(&workspace_root())?;
     println!("Core size (non-blank, non-comment Rust lines, tests excluded):");
     for (name, lines) in &loc.crates {

@@ -517,6 +517,9 @@ pub mod ioreq {
     /// Most writes the core posts for one domain before it hands them to
     /// the service (a 16550 transmit FIFO's worth).
     pub const POSTED_MAX: usize = 16;
+    /// Slots of the core's domain table, which requests name guests by: a
+    /// device service keeps one device model per slot.
+    pub const GUESTS: usize = 8;
     /// Where the ioreq channel's pages are mapped in the UART service.
     pub const GPA: u64 = 0x3f00_0000;
     /// Size of the ioreq channel in pages.

@@ -103,7 +103,9 @@ impl<'a> Machine for Hw<'a> {
 
     fn zero_memory(&mut self, hpa: u64, len: u64) {
         // SAFETY: the objects call this only for a region's own frames
-        // (identity-mapped host memory) while no domain maps them.
+        // (identity-mapped host memory) while no domain maps them, with
+        // page-aligned offsets and lengths (MEM_ZERO's checks) in regions
+        // of whole frames; CR4.OSFXSR was set before any domain ran.
         unsafe { arch::zero_phys(hpa, len as usize) };
     }
 
@@ -130,7 +132,7 @@ impl<'a> Machine for Hw<'a> {
             io.posted[guest as usize % crate::system::MAX_DOMAINS].clear();
             drop(guard);
             log::warn!(
-                "{lost} posted UART write(s) of a stopped domain dropped: the ioreq ring is full"
+                "{lost} posted write(s) of a stopped domain to {device:?} dropped: the ioreq ring is full"
             );
         }
     }
@@ -172,9 +174,8 @@ impl<'a> Machine for Hw<'a> {
 }
 
 static MANIFEST: spin::Once<Manifest> = spin::Once::new();
-/// The core's end of the ioreq channel with the UART service (requests
-/// out, answers in), when the system has one.
-/// The ioreq channel of each device service (see `Device`).
+/// The core's end of the ioreq channel of each device service (requests
+/// out, answers in; see `Device`), when the system has that service.
 static IOREQ: [spin::Mutex<Option<IoReq>>; 2] = [spin::Mutex::new(None), spin::Mutex::new(None)];
 
 /// The ioreq channel of `device`'s service.
@@ -188,8 +189,8 @@ struct IoReq {
     next_seq: u32,
     /// The channel's pages (host-physical, length), freed at teardown.
     pages: (u64, u64),
-    /// Each domain's posted UART writes (by table slot): an `OUT` is
-    /// accepted at once and kept here until the domain reads its UART or
+    /// Each domain's posted writes to the device (by table slot): an `OUT` is
+    /// accepted at once and kept here until the domain reads a register or
     /// leaves the CPU, when they go to the service in one request.
     posted: [hypercall_abi::ioreq::Posted; crate::system::MAX_DOMAINS],
 }
@@ -883,11 +884,6 @@ impl SysPlatform<'_, '_, '_> {
         }
     }
 
-    /// `DOMAIN_PEEK` (of another domain: the capability check refuses the
-    /// caller itself): its saved registers and exit counts, and its VMCS,
-    /// made current for the read and the caller's made current again.
-    #[cold]
-    #[inline(never)]
     /// `IRQ_LINE`: a device service drives a line of a PC guest's PIC,
     /// which the platform service models: passed on as a request.
     fn irq_line(&mut self, guest: u64, line: u64, level: u64) -> vcpu::CoreCall {
@@ -903,11 +899,10 @@ impl SysPlatform<'_, '_, '_> {
             self.refused(call, Status::InvalidArgument);
             return vcpu::CoreCall::Return(Status::InvalidArgument, None);
         };
-        let pc_guest = self
-            .sys
-            .domains
-            .iter()
-            .any(|(d, dom)| u64::from(d.index) == guest && dom.pc);
+        let pc_guest = usize::try_from(guest)
+            .ok()
+            .and_then(|i| self.sys.domains.at(i))
+            .is_some_and(|dom| dom.pc);
         if !pc_guest || self.sys.platform.is_none() {
             // No PIC: the line goes nowhere.
             return vcpu::CoreCall::Return(Status::Ok, None);
@@ -944,9 +939,8 @@ impl SysPlatform<'_, '_, '_> {
         let target = usize::try_from(guest)
             .ok()
             .filter(|&i| i < crate::system::MAX_DOMAINS && i != self.caller.index as usize)
-            .and_then(|i| self.sys.domains.iter().find(|(d, _)| d.index as usize == i))
-            .filter(|(_, dom)| dom.pc)
-            .map(|(d, _)| d);
+            .filter(|&i| self.sys.domains.at(i).is_some_and(|dom| dom.pc))
+            .and_then(|i| self.sys.domains.ref_at(i));
         let (Some(t), Ok(vector @ 0x20..=0xff)) = (target, u8::try_from(vector)) else {
             self.refused(call, Status::InvalidArgument);
             return vcpu::CoreCall::Return(Status::InvalidArgument, None);
@@ -971,6 +965,11 @@ impl SysPlatform<'_, '_, '_> {
         }
     }
 
+    /// `DOMAIN_PEEK` (of another domain: the capability check refuses the
+    /// caller itself): its saved registers and exit counts, and its VMCS,
+    /// made current for the read and the caller's made current again.
+    #[cold]
+    #[inline(never)]
     fn peek(&mut self, slot: u64, item: u64) -> vcpu::CoreCall {
         use hypercall_abi::Status;
         let answer = self.sys.peek_target(self.caller, slot, item).and_then(|t| {
@@ -1033,7 +1032,6 @@ impl SysPlatform<'_, '_, '_> {
         }
     }
 
-    /// `IOREQ_WAIT` and `IOREQ_DONE`, for the UART service only.
     /// Forwards a domain's one-byte access to register `offset` of
     /// `device` to its service (see `vcpu::Platform::uart_access`).
     fn forward(&mut self, device: Device, offset: u8, write: bool, value: u8) -> vcpu::UartAnswer {
@@ -1126,6 +1124,7 @@ impl SysPlatform<'_, '_, '_> {
         vcpu::UartAnswer::Wait
     }
 
+    /// `IOREQ_WAIT` and `IOREQ_DONE`, for the device services only.
     fn ioreq_call(
         &mut self,
         call: hypercall_abi::Call,
@@ -1612,13 +1611,13 @@ fn schedule(
                 }
             }
         }
-        // Every vCPU, for DOMAIN_PEEK to read the others: derived from
-        // `vcpus` before the running one is borrowed below, and used only
-        // for other entries.
         if vcpus[d.index as usize].as_ref().is_some_and(|(_, v)| v.pc) && fpu_owner != Some(d) {
             switch_fpu(vcpus, fpu_owner, d);
             fpu_owner = Some(d);
         }
+        // Every vCPU, for DOMAIN_PEEK to read the others: derived from
+        // `vcpus` before the running one is borrowed below, and used only
+        // for other entries.
         let all_vcpus = vcpus.as_mut_ptr();
         let (Some(dom), Some((_, vcpu))) =
             (sys.domains.get_mut(d), vcpus[d.index as usize].as_mut())

@@ -13,8 +13,8 @@ use capspace::{CSpace, CapError, Capability, ObjectRef, ObjectTable};
 use ept::{Access, Ept, EptError, FrameAllocator, MemoryType};
 use hypercall_abi::{Call, DomainState, ObjectType, Rights, Status, SLOT_SELF};
 
-/// Most domains at once.
-pub const MAX_DOMAINS: usize = 8;
+/// Most domains at once (device services keep a model per table slot).
+pub const MAX_DOMAINS: usize = hypercall_abi::ioreq::GUESTS;
 /// Most memory regions at once.
 pub const MAX_REGIONS: usize = 32;
 /// Most channels at once.

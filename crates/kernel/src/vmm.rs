@@ -24,17 +24,15 @@ pub const GUEST_STACK_TOP: u64 = 0x1f_f000;
 const GUEST_PML4: u64 = 0x1000;
 const GUEST_PDPT: u64 = 0x2000;
 const GUEST_PD: u64 = 0x3000;
-/// Guest GDT: null, 64-bit code, data, a 16-byte TSS descriptor.
+/// Guest GDT: null, unused, 64-bit code, data, a 16-byte TSS descriptor
+/// (the selectors of `vcpu::selectors`).
 const GUEST_GDT: u64 = 0x5000;
-const GUEST_GDT_LIMIT: u16 = 6 * 8 - 1;
+const GUEST_GDT_LIMIT: u16 = vcpu::selectors::TSS + 15;
 /// The VPID of first guests (0 is the core's).
 const GUEST_VPID: u16 = 1;
 
 const CR4_VMXE: u64 = 1 << 13;
 const CR4_OSFXSR: u64 = 1 << 9;
-const MSR_EFER: u32 = 0xC000_0080;
-const MSR_FS_BASE: u32 = 0xC000_0100;
-const MSR_GS_BASE: u32 = 0xC000_0101;
 
 /// Why VMX could not be used.
 #[derive(Debug)]
@@ -494,9 +492,9 @@ pub(crate) fn host_state(selectors: &Selectors) -> HostState {
     // SAFETY: EFER, FS_BASE and GS_BASE exist on every x86_64 CPU.
     let (efer, fs_base, gs_base) = unsafe {
         (
-            arch::rdmsr(MSR_EFER),
-            arch::rdmsr(MSR_FS_BASE),
-            arch::rdmsr(MSR_GS_BASE),
+            arch::rdmsr(vcpu::msr::EFER),
+            arch::rdmsr(vcpu::msr::FS_BASE),
+            arch::rdmsr(vcpu::msr::GS_BASE),
         )
     };
     HostState {
@@ -573,11 +571,12 @@ pub(crate) fn write_guest_tables(mem: &mut [u8]) {
     // at 0x10 and data at 0x18 (the Linux boot protocol's), the TSS at 0x20.
     put(GUEST_GDT, 0);
     put(GUEST_GDT + 8, 0);
-    put(GUEST_GDT + 0x10, 0x00af_9b00_0000_ffff);
-    put(GUEST_GDT + 0x18, 0x00cf_9300_0000_ffff);
+    let entry = |selector: u16| GUEST_GDT + u64::from(selector);
+    put(entry(vcpu::selectors::CODE), 0x00af_9b00_0000_ffff);
+    put(entry(vcpu::selectors::DATA), 0x00cf_9300_0000_ffff);
     // 64-bit TSS at base 0, limit 0x67, busy.
-    put(GUEST_GDT + 0x20, 0x0000_8b00_0000_0067);
-    put(GUEST_GDT + 0x28, 0);
+    put(entry(vcpu::selectors::TSS), 0x0000_8b00_0000_0067);
+    put(entry(vcpu::selectors::TSS) + 8, 0);
 }
 
 /// Guest CR3 and GDT as written by [`write_guest_tables`].

@@ -93,11 +93,7 @@ impl Pc {
     /// The vector of the next interrupt to deliver, acknowledged at the
     /// PIC (in service from now on), or `None`.
     pub fn next_vector(&mut self) -> Option<u8> {
-        if self.pics.interrupt() {
-            self.pics.acknowledge()
-        } else {
-            None
-        }
+        self.pics.acknowledge()
     }
 }
 

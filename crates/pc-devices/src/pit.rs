@@ -125,8 +125,7 @@ impl Channel {
         match self.mode {
             0 | 1 => u64::from(e >= self.reload),
             // Mode 2 rises after its one low clock, mode 3 at each period.
-            2 => e / self.reload,
-            3 => e / self.reload,
+            2 | 3 => e / self.reload,
             _ => u64::from(e > self.reload),
         }
     }

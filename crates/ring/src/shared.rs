@@ -381,28 +381,10 @@ fn write_words(cells: &[AtomicU64], bytes: &[u8]) {
         cell.store(u64::from_ne_bytes(w), Ordering::Relaxed);
     }
     if let (Some(cell), false) = (tail.first(), body.len() % 8 == 0) {
-        cell.store(last_word(body).to_le(), Ordering::Relaxed);
-    }
-}
-
-/// The last `body.len() % 8` (1 to 7) bytes of `body` as a little-endian
-/// value padded with zeros, in fixed-size loads (no call to `memcpy`).
-#[cfg(not(loom))]
-#[inline]
-fn last_word(body: &[u8]) -> u64 {
-    let r = body.len() % 8;
-    match body.len().checked_sub(8) {
-        // The body's last eight bytes, shifted down past those that
-        // belong to the word before.
-        Some(at) => {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(&body[at..]);
-            u64::from_le_bytes(w) >> (8 * (8 - r))
-        }
-        None => body
-            .iter()
-            .enumerate()
-            .fold(0, |w, (k, b)| w | u64::from(*b) << (8 * k)),
+        cell.store(
+            frame_word(bytes, cells.len() - 1).to_le(),
+            Ordering::Relaxed,
+        );
     }
 }
 

@@ -82,7 +82,7 @@ impl<'a> Server<'a> {
 
     /// The held answer as the word for RSI (0: none); it is no longer held.
     #[inline]
-    pub fn take_held(&mut self) -> u64 {
+    fn take_held(&mut self) -> u64 {
         self.held.take().map_or(0, Response::to_word)
     }
 
@@ -91,17 +91,13 @@ impl<'a> Server<'a> {
     #[inline]
     pub fn wait(&mut self, timeout: u64) -> Result<(), Status> {
         let word = self.take_held();
-        let (rax, _) = crate::raw_call(crate::Call::IoReqWait as u64, timeout, word, 0, 0);
-        if rax == Status::Ok as u64 {
-            return Ok(());
-        }
-        Err(Status::from_raw(rax).unwrap_or(Status::InvalidArgument))
+        crate::call(crate::Call::IoReqWait, timeout, word, 0, 0).map(drop)
     }
 
     /// `IOREQ_DONE`: hands the core the answers now, without waiting.
     pub fn done(&mut self) {
         let word = self.take_held();
-        crate::raw_call(crate::Call::IoReqDone as u64, 0, word, 0, 0);
+        let _ = crate::call(crate::Call::IoReqDone, 0, word, 0, 0);
     }
 }
 

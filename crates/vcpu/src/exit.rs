@@ -220,16 +220,6 @@ impl fmt::Display for StopReason {
     }
 }
 
-/// `?` for VMCS access inside a handler: a failed VMREAD/VMWRITE stops the guest.
-macro_rules! vm {
-    ($e:expr) => {
-        match $e {
-            Ok(v) => v,
-            Err(fail) => return Action::Stop(StopReason::EntryInstruction(fail)),
-        }
-    };
-}
-
 /// Handles the exit that just happened on the current VMCS.
 #[inline]
 pub fn handle_exit(vcpu: &mut Vcpu, vmcs: &mut impl Vmcs, platform: &mut impl Platform) -> Action {
@@ -519,17 +509,7 @@ fn io(vcpu: &mut Vcpu, vmcs: &mut impl Vmcs, platform: &mut impl Platform) -> Ac
         // float to all ones and writes go nowhere.
         vcpu.absent_ports += 1;
         if io.direction == IoDirection::In {
-            let ones: u64 = match io.size {
-                1 => 0xff,
-                2 => 0xffff,
-                _ => 0xffff_ffff,
-            };
-            // A 32-bit IN zero-extends into RAX; narrower ones keep the rest.
-            vcpu.regs.rax = if io.size == 4 {
-                ones
-            } else {
-                vcpu.regs.rax | ones
-            };
+            set_in_value(&mut vcpu.regs.rax, io.size, u32::MAX);
         }
         vm!(skip_instruction(vmcs));
         return Action::Resume;
@@ -592,18 +572,19 @@ fn io(vcpu: &mut Vcpu, vmcs: &mut impl Vmcs, platform: &mut impl Platform) -> Ac
     Action::Resume
 }
 
-/// Puts the byte an `IN` of `size` bytes read into RAX: a 32-bit `IN`
-/// zero-extends into RAX; narrower ones keep the rest of it.
-fn set_in_value(rax: &mut u64, size: u8, value: u8) {
+/// Puts what an `IN` of `size` bytes read (`value`, cut to that size) into
+/// RAX: a 32-bit `IN` zero-extends into RAX; narrower ones keep the rest.
+fn set_in_value(rax: &mut u64, size: u8, value: impl Into<u32>) {
     let mask: u64 = match size {
         1 => 0xff,
         2 => 0xffff,
         _ => 0xffff_ffff,
     };
+    let value = u64::from(value.into()) & mask;
     *rax = if size == 4 {
-        value as u64
+        value
     } else {
-        (*rax & !mask) | value as u64
+        (*rax & !mask) | value
     };
 }
 

@@ -14,6 +14,17 @@
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
+/// `?` for VMCS access inside a handler: a failed VMREAD/VMWRITE stops the
+/// guest (defined before the modules so that every handler can use it).
+macro_rules! vm {
+    ($e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(fail) => return $crate::Action::Stop($crate::StopReason::EntryInstruction(fail)),
+        }
+    };
+}
+
 pub mod cpuid;
 mod exit;
 pub mod irq;
@@ -23,7 +34,7 @@ mod setup;
 mod uart;
 
 pub use exit::{complete_hypercall, complete_in, handle_exit, Action, ExitStats, StopReason};
-pub use setup::{setup_vmcs, Controls, GuestSetup, HostState, SetupError};
+pub use setup::{selectors, setup_vmcs, Controls, GuestSetup, HostState, SetupError};
 pub use uart::{LineBuffer, RecentLog};
 pub use vmx::GuestRegisters;
 

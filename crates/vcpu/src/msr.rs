@@ -22,14 +22,14 @@ use crate::Vmcs;
 use vmx::fields;
 
 use crate::exit::skip_instruction;
-use crate::{Action, Platform, StopReason, Vcpu};
+use crate::{Action, Platform, Vcpu};
 
 /// IA32_TIME_STAMP_COUNTER.
 pub const TSC: u32 = 0x10;
 /// IA32_APIC_BASE.
 pub const APIC_BASE: u32 = 0x1b;
 /// IA32_FEATURE_CONTROL.
-pub const FEATURE_CONTROL: u32 = 0x3a;
+pub const FEATURE_CONTROL: u32 = vmx::caps::IA32_FEATURE_CONTROL;
 /// IA32_BIOS_SIGN_ID (microcode revision).
 pub const BIOS_SIGN_ID: u32 = 0x8b;
 /// IA32_MTRRCAP.
@@ -163,15 +163,6 @@ impl Default for MsrStats {
 /// Whether `v` is a canonical 48-bit address.
 fn canonical(v: u64) -> bool {
     ((v as i64) << 16 >> 16) as u64 == v
-}
-
-macro_rules! vm {
-    ($e:expr) => {
-        match $e {
-            Ok(v) => v,
-            Err(fail) => return Action::Stop(StopReason::EntryInstruction(fail)),
-        }
-    };
 }
 
 /// Turns the area's lists on in the VMCS: its physical address (the

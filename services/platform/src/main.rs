@@ -20,15 +20,13 @@ fn main() {
 
 #[cfg(target_os = "none")]
 mod service {
-    use hypercall_abi::ioreq::{Request, Response, GPA};
+    use hypercall_abi::ioreq::{Request, Response, GPA, GUESTS};
     use hypercall_abi::Status;
     use pc_devices::Pc;
     use rt::ioreq::Next;
 
     rt::entry!(main);
 
-    /// Guests served (by core table index).
-    const GUESTS: usize = 8;
     /// The TSC frequency when CPUID does not give one.
     const FALLBACK_HZ: u64 = 1_000_000_000;
 

@@ -19,14 +19,12 @@ fn main() {
 
 #[cfg(target_os = "none")]
 mod service {
-    use hypercall_abi::ioreq::{Request, Response, GPA, STATE_GPA, STATE_PAGES};
+    use hypercall_abi::ioreq::{Request, Response, GPA, GUESTS, STATE_GPA, STATE_PAGES};
     use rt::ioreq::Next;
     use uart_virt::{snapshot_len, Console, InputSwitch, Sink, Snapshot, Trigger, Uart16550};
 
     rt::entry!(main);
 
-    /// Domains served (by core table index).
-    const GUESTS: usize = 8;
     /// How long the service sleeps at most between looks at the keyboard.
     const INPUT_POLL: u64 = 300_000;
     /// Rounds without output from the focused console before its partial
@@ -231,8 +229,11 @@ mod service {
                 focus_flushed = false;
             } else {
                 focus_idle = focus_idle.saturating_add(1);
-                let quiet = rt::now().saturating_sub(focus_last) >= FLUSH_AFTER_TICKS;
-                if focus_idle >= FLUSH_AFTER && quiet && !focus_flushed {
+                // The clock is read only when the rest would flush.
+                if focus_idle >= FLUSH_AFTER
+                    && !focus_flushed
+                    && rt::now().saturating_sub(focus_last) >= FLUSH_AFTER_TICKS
+                {
                     // The focused console stopped writing: show its partial
                     // line (a prompt, echoed keys) instead of waiting for a
                     // newline. One quiet round is not enough: a guest that
