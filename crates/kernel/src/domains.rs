@@ -1562,6 +1562,9 @@ fn schedule(
     // The PC guest whose x87/SSE state is in the CPU (the core and Rust
     // domains never touch it).
     let mut fpu_owner: Option<ObjectRef> = None;
+    // Whether the CPU holds a domain's `vcpu::msr::AREA` MSRs (its VM exits
+    // store them but load nothing back).
+    let mut area_msrs_held = false;
     loop {
         if sys.shutdown_requested {
             log::info!("shutdown requested by a domain: stopping every domain");
@@ -1614,6 +1617,22 @@ fn schedule(
         if vcpus[d.index as usize].as_ref().is_some_and(|(_, v)| v.pc) && fpu_owner != Some(d) {
             switch_fpu(vcpus, fpu_owner, d);
             fpu_owner = Some(d);
+        }
+        // A domain with its own syscall MSRs loads them at entry; one
+        // without would run with the last one's (SWAPGS would hand it a
+        // Linux kernel's GS base): clear them first.
+        let own_area = vcpus[d.index as usize]
+            .as_ref()
+            .is_some_and(|(_, v)| v.msr_area.in_use);
+        if own_area {
+            area_msrs_held = true;
+        } else if area_msrs_held {
+            for msr in vcpu::msr::AREA {
+                // SAFETY: a VM entry loaded these MSRs from an area, so the
+                // CPU has every one of them; 0 is valid for each.
+                unsafe { arch::wrmsr(msr, 0) };
+            }
+            area_msrs_held = false;
         }
         // Every vCPU, for DOMAIN_PEEK to read the others: derived from
         // `vcpus` before the running one is borrowed below, and used only

@@ -9,7 +9,8 @@
 //!   in the vCPU's [`MsrArea`]: once the guest writes one, the VMCS loads
 //!   the area into the CPU at every VM entry and stores it back at every
 //!   exit (`SWAPGS` changes KERNEL_GS_BASE without an exit), so each
-//!   domain runs with its own values. Non-canonical addresses are refused
+//!   domain runs with its own values; the core clears them before a domain
+//!   without an area of its own runs. Non-canonical addresses are refused
 //!   (they would make the entry fail).
 //! - A few MSRs read a fixed, sane value (IA32_MISC_ENABLE has fast
 //!   strings; IA32_FEATURE_CONTROL is locked with VMX off; the APIC base,
