@@ -1570,8 +1570,12 @@ fn schedule(
             log::info!("shutdown requested by a domain: stopping every domain");
             break;
         }
-        if sys.uart_waiting && sys.alive_count() == 1 {
-            log::info!("only the UART service is left, waiting for work: stopping");
+        if sys.only_services_waiting() {
+            if sys.alive_count() == 1 && sys.uart_waiting {
+                log::info!("only the UART service is left, waiting for work: stopping");
+            } else {
+                log::info!("only device services are left, waiting for work: stopping");
+            }
             break;
         }
         sys.wake_expired(arch::rdtsc());

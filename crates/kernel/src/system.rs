@@ -1174,6 +1174,27 @@ impl System {
             .any(|(_, d)| d.state != RunState::Stopped)
     }
 
+    /// Whether every domain still alive is a device service waiting for
+    /// requests (and there is one): nobody is left to send any.
+    pub fn only_services_waiting(&self) -> bool {
+        let mut any = false;
+        for (d, dom) in self.domains.iter() {
+            if matches!(dom.state, RunState::Stopped) {
+                continue;
+            }
+            let waiting = match self.device_of(d) {
+                Some(Device::Uart) => self.uart_waiting,
+                Some(Device::Platform) => self.platform_waiting,
+                None => false,
+            };
+            if !waiting {
+                return false;
+            }
+            any = true;
+        }
+        any
+    }
+
     /// How many domains are not stopped.
     pub fn alive_count(&self) -> usize {
         self.domains

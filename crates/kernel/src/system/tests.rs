@@ -1479,3 +1479,28 @@ fn mem_merge_joins_adjacent_unmapped_regions_of_one_owner() {
     assert_eq!(w.status(w.a, Call::MemMerge, [whole, c, 0, 0]), Status::Ok);
     assert_eq!(w.sys.regions.get(r).unwrap().len, 4 * PAGE);
 }
+
+#[test]
+fn the_run_ends_when_only_waiting_device_services_are_left() {
+    let mut w = world();
+    w.sys.uart = Some(w.a);
+    w.sys.platform = Some(w.b);
+    assert!(!w.sys.only_services_waiting());
+    let (a, b) = (w.a, w.b);
+    w.sys.service_block(Device::Uart, a, None);
+    assert!(!w.sys.only_services_waiting(), "the platform service runs");
+    w.sys.service_block(Device::Platform, b, Some(1_000));
+    assert!(w.sys.only_services_waiting());
+    // A request for it: it has work again.
+    w.sys.kick_service(Device::Platform);
+    assert!(!w.sys.only_services_waiting());
+    // Any other domain alive keeps the run going.
+    w.sys.service_block(Device::Platform, b, None);
+    let (c, _) = w
+        .sys
+        .create_domain(&mut w.m, "c", 3, (0x400_0000, 2 * MIB), DomainHw::default())
+        .unwrap();
+    assert!(!w.sys.only_services_waiting());
+    w.sys.stop_domain(&mut w.m, c);
+    assert!(w.sys.only_services_waiting());
+}
