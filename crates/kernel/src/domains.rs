@@ -1533,12 +1533,7 @@ fn switch_fpu(
     to: ObjectRef,
 ) {
     if let Some(o) = from {
-        if let Some((_, v)) = vcpus[o.index as usize % crate::system::MAX_DOMAINS]
-            .as_mut()
-            .filter(|(owner, _)| *owner == o)
-        {
-            arch::fxsave(v.fpu.get_or_insert_with(vcpu::FpuArea::default));
-        }
+        save_fpu(vcpus, o);
     }
     match vcpus[to.index as usize % crate::system::MAX_DOMAINS]
         .as_ref()
@@ -1546,6 +1541,20 @@ fn switch_fpu(
     {
         Some(area) => arch::fxrstor(area),
         None => arch::fpu_reset(),
+    }
+}
+
+/// Saves the x87/SSE state in the CPU into `owner`'s vCPU, if it is still
+/// the vCPU in its slot.
+fn save_fpu(
+    vcpus: &mut [Option<(ObjectRef, vcpu::Vcpu)>; crate::system::MAX_DOMAINS],
+    owner: ObjectRef,
+) {
+    if let Some((_, v)) = vcpus[owner.index as usize % crate::system::MAX_DOMAINS]
+        .as_mut()
+        .filter(|(o, _)| *o == owner)
+    {
+        arch::fxsave(v.fpu.get_or_insert_with(vcpu::FpuArea::default));
     }
 }
 
@@ -1618,9 +1627,17 @@ fn schedule(
                 }
             }
         }
-        if vcpus[d.index as usize].as_ref().is_some_and(|(_, v)| v.pc) && fpu_owner != Some(d) {
-            switch_fpu(vcpus, fpu_owner, d);
-            fpu_owner = Some(d);
+        if vcpus[d.index as usize].as_ref().is_some_and(|(_, v)| v.pc) {
+            if fpu_owner != Some(d) {
+                switch_fpu(vcpus, fpu_owner, d);
+                fpu_owner = Some(d);
+            }
+        } else if let Some(owner) = fpu_owner.take() {
+            // A domain that is no PC guest never uses the FPU, but could
+            // read a guest's registers (FNSAVE): it gets a clean one.
+            save_fpu(vcpus, owner);
+            arch::fxrstor(&vcpu::FpuArea::default());
+            arch::fpu_reset();
         }
         // A domain with its own syscall MSRs loads them at entry; one
         // without would run with the last one's (SWAPGS would hand it a
