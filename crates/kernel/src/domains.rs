@@ -1579,16 +1579,17 @@ fn schedule(
             log::info!("shutdown requested by a domain: stopping every domain");
             break;
         }
-        if sys.only_services_waiting() {
-            if sys.alive_count() == 1 && sys.uart_waiting {
-                log::info!("only the UART service is left, waiting for work: stopping");
-            } else {
-                log::info!("only device services are left, waiting for work: stopping");
-            }
-            break;
-        }
         sys.wake_expired(arch::rdtsc());
         let Some(d) = sys.pick() else {
+            // Checked only when nothing can run (off the switch path).
+            if sys.only_services_waiting() {
+                if sys.alive_count() == 1 && sys.uart_waiting {
+                    log::info!("only the UART service is left, waiting for work: stopping");
+                } else {
+                    log::info!("only device services are left, waiting for work: stopping");
+                }
+                break;
+            }
             match sys.earliest_deadline() {
                 Some(t) => {
                     arch::idle_until(t);
