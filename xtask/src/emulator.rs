@@ -148,6 +148,8 @@ pub fn bochsrc(iso: &Path, com1: Com1<'_>, log: &Path) -> String {
          {com1}\n\
          display_library: rfb, options=\"timeout=0\"\n\
          mouse: enabled=0\n\
+         sound: driver=dummy\n\
+         speaker: enabled=0\n\
          log: \"{log}\"\n\
          panic: action=fatal\n\
          error: action=report\n\
