@@ -581,7 +581,7 @@ fn bench() -> Result<ExitCode> {
             "--release",
             "--example",
             "bench",
-            "500000",
+            "4000000",
         ])
         .output()?;
     let text = String::from_utf8_lossy(&out.stdout);

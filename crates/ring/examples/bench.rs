@@ -4,6 +4,11 @@
 //! `cargo run -p shm-ring --release --example bench [messages]`
 //!
 //! Prints messages/s and MB/s of payload; asserts nothing about time.
+//!
+//! On Linux the producer and the consumer are each pinned to a CPU of
+//! their own (the first two the process may use), for every ring alike:
+//! unpinned, the scheduler sometimes runs both threads on one CPU in
+//! turns, and the figures then measure that rather than the rings.
 
 use std::thread;
 use std::time::Instant;
@@ -32,13 +37,58 @@ impl Backoff {
     }
 }
 
-fn area(size: usize) -> Vec<u64> {
-    vec![0u64; (HEADER_LEN + size) / 8]
+/// The CPUs the process may run on, read once before any thread is pinned
+/// (a thread inherits its creator's mask, so reading it later would find
+/// only the CPU the main thread was pinned to).
+static CPUS: std::sync::OnceLock<Vec<usize>> = std::sync::OnceLock::new();
+
+fn allowed_cpus() -> Vec<usize> {
+    #[cfg(target_os = "linux")]
+    // SAFETY: `cpu_set_t` is plain data for which all zeroes is the empty
+    // set; the call gets its real size and a valid pointer.
+    unsafe {
+        let mut allowed: libc::cpu_set_t = std::mem::zeroed();
+        let size = std::mem::size_of::<libc::cpu_set_t>();
+        if libc::sched_getaffinity(0, size, &mut allowed) == 0 {
+            return (0..libc::CPU_SETSIZE as usize)
+                .filter(|&c| libc::CPU_ISSET(c, &allowed))
+                .collect();
+        }
+    }
+    Vec::new()
 }
 
-fn bytes(v: &mut [u64]) -> &mut [u8] {
+/// Pins the calling thread to the `nth` CPU the process may use, when it
+/// may use at least two (Linux); otherwise leaves it where it is.
+fn pin(nth: usize) {
+    let cpus = CPUS.get_or_init(allowed_cpus);
+    if cpus.len() < 2 {
+        return;
+    }
+    #[cfg(target_os = "linux")]
+    // SAFETY: as in `allowed_cpus`.
+    unsafe {
+        let mut one: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpus[nth % cpus.len()], &mut one);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &one);
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = nth;
+}
+
+/// One page, the unit a domain's channel memory comes in.
+#[derive(Clone, Copy)]
+#[repr(C, align(4096))]
+struct Page([u8; 4096]);
+
+/// Page-aligned memory for a ring with a `size`-byte data area.
+fn area(size: usize) -> Vec<Page> {
+    vec![Page([0; 4096]); (HEADER_LEN + size).div_ceil(4096)]
+}
+
+fn bytes(v: &mut [Page]) -> &mut [u8] {
     let len = std::mem::size_of_val(v);
-    // SAFETY: a u64 slice is valid as `len` bytes, u8 has no alignment
+    // SAFETY: a page slice is valid as `len` bytes, u8 has no alignment
     // requirement, and the borrow of `v` covers the result.
     unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr().cast::<u8>(), len) }
 }
@@ -46,9 +96,11 @@ fn bytes(v: &mut [u64]) -> &mut [u8] {
 fn raw(n: u64, payload: usize, ring_size: usize) {
     let mut mem = area(ring_size);
     let (tx, rx) = Ring::init(bytes(&mut mem)).unwrap().split();
+    pin(0);
     let start = Instant::now();
     thread::scope(|s| {
         s.spawn(move || {
+            pin(1);
             let msg = vec![0x5a; payload];
             for _ in 0..n {
                 let mut b = Backoff(0);
@@ -77,9 +129,11 @@ fn raw(n: u64, payload: usize, ring_size: usize) {
 fn typed(n: u64, ring_size: usize) {
     let mut mem = area(ring_size);
     let (tx, rx) = Ring::init(bytes(&mut mem)).unwrap().split();
+    pin(0);
     let start = Instant::now();
     thread::scope(|s| {
         s.spawn(move || {
+            pin(1);
             for id in 0..n {
                 let req = Req {
                     id,
@@ -112,9 +166,11 @@ fn typed(n: u64, ring_size: usize) {
 /// items), the reference for the ratio; returns messages per second.
 fn rtrb_64(n: u64) -> f64 {
     let (mut tx, mut rx) = rtrb::RingBuffer::<[u8; 64]>::new(4096 / 64);
+    pin(0);
     let start = Instant::now();
     thread::scope(|s| {
         s.spawn(move || {
+            pin(1);
             let msg = [0x5au8; 64];
             for _ in 0..n {
                 let mut b = Backoff(0);
@@ -143,9 +199,11 @@ fn rtrb_64(n: u64) -> f64 {
 fn ours_64(n: u64) -> f64 {
     let mut mem = area(4096);
     let (tx, rx) = Ring::init(bytes(&mut mem)).unwrap().split();
+    pin(0);
     let start = Instant::now();
     thread::scope(|s| {
         s.spawn(move || {
+            pin(1);
             let msg = [0x5au8; 64];
             for _ in 0..n {
                 let mut b = Backoff(0);
@@ -178,6 +236,7 @@ fn report(what: &str, n: u64, payload_bytes: u64, start: Instant) {
 }
 
 fn main() {
+    CPUS.get_or_init(allowed_cpus);
     let n: u64 = std::env::args()
         .nth(1)
         .and_then(|a| a.parse().ok())

@@ -51,6 +51,8 @@
 extern crate std;
 
 #[cfg(not(loom))]
+mod arch;
+#[cfg(not(loom))]
 mod channel;
 mod error;
 mod ring;

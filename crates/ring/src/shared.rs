@@ -271,6 +271,16 @@ impl<'a> Shared<'a> {
         Some(unsafe { core::slice::from_raw_parts(cells.as_ptr().cast::<AtomicU64>(), n) })
     }
 
+    /// Hints the CPU to fetch the cache line holding index `idx` (no
+    /// access in the memory model's sense; nothing under loom).
+    #[inline]
+    pub(crate) fn prefetch(&self, idx: u32) {
+        #[cfg(not(loom))]
+        crate::arch::prefetch_read(self.word(idx).as_ptr().cast_const().cast());
+        #[cfg(loom)]
+        let _ = idx;
+    }
+
     /// Stores the little-endian word `value` at index `idx` (a multiple
     /// of 8; the low bits are ignored).
     #[inline]
@@ -404,22 +414,32 @@ fn read_words(cells: &[AtomicU64], out: &mut [u8]) {
     let Some(cell) = tail.first().filter(|_| r > 0) else {
         return;
     };
-    let last = u64::from_le(cell.load(Ordering::Relaxed));
     let n = out.len();
-    match n.checked_sub(8) {
-        // Rewrite the last eight bytes of `out` whole: the `8 - r` already
-        // copied, then the word's first `r` (fixed-size, no `memcpy`).
-        Some(at) => {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(&out[at..]);
-            let kept = u64::from_le_bytes(w) & ((1u64 << (8 * (8 - r))) - 1);
-            out[at..].copy_from_slice(&(kept | last << (8 * (8 - r))).to_le_bytes());
-        }
-        None => {
-            for (k, o) in out.iter_mut().enumerate() {
-                *o = (last >> (8 * k)) as u8;
-            }
-        }
+    put_head(
+        &mut out[n - r..],
+        cell.load(Ordering::Relaxed).to_ne_bytes(),
+    );
+}
+
+/// Copies the first `out.len()` (< 8) bytes of `word` into `out` with at
+/// most three fixed-size stores. Neither a byte loop nor a rewrite of the
+/// whole last word of `out`: reading back eight bytes of `out` that
+/// straddle the copy's last store cannot be forwarded from it and stalls.
+#[cfg(not(loom))]
+#[inline]
+fn put_head(out: &mut [u8], word: [u8; 8]) {
+    let r = out.len();
+    let mut k = 0;
+    if r & 4 != 0 {
+        out[..4].copy_from_slice(&word[..4]);
+        k = 4;
+    }
+    if r & 2 != 0 {
+        out[k..k + 2].copy_from_slice(&word[k..k + 2]);
+        k += 2;
+    }
+    if r & 1 != 0 {
+        out[k] = word[k];
     }
 }
 

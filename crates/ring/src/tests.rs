@@ -689,3 +689,48 @@ fn skip_to_moves_only_to_a_frame_start_that_was_published() {
         assert_eq!(mem.word(OFF_CONSUMER), end);
     }
 }
+
+#[test]
+fn consumed_space_returns_in_quarters_and_all_of_it_when_drained() {
+    let mem = Mem::with_size(256);
+    let (tx, rx) = mem.init().split();
+    // Twelve 16-byte frames (192 of 256 bytes).
+    for v in 0..12u8 {
+        tx.push_bytes(&[v; 12]).unwrap();
+    }
+    let mut out = [0u8; 16];
+    // The first three frames (48 bytes, under a quarter) stay with the
+    // consumer: the shared index does not move.
+    for v in 0..3u8 {
+        assert_eq!(rx.pop_bytes(&mut out), Ok(Some(12)));
+        assert_eq!(out[..12], [v; 12]);
+        assert_eq!(mem.word(OFF_CONSUMER), 0);
+        assert_eq!(rx.unreleased(), 16 * (u32::from(v) + 1));
+    }
+    assert_eq!(tx.free_space(), Ok(64));
+    // The fourth makes a quarter: all four go back at once.
+    assert_eq!(rx.pop_bytes(&mut out), Ok(Some(12)));
+    assert_eq!(mem.word(OFF_CONSUMER), 64);
+    assert_eq!(rx.unreleased(), 0);
+    assert_eq!(tx.free_space(), Ok(128));
+    // The last frame published hands everything back, however little.
+    for _ in 4..11 {
+        rx.pop_bytes(&mut out).unwrap();
+    }
+    assert_eq!(mem.word(OFF_CONSUMER), 128);
+    assert_eq!(rx.pop_bytes(&mut out), Ok(Some(12)));
+    assert_eq!(out[..12], [11; 12]);
+    assert_eq!(mem.word(OFF_CONSUMER), 192);
+    assert_eq!(tx.free_space(), Ok(256));
+    assert_eq!(rx.pop_bytes(&mut out), Ok(None));
+    // So does a frame that is the last one the consumer knows of even when
+    // the producer has published more since.
+    tx.push_bytes(&[1; 4]).unwrap();
+    assert!(!rx.is_empty().unwrap());
+    tx.push_bytes(&[2; 4]).unwrap();
+    assert_eq!(rx.pop_bytes(&mut out), Ok(Some(4)));
+    assert_eq!(mem.word(OFF_CONSUMER), 200);
+    assert_eq!(rx.pop_bytes(&mut out), Ok(Some(4)));
+    assert_eq!(mem.word(OFF_CONSUMER), 208);
+    assert!(mem.guards_intact());
+}
