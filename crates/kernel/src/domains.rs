@@ -1660,6 +1660,11 @@ fn schedule(
         // `vcpus` before the running one is borrowed below, and used only
         // for other entries.
         let all_vcpus = vcpus.as_mut_ptr();
+        let tick_due = if vcpus[d.index as usize].as_ref().is_some_and(|(_, v)| v.pc) {
+            sys.platform_deadline()
+        } else {
+            None
+        };
         let (Some(dom), Some((_, vcpu))) =
             (sys.domains.get_mut(d), vcpus[d.index as usize].as_mut())
         else {
@@ -1678,10 +1683,15 @@ fn schedule(
             let _ = vmcs.write(fields::VMX_PREEMPTION_TIMER_VALUE, vcpu.slice as u64);
         }
         if vcpu.pc {
-            // A PC guest's ticks come from a service that sleeps until a
-            // deadline: end the slice by then, so that they are not late
-            // (Linux checks its TSC against them).
-            if let Some(t) = sys.next_deadline {
+            // A PC guest's ticks come from the platform service, which
+            // sleeps until the next one is due: end the slice by then, so
+            // that they are not late (Linux checks its TSC against them).
+            // Only that deadline: another domain's timer (a service's
+            // keyboard poll, say) is served when the slice ends, as for
+            // every other domain, instead of costing the guest an exit of
+            // its own (under Bochs every VM exit and entry empties the
+            // TLB, which the guest then refills).
+            if let Some(t) = tick_due {
                 let shift = hw.vmx.caps.misc.preemption_timer_shift();
                 let until = (t.saturating_sub(arch::rdtsc()) >> shift).max(1);
                 if until < vcpu.slice as u64 {

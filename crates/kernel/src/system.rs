@@ -1167,6 +1167,15 @@ impl System {
             .min()
     }
 
+    /// The deadline the platform service sleeps until, when it is blocked
+    /// with one: when the next tick of a PC guest is due.
+    pub fn platform_deadline(&self) -> Option<u64> {
+        match self.domains.get(self.platform?)?.state {
+            RunState::Blocked { deadline, .. } => deadline,
+            _ => None,
+        }
+    }
+
     /// Whether any domain is runnable or blocked (not every one stopped).
     pub fn any_alive(&self) -> bool {
         self.domains

@@ -43,6 +43,15 @@ pub fn rdtsc() -> u64 {
     unsafe { core::arch::x86_64::_rdtsc() }
 }
 
+/// CPUID leaf `leaf` (subleaf 0) as EAX, EBX, ECX, EDX: the core's filtered
+/// view (it always exits).
+#[inline]
+pub fn cpuid(leaf: u32) -> [u32; 4] {
+    // SAFETY: CPUID has no side effects; every x86-64 CPU has it.
+    let r = unsafe { core::arch::x86_64::__cpuid(leaf) };
+    [r.eax, r.ebx, r.ecx, r.edx]
+}
+
 /// Reads an I/O port. Ports the domain holds pass through to hardware; the
 /// virtual UART's are forwarded by the core; any other stops the domain.
 #[inline]

@@ -311,6 +311,26 @@ pub fn now() -> u64 {
     arch::rdtsc()
 }
 
+/// The TSC frequency used when CPUID does not give one (1 GHz).
+pub const FALLBACK_TSC_HZ: u64 = 1_000_000_000;
+
+/// The TSC frequency in Hz as the core's CPUID reports it (leaf 0x15,
+/// which the core fills in from its measurement at boot), or
+/// [`FALLBACK_TSC_HZ`] when the leaf reads 0.
+pub fn tsc_hz() -> u64 {
+    let [a, b, c, _] = arch::cpuid(0x15);
+    if a != 0 && b != 0 && c != 0 {
+        u64::from(c) * u64::from(b) / u64::from(a)
+    } else {
+        FALLBACK_TSC_HZ
+    }
+}
+
+/// `ms` milliseconds in TSC ticks at `hz`.
+pub const fn ms_to_ticks(ms: u64, hz: u64) -> u64 {
+    ms.saturating_mul(hz) / 1000
+}
+
 /// A line being formatted for the console (longer lines are cut at 200).
 pub struct Line {
     bytes: [u8; 200],
@@ -438,6 +458,15 @@ fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn milliseconds_become_ticks_at_any_frequency() {
+        // Bochs's TSC (50 MHz), a 3 GHz CPU, the fallback.
+        assert_eq!(ms_to_ticks(4, 50_000_000), 200_000);
+        assert_eq!(ms_to_ticks(64, 3_000_000_000), 192_000_000);
+        assert_eq!(ms_to_ticks(1, FALLBACK_TSC_HZ), 1_000_000);
+        assert_eq!(ms_to_ticks(u64::MAX, 3_000_000_000), u64::MAX / 1000);
+    }
 
     #[test]
     fn statuses_decode_and_unknown_ones_are_errors() {

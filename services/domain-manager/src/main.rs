@@ -28,8 +28,15 @@ mod service {
 
     rt::entry!(main);
 
-    /// Sleep between looks at the virtual UART when nothing was typed.
-    const IDLE: u64 = 200_000;
+    /// Sleep between looks at the virtual UART right after something was
+    /// typed (milliseconds)...
+    const IDLE_MIN_MS: u64 = 4;
+    /// ...doubling while nothing is, up to this. Each look is a VM exit
+    /// and a round trip through the UART service, and under Bochs a VM
+    /// exit costs the running guest its TLB: looking every 4 ms during a
+    /// Linux guest's boot cost it about 0.6 s of 8 (docs/BENCHMARKS.md).
+    /// A fallen service is restarted at the next look, so within this.
+    const IDLE_MAX_MS: u64 = 64;
     /// How long `shutdown` waits for queued console output to be printed.
     const SHUTDOWN_GRACE: u64 = 2_000_000;
     /// How long to wait for the memory broker's answer (TSC ticks).
@@ -666,16 +673,24 @@ mod service {
             if domains.broker.is_some() { "connected" } else { "absent" }
         );
         shell.prompt(&mut Uart);
+        let hz = rt::tsc_hz();
+        let (idle_min, idle_max) = (
+            rt::ms_to_ticks(IDLE_MIN_MS, hz),
+            rt::ms_to_ticks(IDLE_MAX_MS, hz),
+        );
+        let mut idle = idle_min;
         loop {
             match rt::com1::read_byte() {
                 Some(byte) => {
+                    idle = idle_min;
                     if shell.feed(byte, &mut domains, &mut Uart) == domain_mgr::Flow::Shutdown {
                         return 0;
                     }
                 }
                 None => {
                     domains.restart_fallen();
-                    rt::sleep(IDLE)
+                    rt::sleep(idle);
+                    idle = idle.saturating_mul(2).min(idle_max);
                 }
             }
         }

@@ -27,20 +27,6 @@ mod service {
 
     rt::entry!(main);
 
-    /// The TSC frequency when CPUID does not give one.
-    const FALLBACK_HZ: u64 = 1_000_000_000;
-
-    /// The TSC frequency the core's CPUID policy reports (leaf 0x15).
-    fn tsc_hz() -> u64 {
-        // Leaf 0x15 reads 0 when the core does not know the frequency.
-        let r = core::arch::x86_64::__cpuid(0x15);
-        if r.eax != 0 && r.ecx != 0 {
-            u64::from(r.ecx) * u64::from(r.ebx) / u64::from(r.eax)
-        } else {
-            FALLBACK_HZ
-        }
-    }
-
     /// Hands guest `guest` every interrupt its PIC has for it now, and
     /// forgets the guest (its devices go) once the core says no PC guest
     /// is there any more (it was stopped or destroyed).
@@ -88,7 +74,7 @@ mod service {
             defmt::error!("the ioreq channel is not laid out at {=u64:#x}", GPA);
             return 1;
         };
-        let hz = tsc_hz();
+        let hz = rt::tsc_hz();
         defmt::info!(
             "{=str}: serving PC guests' PIC, PIT and CMOS clock (TSC {} kHz)",
             info.name(),

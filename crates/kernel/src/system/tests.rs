@@ -1504,3 +1504,26 @@ fn the_run_ends_when_only_waiting_device_services_are_left() {
     w.sys.stop_domain(&mut w.m, c);
     assert!(w.sys.only_services_waiting());
 }
+
+#[test]
+fn a_pc_guest_s_slice_ends_at_the_platform_service_s_deadline_only() {
+    let mut w = world();
+    // No platform service: nothing to end a slice at.
+    assert!(w.sys.block(w.a, None, Some(100)));
+    assert_eq!(w.sys.platform_deadline(), None);
+    w.sys.platform = Some(w.b);
+    let b = w.b;
+    // Another domain's earlier deadline (a keyboard poll, say) is not it.
+    w.sys.service_block(Device::Platform, b, Some(500));
+    assert_eq!(w.sys.earliest_deadline(), Some(100));
+    assert_eq!(w.sys.platform_deadline(), Some(500));
+    // Woken by a request, it has no deadline until it waits again, and a
+    // wait without one leaves none (the lower bound the scheduler keeps
+    // for its scans does not count).
+    w.sys.kick_service(Device::Platform);
+    assert_eq!(w.sys.platform_deadline(), None);
+    w.sys.service_block(Device::Platform, b, None);
+    assert_eq!(w.sys.platform_deadline(), None);
+    w.sys.service_block(Device::Platform, b, Some(900));
+    assert_eq!(w.sys.platform_deadline(), Some(900));
+}
