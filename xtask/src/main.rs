@@ -323,8 +323,8 @@ fn linux_overhead(bins: &image::Binaries, options: &emulator::Options) -> Result
     let bare_s = bare.elapsed.as_secs_f64();
     step("Linux: the same as a Bulkhead guest (systems/bench-linux.toml, `start linux`)");
     let path = workspace_root().join("systems/bench-linux.toml");
-    let iso = image::make_iso(bins, "bench-linux", "run=", Some(&path))?;
     let spec = e2e::bench_linux_spec();
+    let iso = image::make_iso(bins, "bench-linux", spec.cmdline, Some(&path))?;
     let run = emulator::run(
         &iso,
         &emulator::Options {

@@ -639,6 +639,7 @@ pub fn run_system<'m>(
         crate::system::MAX_PORTS,
     );
 
+    crate::boot_report_done();
     schedule(&mut sys, &mut vcpus, &mut hw, &host, slice, budget);
     log::info!(
         "summary: {domains} domain(s); {} hypercall(s) refused; {} domain(s) stopped for a violation",

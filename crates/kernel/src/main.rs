@@ -21,6 +21,17 @@ mod frames;
 #[cfg_attr(not(target_os = "none"), allow(dead_code))]
 mod system;
 
+/// Set while the boot report of a `quiet` boot is being made: the logger
+/// drops informational lines until the domains run.
+#[cfg(target_os = "none")]
+static QUIET_BOOT: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// Ends a `quiet` boot's silence (the domains are about to run).
+#[cfg(target_os = "none")]
+fn boot_report_done() {
+    QUIET_BOOT.store(false, core::sync::atomic::Ordering::Relaxed);
+}
+
 #[cfg(target_os = "none")]
 mod arch;
 #[cfg(target_os = "none")]
@@ -61,6 +72,11 @@ mod core_main {
 
         fn log(&self, record: &log::Record<'_>) {
             if !self.enabled(record.metadata()) {
+                return;
+            }
+            if record.level() == log::Level::Info
+                && crate::QUIET_BOOT.load(core::sync::atomic::Ordering::Relaxed)
+            {
                 return;
             }
             let level = match record.level() {
@@ -131,6 +147,7 @@ mod core_main {
                 cmdline::MAX_RUNS
             ),
         });
+        crate::QUIET_BOOT.store(options.quiet, core::sync::atomic::Ordering::Relaxed);
 
         let Some(map) = boot.memory_map_tag() else {
             log::error!("the boot loader gave no memory map");
@@ -221,6 +238,9 @@ mod core_main {
             .module_tags()
             .find(|m| m.cmdline().ok().and_then(|c| c.split_whitespace().next()) == Some("first"));
         let mut failures = 0;
+        if options.runs.iter().any(Option::is_some) {
+            crate::boot_report_done();
+        }
         for &scenario in options.runs.iter().flatten() {
             let Some(module) = image else {
                 log::error!(

@@ -47,8 +47,7 @@ pub fn rdtsc() -> u64 {
 /// view (it always exits).
 #[inline]
 pub fn cpuid(leaf: u32) -> [u32; 4] {
-    // SAFETY: CPUID has no side effects; every x86-64 CPU has it.
-    let r = unsafe { core::arch::x86_64::__cpuid(leaf) };
+    let r = core::arch::x86_64::__cpuid(leaf);
     [r.eax, r.ebx, r.ecx, r.edx]
 }
 

@@ -31,6 +31,8 @@ pub enum Status {
 /// reads `quit` from the rc file and exits 0 (success); `Shutdown` on port
 /// 0x8900 exits 1 (failure). On real hardware the CPU halts for good.
 pub fn shutdown(status: Status) -> ! {
+    // Printed even in a `quiet` boot that ends before its domains run.
+    crate::boot_report_done();
     log::info!("shutdown status={}", status as u8);
     serial::drain();
     // SAFETY: writes to ports no device of the core's uses; on hardware
