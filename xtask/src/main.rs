@@ -120,7 +120,12 @@ enum Cmd {
     /// Measure: hypercall, channel, ring and virtual-UART round trips and a
     /// guest's start inside Bochs, the host ring against `rtrb`, a Linux
     /// guest's boot against the same boot bare, and the core's size.
-    Bench,
+    Bench {
+        /// Only the Linux guest's boot against the same boot bare (the
+        /// longest figure to take, and the noisiest: it is wall-clock time).
+        #[arg(long)]
+        linux_only: bool,
+    },
     /// Boot the Linux test guest bare in Bochs, without Bulkhead (GRUB,
     /// Debian's cloud kernel, the busybox initramfs): the reference the
     /// bench compares a Bulkhead guest with.
@@ -188,7 +193,7 @@ fn main() -> ExitCode {
             e2e_only,
             filter,
         } => test(!e2e_only, !host_only, filter.as_deref()),
-        Cmd::Bench => bench(),
+        Cmd::Bench { linux_only } => bench(linux_only),
         Cmd::NewService { name } => newservice::run(&name).map(|()| ExitCode::SUCCESS),
     };
     match result {
@@ -486,9 +491,22 @@ fn test(host: bool, e2e: bool, filter: Option<&str>) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn bench() -> Result<ExitCode> {
+fn bench(linux_only: bool) -> Result<ExitCode> {
     prereq::ensure(&[Need::BareMetalTarget, Need::Grub, Need::Bochs])?;
     let bins = image::build_binaries()?;
+    let options = emulator::Options {
+        emulator: Emulator::Bochs,
+        kvm: false,
+        timeout: Duration::from_secs(300),
+        live: false,
+        input: emulator::Input::None,
+        logs: None,
+        stop_on: None,
+    };
+    if linux_only {
+        linux_overhead(&bins, &options)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     step("making the benchmark images");
     let first = image::make_iso(&bins, "bench", "run=bench", None)?;
     let system_path = workspace_root().join("systems/bench.toml");
@@ -499,15 +517,6 @@ fn bench() -> Result<ExitCode> {
     let uart_system = image::make_iso(&bins, "bench-uart", "run=", Some(&uart_path))?;
     let start_path = workspace_root().join("systems/bench-start.toml");
     let start_system = image::make_iso(&bins, "bench-start", "run=", Some(&start_path))?;
-    let options = emulator::Options {
-        emulator: Emulator::Bochs,
-        kvm: false,
-        timeout: Duration::from_secs(300),
-        live: false,
-        input: emulator::Input::None,
-        logs: None,
-        stop_on: None,
-    };
     step("running 100,000 null hypercalls in the first guest inside Bochs");
     let run = emulator::run(&first, &options)?;
     harness::judge(&e2e::bench_spec(), &run).map_err(|f| format!("benchmark run failed: {f}"))?;
