@@ -106,6 +106,10 @@ pub fn enable(frames: &mut Frames) -> Result<Vmx, VmxError> {
         // OSFXSR: FXSAVE/FXRSTOR move the SSE state too (the core switches
         // PC guests' FPU state with them).
         arch::set_cr4(caps.fixed_cr4(arch::cr4() | CR4_VMXE | CR4_OSFXSR));
+        // Before the host state is recorded: CR4.OSXSAVE is part of it.
+        if arch::enable_avx() {
+            log::info!("AVX on for the core's memory zeroing (XCR0 = x87|SSE|AVX)");
+        }
     }
     let region = frames.allocate(FRAME, FRAME).ok_or(VmxError::OutOfMemory)?;
     write_revision(region, caps.basic.revision_id());

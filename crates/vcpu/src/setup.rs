@@ -207,6 +207,10 @@ const GUEST_CR4: u64 = 1 << 5;
 const GUEST_EFER: u64 = (1 << 8) | (1 << 10);
 /// CR4.VMXE, which VMX operation forces on but the guest must not see.
 const CR4_VMXE: u64 = 1 << 13;
+/// CR4.OSXSAVE: the core's (it may turn on AVX for itself, and the YMM
+/// state is not switched between domains); a guest reads 0 and one that
+/// sets it exits and is stopped (CPUID says there is no XSAVE).
+const CR4_OSXSAVE: u64 = 1 << 18;
 
 /// Writes every field a VM entry checks: controls, host state and the
 /// guest's initial 64-bit state. Returns the controls in force.
@@ -268,7 +272,7 @@ pub fn setup_vmcs(
     w(fields::CR0_READ_SHADOW, GUEST_CR0)?;
     w(
         fields::CR4_GUEST_HOST_MASK,
-        CR4_VMXE | caps.cr4_fixed0 | !caps.cr4_fixed1,
+        CR4_VMXE | CR4_OSXSAVE | caps.cr4_fixed0 | !caps.cr4_fixed1,
     )?;
     w(fields::CR4_READ_SHADOW, GUEST_CR4)?;
     w(fields::VMCS_LINK_POINTER, u64::MAX)?;
@@ -489,6 +493,10 @@ mod tests {
         );
         assert_eq!(caps.cr4_violations(vmcs.get(fields::GUEST_CR4)), 0);
         assert_eq!(vmcs.get(fields::CR4_READ_SHADOW) & CR4_VMXE, 0);
+        // OSXSAVE is the core's: masked, reads 0, not set in the guest.
+        assert_ne!(vmcs.get(fields::CR4_GUEST_HOST_MASK) & CR4_OSXSAVE, 0);
+        assert_eq!(vmcs.get(fields::CR4_READ_SHADOW) & CR4_OSXSAVE, 0);
+        assert_eq!(vmcs.get(fields::GUEST_CR4) & CR4_OSXSAVE, 0);
         assert_eq!(vmcs.get(fields::HOST_TR_SELECTOR), 0x18);
         assert_eq!(vmcs.get(fields::GUEST_CS_AR_BYTES), 0xa09b);
         // IA-32e guest: EFER.LMA matches the entry control.
