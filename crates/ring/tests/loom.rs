@@ -48,35 +48,46 @@ fn ring_of(size: u32) -> (shm_ring::Producer<'static>, shm_ring::Consumer<'stati
 
 const MSGS: [&[u8]; 3] = [&[1, 2, 3], &[4, 5, 6, 7, 8], &[9, 10]];
 
+/// Pushes `msgs` from a second loom thread (retrying while the ring is
+/// full) and pops them on this one (retrying while it is empty), checking
+/// that each arrives whole and in order.
+fn exchange(
+    tx: shm_ring::Producer<'static>,
+    rx: &shm_ring::Consumer<'static>,
+    msgs: &'static [&'static [u8]],
+) {
+    let producer = thread::spawn(move || {
+        for m in msgs {
+            loop {
+                match tx.push_bytes(m) {
+                    Ok(()) => break,
+                    Err(RingError::Full) => thread::yield_now(),
+                    Err(e) => panic!("producer: {e}"),
+                }
+            }
+        }
+    });
+    let mut out = [0u8; 64];
+    for m in msgs {
+        loop {
+            match rx.pop_bytes(&mut out) {
+                Ok(Some(n)) => {
+                    assert_eq!(&out[..n], *m, "torn or misordered frame");
+                    break;
+                }
+                Ok(None) => thread::yield_now(),
+                Err(e) => panic!("consumer: {e}"),
+            }
+        }
+    }
+    producer.join().unwrap();
+}
+
 #[test]
 fn frames_arrive_whole_and_in_order() {
     model("frames", || {
         let (tx, rx) = ring();
-        let producer = thread::spawn(move || {
-            for m in MSGS {
-                loop {
-                    match tx.push_bytes(m) {
-                        Ok(()) => break,
-                        Err(RingError::Full) => thread::yield_now(),
-                        Err(e) => panic!("producer: {e}"),
-                    }
-                }
-            }
-        });
-        let mut out = [0u8; 16];
-        for m in MSGS {
-            loop {
-                match rx.pop_bytes(&mut out) {
-                    Ok(Some(n)) => {
-                        assert_eq!(&out[..n], m, "torn or misordered frame");
-                        break;
-                    }
-                    Ok(None) => thread::yield_now(),
-                    Err(e) => panic!("consumer: {e}"),
-                }
-            }
-        }
-        producer.join().unwrap();
+        exchange(tx, &rx, &MSGS);
         assert_eq!(rx.is_empty(), Ok(true));
         assert_eq!(rx.stats().frames, 3);
     });
@@ -126,31 +137,7 @@ fn batched_release_never_strands_the_producer() {
     const BATCH: [&[u8]; 4] = [&[1; 4], &[2; 4], &[3; 44], &[4; 4]];
     model("batched", || {
         let (tx, rx) = ring_of(64);
-        let producer = thread::spawn(move || {
-            for m in BATCH {
-                loop {
-                    match tx.push_bytes(m) {
-                        Ok(()) => break,
-                        Err(RingError::Full) => thread::yield_now(),
-                        Err(e) => panic!("producer: {e}"),
-                    }
-                }
-            }
-        });
-        let mut out = [0u8; 64];
-        for m in BATCH {
-            loop {
-                match rx.pop_bytes(&mut out) {
-                    Ok(Some(n)) => {
-                        assert_eq!(&out[..n], m, "torn or misordered frame");
-                        break;
-                    }
-                    Ok(None) => thread::yield_now(),
-                    Err(e) => panic!("consumer: {e}"),
-                }
-            }
-        }
-        producer.join().unwrap();
+        exchange(tx, &rx, &BATCH);
         assert_eq!(rx.is_empty(), Ok(true));
         assert_eq!(rx.unreleased(), 0);
     });
