@@ -36,7 +36,9 @@
 //!
 //! The producer writes the payload and prefix, then stores the producer
 //! index with `Release`; the consumer loads it with `Acquire`, copies the
-//! frame out, then stores the consumer index with `Release`; the producer
+//! frame out, then stores the consumer index with `Release` (once it has
+//! reached the last frame it knows of, or a quarter of the data area
+//! since its last store: [`Consumer::unreleased`]); the producer
 //! loads that with `Acquire` before reusing the space. Data is accessed
 //! as `Relaxed` atomics (64-bit words; bytes only where a large message
 //! is encoded straight into the ring) so a misbehaving peer cannot cause a
