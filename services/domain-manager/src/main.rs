@@ -38,9 +38,9 @@ mod service {
     /// A fallen service is restarted at the next look, so within this.
     const IDLE_MAX_MS: u64 = 64;
     /// How long `shutdown` waits for queued console output to be printed.
-    const SHUTDOWN_GRACE: u64 = 2_000_000;
-    /// How long to wait for the memory broker's answer (TSC ticks).
-    const BROKER_TIMEOUT: u64 = 200_000_000;
+    const SHUTDOWN_GRACE_MS: u64 = 40;
+    /// How long to wait for the memory broker's answer (milliseconds).
+    const BROKER_TIMEOUT_MS: u64 = 4_000;
     /// Where a new guest's memory is mapped while its image is loaded.
     const LOAD_WINDOW: u64 = 0x2000_0000;
     /// The most memory a guest may have: what fits the load window.
@@ -97,6 +97,8 @@ mod service {
     struct Broker {
         slot: u64,
         end: shm_ring::End<'static>,
+        /// [`BROKER_TIMEOUT_MS`] in TSC ticks.
+        timeout: u64,
     }
 
     impl Broker {
@@ -114,7 +116,7 @@ mod service {
                 .push_versioned(VERSION, request)
                 .map_err(|_| Error::Hypercall(Status::OutOfResources))?;
             rt::channel_notify(self.slot).map_err(hc)?;
-            let deadline = rt::now().saturating_add(BROKER_TIMEOUT);
+            let deadline = rt::now().saturating_add(self.timeout);
             loop {
                 match self
                     .end
@@ -628,7 +630,7 @@ mod service {
         fn shutdown(&mut self) -> Result<(), Error> {
             // Give the UART service time to print what is still queued for
             // the console (the shell's last lines) before everything stops.
-            rt::sleep(SHUTDOWN_GRACE);
+            rt::sleep(rt::ms_to_ticks(SHUTDOWN_GRACE_MS, rt::tsc_hz()));
             rt::shutdown().map_err(hc)
         }
     }
@@ -650,6 +652,7 @@ mod service {
             let channel =
                 unsafe { shm_ring::Channel::init_raw(ch.gpa as *mut u8, ch.size as usize) };
             channel.ok().map(|c| Broker {
+                timeout: rt::ms_to_ticks(BROKER_TIMEOUT_MS, rt::tsc_hz()),
                 slot: ch.slot as u64,
                 end: c.into_initiator(),
             })

@@ -25,15 +25,16 @@ mod service {
 
     rt::entry!(main);
 
-    /// How long the service sleeps at most between looks at the keyboard.
-    const INPUT_POLL: u64 = 300_000;
+    /// How long the service sleeps at most between looks at the keyboard
+    /// (milliseconds).
+    const INPUT_POLL_MS: u64 = 6;
     /// Rounds without output from the focused console before its partial
     /// line is shown...
     const FLUSH_AFTER: u32 = 3;
-    /// ...and TSC ticks since its last output (rounds come fast when other
-    /// guests print, and a guest's line can arrive in pieces: its writes
-    /// are posted and handed over when it leaves the CPU).
-    const FLUSH_AFTER_TICKS: u64 = 2_000_000;
+    /// ...and milliseconds since its last output (rounds come fast when
+    /// other guests print, and a guest's line can arrive in pieces: its
+    /// writes are posted and handed over when it leaves the CPU).
+    const FLUSH_AFTER_MS: u64 = 40;
 
     /// The 16550's interrupt output, on IRQ line 4 of its guest: the core
     /// passes it to a PC guest's PIC (the platform service) and ignores it
@@ -85,6 +86,13 @@ mod service {
         // manifest: the domain manager's shell) until Ctrl-A N switches it.
         let mut input = InputSwitch::new(GUESTS as u8);
         let mut typed: [Typed; GUESTS] = [const { Typed::new() }; GUESTS];
+        // In TSC ticks (the constants above are times: 6 ms was 300,000
+        // ticks under Bochs but 100 us on a 3 GHz CPU).
+        let hz = rt::tsc_hz();
+        let (input_poll, flush_after) = (
+            rt::ms_to_ticks(INPUT_POLL_MS, hz),
+            rt::ms_to_ticks(FLUSH_AFTER_MS, hz),
+        );
         let mut focus_idle = 0u32;
         let mut focus_last = rt::now();
         let mut focus_flushed = false;
@@ -146,7 +154,7 @@ mod service {
             }
             // Hands the core the answers of the last round (the reads on the
             // response ring, and the held one) and waits for requests.
-            if server.wait(INPUT_POLL).is_err() {
+            if server.wait(input_poll).is_err() {
                 defmt::error!("IOREQ_WAIT refused; stopping");
                 return 2;
             }
@@ -232,7 +240,7 @@ mod service {
                 // The clock is read only when the rest would flush.
                 if focus_idle >= FLUSH_AFTER
                     && !focus_flushed
-                    && rt::now().saturating_sub(focus_last) >= FLUSH_AFTER_TICKS
+                    && rt::now().saturating_sub(focus_last) >= flush_after
                 {
                     // The focused console stopped writing: show its partial
                     // line (a prompt, echoed keys) instead of waiting for a
