@@ -167,9 +167,9 @@ pub fn specs() -> Vec<Spec> {
             name: "isolation",
             cmdline: "run=",
             expect: s(&[
-                "bulkhead: boot manifest: 6 domain(s), 0 channel(s), 0 guest(s)",
+                "bulkhead: boot manifest: 7 domain(s), 0 channel(s), 0 guest(s)",
                 "[victim] secret stored at guest-physical 0x",
-                "bulkhead: summary: 6 domain(s); 11 hypercall(s) refused; 4 domain(s) stopped for a violation",
+                "bulkhead: summary: 7 domain(s); 11 hypercall(s) refused; 5 domain(s) stopped for a violation",
                 "bulkhead: shutdown status=0",
             ]),
             anywhere: s(&[
@@ -190,6 +190,7 @@ pub fn specs() -> Vec<Spec> {
                 "bulkhead: domain hostile-port: stopped: read from port 0x60 is not bound to this guest",
                 "bulkhead: domain hostile-vmxon: stopped: executed the VMX instruction VMXON",
                 "bulkhead: domain hostile-vmread: stopped: executed the VMX instruction VMREAD",
+                "bulkhead: domain hostile-osxsave: stopped: tried to change a bit of CR4 that the core owns",
                 "[victim] still running after the attacks; secret intact",
                 "bulkhead: domain victim: stopped: exited with code 0",
             ]),

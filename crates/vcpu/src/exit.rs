@@ -154,6 +154,15 @@ pub enum StopReason {
         /// The guest RIP.
         rip: u64,
     },
+    /// The guest wrote a control register bit the core owns (masked in the
+    /// VMCS: CR4.VMXE, CR4.OSXSAVE, the bits VMX fixes), or executed CLTS
+    /// or LMSW on one. A guest cannot change them: it is stopped.
+    CoreOwnedCr {
+        /// The control register (0 for CLTS and LMSW).
+        cr: u8,
+        /// The guest RIP of the instruction.
+        rip: u64,
+    },
     /// An exit the core does not handle (its VMCS was dumped to the log).
     Unhandled {
         /// The exit reason.
@@ -207,6 +216,10 @@ impl fmt::Display for StopReason {
                 f,
                 "executed the VMX instruction {} at RIP {rip:#x}; nested VMX is not offered",
                 reason.name()
+            ),
+            StopReason::CoreOwnedCr { cr, rip } => write!(
+                f,
+                "tried to change a bit of CR{cr} that the core owns, RIP {rip:#x}"
             ),
             StopReason::Unhandled {
                 reason,
@@ -292,6 +305,11 @@ pub fn handle_exit(vcpu: &mut Vcpu, vmcs: &mut impl Vmcs, platform: &mut impl Pl
         | ExitReason::Invvpid
         | ExitReason::Vmfunc => Action::Stop(StopReason::VmxInstruction {
             reason: info.reason,
+            rip: vm!(vmcs.read(fields::GUEST_RIP)),
+        }),
+        // Only writes of masked bits exit (no CR3 or CR8 exiting is on).
+        ExitReason::CrAccess => Action::Stop(StopReason::CoreOwnedCr {
+            cr: vmx::exit::CrAccess::decode(vm!(vmcs.read(fields::EXIT_QUALIFICATION))).cr,
             rip: vm!(vmcs.read(fields::GUEST_RIP)),
         }),
         ExitReason::TripleFault => Action::Stop(StopReason::TripleFault {
@@ -992,6 +1010,26 @@ mod tests {
         );
         assert_eq!(vcpu.stats.count(ExitReason::PreemptionTimer), 3);
         assert_eq!(vcpu.stats.summary(), [0, 0, 0, 3]);
+    }
+
+    #[test]
+    fn a_write_to_a_core_owned_control_register_bit_stops_the_guest() {
+        let mut p = FakePlatform::default();
+        let mut vcpu = Vcpu::new("g");
+        // MOV to CR4 from RAX (qualification: CR 4, type 0, GPR 0).
+        let mut vmcs = exit(ExitReason::CrAccess, 4);
+        vmcs.set(fields::GUEST_RIP, 0x1234);
+        let action = handle_exit(&mut vcpu, &mut vmcs, &mut p);
+        assert_eq!(
+            action,
+            Action::Stop(StopReason::CoreOwnedCr { cr: 4, rip: 0x1234 })
+        );
+        if let Action::Stop(reason) = action {
+            assert_eq!(
+                reason.to_string(),
+                "tried to change a bit of CR4 that the core owns, RIP 0x1234"
+            );
+        }
     }
 
     #[test]

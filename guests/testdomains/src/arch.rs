@@ -32,6 +32,22 @@ pub fn vmread() -> u64 {
     v
 }
 
+/// Sets CR4.OSXSAVE (bit 18), which would let it use XSAVE state and,
+/// with the core's XCR0, the AVX registers.
+pub fn set_cr4_osxsave() {
+    // SAFETY: only this domain's CR4 is affected; the core owns the bit
+    // (masked in the VMCS), so the write exits.
+    unsafe {
+        asm!(
+            "mov {0}, cr4",
+            "bts {0}, 18",
+            "mov cr4, {0}",
+            out(reg) _,
+            options(nostack)
+        )
+    }
+}
+
 /// Loads an empty IDT and raises an exception: with no handler, the CPU
 /// escalates to a triple fault.
 pub fn triple_fault() -> ! {

@@ -1,7 +1,8 @@
 //! Attacks the core and its neighbours. What it tries depends on its name:
 //! `hostile` tries hypercall attacks and ends reading a guessed address;
 //! `hostile-port` reads an unowned port; `hostile-vmxon` and
-//! `hostile-vmread` execute VMX instructions.
+//! `hostile-vmread` execute VMX instructions; `hostile-osxsave` sets
+//! CR4.OSXSAVE, which is the core's.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 #[cfg(not(target_os = "none"))]
 fn main() {}
@@ -38,6 +39,12 @@ mod domain {
                 rt::log!("attempt: VMREAD");
                 let v = arch::vmread();
                 rt::log!("VMREAD UNEXPECTEDLY returned {v:#x}");
+                1
+            }
+            "hostile-osxsave" => {
+                rt::log!("attempt: set CR4.OSXSAVE");
+                arch::set_cr4_osxsave();
+                rt::log!("CR4.OSXSAVE UNEXPECTEDLY set");
                 1
             }
             _ => capability_attacks(info),
