@@ -307,11 +307,23 @@ pub fn handle_exit(vcpu: &mut Vcpu, vmcs: &mut impl Vmcs, platform: &mut impl Pl
             reason: info.reason,
             rip: vm!(vmcs.read(fields::GUEST_RIP)),
         }),
-        // Only writes of masked bits exit (no CR3 or CR8 exiting is on).
-        ExitReason::CrAccess => Action::Stop(StopReason::CoreOwnedCr {
-            cr: vmx::exit::CrAccess::decode(vm!(vmcs.read(fields::EXIT_QUALIFICATION))).cr,
-            rip: vm!(vmcs.read(fields::GUEST_RIP)),
-        }),
+        // A write to CR0 or CR4 exits only when it changes a masked bit
+        // (CR3 and CR8 exiting are off; anything else is unexpected).
+        ExitReason::CrAccess => {
+            let qualification = vm!(vmcs.read(fields::EXIT_QUALIFICATION));
+            let access = vmx::exit::CrAccess::decode(qualification);
+            let rip = vm!(vmcs.read(fields::GUEST_RIP));
+            if matches!(access.cr, 0 | 4) && access.access != vmx::exit::CrAccessType::MovFromCr {
+                Action::Stop(StopReason::CoreOwnedCr { cr: access.cr, rip })
+            } else {
+                dump_vmcs(vcpu, vmcs);
+                Action::Stop(StopReason::Unhandled {
+                    reason: ExitReason::CrAccess,
+                    qualification,
+                    rip,
+                })
+            }
+        }
         ExitReason::TripleFault => Action::Stop(StopReason::TripleFault {
             rip: vm!(vmcs.read(fields::GUEST_RIP)),
         }),
@@ -1030,6 +1042,12 @@ mod tests {
                 "tried to change a bit of CR4 that the core owns, RIP 0x1234"
             );
         }
+        // A CR3 access (its exiting is off) would be something else.
+        let mut vmcs = exit(ExitReason::CrAccess, 3);
+        assert!(matches!(
+            handle_exit(&mut vcpu, &mut vmcs, &mut p),
+            Action::Stop(StopReason::Unhandled { .. })
+        ));
     }
 
     #[test]
