@@ -1629,7 +1629,8 @@ fn schedule(
                 }
             }
         }
-        if vcpus[d.index as usize].as_ref().is_some_and(|(_, v)| v.pc) {
+        let pc = vcpus[d.index as usize].as_ref().is_some_and(|(_, v)| v.pc);
+        if pc {
             if fpu_owner != Some(d) {
                 switch_fpu(vcpus, fpu_owner, d);
                 fpu_owner = Some(d);
@@ -1661,11 +1662,7 @@ fn schedule(
         // `vcpus` before the running one is borrowed below, and used only
         // for other entries.
         let all_vcpus = vcpus.as_mut_ptr();
-        let tick_due = if vcpus[d.index as usize].as_ref().is_some_and(|(_, v)| v.pc) {
-            sys.platform_deadline()
-        } else {
-            None
-        };
+        let tick_due = if pc { sys.platform_deadline() } else { None };
         let (Some(dom), Some((_, vcpu))) =
             (sys.domains.get_mut(d), vcpus[d.index as usize].as_mut())
         else {

@@ -21,15 +21,12 @@ mod frames;
 #[cfg_attr(not(target_os = "none"), allow(dead_code))]
 mod system;
 
-/// Set while the boot report of a `quiet` boot is being made: the logger
-/// drops informational lines until the domains run.
-#[cfg(target_os = "none")]
-static QUIET_BOOT: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
-
-/// Ends a `quiet` boot's silence (the domains are about to run).
+/// Ends a `quiet` boot's silence (the domains are about to run): the
+/// logger's level goes back to informational lines. A `quiet` boot lowers
+/// it to warnings while the boot report is made.
 #[cfg(target_os = "none")]
 fn boot_report_done() {
-    QUIET_BOOT.store(false, core::sync::atomic::Ordering::Relaxed);
+    log::set_max_level(log::LevelFilter::Info);
 }
 
 #[cfg(target_os = "none")]
@@ -72,11 +69,6 @@ mod core_main {
 
         fn log(&self, record: &log::Record<'_>) {
             if !self.enabled(record.metadata()) {
-                return;
-            }
-            if record.level() == log::Level::Info
-                && crate::QUIET_BOOT.load(core::sync::atomic::Ordering::Relaxed)
-            {
                 return;
             }
             let level = match record.level() {
@@ -147,7 +139,9 @@ mod core_main {
                 cmdline::MAX_RUNS
             ),
         });
-        crate::QUIET_BOOT.store(options.quiet, core::sync::atomic::Ordering::Relaxed);
+        if options.quiet {
+            log::set_max_level(log::LevelFilter::Warn);
+        }
 
         let Some(map) = boot.memory_map_tag() else {
             log::error!("the boot loader gave no memory map");

@@ -101,6 +101,8 @@ pub fn enable(frames: &mut Frames) -> Result<Vmx, VmxError> {
     }
     // SAFETY: the fixed bits only force what VMX operation requires (CR0.NE,
     // PE, PG are already set; CR4.VMXE); paging stays as it is.
+    // `enable_avx` runs once, here at boot, before any VMCS records the
+    // host's CR4 and before any domain runs (its contract).
     unsafe {
         arch::set_cr0(caps.fixed_cr0(arch::cr0(), false));
         // OSFXSR: FXSAVE/FXRSTOR move the SSE state too (the core switches

@@ -76,6 +76,22 @@ fn pin(nth: usize) {
     let _ = nth;
 }
 
+/// Runs `produce` on a second thread and `consume` on this one, each
+/// pinned to a CPU of its own ([`pin`]); returns when both are done, with
+/// the time they started.
+fn pinned_pair(produce: impl FnOnce() + Send, consume: impl FnOnce()) -> Instant {
+    pin(0);
+    let start = Instant::now();
+    thread::scope(|s| {
+        s.spawn(move || {
+            pin(1);
+            produce();
+        });
+        consume();
+    });
+    start
+}
+
 /// One page, the unit a domain's channel memory comes in.
 #[derive(Clone, Copy)]
 #[repr(C, align(4096))]
@@ -96,11 +112,8 @@ fn bytes(v: &mut [Page]) -> &mut [u8] {
 fn raw(n: u64, payload: usize, ring_size: usize) {
     let mut mem = area(ring_size);
     let (tx, rx) = Ring::init(bytes(&mut mem)).unwrap().split();
-    pin(0);
-    let start = Instant::now();
-    thread::scope(|s| {
-        s.spawn(move || {
-            pin(1);
+    let start = pinned_pair(
+        move || {
             let msg = vec![0x5a; payload];
             for _ in 0..n {
                 let mut b = Backoff(0);
@@ -109,15 +122,17 @@ fn raw(n: u64, payload: usize, ring_size: usize) {
                     b.wait();
                 }
             }
-        });
-        let mut out = vec![0u8; payload];
-        for _ in 0..n {
-            let mut b = Backoff(0);
-            while rx.pop_bytes(&mut out).unwrap().is_none() {
-                b.wait();
+        },
+        || {
+            let mut out = vec![0u8; payload];
+            for _ in 0..n {
+                let mut b = Backoff(0);
+                while rx.pop_bytes(&mut out).unwrap().is_none() {
+                    b.wait();
+                }
             }
-        }
-    });
+        },
+    );
     report(
         &format!("raw {payload:>4} B, ring {ring_size:>6}"),
         n,
@@ -129,11 +144,8 @@ fn raw(n: u64, payload: usize, ring_size: usize) {
 fn typed(n: u64, ring_size: usize) {
     let mut mem = area(ring_size);
     let (tx, rx) = Ring::init(bytes(&mut mem)).unwrap().split();
-    pin(0);
-    let start = Instant::now();
-    thread::scope(|s| {
-        s.spawn(move || {
-            pin(1);
+    let start = pinned_pair(
+        move || {
             for id in 0..n {
                 let req = Req {
                     id,
@@ -146,19 +158,21 @@ fn typed(n: u64, ring_size: usize) {
                     b.wait();
                 }
             }
-        });
-        let mut scratch = [0u8; 64];
-        for id in 0..n {
-            let mut b = Backoff(0);
-            let req = loop {
-                match rx.pop::<Req>(&mut scratch).unwrap() {
-                    Some(r) => break r,
-                    None => b.wait(),
-                }
-            };
-            assert_eq!(req.id, id);
-        }
-    });
+        },
+        || {
+            let mut scratch = [0u8; 64];
+            for id in 0..n {
+                let mut b = Backoff(0);
+                let req = loop {
+                    match rx.pop::<Req>(&mut scratch).unwrap() {
+                        Some(r) => break r,
+                        None => b.wait(),
+                    }
+                };
+                assert_eq!(req.id, id);
+            }
+        },
+    );
     report(&format!("typed Req,      ring {ring_size:>6}"), n, 0, start);
 }
 
@@ -166,11 +180,8 @@ fn typed(n: u64, ring_size: usize) {
 /// items), the reference for the ratio; returns messages per second.
 fn rtrb_64(n: u64) -> f64 {
     let (mut tx, mut rx) = rtrb::RingBuffer::<[u8; 64]>::new(4096 / 64);
-    pin(0);
-    let start = Instant::now();
-    thread::scope(|s| {
-        s.spawn(move || {
-            pin(1);
+    let start = pinned_pair(
+        move || {
             let msg = [0x5au8; 64];
             for _ in 0..n {
                 let mut b = Backoff(0);
@@ -178,20 +189,22 @@ fn rtrb_64(n: u64) -> f64 {
                     b.wait();
                 }
             }
-        });
-        for _ in 0..n {
-            let mut b = Backoff(0);
-            loop {
-                match rx.pop() {
-                    Ok(m) => {
-                        std::hint::black_box(m);
-                        break;
+        },
+        || {
+            for _ in 0..n {
+                let mut b = Backoff(0);
+                loop {
+                    match rx.pop() {
+                        Ok(m) => {
+                            std::hint::black_box(m);
+                            break;
+                        }
+                        Err(_) => b.wait(),
                     }
-                    Err(_) => b.wait(),
                 }
             }
-        }
-    });
+        },
+    );
     n as f64 / start.elapsed().as_secs_f64()
 }
 
@@ -199,11 +212,8 @@ fn rtrb_64(n: u64) -> f64 {
 fn ours_64(n: u64) -> f64 {
     let mut mem = area(4096);
     let (tx, rx) = Ring::init(bytes(&mut mem)).unwrap().split();
-    pin(0);
-    let start = Instant::now();
-    thread::scope(|s| {
-        s.spawn(move || {
-            pin(1);
+    let start = pinned_pair(
+        move || {
             let msg = [0x5au8; 64];
             for _ in 0..n {
                 let mut b = Backoff(0);
@@ -212,15 +222,17 @@ fn ours_64(n: u64) -> f64 {
                     b.wait();
                 }
             }
-        });
-        let mut out = [0u8; 64];
-        for _ in 0..n {
-            let mut b = Backoff(0);
-            while rx.pop_bytes(&mut out).unwrap().is_none() {
-                b.wait();
+        },
+        || {
+            let mut out = [0u8; 64];
+            for _ in 0..n {
+                let mut b = Backoff(0);
+                while rx.pop_bytes(&mut out).unwrap().is_none() {
+                    b.wait();
+                }
             }
-        }
-    });
+        },
+    );
     n as f64 / start.elapsed().as_secs_f64()
 }
 

@@ -3,7 +3,9 @@
 use core::fmt;
 
 use hypercall_abi::{Call, Status, LOG_WRITE_MAX};
-use vmx::exit::{EptViolation, ExitInfo, ExitReason, IoDirection, IoQualification};
+use vmx::exit::{
+    CrAccess, CrAccessType, EptViolation, ExitInfo, ExitReason, IoDirection, IoQualification,
+};
 use vmx::{fields, VmFail};
 
 use crate::{CoreCall, GuestRegisters, LineSource, Platform, UartAnswer, Vcpu, Vmcs};
@@ -311,9 +313,9 @@ pub fn handle_exit(vcpu: &mut Vcpu, vmcs: &mut impl Vmcs, platform: &mut impl Pl
         // (CR3 and CR8 exiting are off; anything else is unexpected).
         ExitReason::CrAccess => {
             let qualification = vm!(vmcs.read(fields::EXIT_QUALIFICATION));
-            let access = vmx::exit::CrAccess::decode(qualification);
+            let access = CrAccess::decode(qualification);
             let rip = vm!(vmcs.read(fields::GUEST_RIP));
-            if matches!(access.cr, 0 | 4) && access.access != vmx::exit::CrAccessType::MovFromCr {
+            if matches!(access.cr, 0 | 4) && access.access != CrAccessType::MovFromCr {
                 Action::Stop(StopReason::CoreOwnedCr { cr: access.cr, rip })
             } else {
                 dump_vmcs(vcpu, vmcs);

@@ -78,6 +78,8 @@ mod service {
         watch: [Watch; WATCHED],
         /// The tag of the next grant asked of the broker.
         next_tag: u8,
+        /// [`SHUTDOWN_GRACE_MS`] in TSC ticks.
+        shutdown_grace: u64,
     }
 
     /// How many controlled domains the manager watches for faults.
@@ -630,7 +632,7 @@ mod service {
         fn shutdown(&mut self) -> Result<(), Error> {
             // Give the UART service time to print what is still queued for
             // the console (the shell's last lines) before everything stops.
-            rt::sleep(rt::ms_to_ticks(SHUTDOWN_GRACE_MS, rt::tsc_hz()));
+            rt::sleep(self.shutdown_grace);
             rt::shutdown().map_err(hc)
         }
     }
@@ -646,13 +648,15 @@ mod service {
     }
 
     fn main(info: &'static rt::StartInfo) -> u64 {
+        // Timers are kept in milliseconds; the TSC counts at this rate.
+        let hz = rt::tsc_hz();
         let broker = info.find("broker").and_then(|ch| {
             // SAFETY: the channel's pages are mapped at `ch.gpa` for this
             // domain and the broker only; this side lays the rings out.
             let channel =
                 unsafe { shm_ring::Channel::init_raw(ch.gpa as *mut u8, ch.size as usize) };
             channel.ok().map(|c| Broker {
-                timeout: rt::ms_to_ticks(BROKER_TIMEOUT_MS, rt::tsc_hz()),
+                timeout: rt::ms_to_ticks(BROKER_TIMEOUT_MS, hz),
                 slot: ch.slot as u64,
                 end: c.into_initiator(),
             })
@@ -663,6 +667,7 @@ mod service {
             guests: [None; MAX_GUESTS],
             watch: [Watch::default(); WATCHED],
             next_tag: 0,
+            shutdown_grace: rt::ms_to_ticks(SHUTDOWN_GRACE_MS, hz),
         };
         let mut shell: Shell = Shell::new();
         rt::com1::init();
@@ -676,7 +681,6 @@ mod service {
             if domains.broker.is_some() { "connected" } else { "absent" }
         );
         shell.prompt(&mut Uart);
-        let hz = rt::tsc_hz();
         let (idle_min, idle_max) = (
             rt::ms_to_ticks(IDLE_MIN_MS, hz),
             rt::ms_to_ticks(IDLE_MAX_MS, hz),
