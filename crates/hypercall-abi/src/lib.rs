@@ -513,7 +513,7 @@ pub mod ioreq {
     use serde::{Deserialize, Serialize};
 
     /// Protocol version carried by every message.
-    pub const VERSION: u16 = 3;
+    pub const VERSION: u16 = 4;
     /// Most writes the core posts for one domain before it hands them to
     /// the service (a 16550 transmit FIFO's worth).
     pub const POSTED_MAX: usize = 16;
@@ -547,8 +547,14 @@ pub mod ioreq {
     /// A request from the core.
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
     pub enum Request {
-        /// Domain `guest` (its table index) uses the UART from now on, under
-        /// `name` (UTF-8, `len` bytes).
+        /// Domain `guest` (its table index) uses the device from now on,
+        /// under `name` (UTF-8, `len` bytes). With `fresh`, the domain is
+        /// new in that slot (created or restarted since the service last
+        /// heard of it): whatever the service holds for the slot belonged
+        /// to another domain, or to this one before its restart, and is
+        /// replaced by a device as after reset (pending output printed
+        /// first). Without, the service itself restarted and the domain
+        /// is the one it may already hold state for.
         Attach {
             /// The domain's index.
             guest: u8,
@@ -556,6 +562,8 @@ pub mod ioreq {
             name: [u8; 16],
             /// Bytes of `name` used.
             len: u8,
+            /// A new domain in the slot.
+            fresh: bool,
         },
         /// One-byte accesses to `guest`'s UART registers: `writes` (the
         /// domain's `OUT`s the core accepted at once, in order), then, when

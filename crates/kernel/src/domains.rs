@@ -15,7 +15,7 @@ use vmx::fields;
 
 use crate::arch::{self, cpu::Selectors};
 use crate::frames::{Frames, Pool, FRAME};
-use crate::system::{Device, Domain, DomainHw, Machine, Outcome, Region, System, PAGE};
+use crate::system::{Attach, Device, Domain, DomainHw, Machine, Outcome, Region, System, PAGE};
 use crate::vmm::{self, GuestPlatform, HardwareVmcs, Vmx};
 
 /// Frames reserved for the core's pool (VMCS, I/O bitmaps, EPT tables).
@@ -1059,24 +1059,22 @@ impl SysPlatform<'_, '_, '_> {
         let Some(dom) = self.sys.domains.get_mut(self.caller) else {
             return vcpu::UartAnswer::Emulate;
         };
-        let attached = match device {
-            Device::Uart => &mut dom.uart_attached,
-            Device::Platform => &mut dom.platform_attached,
-        };
-        if !*attached {
+        let attach = &mut dom.attach[device.index()];
+        if *attach != Attach::Done {
             let mut name = [0u8; 16];
             let n = dom.name.len().min(16);
             name[..n].copy_from_slice(&dom.name.as_bytes()[..n]);
-            let attach = Request::Attach {
+            let request = Request::Attach {
                 guest,
                 name,
                 len: n as u8,
+                fresh: *attach == Attach::New,
             };
-            if io.end.tx().push_versioned(VERSION, &attach).is_err() {
+            if io.end.tx().push_versioned(VERSION, &request).is_err() {
                 self.sys.kick_service(device);
                 return vcpu::UartAnswer::Busy;
             }
-            *attached = true;
+            *attach = Attach::Done;
         }
         let slot = guest as usize % crate::system::MAX_DOMAINS;
         if write {
@@ -1612,6 +1610,13 @@ fn schedule(
             // restarted one runs again (its memory was rewritten and its
             // old vCPU dropped).
             let fresh = sys.domains.get(d).is_some_and(|x| x.fresh_vcpu);
+            if fpu_owner == Some(d) {
+                // The x87/SSE state in the CPU is its previous life's: a
+                // restarted domain starts with a clean one.
+                fpu_owner = None;
+                arch::fxrstor(&vcpu::FpuArea::default());
+                arch::fpu_reset();
+            }
             match setup_child(sys, hw, d, host, slice, budget, !fresh) {
                 Some(v) => {
                     if let Some(x) = sys.domains.get_mut(d) {

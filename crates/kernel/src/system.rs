@@ -44,6 +44,30 @@ pub enum Device {
 impl Device {
     /// Both.
     pub const ALL: [Device; 2] = [Device::Uart, Device::Platform];
+
+    /// Its place in per-device arrays.
+    pub const fn index(self) -> usize {
+        match self {
+            Device::Uart => 0,
+            Device::Platform => 1,
+        }
+    }
+}
+
+/// What a device service was told about a domain (`ioreq::Request::Attach`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attach {
+    /// Nothing since the domain was created or restarted: with its next
+    /// access the service is told to start a fresh device for it (a
+    /// domain that reuses a table slot must not find its predecessor's
+    /// registers, buffered input or scratch byte).
+    New,
+    /// The service restarted since it was told: it is told again, and keeps
+    /// whatever it already holds for the slot (queued accesses, output
+    /// saved across the restart).
+    Again,
+    /// Told.
+    Done,
 }
 
 /// What the objects need from the machine.
@@ -143,10 +167,8 @@ pub struct Domain {
     pub io_wait: Option<(Device, u32)>,
     /// The answer to that read, to deliver when it next runs.
     pub pending_in: Option<u8>,
-    /// Whether the UART service was told about it.
-    pub uart_attached: bool,
-    /// Whether the platform service was told about it.
-    pub platform_attached: bool,
+    /// What each device service was told about it (by [`Device::index`]).
+    pub attach: [Attach; 2],
     /// A PC guest (`DOMAIN_SET_PLATFORM`): see `vcpu::Vcpu::pc`.
     pub pc: bool,
     /// Halted, waiting for an interrupt (a PC guest).
@@ -416,8 +438,7 @@ impl System {
             slot_limit: CSPACE_SLOTS as u16,
             io_wait: None,
             pending_in: None,
-            uart_attached: false,
-            platform_attached: false,
+            attach: [Attach::New; 2],
             pc: false,
             idle: false,
             exits: [0; 4],
@@ -511,8 +532,7 @@ impl System {
             slot_limit: budget,
             io_wait: None,
             pending_in: None,
-            uart_attached: false,
-            platform_attached: false,
+            attach: [Attach::New; 2],
             pc: false,
             idle: false,
             exits: [0; 4],
@@ -1449,9 +1469,9 @@ impl System {
             // next access.
             *self.waiting(device) = false;
             for (_, d) in self.domains.iter_mut() {
-                match device {
-                    Device::Uart => d.uart_attached = false,
-                    Device::Platform => d.platform_attached = false,
+                let a = &mut d.attach[device.index()];
+                if *a == Attach::Done {
+                    *a = Attach::Again;
                 }
             }
         }
@@ -1460,8 +1480,7 @@ impl System {
         dom.pending = None;
         dom.io_wait = None;
         dom.pending_in = None;
-        dom.uart_attached = false;
-        dom.platform_attached = false;
+        dom.attach = [Attach::New; 2];
         dom.fresh_vcpu = true;
         dom.faulted = false;
         dom.idle = false;

@@ -110,10 +110,14 @@ mod service {
                     }
                 };
                 match request {
-                    Request::Attach { guest, .. } => {
+                    Request::Attach { guest, fresh, .. } => {
                         // A new guest in this slot: a PC as after reset.
+                        // After a restart of this service, a guest whose
+                        // accesses came first keeps the PC they set up.
                         if let Some(slot) = pcs.get_mut(guest as usize) {
-                            *slot = Some(Pc::new(hz));
+                            if fresh || slot.is_none() {
+                                *slot = Some(Pc::new(hz));
+                            }
                         }
                     }
                     Request::Detach { guest } => {

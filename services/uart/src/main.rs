@@ -172,10 +172,28 @@ mod service {
                     }
                 };
                 match request {
-                    Request::Attach { guest, name, len } => {
-                        let Some(slot) = uarts.get_mut(guest as usize) else {
+                    Request::Attach {
+                        guest,
+                        name,
+                        len,
+                        fresh,
+                    } => {
+                        let (Some(slot), Some(keys)) =
+                            (uarts.get_mut(guest as usize), typed.get_mut(guest as usize))
+                        else {
                             continue;
                         };
+                        if fresh {
+                            // A new domain in the slot: a 16550 as after
+                            // reset. Nothing of the one before reaches it
+                            // (registers, scratch byte, received bytes,
+                            // keys typed for it); its output already
+                            // buffered is still printed, its last line
+                            // ended first.
+                            changed |= console.flush(guest);
+                            keys.consume(usize::MAX);
+                            *slot = None;
+                        }
                         // A guest already known (its accesses arrived first,
                         // after a restart of this service) keeps its model
                         // and its buffered output; it only gets its name.

@@ -1252,6 +1252,44 @@ fn a_restartable_domain_is_revived_with_its_boot_mappings() {
 }
 
 #[test]
+fn device_services_learn_which_domains_are_new_in_their_slot() {
+    let mut w = world();
+    // A domain that never touched a device, and one the UART service was
+    // told about.
+    assert_eq!(w.sys.domains.get(w.a).unwrap().attach, [Attach::New; 2]);
+    w.sys.domains.get_mut(w.a).unwrap().attach = [Attach::Done, Attach::New];
+    // The UART service (`b`) restarts: `a` is told again, as the same
+    // domain; the platform service did not restart.
+    w.sys.uart = Some(w.b);
+    assert!(w.sys.mark_restartable(w.b));
+    let ctl = w.sys.grant_domain(w.a, w.b, Rights::CONTROL).unwrap() as u64;
+    assert_eq!(w.status(w.a, Call::DomainStop, [ctl, 0, 0, 0]), Status::Ok);
+    assert_eq!(w.sys.revive(&mut w.m, w.a, ctl), Ok(w.b));
+    assert_eq!(
+        w.sys.domains.get(w.a).unwrap().attach,
+        [Attach::Again, Attach::New]
+    );
+    // A restarted domain is new to every service.
+    w.sys.domains.get_mut(w.b).unwrap().attach = [Attach::Done; 2];
+    assert_eq!(w.status(w.a, Call::DomainStop, [ctl, 0, 0, 0]), Status::Ok);
+    assert_eq!(w.sys.revive(&mut w.m, w.a, ctl), Ok(w.b));
+    assert_eq!(w.sys.domains.get(w.b).unwrap().attach, [Attach::New; 2]);
+    // So is a domain created in the slot of a destroyed one.
+    let spare = give_region(&mut w, A, 0x800_0000, 2 * MIB);
+    let c1 = w.value(w.a, Call::DomainCreate, [spare, 2, 4, SLOT_NONE]);
+    let first = w.sys.cspaces[w.a.index as usize].get(c1).unwrap().object;
+    w.sys.domains.get_mut(first).unwrap().attach = [Attach::Done; 2];
+    assert_eq!(
+        w.status(w.a, Call::DomainDestroy, [c1, 0, 0, 0]),
+        Status::Ok
+    );
+    let c2 = w.value(w.a, Call::DomainCreate, [spare, 2, 4, SLOT_NONE]);
+    let second = w.sys.cspaces[w.a.index as usize].get(c2).unwrap().object;
+    assert_eq!(second.index, first.index);
+    assert_eq!(w.sys.domains.get(second).unwrap().attach, [Attach::New; 2]);
+}
+
+#[test]
 fn a_stale_peer_never_hides_the_domain_now_in_its_slot() {
     let mut w = world();
     let spare = give_region(&mut w, A, 0x800_0000, 2 * MIB);
