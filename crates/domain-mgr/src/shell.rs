@@ -187,8 +187,9 @@ pub enum Error {
     AlreadyRunning(DomainId),
     /// The domain is already stopped.
     NotRunning,
-    /// The domain is a service the domain manager must not stop or
-    /// destroy (itself, the UART service).
+    /// The domain is one the domain manager must not stop or destroy
+    /// (itself, and the services the system runs on: the UART service,
+    /// the memory broker, the platform service).
     Protected,
     /// The supervisor cannot do this (for example `shutdown` without the
     /// capability to stop the machine).

@@ -787,12 +787,26 @@ pub struct StartSlot {
     pub slot: u32,
     /// For a channel: where its pages are mapped in this domain; for a port
     /// range: its first port; for a guest image: the memory the guest asks
-    /// for, in bytes.
+    /// for, in bytes; for a controlled domain: what it serves the others,
+    /// [`role`] bits (0 for none).
     pub gpa: u64,
     /// For a channel or memory: its size in bytes; for a port range: the
     /// number of ports; for a guest image: the image's length in bytes (the
     /// region is that rounded up to pages).
     pub size: u64,
+}
+
+/// What a domain serves the rest of the system, as a supervisor finds it
+/// in the [`StartSlot`] of a domain it controls (bits of `gpa`): a
+/// supervisor's shell refuses to stop or destroy such a domain (its own
+/// console, the memory it hands out, its PC guests' devices hang on it).
+pub mod role {
+    /// The UART service: every domain's console, the keyboard included.
+    pub const CONSOLE: u64 = 1;
+    /// The memory broker: the free memory.
+    pub const MEMORY: u64 = 2;
+    /// The platform service: PC guests' legacy devices.
+    pub const PLATFORM: u64 = 4;
 }
 
 impl StartSlot {

@@ -366,6 +366,13 @@ pub fn run_system<'m>(
         );
     }
     let index_of = |n: &str| manifest.domains.iter().position(|d| d.name.as_str() == n);
+    // The UART service: the domain given all of COM1's ports.
+    let com1 = hypercall_abi::ioreq::PORT_BASE..=hypercall_abi::ioreq::PORT_BASE + 7;
+    let serves_com1 = |d: &manifest::DomainSpec| {
+        d.io_ports
+            .iter()
+            .any(|r| r.first <= *com1.start() && r.last >= *com1.end())
+    };
 
     for (i, spec) in manifest.domains.iter().enumerate() {
         let name: &'static str = spec.name.as_str();
@@ -378,13 +385,28 @@ pub fn run_system<'m>(
                 .grant_domain(d, t, Rights::CONTROL | Rights::READ)
                 .map_err(|s| BootError::Capability(name, s))?;
             if let Some((_, info)) = infos[i].as_mut() {
+                let t_spec = index_of(target.as_str()).map(|j| &manifest.domains[j]);
+                let role = t_spec.map_or(0, |t| {
+                    use hypercall_abi::role;
+                    let mut r = 0;
+                    if serves_com1(t) {
+                        r |= role::CONSOLE;
+                    }
+                    if t.free_memory {
+                        r |= role::MEMORY;
+                    }
+                    if t.platform {
+                        r |= role::PLATFORM;
+                    }
+                    r
+                });
                 add_slot(
                     info,
                     target.as_str(),
                     ObjectType::Domain,
                     Rights::CONTROL | Rights::READ,
                     slot,
-                    0,
+                    role,
                     0,
                 );
             }
@@ -474,13 +496,7 @@ pub fn run_system<'m>(
         );
     }
 
-    // The UART service: the domain given all of COM1's ports.
-    let com1 = hypercall_abi::ioreq::PORT_BASE..=hypercall_abi::ioreq::PORT_BASE + 7;
-    let service = manifest.domains.iter().position(|d| {
-        d.io_ports
-            .iter()
-            .any(|r| r.first <= *com1.start() && r.last >= *com1.end())
-    });
+    let service = manifest.domains.iter().position(serves_com1);
     if let Some(i) = service {
         let name = manifest.domains[i].name.as_str();
         let d = refs[i].ok_or(BootError::Domain(name, "was not built"))?;

@@ -234,6 +234,17 @@ mod service {
                 .ok_or(Error::NoSuchDomain)
         }
 
+        /// Whether the shell must leave domain `id` alone: the manager
+        /// itself, and the services the system runs on (the start info
+        /// marks them with `hypercall_abi::role` bits). Stopping the UART
+        /// service from its own console would leave nobody to read the
+        /// keyboard.
+        fn protected(&self, id: DomainId) -> bool {
+            use hypercall_abi::role;
+            let services = role::CONSOLE | role::MEMORY | role::PLATFORM;
+            id == 0 || self.all().any(|(i, s)| i == id && s.gpa & services != 0)
+        }
+
         fn broker(&self) -> Result<&Broker, Error> {
             self.broker.as_ref().ok_or(Error::Unsupported)
         }
@@ -535,7 +546,7 @@ mod service {
         }
 
         fn stop(&mut self, id: DomainId) -> Result<(), Error> {
-            if id == 0 {
+            if self.protected(id) {
                 return Err(Error::Protected);
             }
             let slot = self.domain(id)?.0;
@@ -546,7 +557,7 @@ mod service {
         }
 
         fn destroy(&mut self, id: DomainId) -> Result<(), Error> {
-            if id == 0 {
+            if self.protected(id) {
                 return Err(Error::Protected);
             }
             let (slot, _) = self.domain(id)?;
@@ -563,6 +574,11 @@ mod service {
         }
 
         fn dump(&mut self, id: DomainId, out: &mut dyn FnMut(Register)) -> Result<(), Error> {
+            if id == 0 {
+                // Its own vCPU is the one running: the core has no saved
+                // registers to show.
+                return Err(Error::Unsupported);
+            }
             let (slot, _) = self.domain(id)?;
             for (item, name) in hypercall_abi::peek::REGISTERS.iter().enumerate() {
                 let value = rt::domain_peek(slot, item as u64).map_err(hc)?;
