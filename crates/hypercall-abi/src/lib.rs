@@ -188,9 +188,11 @@ pub enum Call {
     /// capability on every other live domain (else [`Status::Denied`]).
     Shutdown = 23,
     /// Counts a domain's VM exits. RDI = domain slot (needs
-    /// [`Rights::READ`]) or [`SLOT_SELF`]. Returns RDX = hypercalls | port
-    /// I/O << 16 | EPT violations << 32 | all exits << 48, each field
-    /// saturating at 0xffff.
+    /// [`Rights::READ`]) or [`SLOT_SELF`]. RSI = 0: returns RDX =
+    /// hypercalls | port I/O << 16 | EPT violations << 32 | all exits <<
+    /// 48, each field saturating at 0xffff (one consistent snapshot).
+    /// RSI = 1 + k: RDX = count k in full (k: 0 hypercalls, 1 port I/O,
+    /// 2 EPT violations, 3 all exits). RSI > 4: [`Status::InvalidArgument`].
     DomainExits = 24,
     /// Unmaps a memory region from a domain. RDI = domain slot (or
     /// [`SLOT_SELF`]; needs [`Rights::CONTROL`] unless self), RSI = region

@@ -1675,11 +1675,19 @@ impl System {
             Call::DomainExits => {
                 let target = self.target(ci, caller, a[0], Rights::READ, true)?;
                 let dom = self.domains.get(target).ok_or(Status::StaleCapability)?;
-                let field = |v: u64| v.min(0xffff);
                 let e = dom.exits;
-                ok(Some(
-                    field(e[0]) | field(e[1]) << 16 | field(e[2]) << 32 | field(e[3]) << 48,
-                ))
+                match a[1] {
+                    0 => {
+                        let field = |v: u64| v.min(0xffff);
+                        ok(Some(
+                            field(e[0]) | field(e[1]) << 16 | field(e[2]) << 32 | field(e[3]) << 48,
+                        ))
+                    }
+                    k => match e.get(k as usize - 1) {
+                        Some(&count) => ok(Some(count)),
+                        None => Err(Status::InvalidArgument),
+                    },
+                }
             }
             Call::Shutdown => {
                 // Only a domain that controls every other live domain may

@@ -212,11 +212,10 @@ pub fn domain_status(domain: u64) -> Result<Option<DomainState>, Status> {
     domain_info(domain).map(|i| i.state)
 }
 
-/// `DOMAIN_EXITS`: (hypercalls, port I/O, EPT violations, all), each
-/// saturating at 65535.
-pub fn domain_exits(domain: u64) -> Result<[u64; 4], Status> {
-    let v = call(Call::DomainExits, domain, 0, 0, 0)?;
-    Ok([v & 0xffff, (v >> 16) & 0xffff, (v >> 32) & 0xffff, v >> 48])
+/// `DOMAIN_EXITS` count `k` (0 hypercalls, 1 port I/O, 2 EPT violations,
+/// 3 all) in full.
+pub fn domain_exit_count(domain: u64, k: u64) -> Result<u64, Status> {
+    call(Call::DomainExits, domain, 1 + k, 0, 0)
 }
 
 /// `DOMAIN_PEEK`: one register or exit count of another domain (items in

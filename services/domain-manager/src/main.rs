@@ -386,15 +386,18 @@ mod service {
         Error::Hypercall(s)
     }
 
+    /// A domain's exit counts in full (`DOMAIN_EXITS`' packed form
+    /// saturates at 65535, a few seconds of a busy domain).
     fn exit_counts(slot: u64) -> ExitCounts {
-        match rt::domain_exits(slot) {
-            Ok([hypercall, io, ept, all]) => ExitCounts {
-                hypercall,
-                io,
-                ept,
-                other: all.saturating_sub(hypercall + io + ept),
-            },
-            Err(_) => ExitCounts::default(),
+        let count = |k| rt::domain_exit_count(slot, k).unwrap_or(0);
+        let (hypercall, io, ept) = (count(0), count(1), count(2));
+        // Last: a domain reading its own counts exits for each read.
+        let all = count(3);
+        ExitCounts {
+            hypercall,
+            io,
+            ept,
+            other: all.saturating_sub(hypercall + io + ept),
         }
     }
 
@@ -513,7 +516,7 @@ mod service {
                     state: info.state.unwrap_or(rt::DomainState::Stopped),
                     priority: info.priority,
                     mem_kib: info.memory_kib as u64,
-                    exits: rt::domain_exits(slot).map_or(0, |e| e[3]),
+                    exits: rt::domain_exit_count(slot, 3).unwrap_or(0),
                 });
             }
         }
@@ -550,6 +553,9 @@ mod service {
                 return Err(Error::Protected);
             }
             let slot = self.domain(id)?.0;
+            if rt::domain_status(slot).map_err(hc)? == Some(rt::DomainState::Stopped) {
+                return Err(Error::NotRunning);
+            }
             if let Some(w) = self.watch.get_mut(id as usize) {
                 w.left_alone = true;
             }

@@ -1085,12 +1085,25 @@ fn shutdown_needs_control_of_every_other_live_domain() {
 }
 
 #[test]
-fn exit_counts_are_reported_saturated_and_need_read() {
+fn exit_counts_are_reported_packed_or_in_full_and_need_read() {
     let mut w = world();
     w.sys.domains.get_mut(w.b).unwrap().exits = [3, 70_000, 1, 70_005];
     let ctl = w.sys.grant_domain(w.a, w.b, Rights::READ).unwrap() as u64;
     let v = w.value(w.a, Call::DomainExits, [ctl, 0, 0, 0]);
     assert_eq!(v, 3 | 0xffff << 16 | 1 << 32 | 0xffff << 48);
+    // One count in full.
+    for (k, count) in [3, 70_000, 1, 70_005].into_iter().enumerate() {
+        let v = w.value(w.a, Call::DomainExits, [ctl, 1 + k as u64, 0, 0]);
+        assert_eq!(v, count);
+    }
+    assert_eq!(
+        w.status(w.a, Call::DomainExits, [ctl, 5, 0, 0]),
+        Status::InvalidArgument
+    );
+    assert_eq!(
+        w.status(w.a, Call::DomainExits, [ctl, u64::MAX, 0, 0]),
+        Status::InvalidArgument
+    );
     let no_read = w.sys.grant_domain(w.a, w.b, Rights::CONTROL).unwrap() as u64;
     assert_eq!(
         w.status(w.a, Call::DomainExits, [no_read, 0, 0, 0]),
