@@ -366,47 +366,25 @@ pub fn run_system<'m>(
         );
     }
     let index_of = |n: &str| manifest.domains.iter().position(|d| d.name.as_str() == n);
-    // The UART service: the domain given all of COM1's ports.
-    let com1 = hypercall_abi::ioreq::PORT_BASE..=hypercall_abi::ioreq::PORT_BASE + 7;
-    let serves_com1 = |d: &manifest::DomainSpec| {
-        d.io_ports
-            .iter()
-            .any(|r| r.first <= *com1.start() && r.last >= *com1.end())
-    };
 
     for (i, spec) in manifest.domains.iter().enumerate() {
         let name: &'static str = spec.name.as_str();
         let Some(d) = refs[i] else { continue };
         for target in spec.control.iter() {
-            let Some(t) = index_of(target.as_str()).and_then(|j| refs[j]) else {
+            let Some((j, t)) = index_of(target.as_str()).and_then(|j| Some((j, refs[j]?))) else {
                 return Err(BootError::Domain(name, "controls an unknown domain"));
             };
             let slot = sys
                 .grant_domain(d, t, Rights::CONTROL | Rights::READ)
                 .map_err(|s| BootError::Capability(name, s))?;
             if let Some((_, info)) = infos[i].as_mut() {
-                let t_spec = index_of(target.as_str()).map(|j| &manifest.domains[j]);
-                let role = t_spec.map_or(0, |t| {
-                    use hypercall_abi::role;
-                    let mut r = 0;
-                    if serves_com1(t) {
-                        r |= role::CONSOLE;
-                    }
-                    if t.free_memory {
-                        r |= role::MEMORY;
-                    }
-                    if t.platform {
-                        r |= role::PLATFORM;
-                    }
-                    r
-                });
                 add_slot(
                     info,
                     target.as_str(),
                     ObjectType::Domain,
                     Rights::CONTROL | Rights::READ,
                     slot,
-                    role,
+                    role_of(&manifest.domains[j]),
                     0,
                 );
             }
@@ -496,8 +474,9 @@ pub fn run_system<'m>(
         );
     }
 
-    let service = manifest.domains.iter().position(serves_com1);
-    if let Some(i) = service {
+    // The UART service: the domain given all of COM1's ports.
+    let com1 = hypercall_abi::ioreq::PORT_BASE..=hypercall_abi::ioreq::PORT_BASE + 7;
+    if let Some(i) = manifest.domains.iter().position(serves_com1) {
         let name = manifest.domains[i].name.as_str();
         let d = refs[i].ok_or(BootError::Domain(name, "was not built"))?;
         serve(&mut sys, &mut hw, Device::Uart, d, name)?;
@@ -681,6 +660,32 @@ pub fn run_system<'m>(
     }
     let _ = hw.frames.free(pool_base, POOL_FRAMES as u64 * FRAME);
     Ok(())
+}
+
+/// Whether the manifest gives domain `d` all of COM1's ports: the UART
+/// service.
+fn serves_com1(d: &manifest::DomainSpec) -> bool {
+    let com1 = hypercall_abi::ioreq::PORT_BASE..=hypercall_abi::ioreq::PORT_BASE + 7;
+    d.io_ports
+        .iter()
+        .any(|r| r.first <= *com1.start() && r.last >= *com1.end())
+}
+
+/// What domain `d` serves the others (`hypercall_abi::role` bits), for
+/// the start info of a domain that controls it.
+fn role_of(d: &manifest::DomainSpec) -> u64 {
+    use hypercall_abi::role;
+    let mut r = 0;
+    if serves_com1(d) {
+        r |= role::CONSOLE;
+    }
+    if d.free_memory {
+        r |= role::MEMORY;
+    }
+    if d.platform {
+        r |= role::PLATFORM;
+    }
+    r
 }
 
 /// A start-info page with no named capabilities yet.
