@@ -152,4 +152,33 @@ mod tests {
         assert_eq!(pc.read(99, 0), 0xff);
         pc.write(99, 1, 0);
     }
+
+    proptest::proptest! {
+        /// Whatever a guest writes and reads, however time moves and its
+        /// lines go: no panic, and every vector offered comes from an ICW2
+        /// base (the stable counterpart of the `ports` fuzz target).
+        #[test]
+        fn any_guest_is_safe(
+            ops in proptest::collection::vec((0u8..4, 0u8..20, proptest::prelude::any::<u8>()), 0..300),
+        ) {
+            let mut pc = Pc::new(PIT_HZ * 3);
+            let mut now = 0u64;
+            for (kind, index, value) in ops {
+                match kind {
+                    0 => pc.write(index, value, now),
+                    1 => {
+                        pc.read(index, now);
+                    }
+                    2 => now += u64::from(value) * u64::from(index) * 97,
+                    _ => pc.pics.set_irq(index % 16, value & 1 == 1),
+                }
+                pc.tick(now);
+                for _ in 0..16 {
+                    let Some(vector) = pc.next_vector() else { break };
+                    let bases = [pc.pics.master.base(), pc.pics.slave.base()];
+                    proptest::prop_assert!(bases.iter().any(|b| vector.wrapping_sub(*b) < 8));
+                }
+            }
+        }
+    }
 }

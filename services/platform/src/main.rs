@@ -27,16 +27,28 @@ mod service {
 
     rt::entry!(main);
 
-    /// Hands guest `guest` every interrupt its PIC has for it now, and
-    /// forgets the guest (its devices go) once the core says no PC guest
-    /// is there any more (it was stopped or destroyed).
-    fn deliver(guest: usize, slot: &mut Option<Pc>) {
+    /// Most interrupts handed to the core for one guest in one go: as many
+    /// as the core queues for a guest (`IRQ_RAISE`). A guest that sets its
+    /// PIC to level-triggered lines with automatic EOI and holds a line high
+    /// (its 16550's transmitter interrupt, say) makes the PIC offer the same
+    /// interrupt without end, as hardware would; the service moves on.
+    const RAISE_MAX: usize = 16;
+
+    /// Hands guest `guest` the interrupts its PIC has for it now (at most
+    /// [`RAISE_MAX`]), and forgets the guest (its devices go) once the core
+    /// says no PC guest is there any more (it was stopped or destroyed).
+    /// `warned` keeps a full queue at the core to one warning until an
+    /// interrupt gets through again.
+    fn deliver(guest: usize, slot: &mut Option<Pc>, warned: &mut bool) {
         let Some(pc) = slot else {
             return;
         };
-        while let Some(vector) = pc.next_vector() {
+        for _ in 0..RAISE_MAX {
+            let Some(vector) = pc.next_vector() else {
+                return;
+            };
             match rt::irq_raise(guest as u8, vector) {
-                Ok(()) => {}
+                Ok(()) => *warned = false,
                 // The guest set its PIC's vector base among the CPU's
                 // exceptions, which the core refuses to inject: this
                 // interrupt is lost (the rest wait for the next round:
@@ -55,12 +67,14 @@ mod service {
                     return;
                 }
                 Err(s) => {
-                    defmt::warn!(
-                        "IRQ_RAISE {=u8:#x} for guest {}: {}",
-                        vector,
-                        guest,
-                        defmt::Display2Format(&s)
-                    );
+                    if !core::mem::replace(warned, true) {
+                        defmt::warn!(
+                            "IRQ_RAISE {=u8:#x} for guest {}: {} (said once until one gets through)",
+                            vector,
+                            guest,
+                            defmt::Display2Format(&s)
+                        );
+                    }
                     return;
                 }
             }
@@ -81,16 +95,17 @@ mod service {
             hz / 1000
         );
         let mut pcs: [Option<Pc>; GUESTS] = [const { None }; GUESTS];
+        let mut warned = [false; GUESTS];
         let mut scratch = [0u8; 128];
         loop {
             // Timers first: ticks that came due, and when the next is.
             let now = rt::now();
             let mut next: Option<u64> = None;
-            for (guest, slot) in pcs.iter_mut().enumerate() {
+            for (guest, (slot, warned)) in pcs.iter_mut().zip(&mut warned).enumerate() {
                 if let Some(pc) = slot {
                     pc.tick(now);
                 }
-                deliver(guest, slot);
+                deliver(guest, slot, warned);
                 if let Some(t) = slot.as_ref().and_then(|pc| pc.pit.next_irq0(now)) {
                     next = Some(next.map_or(t, |n| n.min(t)));
                 }
@@ -126,11 +141,12 @@ mod service {
                         }
                     }
                     Request::Line { guest, line, high } => {
-                        if let Some(slot) = pcs.get_mut(guest as usize) {
+                        let g = guest as usize;
+                        if let (Some(slot), Some(warned)) = (pcs.get_mut(g), warned.get_mut(g)) {
                             if let Some(pc) = slot {
                                 pc.pics.set_irq(line, high);
                             }
-                            deliver(guest as usize, slot);
+                            deliver(g, slot, warned);
                         }
                     }
                     Request::Accesses {
@@ -139,7 +155,8 @@ mod service {
                         writes,
                         read,
                     } => {
-                        let Some(slot) = pcs.get_mut(guest as usize) else {
+                        let g = guest as usize;
+                        let (Some(slot), Some(warned)) = (pcs.get_mut(g), warned.get_mut(g)) else {
                             continue;
                         };
                         let pc = slot.get_or_insert_with(|| Pc::new(hz));
@@ -155,7 +172,7 @@ mod service {
                         }
                         // An unmask or an end of interrupt may let one through.
                         pc.tick(now);
-                        deliver(guest as usize, slot);
+                        deliver(g, slot, warned);
                     }
                 }
             }
