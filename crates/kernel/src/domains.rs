@@ -1564,6 +1564,15 @@ fn switch_fpu(
     }
 }
 
+/// Gives the CPU a clean x87/SSE state (a restarted PC guest's first run;
+/// kept out of the scheduler loop, whose every switch it would lengthen).
+#[cold]
+#[inline(never)]
+fn clean_fpu() {
+    arch::fxrstor(&vcpu::FpuArea::default());
+    arch::fpu_reset();
+}
+
 /// Saves the x87/SSE state in the CPU into `owner`'s vCPU, if it is still
 /// the vCPU in its slot.
 fn save_fpu(
@@ -1631,15 +1640,14 @@ fn schedule(
             // restarted one runs again (its memory was rewritten and its
             // old vCPU dropped).
             let fresh = sys.domains.get(d).is_some_and(|x| x.fresh_vcpu);
-            if fpu_owner == Some(d) {
-                // The x87/SSE state in the CPU is its previous life's: a
-                // restarted domain starts with a clean one.
-                fpu_owner = None;
-                arch::fxrstor(&vcpu::FpuArea::default());
-                arch::fpu_reset();
-            }
             match setup_child(sys, hw, d, host, slice, budget, !fresh) {
                 Some(v) => {
+                    if fpu_owner == Some(d) {
+                        // The x87/SSE state in the CPU is its previous
+                        // life's: a restarted domain starts with a clean one.
+                        fpu_owner = None;
+                        clean_fpu();
+                    }
                     if let Some(x) = sys.domains.get_mut(d) {
                         x.fresh_vcpu = false;
                     }
