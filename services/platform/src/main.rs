@@ -129,9 +129,11 @@ mod service {
                         // A new guest in this slot: a PC as after reset.
                         // After a restart of this service, a guest whose
                         // accesses came first keeps the PC they set up.
-                        if let Some(slot) = pcs.get_mut(guest as usize) {
+                        let g = guest as usize;
+                        if let (Some(slot), Some(warned)) = (pcs.get_mut(g), warned.get_mut(g)) {
                             if fresh || slot.is_none() {
                                 *slot = Some(Pc::new(hz));
+                                *warned = false;
                             }
                         }
                     }
