@@ -44,6 +44,11 @@ struct Stream {
     cutting: bool,
     name: [u8; NAME_MAX],
     name_len: usize,
+    /// The name from [`Console::hand_over`], taken once the `renamed_after`
+    /// complete lines buffered before it are written (0: none pending).
+    next_name: [u8; NAME_MAX],
+    next_name_len: usize,
+    renamed_after: usize,
     stats: ConsoleStats,
 }
 
@@ -57,6 +62,9 @@ impl Stream {
         cutting: false,
         name: [0; NAME_MAX],
         name_len: 0,
+        next_name: [0; NAME_MAX],
+        next_name_len: 0,
+        renamed_after: 0,
         stats: ConsoleStats {
             accepted: 0,
             dropped: 0,
@@ -90,6 +98,19 @@ impl Stream {
         p[n + 2] = b' ';
         (p, n + 3)
     }
+}
+
+/// Keeps at most [`NAME_MAX`] bytes of `name` in `dst` (cut at a character
+/// boundary, control characters as `?`); returns how many.
+fn store_name(dst: &mut [u8; NAME_MAX], name: &str) -> usize {
+    let mut end = name.len().min(NAME_MAX);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    for (d, &b) in dst.iter_mut().zip(&name.as_bytes()[..end]) {
+        *d = if b.is_ascii_control() { b'?' } else { b };
+    }
+    end
 }
 
 /// The line being written to the port.
@@ -172,14 +193,29 @@ impl<const N: usize> Console<N> {
         let Some(s) = self.streams.get_mut(usize::from(id)) else {
             return false;
         };
-        let mut end = name.len().min(NAME_MAX);
-        while !name.is_char_boundary(end) {
-            end -= 1;
+        s.name_len = store_name(&mut s.name, name);
+        s.renamed_after = 0;
+        true
+    }
+
+    /// Gives console `id` to a new writer named `name` (a domain new in
+    /// the slot whose console this is): the unfinished line of the one
+    /// before is ended, the lines it left buffered are still written
+    /// under its name, and the lines written from now on under `name`.
+    /// Names as for [`set_name`](Self::set_name). False for an unknown id.
+    pub fn hand_over(&mut self, id: ConsoleId, name: &str) -> bool {
+        self.flush(id);
+        let Some(s) = self.streams.get_mut(usize::from(id)) else {
+            return false;
+        };
+        // Every buffered line is complete now (the one being written to
+        // the port among them).
+        let before = s.complete;
+        if before == 0 {
+            return self.set_name(id, name);
         }
-        for (dst, &b) in s.name.iter_mut().zip(&name.as_bytes()[..end]) {
-            *dst = if b.is_ascii_control() { b'?' } else { b };
-        }
-        s.name_len = end;
+        s.next_name_len = store_name(&mut s.next_name, name);
+        s.renamed_after = before;
         true
     }
 
@@ -282,6 +318,13 @@ impl<const N: usize> Console<N> {
             if byte == b'\n' {
                 s.complete = s.complete.saturating_sub(1);
                 s.stats.lines += 1;
+                if s.renamed_after > 0 {
+                    s.renamed_after -= 1;
+                    if s.renamed_after == 0 {
+                        s.name = s.next_name;
+                        s.name_len = s.next_name_len;
+                    }
+                }
                 self.active = None;
                 self.next = (a.id + 1) % N.max(1);
             } else {
@@ -400,6 +443,33 @@ mod tests {
         assert!(!c.set_name(12, "nope"));
         assert!(!c.push(12, b'x'));
         assert_eq!(c.stats(12), ConsoleStats::default());
+    }
+
+    #[test]
+    fn a_handed_over_console_keeps_the_old_name_on_the_old_lines() {
+        let mut c = Console::<2>::new();
+        c.set_name(1, "old");
+        c.push_bytes(1, b"one\ntwo\nthr");
+        // The port takes the first bytes of "one" before the hand-over.
+        let mut taken = 0;
+        c.drain(&mut |_| {
+            taken += 1;
+            taken <= 8
+        });
+        assert!(c.hand_over(1, "new"));
+        c.push_bytes(1, b"fresh\n");
+        assert_eq!(drain_all(&mut c), "e\n[old] two\n[old] thr\n[new] fresh\n");
+        // Nothing buffered: at once.
+        assert!(c.hand_over(1, "newer"));
+        c.push_bytes(1, b"x\n");
+        assert_eq!(drain_all(&mut c), "[newer] x\n");
+        // A plain rename in between wins.
+        c.push_bytes(1, b"a\n");
+        assert!(c.hand_over(1, "later"));
+        assert!(c.set_name(1, "now"));
+        c.push_bytes(1, b"b\n");
+        assert_eq!(drain_all(&mut c), "[now] a\n[now] b\n");
+        assert!(!c.hand_over(7, "nope"));
     }
 
     #[test]

@@ -188,9 +188,8 @@ mod service {
                             // reset. Nothing of the one before reaches it
                             // (registers, scratch byte, received bytes,
                             // keys typed for it); its output already
-                            // buffered is still printed, its last line
-                            // ended first.
-                            changed |= console.flush(guest);
+                            // buffered is still printed under its name
+                            // (`hand_over` below), its last line ended.
                             keys.consume(usize::MAX);
                             *slot = None;
                         }
@@ -204,7 +203,12 @@ mod service {
                         let name = core::str::from_utf8(&name[..n]).unwrap_or("?");
                         let mut label = [0u8; 16];
                         let label = join(&mut label, name, "/uart");
-                        console.set_name(guest, label);
+                        if fresh {
+                            console.hand_over(guest, label);
+                            changed = true;
+                        } else {
+                            console.set_name(guest, label);
+                        }
                     }
                     // Interrupt lines are the platform service's.
                     Request::Line { .. } => {}
