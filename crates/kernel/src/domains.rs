@@ -475,7 +475,6 @@ pub fn run_system<'m>(
     }
 
     // The UART service: the domain given all of COM1's ports.
-    let com1 = hypercall_abi::ioreq::PORT_BASE..=hypercall_abi::ioreq::PORT_BASE + 7;
     if let Some(i) = manifest.domains.iter().position(serves_com1) {
         let name = manifest.domains[i].name.as_str();
         let d = refs[i].ok_or(BootError::Domain(name, "was not built"))?;
@@ -483,8 +482,8 @@ pub fn run_system<'m>(
         sys.uart = Some(d);
         log::info!(
             "domain {name} serves the virtual UARTs (ports {:#x}-{:#x}) over the ioreq channel at {:#x}",
-            com1.start(),
-            com1.end(),
+            COM1.0,
+            COM1.1,
             hypercall_abi::ioreq::GPA
         );
     }
@@ -662,13 +661,18 @@ pub fn run_system<'m>(
     Ok(())
 }
 
+/// COM1's first and last port: the virtual UART's range.
+const COM1: (u16, u16) = (
+    hypercall_abi::ioreq::PORT_BASE,
+    hypercall_abi::ioreq::PORT_BASE + hypercall_abi::ioreq::PORTS - 1,
+);
+
 /// Whether the manifest gives domain `d` all of COM1's ports: the UART
 /// service.
 fn serves_com1(d: &manifest::DomainSpec) -> bool {
-    let com1 = hypercall_abi::ioreq::PORT_BASE..=hypercall_abi::ioreq::PORT_BASE + 7;
     d.io_ports
         .iter()
-        .any(|r| r.first <= *com1.start() && r.last >= *com1.end())
+        .any(|r| r.first <= COM1.0 && r.last >= COM1.1)
 }
 
 /// What domain `d` serves the others (`hypercall_abi::role` bits), for

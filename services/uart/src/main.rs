@@ -190,7 +190,7 @@ mod service {
                             // keys typed for it); its output already
                             // buffered is still printed under its name
                             // (`hand_over` below), its last line ended.
-                            keys.consume(usize::MAX);
+                            keys.clear();
                             *slot = None;
                         }
                         // A guest already known (its accesses arrived first,
@@ -350,6 +350,10 @@ mod service {
 
         fn bytes(&self) -> &[u8] {
             &self.bytes[..self.len]
+        }
+
+        fn clear(&mut self) {
+            self.len = 0;
         }
 
         fn consume(&mut self, n: usize) {
