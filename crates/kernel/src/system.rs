@@ -189,6 +189,43 @@ pub struct Domain {
     pub faulted: bool,
 }
 
+impl Domain {
+    /// A domain that has not run yet: no pending results, no exits, new to
+    /// every device service.
+    fn new(
+        name: &'static str,
+        priority: u8,
+        state: RunState,
+        ept: Ept,
+        memory: Option<ObjectRef>,
+        hw: DomainHw,
+        slot_limit: u16,
+    ) -> Domain {
+        Domain {
+            name,
+            priority,
+            state,
+            ept: Some(ept),
+            memory,
+            pending: None,
+            hw,
+            refused: 0,
+            initial: None,
+            slot_limit,
+            io_wait: None,
+            pending_in: None,
+            attach: [Attach::New; 2],
+            pc: false,
+            idle: false,
+            exits: [0; 4],
+            boot_maps: None,
+            fresh_vcpu: false,
+            restarts: 0,
+            faulted: false,
+        }
+    }
+}
+
 /// Most boot-time mappings a restartable domain can have rebuilt (its
 /// memory, its channels, the ioreq pages).
 pub const MAX_BOOT_MAPS: usize = 8;
@@ -425,28 +462,15 @@ impl System {
         hw: DomainHw,
     ) -> Result<(ObjectRef, u16), Status> {
         let ept = Ept::new(m.frames()).map_err(ept_status)?;
-        let domain = Domain {
+        let domain = Domain::new(
             name,
-            priority: priority.min(7),
-            state: RunState::Runnable,
-            ept: Some(ept),
-            memory: None,
-            pending: None,
+            priority.min(7),
+            RunState::Runnable,
+            ept,
+            None,
             hw,
-            refused: 0,
-            initial: None,
-            slot_limit: CSPACE_SLOTS as u16,
-            io_wait: None,
-            pending_in: None,
-            attach: [Attach::New; 2],
-            pc: false,
-            idle: false,
-            exits: [0; 4],
-            boot_maps: None,
-            fresh_vcpu: false,
-            restarts: 0,
-            faulted: false,
-        };
+            CSPACE_SLOTS as u16,
+        );
         let d = match self.domains.allocate(ObjectType::Domain, domain) {
             Ok(d) => d,
             Err(e) => {
@@ -519,28 +543,15 @@ impl System {
                 return Err(ept_status(e));
             }
         };
-        let domain = Domain {
-            name: name.unwrap_or(NAMES[index]),
+        let domain = Domain::new(
+            name.unwrap_or(NAMES[index]),
             priority,
-            state: RunState::Created,
-            ept: Some(ept),
-            memory: Some(r),
-            pending: None,
+            RunState::Created,
+            ept,
+            Some(r),
             hw,
-            refused: 0,
-            initial: None,
-            slot_limit: budget,
-            io_wait: None,
-            pending_in: None,
-            attach: [Attach::New; 2],
-            pc: false,
-            idle: false,
-            exits: [0; 4],
-            boot_maps: None,
-            fresh_vcpu: false,
-            restarts: 0,
-            faulted: false,
-        };
+            budget,
+        );
         let d = match self.domains.allocate(ObjectType::Domain, domain) {
             Ok(d) => d,
             Err(e) => {
