@@ -29,29 +29,40 @@ pub fn out_dir() -> PathBuf {
     workspace_root().join("target").join("bulkhead")
 }
 
-/// Builds the core and the first guest for `x86_64-unknown-none` (release).
+/// Builds the core, the first guest and every domain binary for
+/// `x86_64-unknown-none` (release): what the tests and the benchmarks, which
+/// boot many systems, need.
 pub fn build_binaries() -> Result<Binaries> {
-    step("building the core and the first guest for x86_64-unknown-none");
+    step("building the core, the first guest and every domain binary for x86_64-unknown-none");
+    build_packages(&crate::bins::all_packages(&crate::bins::list()?))
+}
+
+/// Builds `packages` for `x86_64-unknown-none` (release); they include the
+/// core and the first guest.
+///
+/// One `cargo build` per package: built together, cargo would unify the
+/// features of their shared dependencies (the services turn on `rt`'s and
+/// `hypercall-abi`'s `defmt`), so the core and a test domain would come out
+/// differently depending on which other packages a system lists. Alone,
+/// each binary is the same whatever the system, and the same as in the
+/// tests.
+fn build_packages(packages: &[String]) -> Result<Binaries> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut packages = vec![
-        "kernel".to_string(),
-        "first-guest".into(),
-        "testdomains".into(),
-    ];
-    packages.extend(service_packages()?);
-    let mut cmd = Command::new(cargo);
-    cmd.current_dir(workspace_root()).args([
-        "build",
-        "--release",
-        "--target",
-        "x86_64-unknown-none",
-    ]);
-    for p in &packages {
-        cmd.args(["-p", p]);
-    }
-    let status = cmd.status()?;
-    if !status.success() {
-        return Err("building the bare-metal binaries failed".into());
+    for p in packages {
+        let status = Command::new(&cargo)
+            .current_dir(workspace_root())
+            .args([
+                "build",
+                "--release",
+                "--target",
+                "x86_64-unknown-none",
+                "-p",
+                p,
+            ])
+            .status()?;
+        if !status.success() {
+            return Err(format!("building {p} for x86_64-unknown-none failed").into());
+        }
     }
     let bin = domains_dir();
     let dir = out_dir();
@@ -85,28 +96,6 @@ pub fn log_decoder(
     let m = load_system(path)?;
     let d = crate::logs::Decoder::for_system(domains, &m)?;
     Ok(Some(std::sync::Arc::new(d)))
-}
-
-/// The package names of every crate under `services/`.
-pub fn service_packages() -> Result<Vec<String>> {
-    let mut names = Vec::new();
-    let dir = workspace_root().join("services");
-    let Ok(entries) = fs::read_dir(&dir) else {
-        return Ok(names);
-    };
-    for entry in entries {
-        let manifest = entry?.path().join("Cargo.toml");
-        let Ok(text) = fs::read_to_string(&manifest) else {
-            continue;
-        };
-        let name = text
-            .lines()
-            .find_map(|l| l.trim().strip_prefix("name = \"")?.strip_suffix('"'))
-            .ok_or_else(|| format!("{}: no package name", manifest.display()))?;
-        names.push(name.to_string());
-    }
-    names.sort();
-    Ok(names)
 }
 
 /// Turns an ELF executable into the bytes of memory from `base` up to the end
@@ -307,13 +296,28 @@ pub fn make_linux_iso(name: &str, bzimage: &Path, initrd: &Path, cmdline: &str) 
     mkrescue(&tree, &dir.join(format!("{name}.iso")))
 }
 
-/// Builds everything and makes the ISO for `cmdline` and `system`.
+/// Builds what `system` uses (the core and the first guest without one)
+/// and makes the ISO for `cmdline` and `system`.
 pub fn build(name: &str, cmdline: &str, system: Option<&Path>) -> Result<PathBuf> {
-    if let Some(path) = system {
-        // Check the manifest before spending time on the build.
-        load_system(path)?;
-    }
-    let bins = build_binaries()?;
+    let packages = match system {
+        // Checked, images included, before anything is compiled.
+        Some(path) => {
+            let (m, text) = read_system(path)?;
+            let packages = crate::bins::packages_for(&m, &text, &crate::bins::list()?)
+                .map_err(|e| format!("{}: {e}", display(path)))?;
+            step(&format!(
+                "building what {} uses for x86_64-unknown-none: {}",
+                display(path),
+                packages.join(", ")
+            ));
+            packages
+        }
+        None => {
+            step("building the core and the first guest for x86_64-unknown-none");
+            crate::bins::ALWAYS.iter().map(|p| p.to_string()).collect()
+        }
+    };
+    let bins = build_packages(&packages)?;
     step(&format!("making the boot image ({cmdline:?})"));
     make_iso(&bins, name, cmdline, system)
 }
@@ -360,11 +364,14 @@ mod tests {
     #[test]
     fn every_system_manifest_in_the_tree_is_valid() {
         let dir = crate::workspace_root().join("systems");
+        let bins = crate::bins::list().unwrap();
         let mut n = 0;
         for entry in fs::read_dir(&dir).unwrap() {
             let path = entry.unwrap().path();
             if path.extension().is_some_and(|e| e == "toml") {
-                load_system(&path).unwrap_or_else(|e| panic!("{e}"));
+                let (m, text) = read_system(&path).unwrap_or_else(|e| panic!("{e}"));
+                crate::bins::packages_for(&m, &text, &bins)
+                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
                 n += 1;
             }
         }

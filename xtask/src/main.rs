@@ -5,6 +5,7 @@
 //! leave generated files in the source tree (everything goes to `target/` or
 //! a temporary directory), nor report success for a check it did not run.
 
+mod bins;
 mod e2e;
 mod emulator;
 mod harness;

@@ -11,11 +11,41 @@ const MAIN: &str = include_str!("../templates/service_main.rs");
 /// Whether `name` can name a service (and its domain and image).
 pub fn valid_name(name: &str) -> bool {
     !name.is_empty()
-        && name.len() <= 16
+        && name.len() <= manifest::NAME_CAPACITY
         && name.as_bytes()[0].is_ascii_lowercase()
+        && !name.ends_with('-')
         && name
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+/// Why `name` cannot be a new service although it is well formed: its
+/// binary would be one the workspace builds already (cargo writes every
+/// bare-metal binary into one directory, and images are found by binary
+/// name), or its package name is taken.
+fn taken(name: &str, bins: &[crate::bins::Bin]) -> Option<String> {
+    if let Some(b) = bins.iter().find(|b| b.name == name) {
+        return Some(format!(
+            "{name:?} is already the name of a binary of package {} (images are found by \
+             binary name, so a service needs a name no other binary has)",
+            b.package
+        ));
+    }
+    let package = format!("{name}-service");
+    bins.iter()
+        .any(|b| b.package == package)
+        .then(|| format!("package {package} exists already"))
+}
+
+/// The name of the client domain in the printed manifest lines: the
+/// service's name and `-client` when that fits a manifest name.
+fn client_name(name: &str) -> String {
+    let long = format!("{name}-client");
+    if long.len() <= manifest::NAME_CAPACITY {
+        long
+    } else {
+        "client".to_string()
+    }
 }
 
 /// Creates `services/NAME`, adds it to the workspace, and prints the
@@ -23,7 +53,8 @@ pub fn valid_name(name: &str) -> bool {
 pub fn run(name: &str) -> Result<()> {
     if !valid_name(name) {
         return Err(format!(
-            "{name:?} is not a service name: 1-16 characters, a-z first, then a-z, 0-9 or '-'"
+            "{name:?} is not a service name: 1-16 characters, a-z first, then a-z, 0-9 or '-', \
+             not ending in '-'"
         )
         .into());
     }
@@ -32,6 +63,15 @@ pub fn run(name: &str) -> Result<()> {
     if dir.exists() {
         return Err(format!("services/{name} exists already").into());
     }
+    if let Some(why) = taken(name, &crate::bins::list()?) {
+        return Err(why.into());
+    }
+    let client = client_name(name);
+    let system = if root.join(format!("systems/{name}.toml")).exists() {
+        format!("systems/{name}-service.toml")
+    } else {
+        format!("systems/{name}.toml")
+    };
     fs::create_dir_all(dir.join("src"))?;
     fs::write(
         dir.join("Cargo.toml"),
@@ -59,14 +99,14 @@ pub fn run(name: &str) -> Result<()> {
         "created services/{name} and added it to the workspace"
     ));
     println!(
-        "Save these lines as systems/{name}.toml (a system of their own), or add them to a copy of\n\
+        "Save these lines as {system} (a system of their own), or add them to a copy of\n\
          systems/default.toml, to boot the service with a client that pings it 5,100 times over\n\
          the channel `ring`:\n\n\
          [[domain]]\nname = \"{name}\"\nimage = \"{name}\"\nmemory_kib = 2048\npriority = 4\n\n\
-         [[domain]]\nname = \"{name}-client\"\nimage = \"rping\"\nmemory_kib = 2048\npriority = 4\n\n\
-         [[channel]]\nname = \"ring\"\na = \"{name}-client\"\nb = \"{name}\"\npages = 2\n\
+         [[domain]]\nname = \"{client}\"\nimage = \"rping\"\nmemory_kib = 2048\npriority = 4\n\n\
+         [[channel]]\nname = \"ring\"\na = \"{client}\"\nb = \"{name}\"\npages = 2\n\
          a_gpa = 0x10000000\nb_gpa = 0x10000000\n\n\
-         Then: cargo xtask run --system systems/{name}.toml --cmdline run="
+         Then: cargo xtask run --system {system} --cmdline run="
     );
     Ok(())
 }
@@ -179,8 +219,59 @@ mod tests {
     fn service_names_are_checked() {
         assert!(valid_name("hello"));
         assert!(valid_name("a-1"));
-        for bad in ["", "1a", "Hello", "a_b", "abcdefghijklmnopq", "a b", "-a"] {
+        assert!(valid_name("abcdefghijklmnop"));
+        for bad in [
+            "",
+            "1a",
+            "Hello",
+            "a_b",
+            "abcdefghijklmnopq",
+            "a b",
+            "-a",
+            "a-",
+            "../a",
+        ] {
             assert!(!valid_name(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_name_another_binary_or_package_has_is_refused() {
+        let bins = crate::bins::list().unwrap();
+        for name in [
+            "kernel", "first", "echo", "rping", "manager", "uart", "xtask",
+        ] {
+            let why = taken(name, &bins).unwrap_or_else(|| panic!("{name} was accepted"));
+            assert!(why.contains("already the name of a binary"), "{why}");
+        }
+        // The domain manager's package is `domain-manager`; a service
+        // `domain` would be package `domain-service`, which is free.
+        assert_eq!(taken("hello", &bins), None);
+        assert_eq!(taken("domain", &bins), None);
+        let fake = [crate::bins::Bin {
+            name: "other".into(),
+            package: "net-service".into(),
+            domain: true,
+        }];
+        assert_eq!(
+            taken("net", &fake).as_deref(),
+            Some("package net-service exists already")
+        );
+    }
+
+    #[test]
+    fn the_client_name_always_fits_a_manifest() {
+        assert_eq!(client_name("hello"), "hello-client");
+        assert_eq!(client_name("abcdefghi"), "abcdefghi-client");
+        assert_eq!(client_name("abcdefghij"), "client");
+        for n in 1..=manifest::NAME_CAPACITY {
+            let name = "a".repeat(n);
+            let text = format!(
+                "[[domain]]\nname = \"{name}\"\nimage = \"{name}\"\nmemory_kib = 2048\npriority = 4\n\n\
+                 [[domain]]\nname = \"{}\"\nimage = \"rping\"\nmemory_kib = 2048\npriority = 4\n",
+                client_name(&name)
+            );
+            manifest::from_toml(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
         }
     }
 
