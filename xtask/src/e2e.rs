@@ -588,6 +588,39 @@ pub fn specs() -> Vec<Spec> {
             exit: Exit::Success,
             timeout,
         },
+        Spec {
+            name: "chaos",
+            cmdline: "run=",
+            expect: s(&[
+                "bulkhead: boot manifest: 4 domain(s), 0 channel(s), 0 guest(s)",
+                "bulkhead: summary: 4 domain(s); ",
+                "bulkhead: shutdown status=0",
+            ]),
+            anywhere: s(&[
+                "[chaos] chaos: done: 100000 calls, 200 domains run on random bytes: every call answered with a status; my memory is intact",
+                "[chaos-2] chaos: done: 100000 calls, 200 domains run on random bytes: every call answered with a status; my memory is intact",
+                "bulkhead: domain chaos: stopped: exited with code 0",
+                "bulkhead: domain chaos-2: stopped: exited with code 0",
+                "bulkhead: domain chaos: refused 17 hypercalls; further refusals are counted",
+                "[victim] still running after the attacks; secret intact",
+                "bulkhead: domain victim: stopped: exited with code 0",
+            ]),
+            system: Some("systems/chaos.toml"),
+            input: Vec::new(),
+            // Not the default list: a LOG_WRITE of random bytes of its own
+            // memory may print `panic` from the domain's own strings. What
+            // the core prints when it fails is forbidden all the same.
+            forbid: s(&[
+                "bulkhead: error:",
+                "panic in the core",
+                "CPU exception",
+                "still in use after every domain was destroyed",
+            ]),
+            returns: Vec::new(),
+            sequence: None,
+            exit: Exit::Success,
+            timeout: Duration::from_secs(240),
+        },
         linux_spec(),
     ]
 }

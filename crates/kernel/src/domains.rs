@@ -21,6 +21,10 @@ use crate::vmm::{self, GuestPlatform, HardwareVmcs, Vmx};
 /// Frames reserved for the core's pool (VMCS, I/O bitmaps, EPT tables).
 pub const POOL_FRAMES: usize = 1024;
 
+/// Refused hypercalls the core logs for each domain; later ones are only
+/// counted.
+const REFUSALS_LOGGED: u64 = 16;
+
 /// Why the system in the manifest could not be built.
 #[derive(Debug)]
 pub enum BootError {
@@ -904,7 +908,7 @@ impl SysPlatform<'_, '_, '_> {
                 vcpu::CoreCall::Switch(Status::Ok, None)
             }
             Err(s) => {
-                self.refused(hypercall_abi::Call::DomainRestart, s);
+                self.refuse(hypercall_abi::Call::DomainRestart, s);
                 vcpu::CoreCall::Return(s, None)
             }
         }
@@ -917,12 +921,12 @@ impl SysPlatform<'_, '_, '_> {
         use hypercall_abi::Status;
         let call = hypercall_abi::Call::IrqLine;
         if self.sys.device_of(self.caller).is_none() {
-            self.refused(call, Status::Denied);
+            self.refuse(call, Status::Denied);
             return vcpu::CoreCall::Return(Status::Denied, None);
         }
         let (Ok(line @ 0..=15), Ok(level @ 0..=1)) = (u8::try_from(line), u8::try_from(level))
         else {
-            self.refused(call, Status::InvalidArgument);
+            self.refuse(call, Status::InvalidArgument);
             return vcpu::CoreCall::Return(Status::InvalidArgument, None);
         };
         let pc_guest = usize::try_from(guest)
@@ -959,7 +963,7 @@ impl SysPlatform<'_, '_, '_> {
         use hypercall_abi::Status;
         let call = hypercall_abi::Call::IrqRaise;
         if self.sys.platform != Some(self.caller) {
-            self.refused(call, Status::Denied);
+            self.refuse(call, Status::Denied);
             return vcpu::CoreCall::Return(Status::Denied, None);
         }
         let target = usize::try_from(guest)
@@ -968,7 +972,7 @@ impl SysPlatform<'_, '_, '_> {
             .filter(|&i| self.sys.domains.at(i).is_some_and(|dom| dom.pc))
             .and_then(|i| self.sys.domains.ref_at(i));
         let (Some(t), Ok(vector @ 0x20..=0xff)) = (target, u8::try_from(vector)) else {
-            self.refused(call, Status::InvalidArgument);
+            self.refuse(call, Status::InvalidArgument);
             return vcpu::CoreCall::Return(Status::InvalidArgument, None);
         };
         // SAFETY: as in `peek`: the table has MAX_DOMAINS entries and `t`
@@ -1052,7 +1056,7 @@ impl SysPlatform<'_, '_, '_> {
                 vcpu::CoreCall::Gone
             }
             Err(s) => {
-                self.refused(hypercall_abi::Call::DomainPeek, s);
+                self.refuse(hypercall_abi::Call::DomainPeek, s);
                 vcpu::CoreCall::Return(s, None)
             }
         }
@@ -1157,7 +1161,7 @@ impl SysPlatform<'_, '_, '_> {
     ) -> vcpu::CoreCall {
         use hypercall_abi::Status;
         let Some(device) = self.sys.device_of(self.caller) else {
-            self.refused(call, Status::Denied);
+            self.refuse(call, Status::Denied);
             return vcpu::CoreCall::Return(Status::Denied, None);
         };
         let mut guard = ioreq(device).lock();
@@ -1212,10 +1216,33 @@ impl SysPlatform<'_, '_, '_> {
         }
     }
 
+    /// Logs a refused call of the caller, already counted: the first
+    /// [`REFUSALS_LOGGED`] of each domain, then one line saying the rest
+    /// are only counted. A domain issuing bad calls in a loop would
+    /// otherwise fill the core's bounded log, and lines of others would be
+    /// lost with its own.
     #[cold]
     fn refused(&self, call: hypercall_abi::Call, status: hypercall_abi::Status) {
-        let name = self.sys.domains.get(self.caller).map_or("?", |d| d.name);
-        log::info!("domain {name}: {} refused: {status}", call.name());
+        let Some(d) = self.sys.domains.get(self.caller) else {
+            return;
+        };
+        if d.refused <= REFUSALS_LOGGED {
+            log::info!("domain {}: {} refused: {status}", d.name, call.name());
+        } else if d.refused == REFUSALS_LOGGED + 1 {
+            log::info!(
+                "domain {}: refused {} hypercalls; further refusals are only counted (summary line)",
+                d.name,
+                d.refused
+            );
+        }
+    }
+
+    /// Counts and logs a refusal the core's dispatch in [`System`] did not
+    /// see (the calls this file answers itself).
+    #[cold]
+    fn refuse(&mut self, call: hypercall_abi::Call, status: hypercall_abi::Status) {
+        self.sys.count_refusal(self.caller);
+        self.refused(call, status);
     }
 
     /// `CHANNEL_NOTIFY` and `CHANNEL_WAIT`, the calls of every round trip,

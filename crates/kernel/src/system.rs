@@ -1367,7 +1367,7 @@ impl System {
             None => Err(Status::Denied),
         };
         if result.is_err() {
-            self.stats.refused += 1;
+            self.count_refusal(caller);
         }
         result
     }
@@ -1557,11 +1557,17 @@ impl System {
     /// own count) and answers it with `status`.
     #[cold]
     fn refusal(&mut self, caller: ObjectRef, status: Status, value: Option<u64>) -> Outcome {
+        self.count_refusal(caller);
+        Outcome::Return(status, value)
+    }
+
+    /// Counts a refused call of `caller` in the summary and in the
+    /// domain's own count.
+    pub fn count_refusal(&mut self, caller: ObjectRef) {
         self.stats.refused += 1;
         if let Some(d) = self.domains.get_mut(caller) {
             d.refused += 1;
         }
-        Outcome::Return(status, value)
     }
 
     /// `CHANNEL_NOTIFY` (RDI = `slot`) or `CHANNEL_WAIT` (RDI = `slot`, RSI

@@ -1,6 +1,7 @@
 //! Small domains that exercise the core from the inside, each a binary in
 //! `src/bin`: `ping`/`pong` (a channel), `victim`/`hostile` (isolation),
-//! `ticker`/`spinner` (scheduling), `crasher`/`survivor` (faults).
+//! `ticker`/`spinner` (scheduling), `crasher`/`survivor` (faults), `chaos`
+//! (random hypercalls and domains running random bytes).
 //! They own only their own memory and must never assume an attack fails:
 //! they report what the core answered, and the end-to-end tests judge it.
 //! The few instructions that attack the core directly live in [`arch`].

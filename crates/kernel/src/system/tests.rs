@@ -191,6 +191,11 @@ fn inspect_reports_type_and_rights_and_refuses_bad_slots() {
         Status::EmptySlot
     );
     assert_eq!(w.sys.stats.refused, 3);
+    assert_eq!(
+        w.sys.domains.get(w.a).unwrap().refused,
+        3,
+        "the domain's own count (`status`, and what the core logs) agrees"
+    );
     // The fast path answers exactly as the general dispatch does.
     for slot in [w.a_mem, w.chan_a, 9999, 20, u64::MAX] {
         let general = match w.call(w.a, Call::CapInspect, [slot, 0, 0, 0]) {
