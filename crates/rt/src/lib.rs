@@ -27,7 +27,8 @@ mod logger;
 use core::fmt::{self, Write as _};
 
 pub use hypercall_abi::{
-    Call, DomainState, ObjectType, Rights, StartInfo, Status, IMAGE_FLOOR, SLOT_NONE, SLOT_SELF,
+    Call, DomainState, ObjectType, Rights, StartInfo, Status, IMAGE_FLOOR, PLATFORM_PC, SLOT_NONE,
+    SLOT_SELF,
 };
 
 /// Turns RAX/RDX after a hypercall into a result.

@@ -131,6 +131,12 @@ mod domain {
             let child = rt::domain_create(piece, 2 + self.rng.below(2) as u8, 8)?;
             self.runner = Some(child);
             self.remember(child);
+            // Half of them as PC guests (ports nothing serves read as
+            // absent, `HLT` waits for an interrupt; no platform service
+            // runs here to model the PIC they may poke).
+            if self.rng.below(2) == 0 {
+                rt::domain_set_platform(child, rt::PLATFORM_PC)?;
+            }
             let entry = IMAGE_FLOOR + self.rng.below(CODE);
             rt::domain_set_vcpu(child, entry, PIECE - 0x1000, self.rng.next())?;
             rt::domain_start(child)
