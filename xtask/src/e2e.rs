@@ -621,6 +621,50 @@ pub fn specs() -> Vec<Spec> {
             exit: Exit::Success,
             timeout: Duration::from_secs(240),
         },
+        Spec {
+            // The `chaos` domain as a guest the domain manager starts next
+            // to the demo, with the services running: its random calls and
+            // UART register accesses must cost the demo no line and leave
+            // the services and the shell working.
+            name: "hostile-guest",
+            cmdline: "run=",
+            expect: s(&[
+                "started demo as domain 3",
+                "started chaos as domain 4",
+                "[chaos] chaos: done: 100000 calls, 0 domains run on random bytes: every call answered with a status; my memory is intact",
+                "bulkhead: domain chaos: stopped: exited with code 0",
+                "list",
+                "    1  uart              ",
+                "    3  demo              ",
+                "    4  chaos             stopped",
+                "shutdown",
+                "bulkhead: shutdown status=0",
+            ]),
+            anywhere: Vec::new(),
+            system: Some("systems/hostile-guest.toml"),
+            input: vec![
+                ("bulkhead> ".into(), "start demo\r".into()),
+                ("demo count 2".into(), "start chaos\r".into()),
+                ("chaos: done: 100000 calls".into(), "list\r".into()),
+                ("4  chaos".into(), "shutdown\r".into()),
+            ],
+            // As for `chaos`: its random LOG_WRITEs may print its own
+            // strings, `panic` among them.
+            forbid: s(&[
+                "bulkhead: error:",
+                "panic in the core",
+                "CPU exception",
+                "matched no waiting read",
+                "uart              stopped",
+                "demo              stopped",
+                "bulkhead: domain uart: stopped",
+                "bulkhead: domain demo: stopped",
+            ]),
+            returns: Vec::new(),
+            sequence: Some("[demo"),
+            exit: Exit::Success,
+            timeout: Duration::from_secs(180),
+        },
         linux_spec(),
     ]
 }

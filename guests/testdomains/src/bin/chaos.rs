@@ -2,9 +2,10 @@
 //! unknown, arguments drawn from the slots it holds and gets back, from
 //! addresses inside and outside its memory, from small numbers and from
 //! any 64-bit value. Every 500 calls it starts a domain from a piece of
-//! its spare memory on random bytes (whatever those do, the core must
-//! contain it); random calls may build more, and stop, peek at or destroy
-//! the domains it controls. The core must answer every call with a status and keep
+//! its spare memory (when it has some) on random bytes (whatever those do,
+//! the core must contain it), and every 1,000 it reads and writes its
+//! virtual UART's registers at random; random calls may build more
+//! domains, and stop, peek at or destroy the domains it controls. The core must answer every call with a status and keep
 //! everyone else's memory and its own intact; the end-to-end test `chaos`
 //! judges the lines it prints at the end.
 //!
@@ -37,6 +38,13 @@ mod domain {
     /// Where it maps that memory to write them (outside the range its
     /// random addresses mostly fall in).
     const WINDOW: u64 = 0x3800_0000;
+
+    /// Every this many calls it also reads and writes its UART's ports at
+    /// random, this many times.
+    const STORM_EVERY: u32 = 1_000;
+    const STORM: u32 = 64;
+    /// Its virtual UART's first port.
+    const COM1: u16 = 0x3f8;
 
     /// A value the core has no business changing.
     static SECRET: AtomicU64 = AtomicU64::new(0);
@@ -140,6 +148,19 @@ mod domain {
             let entry = IMAGE_FLOOR + self.rng.below(CODE);
             rt::domain_set_vcpu(child, entry, PIECE - 0x1000, self.rng.next())?;
             rt::domain_start(child)
+        }
+
+        /// Random reads and writes of its virtual 16550's registers (the
+        /// UART service's model when one runs, else the core's own).
+        fn storm(&mut self) {
+            for _ in 0..STORM {
+                let port = COM1 + self.rng.below(8) as u16;
+                if self.rng.below(2) == 0 {
+                    testdomains::arch::outb(port, self.rng.next() as u8);
+                } else {
+                    let _ = testdomains::arch::inb(port);
+                }
+            }
         }
 
         fn remember(&mut self, slot: u64) {
@@ -329,13 +350,23 @@ mod domain {
         let (mut ok, mut refused, mut unknown, mut no_status) = (0u32, 0u32, 0u32, 0u32);
         let mut created = 0u32;
         let mut started = 0u32;
-        let mut spawned = 0u32;
+        let (mut spawned, mut spawn_failures) = (0u32, 0u32);
         for i in 0..CALLS {
-            if i % SPAWN_EVERY == 0 {
+            // Without spare memory (a guest the domain manager started)
+            // it makes the calls and the port accesses only.
+            if i % SPAWN_EVERY == 0 && c.spare.is_some() {
                 match c.spawn() {
                     Ok(()) => spawned += 1,
-                    Err(e) => rt::log!("chaos: could not start a domain on random bytes: {e:?}"),
+                    Err(e) => {
+                        spawn_failures += 1;
+                        if spawn_failures <= 3 {
+                            rt::log!("chaos: could not start a domain on random bytes: {e:?}");
+                        }
+                    }
                 }
+            }
+            if i % STORM_EVERY == 0 {
+                c.storm();
             }
             let (number, rax, _) = c.one();
             match Status::from_raw(rax) {
