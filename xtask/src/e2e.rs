@@ -592,8 +592,9 @@ pub fn specs() -> Vec<Spec> {
             name: "chaos",
             cmdline: "run=",
             expect: s(&[
-                "bulkhead: boot manifest: 4 domain(s), 0 channel(s), 0 guest(s)",
-                "bulkhead: summary: 4 domain(s); ",
+                "bulkhead: boot manifest: 5 domain(s), 0 channel(s), 0 guest(s)",
+                "[platform] platform: serving PC guests'",
+                "bulkhead: summary: 5 domain(s); ",
                 "bulkhead: shutdown status=0",
             ]),
             anywhere: s(&[

@@ -139,9 +139,9 @@ mod domain {
             let child = rt::domain_create(piece, 2 + self.rng.below(2) as u8, 8)?;
             self.runner = Some(child);
             self.remember(child);
-            // Half of them as PC guests (ports nothing serves read as
-            // absent, `HLT` waits for an interrupt; no platform service
-            // runs here to model the PIC they may poke).
+            // Half of them as PC guests: ports nothing serves read as
+            // absent, `HLT` waits for an interrupt, and the PIC, PIT and
+            // CMOS ports go to the platform service when one runs.
             if self.rng.below(2) == 0 {
                 rt::domain_set_platform(child, rt::PLATFORM_PC)?;
             }
