@@ -1237,6 +1237,18 @@ impl SysPlatform<'_, '_, '_> {
         }
     }
 
+    /// A refused `CAP_INSPECT` (the fast path): `System::cap_inspect`
+    /// counted it in the summary; the domain's own count and the log are
+    /// done here, out of that path.
+    #[cold]
+    #[inline(never)]
+    fn inspect_refused(&mut self, status: hypercall_abi::Status) {
+        if let Some(d) = self.sys.domains.get_mut(self.caller) {
+            d.refused += 1;
+        }
+        self.refused(hypercall_abi::Call::CapInspect, status);
+    }
+
     /// Counts and logs a refusal the core's dispatch in [`System`] did not
     /// see (the calls this file answers itself).
     #[cold]
@@ -1404,7 +1416,7 @@ impl vcpu::Platform for SysPlatform<'_, '_, '_> {
         Some(match self.sys.cap_inspect(self.caller, regs.rdi) {
             Ok(v) => (hypercall_abi::Status::Ok, v),
             Err(s) => {
-                self.refused(call, s);
+                self.inspect_refused(s);
                 (s, regs.rdx)
             }
         })

@@ -5,9 +5,11 @@
 //! its spare memory (when it has some) on random bytes (whatever those do,
 //! the core must contain it), and every 1,000 it reads and writes its
 //! virtual UART's registers at random; random calls may build more
-//! domains, and stop, peek at or destroy the domains it controls. The core must answer every call with a status and keep
-//! everyone else's memory and its own intact; the end-to-end test `chaos`
-//! judges the lines it prints at the end.
+//! domains, and stop, peek at or destroy the domains it controls. The core
+//! must answer every call with a status and keep everyone else's memory
+//! and its own intact; the end-to-end tests `chaos` and `hostile-guest`
+//! judge the lines it prints at the end. Under Bochs a run repeats itself
+//! (the seed comes from the TSC and the domain's name, and is printed).
 //!
 //! Left out, as they end the test rather than probe the core: `EXIT`,
 //! `SHUTDOWN`, and stopping or destroying itself. Waits are bounded.
