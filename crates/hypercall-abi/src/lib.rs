@@ -581,7 +581,9 @@ pub mod ioreq {
             /// The register read last, if any.
             read: Option<u8>,
         },
-        /// Domain `guest` is gone: drop its state.
+        /// Domain `guest` stopped (queued after its last posted writes):
+        /// drop its state. Not sent when the ring is full; the next fresh
+        /// `Attach` in the slot replaces the state then.
         Detach {
             /// The domain's index.
             guest: u8,

@@ -125,6 +125,7 @@ impl<'a> Machine for Hw<'a> {
     }
 
     fn device_stopped(&mut self, device: Device, guest: u8) {
+        use hypercall_abi::ioreq::{Request, VERSION};
         let mut guard = ioreq(device).lock();
         let Some(io) = guard.as_mut() else {
             return;
@@ -138,7 +139,17 @@ impl<'a> Machine for Hw<'a> {
             log::warn!(
                 "{lost} posted write(s) of a stopped domain to {device:?} dropped: the ioreq ring is full"
             );
+            return;
         }
+        // After its last writes, the service hears it is gone and drops
+        // what it kept for it (its 16550, its PC; the UART service hands
+        // the keyboard back to the shell if it had it). With no room on
+        // the ring, the next domain's fresh Attach in the slot replaces
+        // that state all the same.
+        let _ = io
+            .end
+            .tx()
+            .push_versioned(VERSION, &Request::Detach { guest });
     }
 
     fn allocate_domain(&mut self, vpid: u16) -> Option<DomainHw> {

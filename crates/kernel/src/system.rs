@@ -1061,6 +1061,8 @@ impl System {
         for device in Device::ALL {
             if self.service(device).is_some_and(|u| u != d) {
                 m.device_stopped(device, d.index as u8);
+                // Its last writes and its Detach are queued.
+                self.kick_service(device);
             }
         }
         if let Some(device) = self.device_of(d) {

@@ -159,6 +159,7 @@ mod service {
                 return 2;
             }
             let mut focus_wrote = false;
+            let mut handed_back = None;
             // Whether the console's buffered output changed this round (the
             // state pages are brought up to date only then).
             let mut changed = false;
@@ -213,9 +214,20 @@ mod service {
                     // Interrupt lines are the platform service's.
                     Request::Line { .. } => {}
                     Request::Detach { guest } => {
-                        if let Some(slot) = uarts.get_mut(guest as usize) {
+                        // The domain stopped: its last line is printed,
+                        // its 16550 and the keys typed for it go, and the
+                        // keyboard, if it had it, returns to the shell.
+                        if let (Some(slot), Some(keys)) =
+                            (uarts.get_mut(guest as usize), typed.get_mut(guest as usize))
+                        {
                             changed |= console.flush(guest);
                             *slot = None;
+                            keys.clear();
+                            if guest != 0 && input.current() == guest && input.select(0) {
+                                // Said after this round's output, its
+                                // last line among it.
+                                handed_back = Some(guest);
+                            }
                         }
                     }
                     Request::Accesses {
@@ -286,6 +298,12 @@ mod service {
             } else {
                 0
             };
+            if let Some(guest) = handed_back {
+                defmt::info!(
+                    "console {}: its domain stopped; input goes to the shell",
+                    guest
+                );
+            }
             // Save what changed, then hand the requests taken this round
             // back to the core.
             let position = server.end().rx().position();

@@ -1558,6 +1558,13 @@ fn the_run_ends_when_only_waiting_device_services_are_left() {
         .unwrap();
     assert!(!w.sys.only_services_waiting());
     w.sys.stop_domain(&mut w.m, c);
+    // Its last writes and its Detach were queued for both services: they
+    // run once more before the run can end, then wait again.
+    assert!(!w.sys.only_services_waiting());
+    for (device, s) in [(Device::Uart, a), (Device::Platform, b)] {
+        assert_eq!(w.sys.domains.get(s).unwrap().state, RunState::Runnable);
+        w.sys.service_block(device, s, None);
+    }
     assert!(w.sys.only_services_waiting());
 }
 

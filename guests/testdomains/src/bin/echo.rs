@@ -1,6 +1,6 @@
 //! Reads lines typed on its console (its virtual UART) and answers each
 //! with `echo from NAME: LINE`, to show that input reaches only the console
-//! it was switched to.
+//! it was switched to. The line `exit` ends it (after a `bye` line).
 #![cfg_attr(target_os = "none", no_std, no_main)]
 #[cfg(not(target_os = "none"))]
 fn main() {}
@@ -27,6 +27,10 @@ mod domain {
                     put(b": ");
                     put(&line[..len]);
                     put(b"\n");
+                    if &line[..len] == b"exit" {
+                        put(b"bye\n");
+                        return 0;
+                    }
                     len = 0;
                 }
                 b if len < line.len() && (0x20..0x7f).contains(&b) => {
