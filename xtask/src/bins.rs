@@ -74,12 +74,16 @@ fn parse(json: &[u8], root: &Path) -> Result<Vec<Bin>> {
     Ok(bins)
 }
 
-/// The packages that build the system `m` (text `text`): [`ALWAYS`] and
-/// the package of every image its domains and its ELF guests name (a
-/// Linux guest's image is made by xtask, not built). Fails, naming the
-/// entry and the key, on an image that is no domain binary of `bins`.
-pub fn packages_for(m: &manifest::Manifest, text: &str, bins: &[Bin]) -> Result<Vec<String>> {
-    let linux = manifest::linux_guests(text)?;
+/// The packages that build the system `m` (its Linux guests `linux`):
+/// [`ALWAYS`] and the package of every image its domains and its ELF
+/// guests name (a Linux guest's image is made by xtask, not built). Fails,
+/// naming the entry and the key, on an image that is no domain binary of
+/// `bins`.
+pub fn packages_for(
+    m: &manifest::Manifest,
+    linux: &[manifest::LinuxGuest],
+    bins: &[Bin],
+) -> Result<Vec<String>> {
     let mut wanted: Vec<(String, &str)> = m
         .domains
         .iter()
@@ -201,7 +205,7 @@ mod tests {
     fn a_system_builds_only_the_packages_of_its_images() {
         let m = manifest::from_toml(SYSTEM).unwrap();
         assert_eq!(
-            packages_for(&m, SYSTEM, &bins()).unwrap(),
+            packages_for(&m, &[], &bins()).unwrap(),
             ["kernel", "first-guest", "uart-service", "testdomains"]
         );
         let only_uart = &SYSTEM[..SYSTEM
@@ -209,9 +213,27 @@ mod tests {
             .unwrap()];
         let m = manifest::from_toml(only_uart).unwrap();
         assert_eq!(
-            packages_for(&m, only_uart, &bins()).unwrap(),
+            packages_for(&m, &[], &bins()).unwrap(),
             ["kernel", "first-guest", "uart-service"]
         );
+    }
+
+    #[test]
+    fn a_linux_guest_needs_no_package() {
+        // Guests need a launcher.
+        let launcher = SYSTEM.replace("image = \"ping\"", "image = \"ping\"\nlauncher = true");
+        let text = format!(
+            "{launcher}\n[[guest]]\nname = \"linux\"\nkind = \"linux\"\nbzimage = \"/boot/vmlinuz\"\n\
+             memory_kib = 131072\npriority = 3\n"
+        );
+        let (m, linux) = manifest::from_toml_with_linux(&text).unwrap();
+        assert_eq!(linux.len(), 1);
+        assert_eq!(
+            packages_for(&m, &linux, &bins()).unwrap(),
+            ["kernel", "first-guest", "uart-service", "testdomains"]
+        );
+        // Taken for an ELF guest, its image would have to be a binary.
+        assert!(packages_for(&m, &[], &bins()).is_err());
     }
 
     #[test]
@@ -223,7 +245,7 @@ mod tests {
         ] {
             let text = SYSTEM.replace("image = \"ping\"", &format!("image = \"{image}\""));
             let m = manifest::from_toml(&text).unwrap();
-            let e = packages_for(&m, &text, &bins()).unwrap_err().to_string();
+            let e = packages_for(&m, &[], &bins()).unwrap_err().to_string();
             assert!(
                 e.starts_with(&format!(
                     "domain 1 (\"client\"): key image: \"{image}\" is not a domain binary"

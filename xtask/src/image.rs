@@ -141,13 +141,14 @@ pub fn load_system(path: &Path) -> Result<manifest::Manifest> {
     Ok(read_system(path)?.0)
 }
 
-/// [`load_system`], with the manifest's text.
-fn read_system(path: &Path) -> Result<(manifest::Manifest, String)> {
+/// [`load_system`], with its Linux guests (what xtask packs for them).
+fn read_system(path: &Path) -> Result<(manifest::Manifest, Vec<manifest::LinuxGuest>)> {
     let text = fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let m = manifest::from_toml(&text).map_err(|e| format!("{}: {e}", display(path)))?;
+    let (m, linux) =
+        manifest::from_toml_with_linux(&text).map_err(|e| format!("{}: {e}", display(path)))?;
     manifest::check_system(&m, manifest::MACHINE_KIB)
         .map_err(|e| format!("{}: {e}", display(path)))?;
-    Ok((m, text))
+    Ok((m, linux))
 }
 
 /// Makes a GRUB ISO named `name` that boots the core with `cmdline`, the
@@ -167,8 +168,7 @@ pub fn make_iso(
     fs::copy(&bins.first, tree.join("boot/first.bin"))?;
     let mut modules = String::from("    module2 --nounzip /boot/first.bin first\n");
     if let Some(path) = system {
-        let (m, text) = read_system(path)?;
-        let linux = manifest::linux_guests(&text).map_err(|e| format!("{}: {e}", display(path)))?;
+        let (m, linux) = read_system(path)?;
         for g in &linux {
             let bundle = tree.join(format!("boot/{}.linux", g.name));
             crate::linux::bundle(g, &bundle)
@@ -302,8 +302,8 @@ pub fn build(name: &str, cmdline: &str, system: Option<&Path>) -> Result<PathBuf
     let packages = match system {
         // Checked, images included, before anything is compiled.
         Some(path) => {
-            let (m, text) = read_system(path)?;
-            let packages = crate::bins::packages_for(&m, &text, &crate::bins::list()?)
+            let (m, linux) = read_system(path)?;
+            let packages = crate::bins::packages_for(&m, &linux, &crate::bins::list()?)
                 .map_err(|e| format!("{}: {e}", display(path)))?;
             step(&format!(
                 "building what {} uses for x86_64-unknown-none: {}",
@@ -369,8 +369,8 @@ mod tests {
         for entry in fs::read_dir(&dir).unwrap() {
             let path = entry.unwrap().path();
             if path.extension().is_some_and(|e| e == "toml") {
-                let (m, text) = read_system(&path).unwrap_or_else(|e| panic!("{e}"));
-                crate::bins::packages_for(&m, &text, &bins)
+                let (m, linux) = read_system(&path).unwrap_or_else(|e| panic!("{e}"));
+                crate::bins::packages_for(&m, &linux, &bins)
                     .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
                 n += 1;
             }

@@ -30,8 +30,8 @@ pub use validate::validate;
 
 #[cfg(feature = "std")]
 pub use toml_front::{
-    check_system, from_toml, linux_guests, to_bytes, LinuxGuest, TomlError, LINUX_DEFAULT_CMDLINE,
-    MACHINE_KIB,
+    check_system, from_toml, from_toml_with_linux, linux_guests, to_bytes, LinuxGuest, TomlError,
+    LINUX_DEFAULT_CMDLINE, MACHINE_KIB,
 };
 
 /// The four bytes every encoded manifest starts with.

@@ -342,6 +342,31 @@ fn convert_channel(ctx: &Ctx<'_>, c: &TomlChannel) -> Result<ChannelSpec, TomlEr
 /// errors. See `docs/MANIFEST.md`.
 pub fn from_toml(text: &str) -> Result<Manifest, TomlError> {
     let raw: TomlManifest = toml::from_str(text).map_err(|e| TomlError::Parse(e.to_string()))?;
+    convert(text, &raw)
+}
+
+/// [`from_toml`] and [`linux_guests`] of the same text, parsed once.
+pub fn from_toml_with_linux(text: &str) -> Result<(Manifest, Vec<LinuxGuest>), TomlError> {
+    let raw: TomlManifest = toml::from_str(text).map_err(|e| TomlError::Parse(e.to_string()))?;
+    let m = convert(text, &raw)?;
+    let linux = raw
+        .guest
+        .into_iter()
+        .filter(|g| g.kind.as_ref().is_some_and(|k| k.get_ref() == "linux"))
+        .map(|g| LinuxGuest {
+            name: g.name.into_inner(),
+            bzimage: g.bzimage.map(Spanned::into_inner).unwrap_or_default(),
+            initrd: g.initrd.map(Spanned::into_inner),
+            cmdline: g
+                .cmdline
+                .map_or_else(|| LINUX_DEFAULT_CMDLINE.to_string(), Spanned::into_inner),
+        })
+        .collect();
+    Ok((m, linux))
+}
+
+/// The manifest in `raw`, parsed from `text` (for error positions).
+fn convert(text: &str, raw: &TomlManifest) -> Result<Manifest, TomlError> {
     let mut m = Manifest::new();
     for (index, d) in raw.domain.iter().enumerate() {
         let ctx = Ctx {
@@ -399,21 +424,7 @@ pub fn from_toml(text: &str) -> Result<Manifest, TomlError> {
 /// The `kind = "linux"` guests of a manifest's TOML text, for xtask to
 /// pack; the text is checked as by [`from_toml`] first.
 pub fn linux_guests(text: &str) -> Result<Vec<LinuxGuest>, TomlError> {
-    from_toml(text)?;
-    let raw: TomlManifest = toml::from_str(text).map_err(|e| TomlError::Parse(e.to_string()))?;
-    Ok(raw
-        .guest
-        .into_iter()
-        .filter(|g| g.kind.as_ref().is_some_and(|k| k.get_ref() == "linux"))
-        .map(|g| LinuxGuest {
-            name: g.name.into_inner(),
-            bzimage: g.bzimage.map(Spanned::into_inner).unwrap_or_default(),
-            initrd: g.initrd.map(Spanned::into_inner),
-            cmdline: g
-                .cmdline
-                .map_or_else(|| LINUX_DEFAULT_CMDLINE.to_string(), Spanned::into_inner),
-        })
-        .collect())
+    from_toml_with_linux(text).map(|(_, linux)| linux)
 }
 
 /// Encodes a manifest for the core (the bytes of the boot module).
