@@ -65,7 +65,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Build the core and the first guest, and the GRUB ISO.
+    /// Check the system, build the core, the first guest and the packages
+    /// of its images, and make the GRUB ISO.
     Build {
         /// The core's command line.
         #[arg(long, default_value = DEFAULT_CMDLINE)]
