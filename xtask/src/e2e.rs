@@ -447,7 +447,6 @@ pub fn specs() -> Vec<Spec> {
                 "[echo-a/uart] echo from echo-a: hello a",
                 // `exit` typed into echo-a's console ends it: the
                 // keyboard goes back to the shell by itself.
-                "bulkhead: domain echo-a: stopped: exited with code 0",
                 "[echo-a/uart] bye",
                 "[uart] console 4: its domain stopped; input goes to the shell",
                 "list",
@@ -460,6 +459,7 @@ pub fn specs() -> Vec<Spec> {
             anywhere: s(&[
                 "[echo-a/uart] ready for input",
                 "[echo-b/uart] ready for input",
+                "bulkhead: domain echo-a: stopped: exited with code 0",
             ]),
             system: Some("systems/default.toml"),
             input: vec![

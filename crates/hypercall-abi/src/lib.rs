@@ -515,7 +515,7 @@ pub mod ioreq {
     use serde::{Deserialize, Serialize};
 
     /// Protocol version carried by every message.
-    pub const VERSION: u16 = 4;
+    pub const VERSION: u16 = 5;
     /// Most writes the core posts for one domain before it hands them to
     /// the service (a 16550 transmit FIFO's worth).
     pub const POSTED_MAX: usize = 16;
@@ -532,6 +532,17 @@ pub mod ioreq {
     pub const STATE_GPA: u64 = GPA + PAGES * 4096;
     /// Size of the state pages.
     pub const STATE_PAGES: u64 = 17;
+    /// Where the core's console ring follows the state pages, in the UART
+    /// service only: an `shm-ring` ring (the core produces, the service
+    /// consumes) of the core's console lines, one frame each (text, no
+    /// newline, at most [`LOG_LINE_MAX`] bytes). While the service takes
+    /// them the core never waits for the serial port; before it runs and
+    /// after it stops the core prints directly.
+    pub const LOG_GPA: u64 = STATE_GPA + STATE_PAGES * 4096;
+    /// Size of the console ring in pages.
+    pub const LOG_PAGES: u64 = 4;
+    /// Longest console line the core puts on the ring.
+    pub const LOG_LINE_MAX: usize = 400;
     /// The virtual UART's first port (COM1).
     pub const PORT_BASE: u16 = 0x3f8;
     /// The legacy PC ports the platform service emulates for PC guests;

@@ -152,6 +152,12 @@ impl<'a> Machine for Hw<'a> {
             .push_versioned(VERSION, &Request::Detach { guest });
     }
 
+    fn service_stopped(&mut self, device: Device) {
+        if device == Device::Uart {
+            console_stop();
+        }
+    }
+
     fn allocate_domain(&mut self, vpid: u16) -> Option<DomainHw> {
         let vmcs = self.pool.0.allocate()?;
         let Some(a) = self.pool.0.allocate() else {
@@ -192,6 +198,77 @@ static MANIFEST: spin::Once<Manifest> = spin::Once::new();
 /// The core's end of the ioreq channel of each device service (requests
 /// out, answers in; see `Device`), when the system has that service.
 static IOREQ: [spin::Mutex<Option<IoReq>>; 2] = [spin::Mutex::new(None), spin::Mutex::new(None)];
+
+/// The core's end of the console ring it shares with the UART service
+/// (`crate::corelog`), and the ring's memory (address, length).
+static CONSOLE: spin::Mutex<Option<(crate::corelog::Sink<'static>, (u64, usize))>> =
+    spin::Mutex::new(None);
+/// Whether console lines go on that ring: read without the lock for every
+/// line and every `IOREQ_WAIT` of the UART service.
+static CONSOLE_LIVE: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// Prints one console line of the core's (its log, guests' `LOG_WRITE`s
+/// and log frames): on the console ring while the UART service takes
+/// lines from it, else straight to COM1.
+pub fn console_line(args: fmt::Arguments<'_>) {
+    use core::sync::atomic::Ordering::Relaxed;
+    let line = crate::corelog::Line::format(args);
+    if CONSOLE_LIVE.load(Relaxed) {
+        // Never waits: a line logged while the ring is being drained (a
+        // fault in the middle, say) goes straight out.
+        if let Some(mut guard) = CONSOLE.try_lock() {
+            if let Some((sink, _)) = guard.as_mut() {
+                if sink.put(line.bytes()) {
+                    return;
+                }
+                CONSOLE_LIVE.store(sink.live(), Relaxed);
+            }
+        }
+    }
+    print_direct(line.bytes());
+}
+
+/// Writes a line to COM1, waiting for the port.
+fn print_direct(bytes: &[u8]) {
+    for &b in bytes {
+        if b == b'\n' {
+            arch::serial::write_byte(b'\r');
+        }
+        arch::serial::write_byte(b);
+    }
+    arch::serial::write_byte(b'\r');
+    arch::serial::write_byte(b'\n');
+}
+
+/// The UART service waits for requests: it takes console lines from now
+/// on (unless it corrupted the ring before).
+#[cold]
+fn console_start() {
+    if let Some((sink, _)) = CONSOLE.lock().as_mut() {
+        sink.set_live(true);
+        CONSOLE_LIVE.store(sink.live(), core::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// The UART service stopped (or the run ended): the lines it left on the
+/// ring are printed here, in order, and the core prints directly again.
+pub fn console_stop() {
+    CONSOLE_LIVE.store(false, core::sync::atomic::Ordering::Relaxed);
+    let Some(mut guard) = CONSOLE.try_lock() else {
+        return;
+    };
+    let Some((sink, (addr, len))) = guard.as_mut() else {
+        return;
+    };
+    sink.set_live(false);
+    // SAFETY: the ring's pages are core frames shared with the stopped
+    // service alone; nobody else consumes from them while the core runs,
+    // and the ring's code reads them defensively (the service may have
+    // written anything there).
+    if let Ok(ring) = unsafe { shm_ring::Ring::attach_raw(*addr as *mut u8, *len) } {
+        crate::corelog::drain(&ring.into_consumer(), &mut print_direct);
+    }
+}
 
 /// The ioreq channel of `device`'s service.
 fn ioreq(device: Device) -> &'static spin::Mutex<Option<IoReq>> {
@@ -650,6 +727,9 @@ pub fn run_system<'m>(
 
     crate::boot_report_done();
     schedule(&mut sys, &mut vcpus, &mut hw, &host, slice, budget);
+    // Nothing runs any more: the UART service's unprinted console lines
+    // come out here, and the summary after them.
+    console_stop();
     log::info!(
         "summary: {domains} domain(s); {} hypercall(s) refused; {} domain(s) stopped for a violation",
         sys.stats.refused,
@@ -1175,6 +1255,9 @@ impl SysPlatform<'_, '_, '_> {
             self.refuse(call, Status::Denied);
             return vcpu::CoreCall::Return(Status::Denied, None);
         };
+        if device == Device::Uart && !CONSOLE_LIVE.load(core::sync::atomic::Ordering::Relaxed) {
+            console_start();
+        }
         let mut guard = ioreq(device).lock();
         let Some(io) = guard.as_mut() else {
             return vcpu::CoreCall::Return(Status::Denied, None);
@@ -1500,7 +1583,14 @@ fn serve(
     name: &'static str,
 ) -> Result<(), BootError> {
     let ring_len = hypercall_abi::ioreq::PAGES * FRAME;
-    let len = ring_len + hypercall_abi::ioreq::STATE_PAGES * FRAME;
+    let state_end = ring_len + hypercall_abi::ioreq::STATE_PAGES * FRAME;
+    // The UART service also gets the core's console ring.
+    let console_len = if device == Device::Uart {
+        hypercall_abi::ioreq::LOG_PAGES * FRAME
+    } else {
+        0
+    };
+    let len = state_end + console_len;
     let pages = hw
         .frames
         .allocate(len, FRAME)
@@ -1514,6 +1604,17 @@ fn serve(
     .map_err(|_| BootError::Domain(name, "the ioreq channel could not be laid out"))?;
     sys.share_with(hw, d, (pages, len), hypercall_abi::ioreq::GPA)
         .map_err(|s| BootError::Capability(name, s))?;
+    if console_len > 0 {
+        let at = pages + state_end;
+        // SAFETY: the last LOG_PAGES of the fresh, zeroed frames above,
+        // shared with the service only.
+        let ring = unsafe { shm_ring::Ring::init_raw(at as *mut u8, console_len as usize) }
+            .map_err(|_| BootError::Domain(name, "the console ring could not be laid out"))?;
+        *CONSOLE.lock() = Some((
+            crate::corelog::Sink::new(ring.into_producer()),
+            (at, console_len as usize),
+        ));
+    }
     *ioreq(device).lock() = Some(IoReq {
         end: channel.into_initiator(),
         next_seq: 0,

@@ -17,6 +17,8 @@
 #[cfg_attr(not(target_os = "none"), allow(dead_code))]
 mod cmdline;
 #[cfg_attr(not(target_os = "none"), allow(dead_code))]
+mod corelog;
+#[cfg_attr(not(target_os = "none"), allow(dead_code))]
 mod frames;
 #[cfg_attr(not(target_os = "none"), allow(dead_code))]
 mod system;
@@ -48,11 +50,9 @@ fn main() {
 
 #[cfg(target_os = "none")]
 mod core_main {
-    use core::fmt::Write as _;
-
     use multiboot2::{BootInformation, BootInformationHeader, MemoryAreaType};
 
-    use crate::arch::{self, serial::Console, Status};
+    use crate::arch::{self, Status};
     use crate::cmdline::{self, Problem};
     use crate::frames::{Frames, Range};
     use crate::{domains, vmm};
@@ -76,7 +76,7 @@ mod core_main {
                 log::Level::Warn => "warning: ",
                 _ => "",
             };
-            let _ = writeln!(Console, "bulkhead: {level}{}", record.args());
+            domains::console_line(format_args!("bulkhead: {level}{}", record.args()));
         }
 
         fn flush(&self) {}
@@ -86,6 +86,9 @@ mod core_main {
 
     #[panic_handler]
     fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+        // What the UART service had not printed yet first, then the panic,
+        // straight to the port.
+        domains::console_stop();
         log::error!("panic in the core: {info}");
         arch::shutdown(Status::CoreFault)
     }

@@ -108,6 +108,11 @@ pub trait Machine {
     fn device_stopped(&mut self, device: Device, guest: u8) {
         let _ = (device, guest);
     }
+    /// `device`'s service stopped: what it shared with the core alone
+    /// (the UART service's console ring) is the core's again.
+    fn service_stopped(&mut self, device: Device) {
+        let _ = device;
+    }
 }
 
 /// The hardware resources of a domain, owned by the core's VMX code.
@@ -1072,6 +1077,7 @@ impl System {
             m.device_answers(device, &mut |guest, seq, value| {
                 self.answer_read(device, guest, seq, value)
             });
+            m.service_stopped(device);
             let mut woken = false;
             for (_, x) in self.domains.iter_mut() {
                 if x.io_wait.is_some_and(|(dev, _)| dev == device) {

@@ -2,7 +2,7 @@
 //! guest's memory, EPT and VMCS, running it with the `vcpu` run loop, and
 //! tearing it all down again.
 
-use core::fmt::{self, Write as _};
+use core::fmt;
 
 use ept::{Access, Ept, EptError, MemoryType};
 use vcpu::{GuestSetup, HostState, LineSource, Platform, StopReason, Vcpu, Vmcs};
@@ -10,7 +10,7 @@ use vmx::arch::{InveptType, InvvpidType};
 use vmx::caps::{self, CapabilityMsrs, FeatureControl};
 use vmx::VmFail;
 
-use crate::arch::{self, cpu::Selectors, serial::Console};
+use crate::arch::{self, cpu::Selectors};
 use crate::cmdline::{Options, Scenario};
 use crate::frames::{Frames, FRAME};
 
@@ -334,7 +334,7 @@ impl<F: ept::FrameAllocator> Platform for GuestPlatform<'_, F> {
             LineSource::Hypercall => "",
             LineSource::Uart => ":com1",
         };
-        let _ = writeln!(Console, "[{guest}{tag}] {text}");
+        crate::domains::console_line(format_args!("[{guest}{tag}] {text}"));
     }
 }
 

@@ -705,6 +705,16 @@ impl<'a> Consumer<'a> {
         }
     }
 
+    /// Whether anything may be waiting: a frame seen and not consumed, or
+    /// a producer index other than the last one read. One load, no
+    /// validation: for a poll on a hot path, before the checked
+    /// [`pop_bytes`](Consumer::pop_bytes) and friends.
+    #[inline]
+    pub fn may_have_frames(&self) -> bool {
+        self.head.get() != self.tail.get()
+            || self.shared.producer.load(Ordering::Relaxed) != self.tail.get()
+    }
+
     /// Whether no frame is published (reads the producer index).
     pub fn is_empty(&self) -> Result<bool, RingError> {
         self.local.check()?;

@@ -19,7 +19,9 @@ fn main() {
 
 #[cfg(target_os = "none")]
 mod service {
-    use hypercall_abi::ioreq::{Request, Response, GPA, GUESTS, STATE_GPA, STATE_PAGES};
+    use hypercall_abi::ioreq::{
+        Request, Response, GPA, GUESTS, LOG_GPA, LOG_LINE_MAX, LOG_PAGES, STATE_GPA, STATE_PAGES,
+    };
     use rt::ioreq::Next;
     use uart_virt::{snapshot_len, Console, InputSwitch, Sink, Snapshot, Trigger, Uart16550};
 
@@ -35,6 +37,24 @@ mod service {
     /// other guests print, and a guest's line can arrive in pieces: its
     /// writes are posted and handed over when it leaves the CPU).
     const FLUSH_AFTER_MS: u64 = 40;
+
+    /// Prints the core's console lines waiting on its console ring, oldest
+    /// first, each released once it is out (a line the service dies in the
+    /// middle of is printed again by the core).
+    fn print_core_lines(rx: &shm_ring::Consumer<'_>) {
+        let mut line = [0u8; LOG_LINE_MAX];
+        while let Ok(Some(n)) = rx.pop_bytes(&mut line) {
+            for &b in &line[..n] {
+                if b == b'\n' {
+                    rt::com1::write_byte(b'\r');
+                }
+                rt::com1::write_byte(b);
+            }
+            rt::com1::write_byte(b'\r');
+            rt::com1::write_byte(b'\n');
+            rx.release();
+        }
+    }
 
     /// The 16550's interrupt output, on IRQ line 4 of its guest: the core
     /// passes it to a PC guest's PIC (the platform service) and ignores it
@@ -75,6 +95,17 @@ mod service {
         // this service dies in the middle of a round, the next one finds
         // them on the ring again.
         server.end().rx().defer_release(true);
+        // SAFETY: the core maps its console ring (LOG_PAGES pages) at
+        // LOG_GPA for this service alone, after the state pages; the core
+        // produces, this service consumes, and the ring's code reads it
+        // defensively.
+        let core_lines =
+            unsafe { shm_ring::Ring::attach_raw(LOG_GPA as *mut u8, (LOG_PAGES * 4096) as usize) }
+                .map(|r| r.into_consumer());
+        match &core_lines {
+            Ok(rx) => rx.defer_release(true),
+            Err(_) => defmt::error!("the core's console ring is not laid out; its lines are lost"),
+        }
         defmt::info!(
             "{=str}: serving virtual UARTs over the ioreq channel",
             info.name()
@@ -282,6 +313,14 @@ mod service {
                     // polls the line status between bytes has those.
                     focus_flushed = true;
                     changed |= console.flush(input.current());
+                }
+            }
+            // The core's lines of this round come before the guests'. The
+            // poll is one load: every round trip of a guest's UART read
+            // passes here.
+            if let Ok(rx) = &core_lines {
+                if rx.may_have_frames() {
+                    print_core_lines(rx);
                 }
             }
             // A drain empties everything ready (the port takes every byte),

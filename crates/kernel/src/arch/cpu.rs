@@ -203,6 +203,9 @@ fn name(vector: u64) -> &'static str {
 #[unsafe(no_mangle)]
 extern "C" fn exception_handler(frame: &ExceptionFrame) -> ! {
     let cr2 = x86_64::registers::control::Cr2::read_raw();
+    // The lines the UART service had not printed, then this one, straight
+    // to the port: nothing runs after it.
+    crate::domains::console_stop();
     log::error!(
         "CPU exception {} ({}) in the core: error code {:#x}, RIP {:#x}, RSP {:#x}, RFLAGS {:#x}, CR2 {:#x}",
         frame.vector,

@@ -31,6 +31,8 @@ pub enum Status {
 /// reads `quit` from the rc file and exits 0 (success); `Shutdown` on port
 /// 0x8900 exits 1 (failure). On real hardware the CPU halts for good.
 pub fn shutdown(status: Status) -> ! {
+    // Every console line from here on goes straight to the port.
+    crate::domains::console_stop();
     // Printed even in a `quiet` boot that ends before its domains run.
     crate::boot_report_done();
     log::info!("shutdown status={}", status as u8);

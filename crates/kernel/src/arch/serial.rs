@@ -1,7 +1,5 @@
 //! COM1 (a 16550 at 0x3F8): the core's console.
 
-use core::fmt;
-
 use x86_64::instructions::port::Port;
 
 const BASE: u16 = 0x3F8;
@@ -43,20 +41,5 @@ pub fn drain() {
             return;
         }
         core::hint::spin_loop();
-    }
-}
-
-/// A `fmt::Write` sink on COM1 that turns `\n` into `\r\n`.
-pub struct Console;
-
-impl fmt::Write for Console {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        for b in s.bytes() {
-            if b == b'\n' {
-                write_byte(b'\r');
-            }
-            write_byte(b);
-        }
-        Ok(())
     }
 }

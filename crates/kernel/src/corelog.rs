@@ -1,0 +1,247 @@
+//! The core's console lines on their way to the serial port.
+//!
+//! While the UART service takes them from the console ring
+//! (`ioreq::LOG_GPA`, mapped into it alone), a line is one frame on that
+//! ring and the core never waits for the port: the service prints the
+//! lines between its own rounds. Before the service first waits for
+//! requests, once it has stopped (the core prints what it left on the
+//! ring first), in a system without one, or when the service has
+//! corrupted the ring, the caller prints lines straight to the port. The
+//! ring is bounded: a line that finds it full is counted, and the count is
+//! put on the ring as a line of its own when there is room again.
+
+use core::fmt::{self, Write};
+
+use hypercall_abi::ioreq::LOG_LINE_MAX;
+use shm_ring::{Consumer, Producer, RingError};
+
+/// A line being formatted: at most [`LOG_LINE_MAX`] bytes, cut with `...`.
+pub struct Line {
+    buf: [u8; LOG_LINE_MAX],
+    len: usize,
+    cut: bool,
+}
+
+impl Line {
+    /// `args` formatted.
+    pub fn format(args: fmt::Arguments<'_>) -> Line {
+        let mut line = Line {
+            buf: [0; LOG_LINE_MAX],
+            len: 0,
+            cut: false,
+        };
+        let _ = line.write_fmt(args);
+        if line.cut {
+            line.buf[LOG_LINE_MAX - 3..].copy_from_slice(b"...");
+        }
+        line
+    }
+
+    /// The text.
+    pub fn bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+impl Write for Line {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let room = LOG_LINE_MAX - self.len;
+        let n = s.len().min(room);
+        self.buf[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
+        self.len += n;
+        self.cut |= n < s.len();
+        Ok(())
+    }
+}
+
+/// The core's end of the console ring.
+pub struct Sink<'a> {
+    tx: Producer<'a>,
+    live: bool,
+    lost: u64,
+}
+
+impl<'a> Sink<'a> {
+    /// A sink over the producer half of a fresh console ring; not live
+    /// until the service is ([`Sink::set_live`]).
+    pub fn new(tx: Producer<'a>) -> Self {
+        Sink {
+            tx,
+            live: false,
+            lost: 0,
+        }
+    }
+
+    /// Whether lines go on the ring.
+    pub fn live(&self) -> bool {
+        self.live
+    }
+
+    /// The service takes lines (it waits for requests), or no longer
+    /// does (it stopped). A ring the service corrupted stays unused.
+    pub fn set_live(&mut self, on: bool) {
+        self.live = on && self.tx.free_space().is_ok();
+    }
+
+    /// Lines lost to a full ring and not yet reported.
+    #[cfg(test)]
+    pub fn lost(&self) -> u64 {
+        self.lost
+    }
+
+    /// Puts `line` on the ring. False when the caller must print it
+    /// itself: the sink is not live, or the ring turned out corrupt (the
+    /// sink is then no longer live). A full ring drops the line and counts
+    /// it (true).
+    pub fn put(&mut self, line: &[u8]) -> bool {
+        if !self.live {
+            return false;
+        }
+        if self.lost > 0 {
+            let note = Line::format(format_args!(
+                "bulkhead: warning: {} console line(s) lost: the UART service fell behind",
+                self.lost
+            ));
+            match self.tx.push_bytes(note.bytes()) {
+                Ok(()) => self.lost = 0,
+                Err(RingError::Full) => {
+                    self.lost += 1;
+                    return true;
+                }
+                Err(_) => {
+                    self.live = false;
+                    return false;
+                }
+            }
+        }
+        match self.tx.push_bytes(&line[..line.len().min(LOG_LINE_MAX)]) {
+            Ok(()) => true,
+            Err(RingError::Full) => {
+                self.lost += 1;
+                true
+            }
+            Err(_) => {
+                self.live = false;
+                false
+            }
+        }
+    }
+}
+
+/// Hands every line left on the console ring, oldest first, to `print`
+/// (the core does this when the service has stopped). Stops at the first
+/// corrupt frame or index: what is left then cannot be read safely.
+pub fn drain(rx: &Consumer<'_>, print: &mut dyn FnMut(&[u8])) -> usize {
+    let mut buf = [0u8; LOG_LINE_MAX];
+    let mut n = 0;
+    loop {
+        match rx.pop_bytes(&mut buf) {
+            Ok(Some(len)) => {
+                print(&buf[..len]);
+                n += 1;
+            }
+            Ok(None) => return n,
+            // A frame longer than any line the core writes: skip it.
+            Err(RingError::BufferTooSmall { .. }) => {
+                if rx.skip().is_err() {
+                    return n;
+                }
+            }
+            Err(_) => return n,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shm_ring::{Ring, HEADER_LEN};
+
+    fn ring(mem: &mut Vec<u64>) -> (Producer<'_>, Consumer<'_>) {
+        let len = mem.len() * 8;
+        // SAFETY: a u64 vector is valid as bytes; the borrow covers both halves.
+        let bytes = unsafe { core::slice::from_raw_parts_mut(mem.as_mut_ptr().cast::<u8>(), len) };
+        Ring::init(bytes).unwrap().split()
+    }
+
+    fn all(rx: &Consumer<'_>) -> Vec<String> {
+        let mut v = Vec::new();
+        drain(rx, &mut |l| v.push(String::from_utf8(l.to_vec()).unwrap()));
+        v
+    }
+
+    #[test]
+    fn lines_go_on_the_ring_only_while_live() {
+        let mut mem = vec![0u64; (HEADER_LEN + 4096) / 8];
+        let (tx, rx) = ring(&mut mem);
+        let mut sink = Sink::new(tx);
+        assert!(!sink.put(b"before the service"), "printed by the caller");
+        sink.set_live(true);
+        assert!(sink.put(b"one"));
+        assert!(sink.put(b"two"));
+        assert_eq!(all(&rx), ["one", "two"]);
+        sink.set_live(false);
+        assert!(!sink.put(b"after it stopped"));
+        assert!(all(&rx).is_empty());
+    }
+
+    #[test]
+    fn a_full_ring_counts_what_it_drops_and_says_so_later() {
+        let mut mem = vec![0u64; (HEADER_LEN + 1024) / 8];
+        let (tx, rx) = ring(&mut mem);
+        let mut sink = Sink::new(tx);
+        sink.set_live(true);
+        let line = [b'x'; 100];
+        let mut put = 0;
+        while sink.lost() == 0 {
+            assert!(sink.put(&line));
+            put += 1;
+        }
+        let got = all(&rx);
+        assert_eq!(got.len(), put - 1, "every line that fitted, in order");
+        assert!(sink.put(b"after"));
+        assert_eq!(
+            all(&rx),
+            [
+                "bulkhead: warning: 1 console line(s) lost: the UART service fell behind",
+                "after"
+            ]
+        );
+        assert_eq!(sink.lost(), 0);
+    }
+
+    #[test]
+    fn a_corrupt_ring_sends_lines_back_to_the_caller() {
+        let mut mem = vec![0u64; (HEADER_LEN + 1024) / 8];
+        let base = mem.as_mut_ptr();
+        let (tx, _rx) = ring(&mut mem);
+        let mut sink = Sink::new(tx);
+        sink.set_live(true);
+        assert!(sink.put(b"fine"));
+        // The service writes a consumer index past the producer's.
+        // SAFETY: the consumer index is the header's word at byte 128
+        // (u64 16); the ring's halves only read it through atomics.
+        unsafe { base.add(16).cast::<u32>().write_volatile(0x1000) };
+        let line = [b'y'; 200];
+        let mut last = true;
+        for _ in 0..10 {
+            last = sink.put(&line);
+            if !last {
+                break;
+            }
+        }
+        assert!(!last, "the corruption is found when the ring looks full");
+        assert!(!sink.live());
+        sink.set_live(true);
+        assert!(!sink.live(), "a corrupt ring stays unused");
+    }
+
+    #[test]
+    fn long_lines_are_cut() {
+        let long = "z".repeat(LOG_LINE_MAX + 10);
+        let line = Line::format(format_args!("{long}"));
+        assert_eq!(line.bytes().len(), LOG_LINE_MAX);
+        assert!(line.bytes().ends_with(b"..."));
+        assert_eq!(Line::format(format_args!("a {}", 1)).bytes(), b"a 1");
+    }
+}
