@@ -4,7 +4,8 @@
 //! requests on the ioreq channel; this service runs one `uart_virt`
 //! register model per domain, answers the reads, and writes every domain's
 //! output, a line at a time with the domain's name as prefix, to the
-//! physical port.
+//! physical port, after the core's own console lines, which it takes from
+//! the core's console ring (docs/UART.md).
 //!
 //! It trusts nothing it reads from the ring (malformed frames are skipped by
 //! the ring and counted) and never blocks the core: when the physical port
@@ -43,7 +44,16 @@ mod service {
     /// middle of is printed again by the core).
     fn print_core_lines(rx: &shm_ring::Consumer<'_>) {
         let mut line = [0u8; LOG_LINE_MAX];
-        while let Ok(Some(n)) = rx.pop_bytes(&mut line) {
+        loop {
+            let n = match rx.pop_bytes(&mut line) {
+                Ok(Some(n)) => n,
+                // Longer than any line the core writes: not one of its.
+                Err(shm_ring::RingError::BufferTooSmall { .. }) if rx.skip().is_ok() => {
+                    rx.release();
+                    continue;
+                }
+                _ => return,
+            };
             for &b in &line[..n] {
                 if b == b'\n' {
                     rt::com1::write_byte(b'\r');
