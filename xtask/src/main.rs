@@ -141,7 +141,8 @@ enum Cmd {
     },
     /// Create `services/NAME` from the template and add it to the workspace.
     NewService {
-        /// The service's name (a-z first, then a-z, 0-9, '-'; at most 16).
+        /// The service's name (a-z first, then a-z, 0-9, '-', not ending in '-'; at most 16;
+        /// not the name of another binary of the workspace).
         name: String,
     },
 }
