@@ -21,7 +21,7 @@ pub struct Bin {
 }
 
 /// The packages every boot image needs: the core and the first guest.
-pub const ALWAYS: [&str; 2] = ["kernel", "first-guest"];
+const ALWAYS: [&str; 2] = ["kernel", "first-guest"];
 
 /// Every binary target of the workspace's packages.
 pub fn list() -> Result<Vec<Bin>> {
@@ -103,7 +103,7 @@ pub fn packages_for(
             ));
         }
     }
-    let mut packages: Vec<String> = ALWAYS.iter().map(|p| p.to_string()).collect();
+    let mut packages = Vec::new();
     for (entry, image) in wanted {
         let Some(bin) = bins.iter().find(|b| b.domain && b.name == image) else {
             let mut known: Vec<&str> = bins
@@ -119,23 +119,26 @@ pub fn packages_for(
             )
             .into());
         };
-        if !packages.contains(&bin.package) {
-            packages.push(bin.package.clone());
+        packages.push(bin.package.as_str());
+    }
+    Ok(with_always(packages))
+}
+
+/// [`ALWAYS`], then `packages`, each once, in that order.
+pub fn with_always<'p>(packages: impl IntoIterator<Item = &'p str>) -> Vec<String> {
+    let mut all: Vec<String> = ALWAYS.iter().map(|p| p.to_string()).collect();
+    for p in packages {
+        if !all.iter().any(|a| a == p) {
+            all.push(p.to_string());
         }
     }
-    Ok(packages)
+    all
 }
 
 /// Every package with a domain binary, and [`ALWAYS`]: what the tests and
 /// benchmarks, which boot many systems, build.
 pub fn all_packages(bins: &[Bin]) -> Vec<String> {
-    let mut packages: Vec<String> = ALWAYS.iter().map(|p| p.to_string()).collect();
-    for b in bins.iter().filter(|b| b.domain) {
-        if !packages.contains(&b.package) {
-            packages.push(b.package.clone());
-        }
-    }
-    packages
+    with_always(bins.iter().filter(|b| b.domain).map(|b| b.package.as_str()))
 }
 
 #[cfg(test)]

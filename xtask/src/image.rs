@@ -314,7 +314,7 @@ pub fn build(name: &str, cmdline: &str, system: Option<&Path>) -> Result<PathBuf
         }
         None => {
             step("building the core and the first guest for x86_64-unknown-none");
-            crate::bins::ALWAYS.iter().map(|p| p.to_string()).collect()
+            crate::bins::with_always([])
         }
     };
     let bins = build_packages(&packages)?;

@@ -39,6 +39,14 @@ mod service {
     /// writes are posted and handed over when it leaves the CPU).
     const FLUSH_AFTER_MS: u64 = 40;
 
+    /// Writes a byte to the port, `\n` as `\r\n`.
+    fn put(byte: u8) {
+        if byte == b'\n' {
+            rt::com1::write_byte(b'\r');
+        }
+        rt::com1::write_byte(byte);
+    }
+
     /// Prints the core's console lines waiting on its console ring, oldest
     /// first, each released once it is out (a line the service dies in the
     /// middle of is printed again by the core).
@@ -54,14 +62,8 @@ mod service {
                 }
                 _ => return,
             };
-            for &b in &line[..n] {
-                if b == b'\n' {
-                    rt::com1::write_byte(b'\r');
-                }
-                rt::com1::write_byte(b);
-            }
-            rt::com1::write_byte(b'\r');
-            rt::com1::write_byte(b'\n');
+            line[..n].iter().for_each(|&b| put(b));
+            put(b'\n');
             rx.release();
         }
     }
@@ -338,10 +340,7 @@ mod service {
             // first, with output kept from before a restart) has any.
             let drained = if changed || core::mem::take(&mut first_round) {
                 console.drain(&mut |byte| {
-                    if byte == b'\n' {
-                        rt::com1::write_byte(b'\r');
-                    }
-                    rt::com1::write_byte(byte);
+                    put(byte);
                     true
                 })
             } else {

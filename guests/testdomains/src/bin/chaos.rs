@@ -258,8 +258,8 @@ mod domain {
             shape.map(|kind| self.draw(if typed { kind } else { Any }))
         }
 
-        /// One call; returns its number and its (RAX, RDX).
-        fn one(&mut self) -> (u64, u64, u64) {
+        /// One call; returns its number and RAX.
+        fn one(&mut self) -> (u64, u64) {
             loop {
                 let number = match self.rng.below(50) {
                     0 => self.rng.next(),
@@ -291,7 +291,7 @@ mod domain {
                 if rax == Status::Ok.raw() {
                     self.learn(Call::from_raw(number), rdx);
                 }
-                return (number, rax, rdx);
+                return (number, rax);
             }
         }
 
@@ -370,7 +370,7 @@ mod domain {
             if i % STORM_EVERY == 0 {
                 c.storm();
             }
-            let (number, rax, _) = c.one();
+            let (number, rax) = c.one();
             match Status::from_raw(rax) {
                 Some(Status::Ok) => {
                     ok += 1;
