@@ -267,11 +267,16 @@ impl<'a> Producer<'a> {
     }
 
     /// Publishes the frame of `len` payload bytes written at our index
-    /// (Release: the frame's stores happen before the index store).
+    /// (Release: the frame's stores happen before the index store). The
+    /// lines the frame completed are demoted first: a consumer on another
+    /// core then reads them from the shared cache instead of snooping
+    /// them out of ours (docs/BENCHMARKS.md).
     #[inline]
     fn publish(&self, len: u32) {
-        let tail = self.tail.get().wrapping_add(frame_size(len));
+        let start = self.tail.get();
+        let tail = start.wrapping_add(frame_size(len));
         self.tail.set(tail);
+        self.shared.demote_lines(start, tail);
         self.shared.producer.store(tail, Ordering::Release);
         self.local.stat(|s| {
             s.frames += 1;
@@ -592,8 +597,12 @@ impl<'a> Consumer<'a> {
     /// stops, finding nothing more, has released everything.
     #[inline]
     fn consume(&self, len: u32) {
-        let head = self.head.get().wrapping_add(frame_size(len));
+        let start = self.head.get();
+        let head = start.wrapping_add(frame_size(len));
         self.head.set(head);
+        // Lines read to their end go to the shared cache, where the
+        // producer's core rewrites them without invalidating ours.
+        self.shared.demote_lines(start, head);
         if !self.deferred.get()
             && (head == self.tail.get()
                 || head.wrapping_sub(self.released.get()) >= self.shared.size / RELEASE_PARTS)

@@ -281,6 +281,29 @@ impl<'a> Shared<'a> {
         let _ = idx;
     }
 
+    /// Hints the CPU to move every cache line of the data area that the
+    /// index range `from..to` completes out of this core's private caches
+    /// (no access in the memory model's sense; nothing under loom or on
+    /// bare metal). A line counts as complete once the range reaches its
+    /// end: the line holding `to` itself, which the next frame continues,
+    /// is left alone, since demoting a line this core writes or reads
+    /// again right after costs more than it saves (docs/BENCHMARKS.md).
+    /// Lines are those of the index space, which are the CPU's when the
+    /// data area starts on a 64-byte boundary (page-aligned ring memory);
+    /// otherwise the hint lands a little off, which costs time but never
+    /// correctness.
+    #[inline]
+    pub(crate) fn demote_lines(&self, from: u32, to: u32) {
+        #[cfg(not(loom))]
+        if crate::arch::HINTS {
+            for line in completed_lines(from, to) {
+                crate::arch::demote(self.word(line).as_ptr().cast_const().cast());
+            }
+        }
+        #[cfg(loom)]
+        let _ = (from, to);
+    }
+
     /// Stores the little-endian word `value` at index `idx` (a multiple
     /// of 8; the low bits are ignored).
     #[inline]
@@ -483,6 +506,21 @@ fn frame_word(bytes: &[u8], i: usize) -> u64 {
     }
 }
 
+/// Cache line size of the x86 processors the hints are tuned for (bytes).
+#[cfg(not(loom))]
+const LINE: u32 = 64;
+
+/// The first index of every line that the index range `from..to`
+/// reaches the end of (indices run on modulo 2^32): from the line holding
+/// `from` up to, not including, the line holding `to`.
+#[cfg(not(loom))]
+#[inline]
+fn completed_lines(from: u32, to: u32) -> impl Iterator<Item = u32> {
+    let first = from & !(LINE - 1);
+    let lines = (to & !(LINE - 1)).wrapping_sub(first) / LINE;
+    (0..lines).map(move |i| first.wrapping_add(i * LINE))
+}
+
 /// Frames of more words than this are copied as one run when they do not
 /// wrap; shorter ones word by word (the small requests and answers of
 /// domains: setting up the run costs more than it saves, as the virtual
@@ -558,6 +596,22 @@ fn store_run(cells: &[AtomicU8], src: &[u8]) {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
+
+    #[test]
+    fn completed_lines_are_those_a_range_reaches_the_end_of() {
+        let lines = |from, to| completed_lines(from, to).collect::<std::vec::Vec<u32>>();
+        // 72-byte frames from 0: each completes the line it started in.
+        assert_eq!(lines(0, 72), [0]);
+        assert_eq!(lines(72, 144), [64]);
+        // Ending exactly on a boundary completes the last line too.
+        assert_eq!(lines(0, 64), [0]);
+        assert_eq!(lines(64, 256), [64, 128, 192]);
+        // Inside one line, or an empty range: nothing.
+        assert_eq!(lines(8, 16), []);
+        assert_eq!(lines(200, 200), []);
+        // Across the wrap of the free-running indices.
+        assert_eq!(lines(u32::MAX - 71, 8), [u32::MAX - 127, u32::MAX - 63]);
+    }
 
     #[test]
     fn runs_copy_every_byte_at_every_alignment_and_length() {
