@@ -291,7 +291,15 @@ impl<'a> Producer<'a> {
 
     /// Pushes raw payload bytes as one frame. Errors: [`RingError::Full`]
     /// (nothing written), [`RingError::TooLarge`], [`RingError::Corrupt`].
-    #[inline]
+    #[cfg_attr(target_os = "none", inline)]
+    // Always inlined on the host. Called out of line, a producer thread is
+    // slow enough for its consumer to keep up with it, and a consumer that
+    // reads each frame as soon as it is published takes the lines the
+    // producer is still filling: half the messages per second, and the
+    // demotion in `publish` made the call too big for the compiler to
+    // inline by itself (docs/BENCHMARKS.md). Bare-metal builds (one domain
+    // at a time on one CPU) leave the choice to the compiler.
+    #[cfg_attr(not(target_os = "none"), inline(always))]
     pub fn push_bytes(&self, bytes: &[u8]) -> Result<(), RingError> {
         let max = self.max_message();
         if bytes.len() > max {
