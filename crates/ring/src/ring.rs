@@ -433,6 +433,9 @@ pub struct Consumer<'a> {
     deferred: Cell<bool>,
     /// The consumer index last stored to shared memory.
     released: Cell<u32>,
+    /// Whether the last read of the producer index found it close ahead
+    /// (see [`Consumer::consume`]).
+    close: HintFlag,
     local: Local,
 }
 
@@ -444,6 +447,7 @@ impl<'a> Consumer<'a> {
             tail: Cell::new(tail),
             deferred: Cell::new(false),
             released: Cell::new(head),
+            close: HintFlag::default(),
             local: Local::new(),
         }
     }
@@ -550,6 +554,7 @@ impl<'a> Consumer<'a> {
             }));
         }
         self.tail.set(found);
+        self.close.set(avail < self.shared.size / CLOSE_PARTS);
         if avail == 0 {
             // Only when nothing new came: a consumer keeping up with its
             // producer reads the index once per frame, and the constant
@@ -611,6 +616,15 @@ impl<'a> Consumer<'a> {
         // Lines read to their end go to the shared cache, where the
         // producer's core rewrites them without invalidating ours.
         self.shared.demote_lines(start, head);
+        // Caught up with a producer that was close ahead: its next frame
+        // goes on in the line we stopped in, so that line goes to the
+        // shared cache too. Without this a consumer that catches up stays
+        // caught up, taking each line as the producer fills it, and the
+        // pair runs at half speed; further behind, the line is read again
+        // at once and is better left where it is (docs/BENCHMARKS.md).
+        if self.close.get() && head == self.tail.get() {
+            self.shared.demote_line_within(head);
+        }
         if !self.deferred.get()
             && (head == self.tail.get()
                 || head.wrapping_sub(self.released.get()) >= self.shared.size / RELEASE_PARTS)
@@ -769,6 +783,40 @@ impl<'a> Consumer<'a> {
 /// How far ahead of the frame being read the consumer asks for cache
 /// lines (bytes; best of 128-2048 in the host bench, 64-byte messages).
 const PREFETCH_AHEAD: u32 = 384;
+
+/// A flag only the cache hints read ([`crate::arch`]): a cell in builds
+/// where they do something, nothing at all (always false) elsewhere, so
+/// that bare-metal halves keep their layout and code. Loom's memory has
+/// no cache lines either.
+#[derive(Default)]
+struct HintFlag {
+    #[cfg(all(target_arch = "x86_64", not(target_os = "none"), not(loom)))]
+    on: Cell<bool>,
+}
+
+impl HintFlag {
+    #[inline(always)]
+    fn set(&self, on: bool) {
+        #[cfg(all(target_arch = "x86_64", not(target_os = "none"), not(loom)))]
+        self.on.set(on);
+        #[cfg(not(all(target_arch = "x86_64", not(target_os = "none"), not(loom))))]
+        let _ = on;
+    }
+
+    #[inline(always)]
+    fn get(&self) -> bool {
+        #[cfg(all(target_arch = "x86_64", not(target_os = "none"), not(loom)))]
+        return self.on.get();
+        #[cfg(not(all(target_arch = "x86_64", not(target_os = "none"), not(loom))))]
+        false
+    }
+}
+
+/// A consumer whose last read of the producer index found less than
+/// `size / CLOSE_PARTS` bytes published counts as close behind its
+/// producer ([`Consumer::consume`]); a quarter slowed 4 KiB rings, a
+/// sixteenth helped larger ones less (docs/BENCHMARKS.md).
+const CLOSE_PARTS: u32 = 8;
 
 /// A consumer that is not deferring hands space back at least every
 /// `size / RELEASE_PARTS` bytes (2, 4 and 8 came within 3 % of each other

@@ -304,6 +304,20 @@ impl<'a> Shared<'a> {
         let _ = (from, to);
     }
 
+    /// Hints the CPU to move the cache line holding index `idx` out of
+    /// this core's private caches when `idx` falls inside the line rather
+    /// than at its start (nothing under loom or on bare metal): the line a
+    /// caught-up consumer stopped in, which the producer fills next.
+    #[inline]
+    pub(crate) fn demote_line_within(&self, idx: u32) {
+        #[cfg(not(loom))]
+        if crate::arch::HINTS && !idx.is_multiple_of(LINE) {
+            crate::arch::demote(self.word(idx).as_ptr().cast_const().cast());
+        }
+        #[cfg(loom)]
+        let _ = idx;
+    }
+
     /// Stores the little-endian word `value` at index `idx` (a multiple
     /// of 8; the low bits are ignored).
     #[inline]
