@@ -447,7 +447,7 @@ impl<'a> Consumer<'a> {
             tail: Cell::new(tail),
             deferred: Cell::new(false),
             released: Cell::new(head),
-            close: HintFlag::default(),
+            close: HintFlag::new(false),
             local: Local::new(),
         }
     }
@@ -622,11 +622,12 @@ impl<'a> Consumer<'a> {
         // caught up, taking each line as the producer fills it, and the
         // pair runs at half speed; further behind, the line is read again
         // at once and is better left where it is (docs/BENCHMARKS.md).
-        if self.close.get() && head == self.tail.get() {
+        let caught_up = head == self.tail.get();
+        if self.close.get() && caught_up {
             self.shared.demote_line_within(head);
         }
         if !self.deferred.get()
-            && (head == self.tail.get()
+            && (caught_up
                 || head.wrapping_sub(self.released.get()) >= self.shared.size / RELEASE_PARTS)
         {
             self.release();
@@ -788,26 +789,23 @@ const PREFETCH_AHEAD: u32 = 384;
 /// where they do something, nothing at all (always false) elsewhere, so
 /// that bare-metal halves keep their layout and code. Loom's memory has
 /// no cache lines either.
-#[derive(Default)]
-struct HintFlag {
-    #[cfg(all(target_arch = "x86_64", not(target_os = "none"), not(loom)))]
-    on: Cell<bool>,
-}
+#[cfg(all(target_arch = "x86_64", not(target_os = "none"), not(loom)))]
+type HintFlag = Cell<bool>;
 
+#[cfg(not(all(target_arch = "x86_64", not(target_os = "none"), not(loom))))]
+struct HintFlag;
+
+#[cfg(not(all(target_arch = "x86_64", not(target_os = "none"), not(loom))))]
 impl HintFlag {
-    #[inline(always)]
-    fn set(&self, on: bool) {
-        #[cfg(all(target_arch = "x86_64", not(target_os = "none"), not(loom)))]
-        self.on.set(on);
-        #[cfg(not(all(target_arch = "x86_64", not(target_os = "none"), not(loom))))]
-        let _ = on;
+    fn new(_: bool) -> Self {
+        Self
     }
 
     #[inline(always)]
+    fn set(&self, _: bool) {}
+
+    #[inline(always)]
     fn get(&self) -> bool {
-        #[cfg(all(target_arch = "x86_64", not(target_os = "none"), not(loom)))]
-        return self.on.get();
-        #[cfg(not(all(target_arch = "x86_64", not(target_os = "none"), not(loom))))]
         false
     }
 }

@@ -310,10 +310,10 @@ impl<'a> Shared<'a> {
     /// caught-up consumer stopped in, which the producer fills next.
     #[inline]
     pub(crate) fn demote_line_within(&self, idx: u32) {
+        // The range from `idx` to the last byte of its line completes
+        // that line, and is empty when `idx` is the line's start.
         #[cfg(not(loom))]
-        if crate::arch::HINTS && !idx.is_multiple_of(LINE) {
-            crate::arch::demote(self.word(idx).as_ptr().cast_const().cast());
-        }
+        self.demote_lines(idx, idx.wrapping_add(LINE - 1));
         #[cfg(loom)]
         let _ = idx;
     }
