@@ -106,7 +106,9 @@ pub fn run(name: &str) -> Result<()> {
          [[domain]]\nname = \"{client}\"\nimage = \"rping\"\nmemory_kib = 2048\npriority = 4\n\n\
          [[channel]]\nname = \"ring\"\na = \"{client}\"\nb = \"{name}\"\npages = 2\n\
          a_gpa = 0x10000000\nb_gpa = 0x10000000\n\n\
-         Then: cargo xtask run --system {system} --cmdline run="
+         Then: cargo xtask run --system {system} --cmdline run=\n\n\
+         With image = \"scribbler\" instead of \"rping\", the client scribbles over the rings\n\
+         a hundred times before it asks; the service survives it and answers."
     );
     Ok(())
 }
@@ -116,7 +118,8 @@ pub fn run(name: &str) -> Result<()> {
 /// xtask new-service hello`, the printed lines saved as
 /// `systems/hello.toml`, then `cargo xtask run` of that system, which must
 /// show the service ready, the client's 5,100 pings answered and a clean
-/// shutdown. The copy has its own target directory, so this builds
+/// shutdown; then the same with the hostile `scribbler` as the client,
+/// which the service must survive and answer afterwards. The copy has its own target directory, so this builds
 /// everything once more (a few minutes). Returns the failure, if any; the
 /// copy is kept then.
 pub fn check_in_copy() -> std::result::Result<(), String> {
@@ -148,34 +151,79 @@ pub fn check_in_copy() -> std::result::Result<(), String> {
             "no manifest lines in the output of new-service:\n{text}"
         ))
     })?;
-    fs::write(copy.join("systems/hello.toml"), lines).map_err(|e| keep(e.to_string()))?;
-    let out = xtask(&[
-        "run",
-        "--system",
-        "systems/hello.toml",
-        "--cmdline",
-        "run=",
-        "--timeout",
-        "300",
-    ])
-    .map_err(|e| keep(e.to_string()))?;
-    let console = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    for want in [
-        "[hello] hello ready: answering on channel ring",
-        "[hello-client] bench: ring message round trip: ",
-        "bulkhead: domain hello-client: stopped: exited with code 0",
-        "bulkhead: shutdown status=0",
-    ] {
-        if !console.contains(want) {
-            let tail: Vec<&str> = console.lines().rev().take(30).collect();
-            let tail: Vec<&str> = tail.into_iter().rev().collect();
+    fs::write(copy.join("systems/hello.toml"), &lines).map_err(|e| keep(e.to_string()))?;
+    // The same lines with a hostile client: `scribbler` lays the rings
+    // out, scribbles over them a hundred times, lays them out again and
+    // asks once more; the new service must still be running to answer.
+    let hostile = lines.replace("image = \"rping\"", "image = \"scribbler\"");
+    if hostile == lines {
+        return Err(keep(format!(
+            "the manifest lines of new-service name no rping client:\n{lines}"
+        )));
+    }
+    fs::write(copy.join("systems/hello-hostile.toml"), hostile).map_err(|e| keep(e.to_string()))?;
+    let boots: [(&str, &[&str]); 2] = [
+        (
+            "systems/hello.toml",
+            &[
+                "[hello] hello ready: answering on channel ring",
+                "[hello-client] bench: ring message round trip: ",
+                "bulkhead: domain hello-client: stopped: exited with code 0",
+                "bulkhead: shutdown status=0",
+            ],
+        ),
+        (
+            "systems/hello-hostile.toml",
+            &[
+                "[hello] hello ready: answering on channel ring",
+                "[hello-client] peer survived: answered 42 after 100 rounds of garbage",
+                "bulkhead: domain hello-client: stopped: exited with code 0",
+                "bulkhead: shutdown status=0",
+            ],
+        ),
+    ];
+    for (system, wants) in boots {
+        let out = xtask(&[
+            "run",
+            "--system",
+            system,
+            "--cmdline",
+            "run=",
+            "--timeout",
+            "300",
+        ])
+        .map_err(|e| keep(e.to_string()))?;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let console = format!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
+        // The console's end (stdout: stderr holds cargo's build lines).
+        let tail = || {
+            let tail: Vec<&str> = stdout.lines().rev().take(30).collect();
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        };
+        for want in wants {
+            if !console.contains(want) {
+                return Err(keep(format!(
+                    "{system} did not show {want:?}; last lines:\n{}",
+                    tail()
+                )));
+            }
+        }
+        // The service never stops while its client runs, whatever the
+        // client does; it ends cleanly once the client has gone.
+        let client_gone = console
+            .find("bulkhead: domain hello-client: stopped")
+            .unwrap_or(0);
+        let early = console
+            .match_indices("bulkhead: domain hello: stopped")
+            .any(|(at, _)| at < client_gone);
+        let badly = console.lines().any(|l| {
+            l.starts_with("bulkhead: domain hello: stopped") && !l.ends_with("exited with code 0")
+        });
+        if early || badly {
             return Err(keep(format!(
-                "the new service's system did not show {want:?}; last lines:\n{}",
-                tail.join("\n")
+                "the new service stopped before its client, or not cleanly, in {system}; \
+                 last lines:\n{}",
+                tail()
             )));
         }
     }
