@@ -119,9 +119,9 @@ pub fn run(name: &str) -> Result<()> {
 /// `systems/hello.toml`, then `cargo xtask run` of that system, which must
 /// show the service ready, the client's 5,100 pings answered and a clean
 /// shutdown; then the same with the hostile `scribbler` as the client,
-/// which the service must survive and answer afterwards. The copy has its own target directory, so this builds
-/// everything once more (a few minutes). Returns the failure, if any; the
-/// copy is kept then.
+/// which the service must survive and answer afterwards. The copy has its
+/// own target directory, so this builds everything once more (a few
+/// minutes). Returns the failure, if any; the copy is kept then.
 pub fn check_in_copy() -> std::result::Result<(), String> {
     let root = workspace_root();
     let copy = std::env::temp_dir().join(format!("bulkhead-new-service-{}", std::process::id()));
