@@ -1,8 +1,8 @@
 //! The `@NAME@` service: a Bulkhead service domain made by
 //! `cargo xtask new-service @NAME@`. It answers every `u64` it receives on
 //! the request ring of its channel `ring` with the number plus one on the
-//! response ring. Replace `serve`'s loop body with the service's own
-//! protocol.
+//! response ring. Replace the loop body in `answer_queued` with the
+//! service's own protocol.
 //!
 //! Like every service it owns only what its manifest entry gives it, and it
 //! trusts nothing that arrives on the ring: a frame that does not decode is
@@ -86,14 +86,28 @@ mod service {
     /// Answers the requests queued on `e` while the response ring has
     /// room for an answer (the others wait on the ring until the client
     /// has read its answers and notifies again), then notifies the client
-    /// once. An error means the rings are corrupt.
+    /// once if it answered any, even when it stopped at an error. An error
+    /// means the rings are corrupt.
     fn serve(e: &End<'_>, slot: u64, scratch: &mut [u8]) -> Result<(), RingError> {
         let mut answered = false;
+        let result = answer_queued(e, scratch, &mut answered);
+        if answered {
+            let _ = rt::channel_notify(slot);
+        }
+        result
+    }
+
+    /// The loop of [`serve`]: replace its body with the service's protocol.
+    fn answer_queued(
+        e: &End<'_>,
+        scratch: &mut [u8],
+        answered: &mut bool,
+    ) -> Result<(), RingError> {
         while e.tx().free_space()? >= ANSWER {
             match e.rx().pop::<u64>(scratch) {
                 Ok(Some(n)) => {
                     e.tx().push(&n.wrapping_add(1))?;
-                    answered = true;
+                    *answered = true;
                 }
                 Ok(None) => break,
                 // Longer than any request: not one of ours, skipped.
@@ -102,9 +116,6 @@ mod service {
                 }
                 Err(err) => return Err(err),
             }
-        }
-        if answered {
-            let _ = rt::channel_notify(slot);
         }
         Ok(())
     }
