@@ -11,8 +11,8 @@
 //! judge the lines it prints at the end. Under Bochs a run repeats itself:
 //! the seed comes from the TSC, which counts instructions there, and the
 //! domain's name, and is printed. To draw other calls, build with
-//! `BULKHEAD_CHAOS_SEED` set to a number (decimal or `0x` hex), which
-//! takes the TSC's place, e.g. `BULKHEAD_CHAOS_SEED=7 cargo xtask test
+//! `BULKHEAD_TEST_SEED` set to a number (decimal or `0x` hex), which
+//! takes the TSC's place, e.g. `BULKHEAD_TEST_SEED=7 cargo xtask test
 //! --e2e-only --filter chaos`.
 //!
 //! Left out, as they end the test rather than probe the core: `EXIT`,
@@ -319,23 +319,15 @@ mod domain {
         }
     }
 
-    /// A seed given at build time: decimal, or hex after `0x`.
-    fn parse_seed(s: &str) -> Option<u64> {
-        match s.strip_prefix("0x") {
-            Some(hex) => u64::from_str_radix(hex, 16).ok(),
-            None => s.parse().ok(),
-        }
-    }
-
     fn main(info: &'static rt::StartInfo) -> u64 {
         SECRET.store(VALUE, Ordering::SeqCst);
         // Bochs runs the same way every time, so the TSC adds little: the
         // name makes domains of this image draw different calls, and a
         // seed given at build time makes runs differ.
-        let base = match option_env!("BULKHEAD_CHAOS_SEED").map(parse_seed) {
+        let base = match testdomains::build_seed() {
             Some(Some(v)) => v,
             Some(None) => {
-                rt::log!("chaos: BULKHEAD_CHAOS_SEED is not a number (decimal or 0x hex)");
+                rt::log!("chaos: BULKHEAD_TEST_SEED is not a number (decimal or 0x hex)");
                 return 2;
             }
             None => rt::now(),

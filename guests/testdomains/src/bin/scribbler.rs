@@ -1,7 +1,9 @@
 //! A hostile ring peer: lays out the rings of its channel `ring`, then
 //! overwrites the shared pages (headers and data) with pseudo-random bytes
 //! and notifies, many times; finally lays the rings out again and checks
-//! that the service on the other side still answers a real request.
+//! that the service on the other side still answers a real request. The
+//! bytes are the same every run unless it is built with
+//! `BULKHEAD_TEST_SEED` set (see `testdomains::build_seed`).
 #![cfg_attr(target_os = "none", no_std, no_main)]
 #[cfg(not(target_os = "none"))]
 fn main() {}
@@ -18,7 +20,18 @@ mod domain {
             return 1;
         };
         let (slot, gpa, len) = (ch.slot as u64, ch.gpa, ch.size as usize);
-        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        // Xorshift never leaves zero, hence `| 1`.
+        let mut seed = match testdomains::build_seed() {
+            Some(Some(v)) => {
+                rt::log!("scribbling with seed {v:#x} (BULKHEAD_TEST_SEED)");
+                v | 1
+            }
+            Some(None) => {
+                rt::log!("BULKHEAD_TEST_SEED is not a number (decimal or 0x hex)");
+                return 5;
+            }
+            None => 0x9e37_79b9_7f4a_7c15u64,
+        };
         for round in 0..ROUNDS {
             // Sometimes a valid layout with garbage frames, sometimes pure
             // garbage over everything.
