@@ -559,12 +559,18 @@ pub fn specs() -> Vec<Spec> {
             anywhere: s(&[
                 "[echo-a/uart] ready for input",
                 "[echo-b/uart] ready for input",
+                // No domain 7: the keyboard stays with echo-a.
+                "[uart] warning: Ctrl-A 7: no domain has console 7; input stays with console 2",
             ]),
             system: Some("systems/consoles.toml"),
             input: vec![
-                ("bulkhead> ".into(), "\u{1}3hello b\r".into()),
+                // A domain has its console once it has used its UART.
+                ("[echo-b/uart] ready for input".into(), "\u{1}3hello b\r".into()),
                 ("echo from echo-b: hello b".into(), "\u{1}2hello a\r".into()),
-                ("echo from echo-a: hello a".into(), "\u{1}0shutdown\r".into()),
+                (
+                    "echo from echo-a: hello a".into(),
+                    "\u{1}7\u{1}0shutdown\r".into(),
+                ),
             ],
             forbid: forbid(&["echo-a: hello b", "echo-b: hello a", "refused:"]),
             returns: Vec::new(),

@@ -47,6 +47,8 @@ enum Escape {
 /// sees what the line holds. Byte by byte:
 ///
 /// - printable ASCII (0x20..=0x7e) is appended and echoed;
+/// - a tab is appended and echoed as a space (it separates words, as
+///   a space does, in text pasted into the console);
 /// - a byte 0x80..=0xff is appended and echoed as `?` (commands are ASCII,
 ///   and a visible placeholder cannot silently join two digits);
 /// - backspace (0x08) and DEL (0x7f) remove the last byte and echo
@@ -159,8 +161,12 @@ impl<const N: usize> LineEditor<N> {
                 self.escape = Escape::Esc;
                 None
             }
-            0x20..=0x7e | 0x80..=0xff => {
-                let stored = if byte < 0x80 { byte } else { b'?' };
+            b'\t' | 0x20..=0x7e | 0x80..=0xff => {
+                let stored = match byte {
+                    b'\t' => b' ',
+                    0x20..=0x7e => byte,
+                    _ => b'?',
+                };
                 match self.buf.get_mut(self.len) {
                     Some(slot) => {
                         *slot = stored;
@@ -264,9 +270,17 @@ mod tests {
     #[test]
     fn control_bytes_are_ignored() {
         let mut e = LineEditor::<16>::new();
-        let (echo, lines) = run(&mut e, b"\x00m\x01e\x03\x07\x09m\x15\x7f\x7f\x7fmem\r");
+        let (echo, lines) = run(&mut e, b"\x00m\x01e\x03\x07\x0bm\x15\x7f\x7f\x7fmem\r");
         assert_eq!(lines, [Ok("mem".into())]);
         assert_eq!(echo, "mem\x08 \x08\x08 \x08\x08 \x08mem\n");
+    }
+
+    #[test]
+    fn a_tab_is_a_space() {
+        let mut e = LineEditor::<16>::new();
+        let (echo, lines) = run(&mut e, b"stop\t3\r");
+        assert_eq!(lines, [Ok("stop 3".into())]);
+        assert_eq!(echo, "stop 3\n");
     }
 
     #[test]

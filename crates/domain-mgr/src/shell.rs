@@ -194,6 +194,16 @@ pub enum Error {
     /// The supervisor cannot do this (for example `shutdown` without the
     /// capability to stop the machine).
     Unsupported,
+    /// The guest asks for more memory than the supervisor can give one
+    /// guest.
+    GuestTooLarge {
+        /// What the guest asks for, in KiB.
+        kib: u64,
+        /// The most one guest may have, in KiB.
+        max_kib: u64,
+    },
+    /// As many guests as the supervisor keeps exist already.
+    TooManyGuests(u16),
     /// A hypercall failed with this status.
     Hypercall(Status),
 }
@@ -207,6 +217,16 @@ impl fmt::Display for Error {
             Error::NotRunning => f.write_str("not running"),
             Error::Protected => f.write_str("protected service domain"),
             Error::Unsupported => f.write_str("not supported"),
+            Error::GuestTooLarge { kib, max_kib } => write!(
+                f,
+                "the guest needs {kib} KiB; a guest may have at most {max_kib} KiB"
+            ),
+            Error::TooManyGuests(n) => {
+                write!(
+                    f,
+                    "{n} guests exist, the most there may be; destroy one first"
+                )
+            }
             Error::Hypercall(status) => write!(f, "hypercall failed: {status}"),
         }
     }

@@ -447,6 +447,17 @@ fn every_error_reads_well() {
         (Error::Protected, "protected service domain"),
         (Error::Unsupported, "not supported"),
         (
+            Error::GuestTooLarge {
+                kib: 524288,
+                max_kib: 262144,
+            },
+            "the guest needs 524288 KiB; a guest may have at most 262144 KiB",
+        ),
+        (
+            Error::TooManyGuests(4),
+            "4 guests exist, the most there may be; destroy one first",
+        ),
+        (
             Error::Hypercall(Status::StaleCapability),
             "hypercall failed: stale capability",
         ),

@@ -8,26 +8,58 @@ pub const ESCAPE: u8 = 0x01;
 /// The console id of the domain manager's shell, where input goes first.
 pub const SHELL: ConsoleId = 0;
 
+/// What one typed byte did ([`InputSwitch::feed`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fed {
+    /// Deliver this byte to this console.
+    Deliver(ConsoleId, u8),
+    /// Ctrl-A and a digit: input goes to this console from now on.
+    Switched(ConsoleId),
+    /// Ctrl-A and a digit naming a console with no domain (or beyond the
+    /// switch's consoles): dropped, input stays where it was.
+    NoConsole(u8),
+    /// A byte of the key sequence, or one it drops.
+    Nothing,
+}
+
+impl Fed {
+    /// The byte to deliver and where, if any.
+    pub fn delivery(self) -> Option<(ConsoleId, u8)> {
+        match self {
+            Fed::Deliver(to, byte) => Some((to, byte)),
+            _ => None,
+        }
+    }
+}
+
 /// Routes each input byte to the shell or to one guest console.
 ///
 /// # Key sequence
 ///
 /// | typed                 | effect                                          |
 /// |-----------------------|-------------------------------------------------|
-/// | Ctrl-A, digit `d`     | input goes to console `d` from now on (0 = the domain manager's shell); a digit with no such console is dropped and nothing changes |
+/// | Ctrl-A, digit `d`     | input goes to console `d` from now on (0 = the domain manager's shell); a digit naming no present console is dropped and nothing changes |
 /// | Ctrl-A, Ctrl-A        | one literal Ctrl-A (0x01) to the current target |
 /// | Ctrl-A, any other byte| both dropped                                    |
 /// | any other byte        | to the current target                           |
+///
+/// A console is present when a domain has it: [`InputSwitch::new`] starts
+/// with all of them present, [`InputSwitch::shell_only`] with the shell
+/// alone, and [`InputSwitch::set_present`] follows domains as they come
+/// and go. The shell is always present.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct InputSwitch {
     current: ConsoleId,
     targets: u8,
+    /// Bit `d` set: console `d` has a domain.
+    present: u16,
     escaped: bool,
 }
 
 impl InputSwitch {
     /// A switch over consoles `0..targets` (clamped to 1..=10: a digit
-    /// names one), sending input to the [`SHELL`] first.
+    /// names one), all of them present, sending input to the [`SHELL`]
+    /// first.
     pub const fn new(targets: u8) -> Self {
         let targets = if targets == 0 {
             1
@@ -39,40 +71,77 @@ impl InputSwitch {
         InputSwitch {
             current: SHELL,
             targets,
+            present: (1u16 << targets) - 1,
             escaped: false,
         }
     }
 
-    /// Takes one input byte: `Some((target, byte))` when it is to be
-    /// delivered, `None` when it was part of the key sequence or dropped.
-    pub fn feed(&mut self, byte: u8) -> Option<(ConsoleId, u8)> {
+    /// A switch over consoles `0..targets` (clamped as in [`new`](Self::new))
+    /// where only the shell is present until [`set_present`](Self::set_present)
+    /// says otherwise.
+    pub const fn shell_only(targets: u8) -> Self {
+        let mut s = Self::new(targets);
+        s.present = 1 << SHELL;
+        s
+    }
+
+    /// Takes one input byte and says what it did.
+    pub fn feed(&mut self, byte: u8) -> Fed {
         if !self.escaped {
             if byte == ESCAPE {
                 self.escaped = true;
-                return None;
+                return Fed::Nothing;
             }
-            return Some((self.current, byte));
+            return Fed::Deliver(self.current, byte);
         }
         self.escaped = false;
         match byte {
-            ESCAPE => Some((self.current, ESCAPE)),
+            ESCAPE => Fed::Deliver(self.current, ESCAPE),
             b'0'..=b'9' => {
-                self.select(byte - b'0');
-                None
+                let id = byte - b'0';
+                if self.select(id) {
+                    Fed::Switched(id)
+                } else {
+                    Fed::NoConsole(id)
+                }
             }
-            _ => None,
+            _ => Fed::Nothing,
         }
     }
 
     /// Sends input to `id` from now on; false (and no change) when there is
-    /// no such console.
+    /// no such console or it is not present.
     pub fn select(&mut self, id: ConsoleId) -> bool {
-        if id < self.targets {
+        if self.is_present(id) {
             self.current = id;
             true
         } else {
             false
         }
+    }
+
+    /// Whether console `id` is one of the switch's and has a domain.
+    pub fn is_present(&self, id: ConsoleId) -> bool {
+        id < self.targets && self.present & (1 << id) != 0
+    }
+
+    /// Records whether console `id` has a domain (the shell always has;
+    /// ids beyond the switch's are ignored). When the console that has the
+    /// keyboard goes, input returns to the shell and this returns true.
+    pub fn set_present(&mut self, id: ConsoleId, present: bool) -> bool {
+        if id == SHELL || id >= self.targets {
+            return false;
+        }
+        if present {
+            self.present |= 1 << id;
+            return false;
+        }
+        self.present &= !(1 << id);
+        if self.current == id {
+            self.current = SHELL;
+            return true;
+        }
+        false
     }
 
     /// Where input goes now.
@@ -92,7 +161,7 @@ mod tests {
     use std::vec::Vec;
 
     fn feed_all(s: &mut InputSwitch, bytes: &[u8]) -> Vec<(u8, u8)> {
-        bytes.iter().filter_map(|&b| s.feed(b)).collect()
+        bytes.iter().filter_map(|&b| s.feed(b).delivery()).collect()
     }
 
     #[test]
@@ -121,7 +190,7 @@ mod tests {
         let mut s = InputSwitch::new(2);
         s.feed(ESCAPE);
         assert!(s.escape_pending());
-        assert_eq!(s.feed(ESCAPE), Some((0, ESCAPE)));
+        assert_eq!(s.feed(ESCAPE), Fed::Deliver(0, ESCAPE));
         assert!(!s.escape_pending());
         assert_eq!(
             feed_all(&mut s, b"\x01\x01\x01\x011"),
@@ -147,5 +216,45 @@ mod tests {
         assert_eq!(feed_all(&mut all, b"\x019."), [(9, b'.')]);
         let mut none = InputSwitch::new(0);
         assert_eq!(feed_all(&mut none, b"\x011."), [(0, b'.')]);
+    }
+
+    #[test]
+    fn what_each_byte_did() {
+        let mut s = InputSwitch::new(3);
+        assert_eq!(s.feed(b'a'), Fed::Deliver(0, b'a'));
+        assert_eq!(s.feed(ESCAPE), Fed::Nothing);
+        assert_eq!(s.feed(b'2'), Fed::Switched(2));
+        assert_eq!(s.feed(ESCAPE), Fed::Nothing);
+        assert_eq!(s.feed(b'7'), Fed::NoConsole(7));
+        assert_eq!(s.current(), 2);
+        assert_eq!(s.feed(ESCAPE), Fed::Nothing);
+        assert_eq!(s.feed(b'x'), Fed::Nothing);
+        assert_eq!(s.feed(b'b'), Fed::Deliver(2, b'b'));
+    }
+
+    #[test]
+    fn only_present_consoles_take_the_keyboard() {
+        let mut s = InputSwitch::shell_only(8);
+        assert!(s.is_present(SHELL));
+        assert_eq!(s.feed(ESCAPE), Fed::Nothing);
+        assert_eq!(s.feed(b'5'), Fed::NoConsole(5));
+        assert_eq!(s.current(), SHELL);
+        assert!(!s.set_present(5, true));
+        assert_eq!(feed_all(&mut s, b"\x015hi"), [(5, b'h'), (5, b'i')]);
+        // Its domain goes while it has the keyboard: back to the shell.
+        assert!(s.set_present(5, false));
+        assert_eq!(s.current(), SHELL);
+        assert_eq!(feed_all(&mut s, b"\x015x"), [(0, b'x')]);
+        // Another console going leaves the keyboard where it is.
+        s.set_present(3, true);
+        s.select(3);
+        assert!(!s.set_present(5, false));
+        assert_eq!(s.current(), 3);
+        // The shell never goes; ids beyond the switch are ignored.
+        assert!(!s.set_present(SHELL, false));
+        assert!(s.select(SHELL));
+        assert!(!s.set_present(9, true));
+        assert!(!s.is_present(9));
+        assert!(!s.select(9));
     }
 }

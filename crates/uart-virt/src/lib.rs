@@ -29,7 +29,7 @@ mod snapshot;
 mod uart;
 
 pub use console::{Console, ConsoleId, ConsoleStats, CONSOLE_BUFFER, LINE_MAX, NAME_MAX};
-pub use input::{InputSwitch, ESCAPE, SHELL};
+pub use input::{Fed, InputSwitch, ESCAPE, SHELL};
 pub use snapshot::{slot_len, snapshot_len, Loaded, Snapshot, SLOT_HEADER, SNAPSHOT_MAGIC};
 pub use uart::{
     Sink, StateError, Trigger, Uart16550, UartState, DEFAULT_DIVISOR, EXTERNAL_MODEM_LINES,

@@ -417,11 +417,14 @@ mod service {
                 .guests
                 .iter()
                 .position(Option::is_none)
-                .ok_or(Error::Hypercall(Status::OutOfResources))?;
+                .ok_or(Error::TooManyGuests(MAX_GUESTS as u16))?;
             let id = self.first_guest_id() + index as DomainId;
             let bytes = image.gpa;
             if bytes > LOAD_MAX {
-                return Err(Error::Hypercall(Status::InvalidArgument));
+                return Err(Error::GuestTooLarge {
+                    kib: bytes / 1024,
+                    max_kib: LOAD_MAX / 1024,
+                });
             }
             let kib = u32::try_from(bytes / 1024).map_err(|_| hc(Status::InvalidArgument))?;
             // A fresh tag per launch: a grant that could not be given back

@@ -24,7 +24,7 @@ mod service {
         Request, Response, GPA, GUESTS, LOG_GPA, LOG_LINE_MAX, LOG_PAGES, STATE_GPA, STATE_PAGES,
     };
     use rt::ioreq::Next;
-    use uart_virt::{snapshot_len, Console, InputSwitch, Sink, Snapshot, Trigger, Uart16550};
+    use uart_virt::{snapshot_len, Console, Fed, InputSwitch, Sink, Snapshot, Trigger, Uart16550};
 
     rt::entry!(main);
 
@@ -126,8 +126,9 @@ mod service {
         let mut console: Console<GUESTS> = Console::new();
         let mut scratch = [0u8; 128];
         // Keyboard input goes to console 0 (the first domain of the
-        // manifest: the domain manager's shell) until Ctrl-A N switches it.
-        let mut input = InputSwitch::new(GUESTS as u8);
+        // manifest: the domain manager's shell) until Ctrl-A N switches it
+        // to a console that has a domain (one attached, or seen at work).
+        let mut input = InputSwitch::shell_only(GUESTS as u8);
         let mut typed: [Typed; GUESTS] = [const { Typed::new() }; GUESTS];
         // In TSC ticks (the constants above are times: 6 ms was 300,000
         // ticks under Bochs but 100 us on a 3 GHz CPU).
@@ -179,10 +180,21 @@ mod service {
                 } else if byte == uart_virt::ESCAPE {
                     escaped = true;
                 }
-                if let Some((target, byte)) = input.feed(byte) {
-                    if let Some(q) = typed.get_mut(target as usize) {
-                        q.push(byte);
+                match input.feed(byte) {
+                    Fed::Deliver(target, byte) => {
+                        if let Some(q) = typed.get_mut(target as usize) {
+                            q.push(byte);
+                        }
                     }
+                    Fed::NoConsole(id) => {
+                        defmt::warn!(
+                            "Ctrl-A {}: no domain has console {}; input stays with console {}",
+                            id,
+                            id,
+                            input.current()
+                        );
+                    }
+                    Fed::Switched(_) | Fed::Nothing => {}
                 }
             }
             // Typed bytes wait here until the guest's receiver has room.
@@ -243,6 +255,7 @@ mod service {
                         if slot.is_none() {
                             *slot = Some(Uart16550::new(Irq4(guest), Out::default()));
                         }
+                        input.set_present(guest, true);
                         let n = (len as usize).min(name.len());
                         let name = core::str::from_utf8(&name[..n]).unwrap_or("?");
                         let mut label = [0u8; 16];
@@ -266,7 +279,7 @@ mod service {
                             changed |= console.flush(guest);
                             *slot = None;
                             keys.clear();
-                            if guest != 0 && input.current() == guest && input.select(0) {
+                            if input.set_present(guest, false) {
                                 // Said after this round's output, its
                                 // last line among it.
                                 handed_back = Some(guest);
@@ -290,6 +303,7 @@ mod service {
                             console.set_name(guest, "guest/uart");
                             Uart16550::new(Irq4(guest), Out::default())
                         });
+                        input.set_present(guest, true);
                         if !writes.is_empty() {
                             focus_wrote |= guest == input.current();
                         }
