@@ -76,3 +76,61 @@ pub enum Response {
         grants: [Option<(u8, u32)>; MAX_GRANTS],
     },
 }
+
+impl Response {
+    /// Whether this is the answer to `request`: the same tag for a grant or
+    /// a return, totals for totals. An answer that came after its request
+    /// timed out is not the answer to the next one.
+    pub fn answers(&self, request: &Request) -> bool {
+        match (request, *self) {
+            (
+                Request::Grant { tag, .. },
+                Response::Granted { tag: t, .. } | Response::Refused { tag: t, .. },
+            )
+            | (
+                Request::Return { tag, .. },
+                Response::Returned { tag: t, .. } | Response::Refused { tag: t, .. },
+            ) => *tag == t,
+            (Request::Totals, Response::Totals { .. }) => true,
+            _ => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_match_requests_by_kind_and_tag() {
+        let grant = Request::Grant { tag: 3, kib: 64 };
+        let give = Request::Return { tag: 3, slot: 9 };
+        let granted = |tag| Response::Granted {
+            tag,
+            slot: 5,
+            kib: 64,
+        };
+        let refused = |tag| Response::Refused {
+            tag,
+            status: 1,
+            free_kib: 0,
+        };
+        let returned = |tag| Response::Returned { tag, kib: 64 };
+        let totals = Response::Totals {
+            free_kib: 0,
+            grants: [None; MAX_GRANTS],
+        };
+        assert!(granted(3).answers(&grant));
+        assert!(refused(3).answers(&grant));
+        assert!(!granted(2).answers(&grant), "a late grant of another tag");
+        assert!(!returned(3).answers(&grant));
+        assert!(!totals.answers(&grant));
+        assert!(returned(3).answers(&give));
+        assert!(refused(3).answers(&give));
+        assert!(!returned(4).answers(&give));
+        assert!(!granted(3).answers(&give));
+        assert!(totals.answers(&Request::Totals));
+        assert!(!refused(0).answers(&Request::Totals));
+        assert!(!granted(0).answers(&Request::Totals));
+    }
+}

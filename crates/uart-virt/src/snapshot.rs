@@ -72,6 +72,9 @@ fn slot_range(seq: u64, consoles: usize) -> core::ops::Range<usize> {
     start..start + slot_len(consoles)
 }
 
+/// The largest sequence number a snapshot is believed to carry.
+const MAX_SEQ: u64 = 1 << 62;
+
 impl Snapshot {
     /// Saves every console's unprinted output (after a drain: the partial
     /// line) and `position` as the next snapshot. Memory shorter than
@@ -80,7 +83,9 @@ impl Snapshot {
         if LENGTHS + 2 * N > SLOT_HEADER {
             return;
         }
-        let seq = self.seq + 1;
+        // `load` believes nothing beyond MAX_SEQ, so this cannot overflow
+        // for a loaded snapshot (and no run saves 2^62 times).
+        let seq = self.seq.saturating_add(1);
         let Some(slot) = mem.get_mut(slot_range(seq, N)) else {
             return;
         };
@@ -125,8 +130,10 @@ impl Snapshot {
             let mut n = [0u8; 8];
             n.copy_from_slice(&slot[SEQ..POSITION]);
             let found = u64::from_le_bytes(n);
-            // A slot holds the sequence numbers of its parity only.
-            (found % 2 == seq % 2 && found != 0).then_some((found, slot))
+            // A slot holds the sequence numbers of its parity only, and no
+            // run of the service saves 2^62 times: a larger number is
+            // memory the faulted run scribbled on.
+            (found % 2 == seq % 2 && found != 0 && found <= MAX_SEQ).then_some((found, slot))
         };
         let (seq, slot) = [whole(0), whole(1)]
             .into_iter()
@@ -188,6 +195,30 @@ mod tests {
             Snapshot::load::<N>(&mem).unwrap().snapshot.position,
             Some(96)
         );
+    }
+
+    #[test]
+    fn an_absurd_sequence_number_is_not_believed() {
+        let mut mem = vec![0u8; snapshot_len(N)];
+        let mut s = Snapshot::default();
+        s.save(&mut mem, &console(&[(0, b"old")]), 8);
+        s.save(&mut mem, &console(&[(0, b"newer")]), 16);
+        // The faulted run scribbled the largest number there is into the
+        // first save's slot (its parity).
+        let at = slot_range(1, N).start + SEQ;
+        mem[at..at + 8].copy_from_slice(&u64::MAX.to_le_bytes());
+        let mut l = Snapshot::load::<N>(&mem).unwrap();
+        assert_eq!((l.snapshot.seq, l.bytes(0)), (2, &b"newer"[..]));
+        // Saving goes on from there, into the scribbled slot.
+        l.snapshot.save(&mut mem, &console(&[(0, b"next")]), 24);
+        let l = Snapshot::load::<N>(&mem).unwrap();
+        assert_eq!((l.snapshot.seq, l.bytes(0)), (3, &b"next"[..]));
+        // A snapshot value no load gives still saves without a panic.
+        let mut top = Snapshot {
+            seq: u64::MAX,
+            position: None,
+        };
+        top.save(&mut mem, &console(&[]), 32);
     }
 
     #[test]

@@ -104,15 +104,18 @@ mod service {
     }
 
     impl Broker {
-        /// Sends `request` and waits for the answer.
+        /// Sends `request` and waits for its answer. Answers to earlier
+        /// requests that timed out are passed over ([`Broker::late`]).
         fn call(&self, request: &Request) -> Result<Response, Error> {
             let mut scratch = [0u8; 128];
             // Anything left over is stale (an answer that came too late).
-            while let Ok(Some(_)) = self
+            while let Ok(Some(r)) = self
                 .end
                 .rx()
                 .pop_versioned::<Response>(VERSION, &mut scratch)
-            {}
+            {
+                self.late(r);
+            }
             self.end
                 .tx()
                 .push_versioned(VERSION, request)
@@ -125,7 +128,8 @@ mod service {
                     .rx()
                     .pop_versioned::<Response>(VERSION, &mut scratch)
                 {
-                    Ok(Some(r)) => return Ok(r),
+                    Ok(Some(r)) if r.answers(request) => return Ok(r),
+                    Ok(Some(r)) => self.late(r),
                     Ok(None) => {}
                     Err(_) => return Err(Error::Hypercall(Status::InvalidArgument)),
                 }
@@ -136,6 +140,31 @@ mod service {
                 match rt::channel_wait(self.slot, deadline - now) {
                     Ok(()) | Err(Status::TimedOut) => {}
                     Err(s) => return Err(hc(s)),
+                }
+            }
+        }
+
+        /// An answer nobody waits for any more. A grant that came after
+        /// its `start` gave up goes straight back to the broker (its
+        /// `Returned` is passed over in turn); anything else is dropped.
+        fn late(&self, response: Response) {
+            let Response::Granted { tag, slot, kib } = response else {
+                return;
+            };
+            defmt::warn!(
+                "the memory broker granted {} KiB (tag {}) after the start gave up; giving it back",
+                kib,
+                tag
+            );
+            let region = u64::from(slot);
+            if let Ok(theirs) = rt::cap_grant(self.slot, region, Rights::all()) {
+                let _ = rt::cap_delete(region);
+                let back = Request::Return {
+                    tag,
+                    slot: theirs as u32,
+                };
+                if self.end.tx().push_versioned(VERSION, &back).is_ok() {
+                    let _ = rt::channel_notify(self.slot);
                 }
             }
         }
@@ -433,7 +462,16 @@ mod service {
             let tag = self.next_tag;
             self.next_tag = self.next_tag.wrapping_add(1);
             let region = match self.broker()?.call(&Request::Grant { tag, kib })? {
-                Response::Granted { slot, .. } => slot as u64,
+                Response::Granted { slot, kib: got, .. } if got >= kib => slot as u64,
+                Response::Granted { slot, kib: got, .. } => {
+                    defmt::error!(
+                        "the memory broker granted {} KiB for {} KiB; giving it back",
+                        got,
+                        kib
+                    );
+                    let _ = self.give_back(tag, slot as u64);
+                    return Err(Error::Hypercall(Status::OutOfResources));
+                }
                 Response::Refused {
                     status, free_kib, ..
                 } => {
