@@ -338,7 +338,11 @@ pub struct System {
     pub platform_waiting: bool,
     /// A domain asked for the system to end (`SHUTDOWN`).
     pub shutdown_requested: bool,
-    last_run: Option<u16>,
+    /// The domain `pick` chose last at each priority: equals take turns
+    /// after it. One per priority, so that a higher-priority domain that
+    /// wakes often does not set every round back to the same place (the
+    /// equals after its slot would always win, those before it never).
+    last_run: [Option<u16>; 8],
     /// Bit i set: the domain in table slot i is runnable (kept in step with
     /// every state change by `sync`, so that `pick` never scans the table).
     runnable: u32,
@@ -440,7 +444,7 @@ impl System {
             platform: None,
             platform_waiting: false,
             shutdown_requested: false,
-            last_run: None,
+            last_run: [None; 8],
             runnable: 0,
             prio: [0; MAX_DOMAINS],
             next_deadline: None,
@@ -1273,11 +1277,13 @@ impl System {
             }
             m &= m - 1;
         }
-        // Round robin among equals: the first after the last one run.
-        let start = self.last_run.map_or(0, |i| u32::from(i) + 1);
+        // Round robin among equals: the first after the last one of this
+        // priority run.
+        let last = &mut self.last_run[usize::from(best) % 8];
+        let start = last.map_or(0, |i| u32::from(i) + 1);
         let after = candidates & u32::MAX.checked_shl(start).unwrap_or(0);
         let i = if after != 0 { after } else { candidates }.trailing_zeros();
-        self.last_run = Some(i as u16);
+        *last = Some(i as u16);
         self.domains.ref_at(i as usize)
     }
 

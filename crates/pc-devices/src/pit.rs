@@ -370,6 +370,13 @@ impl Pit {
         let t = self.pit_time(now);
         self.channels[0].next_edge(t).map(|p| self.tsc_time(p))
     }
+
+    /// Channel 0's period in TSC ticks while it counts in a periodic mode
+    /// (2 or 3), else `None` (stopped, or a one-shot mode).
+    pub fn irq0_period(&self) -> Option<u64> {
+        let c = &self.channels[0];
+        (c.start.is_some() && c.periodic()).then(|| self.tsc_time(c.reload))
+    }
 }
 
 #[cfg(test)]
@@ -379,6 +386,24 @@ mod tests {
 
     /// A TSC at exactly 10 × the PIT clock keeps the arithmetic readable.
     const HZ: u64 = PIT_HZ * 10;
+
+    #[test]
+    fn the_period_is_told_for_periodic_modes_only() {
+        let mut p = Pit::new(HZ);
+        assert_eq!(p.irq0_period(), None, "not counting");
+        p.write(PORT_CONTROL, 0x34, 0);
+        p.write(PORT_COUNTER0, 1, 0);
+        p.write(PORT_COUNTER0, 0, 0);
+        assert_eq!(p.irq0_period(), Some(10), "mode 2, reload 1");
+        p.write(PORT_CONTROL, 0x36, 0);
+        p.write(PORT_COUNTER0, 0, 0);
+        p.write(PORT_COUNTER0, 0, 0);
+        assert_eq!(p.irq0_period(), Some(0x1_0000 * 10), "mode 3, count 0");
+        p.write(PORT_CONTROL, 0x30, 0);
+        p.write(PORT_COUNTER0, 5, 0);
+        p.write(PORT_COUNTER0, 0, 0);
+        assert_eq!(p.irq0_period(), None, "mode 0 is one-shot");
+    }
 
     #[test]
     fn a_periodic_tick_counts_its_edges_and_says_when_the_next_comes() {

@@ -34,6 +34,17 @@ mod service {
     /// interrupt without end, as hardware would; the service moves on.
     const RAISE_MAX: usize = 16;
 
+    /// The shortest sleep between two looks at a guest's periodic timer,
+    /// in microseconds. A guest may program its PIT for a period of a
+    /// clock or two (0.84 us each); waking at every edge would keep this
+    /// service, which runs above the domain manager and the memory broker,
+    /// on the CPU for good. Edges that come sooner are counted and handed
+    /// over at the next look (at most `pc_devices::MAX_MISSED_TICKS` of
+    /// them), as ticks a busy host could not deliver in time. One-shot
+    /// counts are waited for as they are: each costs the guest a port
+    /// write. (Linux's periodic tick is 1 to 10 ms.)
+    const MIN_PERIOD_US: u64 = 500;
+
     /// Hands guest `guest` the interrupts its PIC has for it now (at most
     /// [`RAISE_MAX`]), and forgets the guest (its devices go) once the core
     /// says no PC guest is there any more (it was stopped or destroyed).
@@ -55,11 +66,13 @@ mod service {
                 // a level-triggered line with auto-EOI would come back at
                 // once), the guest and its devices stay.
                 Err(Status::InvalidArgument) if vector < 0x20 => {
-                    defmt::warn!(
-                        "guest {}: vector {=u8:#x} is an exception's; not raised",
-                        guest,
-                        vector
-                    );
+                    if !core::mem::replace(warned, true) {
+                        defmt::warn!(
+                            "guest {}: vector {=u8:#x} is an exception's; not raised (said once until one gets through)",
+                            guest,
+                            vector
+                        );
+                    }
                     return;
                 }
                 Err(Status::InvalidArgument) => {
@@ -89,6 +102,7 @@ mod service {
             return 1;
         };
         let hz = rt::tsc_hz();
+        let min_period = (hz / 1_000_000).saturating_mul(MIN_PERIOD_US).max(1);
         defmt::info!(
             "{=str}: serving PC guests' PIC, PIT and CMOS clock (TSC {} kHz)",
             info.name(),
@@ -106,8 +120,14 @@ mod service {
                     pc.tick(now);
                 }
                 deliver(guest, slot, warned);
-                if let Some(t) = slot.as_ref().and_then(|pc| pc.pit.next_irq0(now)) {
-                    next = Some(next.map_or(t, |n| n.min(t)));
+                if let Some(pc) = slot.as_ref() {
+                    if let Some(t) = pc.pit.next_irq0(now) {
+                        let t = match pc.pit.irq0_period() {
+                            Some(p) if p < min_period => t.max(now.saturating_add(min_period)),
+                            _ => t,
+                        };
+                        next = Some(next.map_or(t, |n| n.min(t)));
+                    }
                 }
             }
             let timeout = next.map_or(0, |t| t.saturating_sub(now).max(1));

@@ -687,6 +687,41 @@ fn the_scheduler_prefers_priority_and_rotates_equals() {
 }
 
 #[test]
+fn a_busy_higher_priority_domain_does_not_pin_the_turns_of_equals() {
+    let mut w = world();
+    let prio = w.sys.domains.get(w.a).unwrap().priority;
+    assert_eq!(prio, w.sys.domains.get(w.b).unwrap().priority);
+    // A service above them sits in the table between a, b and d.
+    let (c, _) = w
+        .sys
+        .create_domain(&mut w.m, "c", 5, (0x500_0000, 2 * MIB), DomainHw::default())
+        .unwrap();
+    let (d, _) = w
+        .sys
+        .create_domain(
+            &mut w.m,
+            "d",
+            prio,
+            (0x700_0000, 2 * MIB),
+            DomainHw::default(),
+        )
+        .unwrap();
+    assert_eq!(w.sys.pick(), Some(c));
+    let mut seen = [0u32; 3];
+    // c wakes between every two choices among the equals, as a service
+    // with a fast timer does.
+    for round in 0..6u64 {
+        assert!(w.sys.block(c, None, Some(10 + round)));
+        let who = w.sys.pick().unwrap();
+        let k = [w.a, w.b, d].iter().position(|&x| x == who).unwrap();
+        seen[k] += 1;
+        w.sys.wake_expired(10 + round);
+        assert_eq!(w.sys.pick(), Some(c));
+    }
+    assert_eq!(seen, [2, 2, 2], "each equal gets its turn");
+}
+
+#[test]
 fn tables_are_bounded() {
     let mut sys = Box::new(System::new());
     let mut m = FakeMachine::default();

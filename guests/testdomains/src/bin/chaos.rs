@@ -3,7 +3,9 @@
 //! addresses inside and outside its memory, from small numbers and from
 //! any 64-bit value. Every 500 calls it starts a domain from a piece of
 //! its spare memory (when it has some) on random bytes (whatever those do,
-//! the core must contain it), and every 1,000 it reads and writes its
+//! the core must contain it; now and then, as a PC guest, on code that
+//! sets its PIT ticking at the fastest rate there is, which the platform
+//! service must not let starve everyone), and every 1,000 it reads and writes its
 //! virtual UART's registers at random; random calls may build more
 //! domains, and stop, peek at or destroy the domains it controls. The core
 //! must answer every call with a status and keep everyone else's memory
@@ -44,6 +46,14 @@ mod domain {
     /// Where it maps that memory to write them (outside the range its
     /// random addresses mostly fall in).
     const WINDOW: u64 = 0x3800_0000;
+    /// Code a PC domain now and then starts at instead of random bytes:
+    /// PIT channel 0 in mode 2 with reload 1 (`mov al, 0x34; out 0x43, al;
+    /// mov al, 1; out 0x40, al; mov al, 0; out 0x40, al`), an edge every
+    /// 0.84 us, then `jmp $`. The platform service, above every domain
+    /// here, must not stay awake for those edges.
+    const PIT_STORM: [u8; 14] = [
+        0xb0, 0x34, 0xe6, 0x43, 0xb0, 0x01, 0xe6, 0x40, 0xb0, 0x00, 0xe6, 0x40, 0xeb, 0xfe,
+    ];
 
     /// Every this many calls it also reads and writes its UART's ports at
     /// random, this many times.
@@ -137,21 +147,29 @@ mod domain {
                     piece
                 }
             };
+            // Half of them as PC guests: ports nothing serves read as
+            // absent, `HLT` waits for an interrupt, and the PIC, PIT and
+            // CMOS ports go to the platform service when one runs. One PC
+            // guest in four runs PIT_STORM.
+            let pc = self.rng.below(2) == 0;
+            let storm = pc && self.rng.below(4) == 0;
+            let entry = IMAGE_FLOOR + self.rng.below(CODE - PIT_STORM.len() as u64);
             rt::mem_map(SLOT_SELF, piece, WINDOW, Rights::READ | Rights::WRITE)?;
             for i in 0..CODE {
                 testdomains::arch::write_u8(WINDOW + IMAGE_FLOOR + i, self.rng.next() as u8);
+            }
+            if storm {
+                for (i, &b) in PIT_STORM.iter().enumerate() {
+                    testdomains::arch::write_u8(WINDOW + entry + i as u64, b);
+                }
             }
             rt::mem_unmap(SLOT_SELF, piece)?;
             let child = rt::domain_create(piece, 2 + self.rng.below(2) as u8, 8)?;
             self.runner = Some(child);
             self.remember(child);
-            // Half of them as PC guests: ports nothing serves read as
-            // absent, `HLT` waits for an interrupt, and the PIC, PIT and
-            // CMOS ports go to the platform service when one runs.
-            if self.rng.below(2) == 0 {
+            if pc {
                 rt::domain_set_platform(child, rt::PLATFORM_PC)?;
             }
-            let entry = IMAGE_FLOOR + self.rng.below(CODE);
             rt::domain_set_vcpu(child, entry, PIECE - 0x1000, self.rng.next())?;
             rt::domain_start(child)
         }
