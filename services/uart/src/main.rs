@@ -301,9 +301,9 @@ mod service {
                         // guest's Attach names it soon after.
                         let uart = slot.get_or_insert_with(|| {
                             console.set_name(guest, "guest/uart");
+                            input.set_present(guest, true);
                             Uart16550::new(Irq4(guest), Out::default())
                         });
-                        input.set_present(guest, true);
                         if !writes.is_empty() {
                             focus_wrote |= guest == input.current();
                         }
