@@ -257,4 +257,82 @@ mod tests {
         assert!(!s.is_present(9));
         assert!(!s.select(9));
     }
+
+    /// One step of a random session: a typed byte, or a domain coming or
+    /// going.
+    #[derive(Debug, Clone)]
+    enum Step {
+        Key(u8),
+        Present(u8, bool),
+    }
+
+    fn step() -> impl proptest::strategy::Strategy<Value = Step> {
+        use proptest::prelude::*;
+        prop_oneof![
+            // Mostly the bytes that matter: Ctrl-A and digits.
+            4 => prop_oneof![Just(ESCAPE), b'0'..=b'9', any::<u8>()].prop_map(Step::Key),
+            1 => (0u8..12, any::<bool>()).prop_map(|(id, on)| Step::Present(id, on)),
+        ]
+    }
+
+    proptest::proptest! {
+        /// Whatever is typed and whoever comes and goes, input only ever
+        /// goes to a present console, every byte outside the key sequence
+        /// is delivered there, and the switch agrees with a plain model.
+        #[test]
+        fn input_goes_only_to_present_consoles(
+            targets in 0u8..12,
+            steps in proptest::collection::vec(step(), 0..300),
+        ) {
+            let mut s = InputSwitch::shell_only(targets);
+            let n = targets.clamp(1, 10);
+            let mut present = [false; 16];
+            present[0] = true;
+            let (mut current, mut escaped) = (0u8, false);
+            for st in steps {
+                match st {
+                    Step::Present(id, on) => {
+                        let back = s.set_present(id, on);
+                        if id != 0 && id < n {
+                            present[id as usize] = on;
+                        }
+                        let expect_back = !on && id != 0 && id < n && current == id;
+                        proptest::prop_assert_eq!(back, expect_back);
+                        if expect_back {
+                            current = 0;
+                        }
+                    }
+                    Step::Key(b) => {
+                        let fed = s.feed(b);
+                        let expect = if !escaped {
+                            if b == ESCAPE {
+                                escaped = true;
+                                Fed::Nothing
+                            } else {
+                                Fed::Deliver(current, b)
+                            }
+                        } else {
+                            escaped = false;
+                            match b {
+                                ESCAPE => Fed::Deliver(current, ESCAPE),
+                                b'0'..=b'9' => {
+                                    let d = b - b'0';
+                                    if d < n && present[d as usize] {
+                                        current = d;
+                                        Fed::Switched(d)
+                                    } else {
+                                        Fed::NoConsole(d)
+                                    }
+                                }
+                                _ => Fed::Nothing,
+                            }
+                        };
+                        proptest::prop_assert_eq!(fed, expect);
+                    }
+                }
+                proptest::prop_assert_eq!(s.current(), current);
+                proptest::prop_assert!(s.is_present(s.current()));
+            }
+        }
+    }
 }
