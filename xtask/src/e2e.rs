@@ -520,6 +520,41 @@ pub fn specs() -> Vec<Spec> {
             timeout: Duration::from_secs(90),
         },
         Spec {
+            // The UART service leaves its request ring corrupt and faults
+            // (Ctrl-A #): the core starts the ring over when the manager
+            // restarts the service, and the guest's output resumes.
+            name: "uart-ring-reset",
+            cmdline: "run=",
+            expect: s(&[
+                "started demo as domain 3",
+                "[demo/uart] demo count 2",
+                "[uart] warning: request ring corrupted and fault requested from the console (Ctrl-A #)",
+                "bulkhead: domain uart: stopped: ",
+                "bulkhead: warning: Uart service: its request ring was corrupt; started it over for the restart",
+                "bulkhead: domain uart: restarted by manager (restart 1)",
+                "[uart] uart: serving virtual UARTs",
+                "[demo/uart] demo count",
+                "list",
+                "    1  uart              ",
+                "shutdown",
+                "bulkhead: shutdown status=0",
+            ]),
+            anywhere: Vec::new(),
+            system: Some("systems/default.toml"),
+            input: vec![
+                ("bulkhead> ".into(), "start demo\r".into()),
+                ("demo count 2".into(), "\u{1}#".into()),
+                ("started it over".into(), "".into()),
+                ("demo count".into(), "list\r".into()),
+                ("mem-broker".into(), "shutdown\r".into()),
+            ],
+            forbid: forbid(&["refused:", "giving up", "1  uart              stopped"]),
+            returns: Vec::new(),
+            sequence: None,
+            exit: Exit::Success,
+            timeout: Duration::from_secs(90),
+        },
+        Spec {
             name: "minimal-system",
             cmdline: "run=",
             expect: s(&[

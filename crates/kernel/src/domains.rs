@@ -984,6 +984,23 @@ impl SysPlatform<'_, '_, '_> {
                 self.sys.stop_domain(self.hw, t);
                 return Err(s);
             }
+            if let Some(device) = self.sys.device_of(t) {
+                // A service may have left the request ring's header corrupt
+                // (a consumer index no producer could have let it reach):
+                // the core's half then refuses every push for good, each
+                // guest access is retried without end and the service's
+                // waits never block. The service is stopped now and no read
+                // waits on it (those were answered when it stopped), so the
+                // core, which owns the ring, starts it over for the new run.
+                if let Some(io) = ioreq(device).lock().as_mut() {
+                    if io.end.tx().free_space().is_err() {
+                        io.end.tx().reset();
+                        log::warn!(
+                            "{device:?} service: its request ring was corrupt; started it over for the restart"
+                        );
+                    }
+                }
+            }
             let by = self.sys.domains.get(self.caller).map_or("?", |d| d.name);
             let dom = self.sys.domains.get(t).ok_or(Status::StaleCapability)?;
             log::info!(

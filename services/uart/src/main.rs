@@ -177,6 +177,24 @@ mod service {
                         server.done();
                         rt::arch::fault();
                     }
+                    if byte == b'#' {
+                        defmt::warn!(
+                            "request ring corrupted and fault requested from the console (Ctrl-A #)"
+                        );
+                        server.done();
+                        // SAFETY: the ioreq channel is mapped at GPA for
+                        // this domain (attached above); its request ring's
+                        // consumer index is the u32 at OFF_CONSUMER, which
+                        // this service alone writes. A value no producer
+                        // could reach is what a buggy service might leave.
+                        unsafe {
+                            core::ptr::write_volatile(
+                                (GPA as usize + shm_ring::OFF_CONSUMER) as *mut u32,
+                                0xdead_beef,
+                            );
+                        }
+                        rt::arch::fault();
+                    }
                 } else if byte == uart_virt::ESCAPE {
                     escaped = true;
                 }
