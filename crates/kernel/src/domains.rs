@@ -987,9 +987,10 @@ impl SysPlatform<'_, '_, '_> {
             if let Some(device) = self.sys.device_of(t) {
                 // A service may have left the request ring's header corrupt
                 // (a consumer index no producer could have let it reach):
-                // the core's half then refuses every push for good, each
-                // guest access is retried without end and the service's
-                // waits never block. The service is stopped now and no read
+                // the core's half then refuses every push for good, and
+                // the restarted service would never be sent a request (the
+                // e2e test `uart-ring-reset` saw the guest's output stay
+                // off the service). The service is stopped now and no read
                 // waits on it (those were answered when it stopped), so the
                 // core, which owns the ring, starts it over for the new run.
                 if let Some(io) = ioreq(device).lock().as_mut() {
