@@ -5,8 +5,8 @@
 //! its spare memory (when it has some) on random bytes (whatever those do,
 //! the core must contain it; now and then, as a PC guest, on code that
 //! sets its PIT ticking at the fastest rate there is, which the platform
-//! service must not let starve everyone), and every 1,000 it reads and writes its
-//! virtual UART's registers at random; random calls may build more
+//! service must not let starve everyone), and every 1,000 it reads and
+//! writes its virtual UART's registers at random; random calls may build more
 //! domains, and stop, peek at or destroy the domains it controls. The core
 //! must answer every call with a status and keep everyone else's memory
 //! and its own intact; the end-to-end tests `chaos` and `hostile-guest`
