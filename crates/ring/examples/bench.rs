@@ -212,44 +212,28 @@ fn rtrb_64(n: u64, size: usize) -> f64 {
 /// 64-byte messages through this ring with a `size`-byte data area, same
 /// shape as [`rtrb_64`].
 fn ours_64(n: u64, size: usize) -> f64 {
-    let mut mem = area(size);
-    let (tx, rx) = Ring::init(bytes(&mut mem)).unwrap().split();
-    let start = pinned_pair(
-        move || {
-            let msg = [0x5au8; 64];
-            for _ in 0..n {
-                let mut b = Backoff(0);
-                while let Err(e) = tx.push_bytes(&msg) {
-                    assert_eq!(e, RingError::Full);
-                    b.wait();
-                }
-            }
-        },
-        || {
-            let mut out = [0u8; 64];
-            for _ in 0..n {
-                let mut b = Backoff(0);
-                while rx.pop_bytes(&mut out).unwrap().is_none() {
-                    b.wait();
-                }
-            }
-        },
-    );
-    n as f64 / start.elapsed().as_secs_f64()
+    ours_with(n, size, [0x5au8; 64])
 }
 
 /// [`ours_64`] with a message whose length the compiler cannot see (as a
 /// caller's encoded messages are): the copies cannot be unrolled for a
 /// known size.
 fn ours_64_unknown_len(n: u64, size: usize) -> f64 {
+    ours_with(n, size, std::hint::black_box(vec![0x5au8; 64]))
+}
+
+/// `n` copies of `msg` (at most 64 bytes) through this ring with a
+/// `size`-byte data area, one producer and one consumer thread; returns
+/// messages per second. Generic so that a fixed-size `msg` keeps its
+/// length visible to the compiler.
+fn ours_with(n: u64, size: usize, msg: impl AsRef<[u8]> + Send) -> f64 {
     let mut mem = area(size);
     let (tx, rx) = Ring::init(bytes(&mut mem)).unwrap().split();
     let start = pinned_pair(
         move || {
-            let msg = std::hint::black_box(vec![0x5au8; 64]);
             for _ in 0..n {
                 let mut b = Backoff(0);
-                while let Err(e) = tx.push_bytes(&msg) {
+                while let Err(e) = tx.push_bytes(msg.as_ref()) {
                     assert_eq!(e, RingError::Full);
                     b.wait();
                 }

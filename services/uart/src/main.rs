@@ -140,7 +140,6 @@ mod service {
         let mut focus_idle = 0u32;
         let mut focus_last = rt::now();
         let mut focus_flushed = false;
-        let mut escaped = false;
         // SAFETY: the core maps STATE_PAGES pages at STATE_GPA for this
         // domain alone, right after the ioreq channel, and keeps them when
         // it restarts this service; nothing else in this domain uses them.
@@ -166,37 +165,35 @@ mod service {
         loop {
             while let Some(byte) = rt::com1::read_byte() {
                 // Ctrl-A then `!`: fault on purpose, to exercise a
-                // supervisor's restart (documented in docs/UART.md). The
-                // escape is tracked as the switch does: Ctrl-A Ctrl-A is
-                // a literal Ctrl-A and arms nothing. The fault comes
-                // between rounds, with nothing in flight: the answer held
-                // for the core is handed over first.
-                if core::mem::take(&mut escaped) {
-                    if byte == b'!' {
-                        defmt::warn!("fault requested from the console (Ctrl-A !)");
-                        server.done();
-                        rt::arch::fault();
-                    }
+                // supervisor's restart; Ctrl-A then `#`: the same after
+                // leaving the request ring corrupt (both test-only,
+                // documented in docs/UART.md). The switch tracks the
+                // escape (Ctrl-A Ctrl-A is a literal Ctrl-A and arms
+                // nothing). The fault comes between rounds, with nothing in
+                // flight: the answer held for the core is handed over first.
+                if input.escape_pending() && matches!(byte, b'!' | b'#') {
+                    server.done();
                     if byte == b'#' {
                         defmt::warn!(
                             "request ring corrupted and fault requested from the console (Ctrl-A #)"
                         );
-                        server.done();
                         // SAFETY: the ioreq channel is mapped at GPA for
-                        // this domain (attached above); its request ring's
-                        // consumer index is the u32 at OFF_CONSUMER, which
-                        // this service alone writes. A value no producer
-                        // could reach is what a buggy service might leave.
+                        // this domain (attached above), page-aligned, so
+                        // the request ring's consumer index at OFF_CONSUMER
+                        // is an aligned u32 that the ring itself accesses
+                        // only atomically; the core reads it only while
+                        // this domain is not running (one CPU). A value no
+                        // producer could reach is what a buggy service
+                        // might leave.
                         unsafe {
-                            core::ptr::write_volatile(
-                                (GPA as usize + shm_ring::OFF_CONSUMER) as *mut u32,
-                                0xdead_beef,
-                            );
+                            (*((GPA as usize + shm_ring::OFF_CONSUMER)
+                                as *const core::sync::atomic::AtomicU32))
+                                .store(0xdead_beef, core::sync::atomic::Ordering::Release);
                         }
-                        rt::arch::fault();
+                    } else {
+                        defmt::warn!("fault requested from the console (Ctrl-A !)");
                     }
-                } else if byte == uart_virt::ESCAPE {
-                    escaped = true;
+                    rt::arch::fault();
                 }
                 match input.feed(byte) {
                     Fed::Deliver(target, byte) => {
