@@ -495,16 +495,18 @@ pub fn specs() -> Vec<Spec> {
             Some("[demo"),
             &["matched no waiting read"],
         ),
-        // The UART service leaves its request ring corrupt and faults
-        // (Ctrl-A #): the core starts the ring over when the manager
-        // restarts the service, and the guest's output resumes (requests
-        // in the ring are lost: no sequence check).
+        // The UART service leaves its request ring corrupt and serves on
+        // (Ctrl-A #): the core stops it as faulted at its next IOREQ
+        // call, starts the ring over when the manager restarts it, and
+        // the guest's output resumes (requests in the ring are lost: no
+        // sequence check).
         uart_fault_spec(
             "uart-ring-reset",
             '#',
             &[
-                "[uart] warning: request ring corrupted and fault requested from the console (Ctrl-A #)",
-                "bulkhead: domain uart: stopped: ",
+                "[uart] warning: request ring corrupted from the console (Ctrl-A #); serving on",
+                "bulkhead: warning: Uart service: its request ring is broken (ring corrupt: ConsumerIndex",
+                "bulkhead: domain uart: stopped: broke its request ring (counted as a fault)",
                 "bulkhead: warning: Uart service: its request ring was corrupt; started it over for the restart",
                 "bulkhead: domain uart: restarted by manager (restart 1)",
                 "[uart] uart: serving virtual UARTs",

@@ -1261,6 +1261,26 @@ impl SysPlatform<'_, '_, '_> {
         vcpu::UartAnswer::Wait
     }
 
+    /// A device service broke its request ring (`e`, found when it next
+    /// asked for requests): it is stopped as faulted, as if it had taken
+    /// an exception, so that a supervisor restarts it (the restart starts
+    /// the ring over) instead of it serving on while its guests' requests
+    /// can no longer reach it. Its guests' reads are answered as for any
+    /// stopped service.
+    #[cold]
+    #[inline(never)]
+    fn ring_broken(&mut self, device: Device, e: shm_ring::RingError) -> vcpu::CoreCall {
+        let name = self.sys.domains.get(self.caller).map_or("?", |d| d.name);
+        log::warn!("{device:?} service: its request ring is broken ({e})");
+        log::info!("domain {name}: stopped: broke its request ring (counted as a fault)");
+        self.sys.stats.violations += 1;
+        if let Some(dom) = self.sys.domains.get_mut(self.caller) {
+            dom.faulted = true;
+        }
+        self.sys.stop_domain(self.hw, self.caller);
+        vcpu::CoreCall::Gone
+    }
+
     /// `IOREQ_WAIT` and `IOREQ_DONE`, for the device services only.
     fn ioreq_call(
         &mut self,
@@ -1306,15 +1326,24 @@ impl SysPlatform<'_, '_, '_> {
             Ok(Some(r)) => bad += u32::from(!sys.answer_read(device, r.guest, r.seq, r.value)),
             Err(()) => bad += 1,
         }
-        let queued = {
+        // Reading the consumer index also checks it: a service that left
+        // it where no consumer could have moved it has broken the ring,
+        // and the core's half would refuse every request from now on.
+        let (queued, broken) = {
             let tx = io.end.tx();
-            tx.free_space().map_or(true, |free| free != tx.data_size())
+            match tx.free_space() {
+                Ok(free) => (free != tx.data_size(), None),
+                Err(e) => (true, Some(e)),
+            }
         };
         drop(guard);
         if bad > 0 {
             log::warn!(
                 "{device:?} service: {bad} answer(s) matched no waiting read or were malformed"
             );
+        }
+        if let Some(e) = broken {
+            return self.ring_broken(device, e);
         }
         if call == hypercall_abi::Call::IoReqWait && !queued {
             let deadline = (timeout != 0).then(|| arch::rdtsc().saturating_add(timeout));

@@ -165,35 +165,36 @@ mod service {
         loop {
             while let Some(byte) = rt::com1::read_byte() {
                 // Ctrl-A then `!`: fault on purpose, to exercise a
-                // supervisor's restart; Ctrl-A then `#`: the same after
-                // leaving the request ring corrupt (both test-only,
-                // documented in docs/UART.md). The switch tracks the
-                // escape (Ctrl-A Ctrl-A is a literal Ctrl-A and arms
-                // nothing). The fault comes between rounds, with nothing in
-                // flight: the answer held for the core is handed over first.
-                if input.escape_pending() && matches!(byte, b'!' | b'#') {
+                // supervisor's restart. Ctrl-A then `#`: leave the request
+                // ring's consumer index where no consumer could have moved
+                // it and carry on serving, as a buggy service might; the
+                // core is to notice at the next IOREQ call and stop this
+                // domain as faulted. Both test-only, documented in
+                // docs/UART.md. The switch tracks the escape (Ctrl-A
+                // Ctrl-A is a literal Ctrl-A and arms nothing).
+                if input.escape_pending() && byte == b'!' {
+                    // The fault comes between rounds, with nothing in
+                    // flight: the answer held for the core goes first.
                     server.done();
-                    if byte == b'#' {
-                        defmt::warn!(
-                            "request ring corrupted and fault requested from the console (Ctrl-A #)"
-                        );
-                        // SAFETY: the ioreq channel is mapped at GPA for
-                        // this domain (attached above), page-aligned, so
-                        // the request ring's consumer index at OFF_CONSUMER
-                        // is an aligned u32 that the ring itself accesses
-                        // only atomically; the core reads it only while
-                        // this domain is not running (one CPU). A value no
-                        // producer could reach is what a buggy service
-                        // might leave.
-                        unsafe {
-                            (*((GPA as usize + shm_ring::OFF_CONSUMER)
-                                as *const core::sync::atomic::AtomicU32))
-                                .store(0xdead_beef, core::sync::atomic::Ordering::Release);
-                        }
-                    } else {
-                        defmt::warn!("fault requested from the console (Ctrl-A !)");
-                    }
+                    defmt::warn!("fault requested from the console (Ctrl-A !)");
                     rt::arch::fault();
+                }
+                if input.escape_pending() && byte == b'#' {
+                    defmt::warn!("request ring corrupted from the console (Ctrl-A #); serving on");
+                    // SAFETY: the ioreq channel is mapped at GPA for this
+                    // domain (attached above), page-aligned, so the request
+                    // ring's consumer index at OFF_CONSUMER is an aligned
+                    // u32 that the ring itself accesses only atomically; the
+                    // core reads it only while this domain is not running
+                    // (one CPU).
+                    unsafe {
+                        (*((GPA as usize + shm_ring::OFF_CONSUMER)
+                            as *const core::sync::atomic::AtomicU32))
+                            .store(0xdead_beef, core::sync::atomic::Ordering::Release);
+                    }
+                    // The next IOREQ call, before this half releases
+                    // anything and so writes a sound index over it.
+                    server.done();
                 }
                 match input.feed(byte) {
                     Fed::Deliver(target, byte) => {
