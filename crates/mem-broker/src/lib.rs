@@ -165,8 +165,10 @@ impl Broker {
         for i in 0..MAX_GRANTS {
             let Some(g) = self.grants[i] else { continue };
             let Some(slot) = g.held else { continue };
-            if self.file(slot, g.bytes, g.at, ops).is_ok() {
-                self.grants[i] = None;
+            match self.file(slot, g.bytes, g.at, ops) {
+                Ok(()) => self.grants[i] = None,
+                Err(Status::InvalidArgument) => self.drop_misshapen(i, slot, ops),
+                Err(_) => {}
             }
         }
     }
@@ -289,6 +291,10 @@ impl Broker {
                     kib: to_kib(g.bytes),
                 }
             }
+            Err(Status::InvalidArgument) => {
+                self.drop_misshapen(i, slot, ops);
+                self.refuse(tag, Status::InvalidArgument)
+            }
             Err(s) => {
                 g.held = Some(slot);
                 self.grants[i] = Some(g);
@@ -297,12 +303,28 @@ impl Broker {
         }
     }
 
+    /// A region came back under grant `i` but is not the length lent
+    /// (the manager joined it with another region or split part of it
+    /// off): filing it would put memory on the books under the wrong
+    /// length, and a later grant could hand out pages never zeroed. The
+    /// capability is dropped; the grant stays on the books, its memory
+    /// lost to everyone but still counted, and is never filed.
+    fn drop_misshapen(&mut self, i: usize, slot: u32, ops: &mut dyn Ops) {
+        let _ = ops.delete(slot);
+        if let Some(g) = self.grants[i].as_mut() {
+            g.held = None;
+            g.object = u32::MAX;
+        }
+    }
+
     /// Zeroes a region and files it as a free piece, joined with the free
-    /// pieces it touches.
+    /// pieces it touches. [`Status::InvalidArgument`]: the region is not
+    /// `bytes` long ([`check_length`]).
     fn file(&mut self, slot: u32, bytes: u64, at: u64, ops: &mut dyn Ops) -> Result<(), Status> {
         if !self.pieces.iter().any(Option::is_none) {
             return Err(Status::OutOfResources);
         }
+        check_length(ops, slot, bytes)?;
         zero(ops, slot, bytes)?;
         let i = self.keep(slot, bytes, at).ok_or(Status::OutOfResources)?;
         self.join(i, ops);
@@ -349,6 +371,23 @@ impl Broker {
                 }
             }
         }
+    }
+}
+
+/// Checks that the region at `slot` is exactly `bytes` long (a nonzero
+/// multiple of [`PAGE`]). The object index that identifies a returned
+/// region survives `MEM_MERGE` and `MEM_SPLIT`, so it says nothing of the
+/// length; the core refuses to zero past a region's end
+/// ([`Status::InvalidArgument`]), so its last page can be zeroed and the
+/// page after it cannot. Errors: [`Status::InvalidArgument`] for another
+/// length; the core's refusal of the probe for another reason (a region
+/// still mapped into a domain: [`Status::Denied`]).
+fn check_length(ops: &mut dyn Ops, slot: u32, bytes: u64) -> Result<(), Status> {
+    ops.zero(slot, bytes.saturating_sub(PAGE), PAGE)?;
+    match ops.zero(slot, bytes, PAGE) {
+        Ok(()) => Err(Status::InvalidArgument),
+        Err(Status::InvalidArgument) => Ok(()),
+        Err(s) => Err(s),
     }
 }
 
