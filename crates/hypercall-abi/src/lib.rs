@@ -274,6 +274,12 @@ pub enum Call {
     /// [`Status::InvalidArgument`] for a line above 15 or a level above 1,
     /// [`Status::OutOfResources`] while the platform's ring is full.
     IrqLine = 33,
+    /// Reports the length of a memory region. RDI = region slot (any
+    /// rights). Returns RDX = its length in bytes. The object index
+    /// [`Call::CapInspect`] reports survives [`Call::MemSplit`] and
+    /// [`Call::MemMerge`], so it does not tell a region's length: the
+    /// memory broker checks a returned region with this.
+    MemSize = 34,
 }
 
 /// [`Call::DomainSetPlatform`]: a Bulkhead domain.
@@ -350,12 +356,13 @@ impl Call {
             31 => Call::DomainSetPlatform,
             32 => Call::IrqRaise,
             33 => Call::IrqLine,
+            34 => Call::MemSize,
             _ => return None,
         })
     }
 
     /// Every call, in number order.
-    pub const ALL: [Call; 34] = [
+    pub const ALL: [Call; 35] = [
         Call::Null,
         Call::LogWrite,
         Call::Exit,
@@ -390,6 +397,7 @@ impl Call {
         Call::DomainSetPlatform,
         Call::IrqRaise,
         Call::IrqLine,
+        Call::MemSize,
     ];
 
     /// A short name for logs.
@@ -429,6 +437,7 @@ impl Call {
             Call::DomainSetPlatform => "domain_set_platform",
             Call::IrqRaise => "irq_raise",
             Call::IrqLine => "irq_line",
+            Call::MemSize => "mem_size",
         }
     }
 }

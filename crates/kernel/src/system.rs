@@ -1963,6 +1963,14 @@ impl System {
                 }
                 ok(None)
             }
+            Call::MemSize => {
+                let cap = self.lookup(ci, a[0], ObjectType::MemRegion, Rights::empty())?;
+                let region = self
+                    .regions
+                    .get(cap.object)
+                    .ok_or(Status::StaleCapability)?;
+                ok(Some(region.len))
+            }
             Call::MemZero => {
                 let cap = self.lookup(ci, a[0], ObjectType::MemRegion, Rights::WRITE)?;
                 let region = *self

@@ -58,6 +58,8 @@ pub trait Ops {
     /// The core's object index of the region at `slot`
     /// ([`Status::WrongType`] if the slot holds something else).
     fn identify(&mut self, slot: u32) -> Result<u32, Status>;
+    /// The length in bytes of the region at `slot` (`MEM_SIZE`).
+    fn length(&mut self, slot: u32) -> Result<u64, Status>;
     /// Joins the region at `next`, which starts where the one at `slot`
     /// ends, into it (`MEM_MERGE`); `next`'s slot is emptied.
     fn merge(&mut self, slot: u32, next: u32) -> Result<(), Status>;
@@ -319,12 +321,15 @@ impl Broker {
 
     /// Zeroes a region and files it as a free piece, joined with the free
     /// pieces it touches. [`Status::InvalidArgument`]: the region is not
-    /// `bytes` long ([`check_length`]).
+    /// `bytes` long (the object index that identified it survives
+    /// `MEM_MERGE` and `MEM_SPLIT`, so says nothing of its length).
     fn file(&mut self, slot: u32, bytes: u64, at: u64, ops: &mut dyn Ops) -> Result<(), Status> {
         if !self.pieces.iter().any(Option::is_none) {
             return Err(Status::OutOfResources);
         }
-        check_length(ops, slot, bytes)?;
+        if ops.length(slot)? != bytes {
+            return Err(Status::InvalidArgument);
+        }
         zero(ops, slot, bytes)?;
         let i = self.keep(slot, bytes, at).ok_or(Status::OutOfResources)?;
         self.join(i, ops);
@@ -371,23 +376,6 @@ impl Broker {
                 }
             }
         }
-    }
-}
-
-/// Checks that the region at `slot` is exactly `bytes` long (a nonzero
-/// multiple of [`PAGE`]). The object index that identifies a returned
-/// region survives `MEM_MERGE` and `MEM_SPLIT`, so it says nothing of the
-/// length; the core refuses to zero past a region's end
-/// ([`Status::InvalidArgument`]), so its last page can be zeroed and the
-/// page after it cannot. Errors: [`Status::InvalidArgument`] for another
-/// length; the core's refusal of the probe for another reason (a region
-/// still mapped into a domain: [`Status::Denied`]).
-fn check_length(ops: &mut dyn Ops, slot: u32, bytes: u64) -> Result<(), Status> {
-    ops.zero(slot, bytes.saturating_sub(PAGE), PAGE)?;
-    match ops.zero(slot, bytes, PAGE) {
-        Ok(()) => Err(Status::InvalidArgument),
-        Err(Status::InvalidArgument) => Ok(()),
-        Err(s) => Err(s),
     }
 }
 

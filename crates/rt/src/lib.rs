@@ -132,6 +132,11 @@ pub fn mem_merge(region: u64, next: u64) -> Result<(), Status> {
     call(Call::MemMerge, region, next, 0, 0).map(drop)
 }
 
+/// `MEM_SIZE`: the length of the region at `region`, in bytes.
+pub fn mem_size(region: u64) -> Result<u64, Status> {
+    call(Call::MemSize, region, 0, 0, 0)
+}
+
 /// `IRQ_LINE` (device services): line `line` of the domain in table slot
 /// `guest` goes `high` or low.
 pub fn irq_line(guest: u8, line: u8, high: bool) -> Result<(), Status> {

@@ -59,6 +59,9 @@ mod service {
             }
             Ok(info.index)
         }
+        fn length(&mut self, slot: u32) -> Result<u64, Status> {
+            rt::mem_size(slot as u64)
+        }
         fn merge(&mut self, slot: u32, next: u32) -> Result<(), Status> {
             rt::mem_merge(slot as u64, next as u64)
         }

@@ -1572,6 +1572,58 @@ fn mem_merge_joins_adjacent_unmapped_regions_of_one_owner() {
 }
 
 #[test]
+fn mem_size_reports_a_regions_length_through_splits_and_merges() {
+    let mut w = world();
+    let r = w
+        .sys
+        .regions
+        .allocate(
+            ObjectType::MemRegion,
+            Region::new(0x800_0000, 4 * PAGE, None),
+        )
+        .unwrap();
+    let whole = w.sys.cspaces[w.a.index as usize]
+        .insert(Capability::new(r, Rights::all()))
+        .unwrap() as u64;
+    assert_eq!(w.value(w.a, Call::MemSize, [whole, 0, 0, 0]), 4 * PAGE);
+    let back = w.value(w.a, Call::MemSplit, [whole, PAGE, 0, 0]);
+    assert_eq!(w.value(w.a, Call::MemSize, [whole, 0, 0, 0]), PAGE);
+    assert_eq!(w.value(w.a, Call::MemSize, [back, 0, 0, 0]), 3 * PAGE);
+    // Any rights will do: a copy that may only be mapped reads it too.
+    let weak = w.value(
+        w.a,
+        Call::CapDerive,
+        [back, Rights::MAP.bits() as u64, 0, 0],
+    );
+    assert_eq!(w.value(w.a, Call::MemSize, [weak, 0, 0, 0]), 3 * PAGE);
+    assert_eq!(w.status(w.a, Call::CapDelete, [weak, 0, 0, 0]), Status::Ok);
+    // The object index stays the same through the join; the length does not.
+    let index = w.value(w.a, Call::CapInspect, [whole, 0, 0, 0]) >> 32;
+    assert_eq!(
+        w.status(w.a, Call::MemMerge, [whole, back, 0, 0]),
+        Status::Ok
+    );
+    assert_eq!(
+        w.value(w.a, Call::CapInspect, [whole, 0, 0, 0]) >> 32,
+        index
+    );
+    assert_eq!(w.value(w.a, Call::MemSize, [whole, 0, 0, 0]), 4 * PAGE);
+    // Not a region, nothing there, out of range.
+    assert_eq!(
+        w.status(w.a, Call::MemSize, [back, 0, 0, 0]),
+        Status::EmptySlot
+    );
+    assert_eq!(
+        w.status(w.a, Call::MemSize, [SLOT_SELF, 0, 0, 0]),
+        Status::InvalidSlot
+    );
+    assert_eq!(
+        w.status(w.a, Call::MemSize, [u64::from(u32::MAX), 0, 0, 0]),
+        Status::InvalidSlot
+    );
+}
+
+#[test]
 fn the_run_ends_when_only_waiting_device_services_are_left() {
     let mut w = world();
     w.sys.uart = Some(w.a);

@@ -285,8 +285,8 @@ mod domain {
             loop {
                 let number = match self.rng.below(50) {
                     0 => self.rng.next(),
-                    1 => 34 + self.rng.below(1000),
-                    _ => self.rng.below(34),
+                    1 => Call::ALL.len() as u64 + self.rng.below(1000),
+                    _ => self.rng.below(Call::ALL.len() as u64),
                 };
                 let mut a = self.arguments(Call::from_raw(number));
                 // The memory `spawn` uses is its own business.
