@@ -1326,15 +1326,20 @@ impl SysPlatform<'_, '_, '_> {
             Ok(Some(r)) => bad += u32::from(!sys.answer_read(device, r.guest, r.seq, r.value)),
             Err(()) => bad += 1,
         }
+        let queued = {
+            let tx = io.end.tx();
+            tx.free_space().map_or(true, |free| free != tx.data_size())
+        };
         // Reading the consumer index also checks it: a service that left
         // it where no consumer could have moved it has broken the ring,
-        // and the core's half would refuse every request from now on.
-        let (queued, broken) = {
-            let tx = io.end.tx();
-            match tx.free_space() {
-                Ok(free) => (free != tx.data_size(), None),
-                Err(e) => (true, Some(e)),
-            }
+        // and the core's half refuses every request from then on (the
+        // fault sticks, so a second look finds it). Only a ring with
+        // something queued can be broken: the usual wait, with nothing,
+        // pays nothing more.
+        let broken = if queued {
+            io.end.tx().free_space().err()
+        } else {
+            None
         };
         drop(guard);
         if bad > 0 {
