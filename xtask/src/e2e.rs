@@ -674,7 +674,44 @@ pub fn specs() -> Vec<Spec> {
             timeout: Duration::from_secs(180),
         },
         linux_spec(),
+        linux_uart_restart_spec(),
     ]
+}
+
+/// A Linux guest at its shell while the UART service faults and is
+/// restarted: the keyboard reaches it again and its shell answers.
+pub fn linux_uart_restart_spec() -> Spec {
+    Spec {
+        name: "linux-uart-restart",
+        cmdline: "run=",
+        expect: s(&[
+            "start linux",
+            "started linux as domain 4",
+            "[linux/uart] BULKHEAD-LINUX-SHELL",
+            "[linux/uart] hello-42",
+            "[uart] warning: fault requested from the console (Ctrl-A !)",
+            "bulkhead: domain uart: restarted by manager (restart 1)",
+            "[linux/uart] again-48",
+            "shutdown",
+            "bulkhead: shutdown status=0",
+        ]),
+        anywhere: Vec::new(),
+        system: Some("systems/linux.toml"),
+        input: vec![
+            ("bulkhead> ".into(), "start linux\r".into()),
+            ("BULKHEAD-LINUX-SHELL".into(), "\u{1}4".into()),
+            ("# ".into(), "echo hello-$((6*7))\r".into()),
+            ("hello-42".into(), "\u{1}!".into()),
+            ("restarted it".into(), "\u{1}4".into()),
+            ("".into(), "echo again-$((6*8))\r".into()),
+            ("again-48".into(), "\u{1}0shutdown\r".into()),
+        ],
+        forbid: forbid(&["refused:", "Kernel panic", "no domain has console"]),
+        returns: Vec::new(),
+        sequence: None,
+        exit: Exit::Success,
+        timeout: Duration::from_secs(300),
+    }
 }
 
 /// The default system with the demo printing while the UART service is

@@ -15,7 +15,9 @@ use vmx::fields;
 
 use crate::arch::{self, cpu::Selectors};
 use crate::frames::{Frames, Pool, FRAME};
-use crate::system::{Attach, Device, Domain, DomainHw, Machine, Outcome, Region, System, PAGE};
+use crate::system::{
+    Attach, Device, Domain, DomainHw, Machine, Outcome, Region, RunState, System, PAGE,
+};
 use crate::vmm::{self, GuestPlatform, HardwareVmcs, Vmx};
 
 /// Frames reserved for the core's pool (VMCS, I/O bitmaps, EPT tables).
@@ -1001,6 +1003,7 @@ impl SysPlatform<'_, '_, '_> {
                         );
                     }
                 }
+                reattach(self.sys, device);
             }
             let by = self.sys.domains.get(self.caller).map_or("?", |d| d.name);
             let dom = self.sys.domains.get(t).ok_or(Status::StaleCapability)?;
@@ -1199,15 +1202,7 @@ impl SysPlatform<'_, '_, '_> {
         };
         let attach = &mut dom.attach[device.index()];
         if *attach != Attach::Done {
-            let mut name = [0u8; 16];
-            let n = dom.name.len().min(16);
-            name[..n].copy_from_slice(&dom.name.as_bytes()[..n]);
-            let request = Request::Attach {
-                guest,
-                name,
-                len: n as u8,
-                fresh: *attach == Attach::New,
-            };
+            let request = attach_request(guest, dom.name, *attach == Attach::New);
             if io.end.tx().push_versioned(VERSION, &request).is_err() {
                 self.sys.kick_service(device);
                 return vcpu::UartAnswer::Busy;
@@ -1519,6 +1514,50 @@ fn flush_posted(sys: &mut System, d: ObjectRef) {
         }
         drop(guard);
         sys.kick_service(device);
+    }
+}
+
+/// The `Attach` request that names domain `name` in table slot `guest` to
+/// a device service (`fresh`: a new domain in the slot, not one the
+/// service knew before it restarted).
+#[inline]
+fn attach_request(guest: u8, name: &str, fresh: bool) -> hypercall_abi::ioreq::Request {
+    let mut bytes = [0u8; 16];
+    let n = name.len().min(16);
+    bytes[..n].copy_from_slice(&name.as_bytes()[..n]);
+    hypercall_abi::ioreq::Request::Attach {
+        guest,
+        name: bytes,
+        len: n as u8,
+        fresh,
+    }
+}
+
+/// Tells `device`'s service, just restarted and not yet running, of every
+/// live domain its previous run knew (`Attach::Again`), so that it has
+/// them all before any touches the device again: a domain waiting for
+/// input (a shell at its prompt, for the UART) would otherwise not count
+/// as present, and Ctrl-A could not switch the keyboard to it. Those the
+/// ring has no room for attach with their next access, as before.
+fn reattach(sys: &mut System, device: Device) {
+    use hypercall_abi::ioreq::VERSION;
+    let mut guard = ioreq(device).lock();
+    let Some(io) = guard.as_mut() else {
+        return;
+    };
+    for (d, dom) in sys.domains.iter_mut() {
+        if matches!(dom.state, RunState::Stopped | RunState::Created) {
+            continue;
+        }
+        let attach = &mut dom.attach[device.index()];
+        if *attach != Attach::Again {
+            continue;
+        }
+        let request = attach_request(d.index as u8, dom.name, false);
+        if io.end.tx().push_versioned(VERSION, &request).is_err() {
+            return;
+        }
+        *attach = Attach::Done;
     }
 }
 

@@ -33,7 +33,7 @@ pub use input::{Fed, InputSwitch, ESCAPE, SHELL};
 pub use snapshot::{slot_len, snapshot_len, Loaded, Snapshot, SLOT_HEADER, SNAPSHOT_MAGIC};
 pub use uart::{
     Sink, StateError, Trigger, Uart16550, UartState, DEFAULT_DIVISOR, EXTERNAL_MODEM_LINES,
-    RX_FIFO_LEN,
+    RX_FIFO_LEN, SETTINGS_LEN,
 };
 
 /// Register offsets and bits of the 16550A (PC16550D datasheet, section 8

@@ -104,6 +104,63 @@ impl UartState {
         rx: [0; RX_FIFO_LEN],
         rx_len: 0,
     };
+
+    /// The registers a driver programs and then relies on (IER, LCR, MCR,
+    /// FCR, the divisor latch) in [`SETTINGS_LEN`] bytes, checked, for a
+    /// restarted emulator to find again ([`UartState::from_settings`]).
+    /// The rest is transient and not kept: received bytes, line and modem
+    /// deltas, the scratch byte.
+    pub fn settings(&self) -> [u8; SETTINGS_LEN] {
+        let b = [
+            SETTINGS_MARK,
+            self.ier,
+            self.lcr,
+            self.mcr,
+            self.fcr,
+            self.dll,
+            self.dlm,
+            0,
+        ];
+        let mut out = b;
+        out[SETTINGS_LEN - 1] = settings_check(&b);
+        out
+    }
+
+    /// The state after reset with the settings in `bytes` (from
+    /// [`UartState::settings`]): `None` for bytes that are not such a
+    /// record (never written, cleared, torn by a writer that died). As on
+    /// the chip, an enabled THR-empty interrupt is pending at once: THR is
+    /// empty. [`Uart16550::restore`] still checks the values.
+    pub fn from_settings(bytes: &[u8; SETTINGS_LEN]) -> Option<UartState> {
+        if bytes[0] != SETTINGS_MARK || bytes[SETTINGS_LEN - 1] != settings_check(bytes) {
+            return None;
+        }
+        let [_, ier, lcr, mcr, fcr, dll, dlm, _] = *bytes;
+        Some(UartState {
+            ier,
+            lcr,
+            mcr,
+            fcr,
+            dll,
+            dlm,
+            thre_pending: ier & IER_THRE != 0,
+            ..UartState::RESET
+        })
+    }
+}
+
+/// Bytes of [`UartState::settings`].
+pub const SETTINGS_LEN: usize = 8;
+
+/// First byte of a settings record (an all-zero record is none).
+const SETTINGS_MARK: u8 = 0xc5;
+
+/// The last byte of a settings record: the others folded together, so
+/// that a record torn half-way (its writer died) is refused.
+fn settings_check(bytes: &[u8; SETTINGS_LEN]) -> u8 {
+    bytes[..SETTINGS_LEN - 1]
+        .iter()
+        .fold(0x5a, |acc, &b| acc.rotate_left(1) ^ b)
 }
 
 impl Default for UartState {
@@ -525,6 +582,87 @@ impl<T: Trigger, S: Sink> Uart16550<T, S> {
         if level != self.level {
             self.level = level;
             self.trigger.set_level(level);
+        }
+    }
+}
+
+#[cfg(test)]
+mod settings_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    struct Line(bool);
+    impl Trigger for Line {
+        fn set_level(&mut self, high: bool) {
+            self.0 = high;
+        }
+    }
+
+    #[test]
+    fn a_programmed_uart_comes_back_with_its_settings_and_nothing_else() {
+        let mut u = Uart16550::new(Line(false), Vec::new());
+        u.write(LCR, LCR_DLAB);
+        u.write(DLL, 1);
+        u.write(DLM, 0);
+        u.write(LCR, 0x03);
+        u.write(FCR, FCR_ENABLE | 0xc0);
+        u.write(MCR, 0x0b);
+        u.write(IER, IER_RDA | IER_THRE);
+        u.write(SCR, 0x77);
+        u.enqueue_input(b"ab");
+        let saved = u.snapshot().settings();
+        let mut again = Uart16550::new(Line(false), Vec::new());
+        let state = UartState::from_settings(&saved).expect("a record");
+        again.restore(&state).unwrap();
+        assert_eq!(again.read(IER), IER_RDA | IER_THRE);
+        assert_eq!(again.read(LCR), 0x03);
+        assert_eq!(again.read(MCR), 0x0b);
+        // THR is empty and its interrupt enabled: pending at once, so an
+        // interrupt-driven driver's transmitter goes on.
+        assert!(again.trigger().0);
+        assert_eq!(again.read(IIR) & 0x0f, IIR_THR_EMPTY);
+        // Transient state starts over.
+        assert_eq!(again.read(SCR), 0);
+        assert_eq!(again.rx_len(), 0);
+        again.write(LCR, LCR_DLAB);
+        assert_eq!((again.read(DLL), again.read(DLM)), (1, 0));
+    }
+
+    #[test]
+    fn no_record_cleared_or_torn_bytes_give_nothing() {
+        assert_eq!(UartState::from_settings(&[0; SETTINGS_LEN]), None);
+        let good = UartState::RESET.settings();
+        for i in 0..SETTINGS_LEN {
+            let mut torn = good;
+            torn[i] ^= 0x10;
+            assert_eq!(UartState::from_settings(&torn), None, "byte {i}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn settings_round_trip_whatever_the_state(
+            ier in any::<u8>(), lcr in any::<u8>(), mcr in any::<u8>(),
+            fcr in any::<u8>(), dll in any::<u8>(), dlm in any::<u8>(),
+            scr in any::<u8>(),
+        ) {
+            let s = UartState { ier, lcr, mcr, fcr, dll, dlm, scr, ..UartState::RESET };
+            let back = UartState::from_settings(&s.settings()).unwrap();
+            prop_assert_eq!(
+                (back.ier, back.lcr, back.mcr, back.fcr, back.dll, back.dlm, back.scr),
+                (ier, lcr, mcr, fcr, dll, dlm, 0)
+            );
+        }
+
+        #[test]
+        fn any_bytes_either_decode_to_a_state_restore_checks_or_to_none(
+            bytes in any::<[u8; SETTINGS_LEN]>(),
+        ) {
+            if let Some(state) = UartState::from_settings(&bytes) {
+                let mut u = Uart16550::new(Line(false), Vec::new());
+                // Refused or taken, never a panic.
+                let _ = u.restore(&state);
+            }
         }
     }
 }

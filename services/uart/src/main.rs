@@ -24,7 +24,10 @@ mod service {
         Request, Response, GPA, GUESTS, LOG_GPA, LOG_LINE_MAX, LOG_PAGES, STATE_GPA, STATE_PAGES,
     };
     use rt::ioreq::Next;
-    use uart_virt::{snapshot_len, Console, Fed, InputSwitch, Sink, Snapshot, Trigger, Uart16550};
+    use uart_virt::{
+        snapshot_len, Console, Fed, InputSwitch, Sink, Snapshot, Trigger, Uart16550, UartState,
+        SETTINGS_LEN,
+    };
 
     rt::entry!(main);
 
@@ -148,7 +151,11 @@ mod service {
         };
         // What a previous run of this service had not printed yet, and
         // where on the ring its snapshot stands.
-        let (mut snapshot, kept) = restore(state, &mut console, &mut uarts);
+        // After the snapshot's two slots, each guest's 16550 settings
+        // (`UartState::settings`), saved when its driver programs them.
+        let (state, settings) = state.split_at_mut(snapshot_len(GUESTS));
+        let settings = &mut settings[..GUESTS * SETTINGS_LEN];
+        let (mut snapshot, kept) = restore(state, settings, &mut console, &mut uarts);
         if let Some(position) = snapshot.position {
             // Requests up to there are in the snapshot already.
             if !matches!(server.end().rx().skip_to(position), Ok(Some(_))) {
@@ -268,8 +275,11 @@ mod service {
                         // A guest already known (its accesses arrived first,
                         // after a restart of this service) keeps its model
                         // and its buffered output; it only gets its name.
+                        if fresh {
+                            forget_settings(settings, guest);
+                        }
                         if slot.is_none() {
-                            *slot = Some(Uart16550::new(Irq4(guest), Out::default()));
+                            *slot = Some(model(guest, settings));
                         }
                         input.set_present(guest, true);
                         let n = (len as usize).min(name.len());
@@ -295,6 +305,7 @@ mod service {
                             changed |= console.flush(guest);
                             *slot = None;
                             keys.clear();
+                            forget_settings(settings, guest);
                             if input.set_present(guest, false) {
                                 // Said after this round's output, its
                                 // last line among it.
@@ -318,16 +329,23 @@ mod service {
                         let uart = slot.get_or_insert_with(|| {
                             console.set_name(guest, "guest/uart");
                             input.set_present(guest, true);
-                            Uart16550::new(Irq4(guest), Out::default())
+                            model(guest, settings)
                         });
                         if !writes.is_empty() {
                             focus_wrote |= guest == input.current();
                         }
+                        // IER (or DLM), FCR, LCR, MCR: a driver setting
+                        // the device up (rare), kept for a restart.
+                        let mut programmed = false;
                         for (offset, value) in writes.iter() {
                             uart.write(offset, value);
+                            programmed |= offset.wrapping_sub(1) < 4;
                             let out = uart.sink_mut();
                             changed |= console.push_bytes(guest, &out.bytes[..out.len]) > 0;
                             out.len = 0;
+                        }
+                        if programmed {
+                            save_settings(settings, guest, &uart.snapshot());
                         }
                         if let Some(offset) = read {
                             let value = uart.read(offset);
@@ -394,13 +412,58 @@ mod service {
         }
     }
 
-    const _: () = assert!(snapshot_len(GUESTS) <= (STATE_PAGES * 4096) as usize);
+    const _: () =
+        assert!(snapshot_len(GUESTS) + GUESTS * SETTINGS_LEN <= (STATE_PAGES * 4096) as usize);
+
+    /// A 16550 for `guest`: with the settings a previous run of this
+    /// service saved for it, or as after reset. A driver programs its
+    /// device once (an interrupt-driven one enables its interrupts) and
+    /// relies on finding it so: without them, a Linux guest's shell never
+    /// heard its keyboard again after a restart of this service.
+    fn model(guest: u8, settings: &[u8]) -> Uart16550<Irq4, Out> {
+        let mut uart = Uart16550::new(Irq4(guest), Out::default());
+        let saved = settings
+            .get(guest as usize * SETTINGS_LEN..)
+            .and_then(|s| s.first_chunk::<SETTINGS_LEN>())
+            .and_then(UartState::from_settings);
+        if let Some(state) = saved {
+            if uart.restore(&state).is_err() {
+                defmt::warn!(
+                    "guest {}: saved 16550 settings refused; as after reset",
+                    guest
+                );
+            }
+        }
+        uart
+    }
+
+    /// Keeps `state`'s settings for `guest` (see [`model`]).
+    fn save_settings(settings: &mut [u8], guest: u8, state: &UartState) {
+        if let Some(slot) = settings
+            .get_mut(guest as usize * SETTINGS_LEN..)
+            .and_then(|s| s.first_chunk_mut::<SETTINGS_LEN>())
+        {
+            *slot = state.settings();
+        }
+    }
+
+    /// Drops what was kept for `guest`: its slot goes to another domain,
+    /// or its domain stopped.
+    fn forget_settings(settings: &mut [u8], guest: u8) {
+        if let Some(slot) = settings
+            .get_mut(guest as usize * SETTINGS_LEN..)
+            .and_then(|s| s.first_chunk_mut::<SETTINGS_LEN>())
+        {
+            *slot = [0; SETTINGS_LEN];
+        }
+    }
 
     /// Feeds back the latest whole snapshot a previous run saved. Guests
     /// with output get a model now and their name when they attach again.
     /// Returns where the snapshot stands and the bytes fed back.
     fn restore(
         state: &[u8],
+        settings: &[u8],
         console: &mut Console<GUESTS>,
         uarts: &mut [Option<Uart16550<Irq4, Out>>; GUESTS],
     ) -> (Snapshot, usize) {
@@ -415,7 +478,7 @@ mod service {
             }
             if model.is_none() {
                 console.set_name(guest as u8, "guest/uart");
-                *model = Some(Uart16550::new(Irq4(guest as u8), Out::default()));
+                *model = Some(self::model(guest as u8, settings));
             }
             kept += console.push_bytes(guest as u8, bytes);
         }
