@@ -219,6 +219,9 @@ impl Source {
 pub struct Uart16550<T: Trigger, S: Sink> {
     s: UartState,
     level: bool,
+    /// A register of [`UartState::settings`] was written since
+    /// [`Uart16550::take_programmed`] last looked.
+    programmed: bool,
     trigger: T,
     sink: S,
 }
@@ -229,9 +232,17 @@ impl<T: Trigger, S: Sink> Uart16550<T, S> {
         Uart16550 {
             s: UartState::RESET,
             level: false,
+            programmed: false,
             trigger,
             sink,
         }
+    }
+
+    /// Whether a register of [`UartState::settings`] (IER, LCR, MCR, FCR,
+    /// the divisor latch) was written since the last call: the moment to
+    /// keep the settings for a restart.
+    pub fn take_programmed(&mut self) -> bool {
+        core::mem::take(&mut self.programmed)
     }
 
     /// Master reset: every register to [`UartState::RESET`] (divisor latch
@@ -333,11 +344,20 @@ impl<T: Trigger, S: Sink> Uart16550<T, S> {
     /// Writes to LSR, MSR and offsets 8 and above are ignored.
     pub fn write(&mut self, offset: u8, value: u8) {
         let dlab = self.s.lcr & LCR_DLAB != 0;
+        // Only the arms that change a setting mark it: a THR or scratch
+        // write (the common ones) pays nothing for it.
         match offset {
-            DLL if dlab => self.s.dll = value,
-            DLM if dlab => self.s.dlm = value,
+            DLL if dlab => {
+                self.s.dll = value;
+                self.programmed = true;
+            }
+            DLM if dlab => {
+                self.s.dlm = value;
+                self.programmed = true;
+            }
             THR => self.transmit(value),
             IER => {
+                self.programmed = true;
                 let old = self.s.ier;
                 self.s.ier = value & IER_MASK;
                 // Enabling ETBEI while THR is empty (always, here) raises
@@ -346,9 +366,16 @@ impl<T: Trigger, S: Sink> Uart16550<T, S> {
                     self.s.thre_pending = true;
                 }
             }
-            FCR => self.write_fcr(value),
-            LCR => self.s.lcr = value,
+            FCR => {
+                self.programmed = true;
+                self.write_fcr(value);
+            }
+            LCR => {
+                self.programmed = true;
+                self.s.lcr = value;
+            }
             MCR => {
+                self.programmed = true;
                 let before = self.modem_lines();
                 self.s.mcr = value & MCR_MASK;
                 self.modem_lines_changed(before);
@@ -608,7 +635,14 @@ mod settings_tests {
         u.write(FCR, FCR_ENABLE | 0xc0);
         u.write(MCR, 0x0b);
         u.write(IER, IER_RDA | IER_THRE);
+        assert!(u.take_programmed());
+        assert!(!u.take_programmed(), "taken");
         u.write(SCR, 0x77);
+        u.write(THR, b'x');
+        assert!(
+            !u.take_programmed(),
+            "data and scratch writes are no settings"
+        );
         u.enqueue_input(b"ab");
         let saved = u.snapshot().settings();
         let mut again = Uart16550::new(Line(false), Vec::new());

@@ -334,17 +334,15 @@ mod service {
                         if !writes.is_empty() {
                             focus_wrote |= guest == input.current();
                         }
-                        // IER (or DLM), FCR, LCR, MCR: a driver setting
-                        // the device up (rare), kept for a restart.
-                        let mut programmed = false;
                         for (offset, value) in writes.iter() {
                             uart.write(offset, value);
-                            programmed |= offset.wrapping_sub(1) < 4;
                             let out = uart.sink_mut();
                             changed |= console.push_bytes(guest, &out.bytes[..out.len]) > 0;
                             out.len = 0;
                         }
-                        if programmed {
+                        // A driver setting the device up (rare): kept for
+                        // a restart.
+                        if uart.take_programmed() {
                             save_settings(settings, guest, &uart.snapshot());
                         }
                         if let Some(offset) = read {
@@ -420,6 +418,7 @@ mod service {
     /// device once (an interrupt-driven one enables its interrupts) and
     /// relies on finding it so: without them, a Linux guest's shell never
     /// heard its keyboard again after a restart of this service.
+    #[inline(never)]
     fn model(guest: u8, settings: &[u8]) -> Uart16550<Irq4, Out> {
         let mut uart = Uart16550::new(Irq4(guest), Out::default());
         let saved = settings
@@ -438,6 +437,8 @@ mod service {
     }
 
     /// Keeps `state`'s settings for `guest` (see [`model`]).
+    #[cold]
+    #[inline(never)]
     fn save_settings(settings: &mut [u8], guest: u8, state: &UartState) {
         if let Some(slot) = settings
             .get_mut(guest as usize * SETTINGS_LEN..)
