@@ -127,6 +127,22 @@ fn world() -> World {
 }
 
 impl World {
+    /// A fresh, unmapped 4-page region at 0x800_0000 owned by `owner`, with
+    /// every right in a slot of `a`'s space: its object and the slot.
+    fn region_for_a(&mut self, owner: Option<ObjectRef>) -> (ObjectRef, u64) {
+        let r = self
+            .sys
+            .regions
+            .allocate(
+                ObjectType::MemRegion,
+                Region::new(0x800_0000, 4 * PAGE, owner),
+            )
+            .unwrap();
+        let slot = self.sys.cspaces[self.a.index as usize]
+            .insert(Capability::new(r, Rights::all()))
+            .unwrap() as u64;
+        (r, slot)
+    }
     fn call(&mut self, who: ObjectRef, call: Call, a: [u64; 4]) -> Outcome {
         let outcome = self.sys.hypercall(&mut self.m, who, call, a, 1000);
         assert!(
@@ -356,17 +372,7 @@ fn mem_split_needs_control_an_unmapped_region_and_a_page_offset() {
         Status::InsufficientRights
     );
     // Give the core's view a fresh, unmapped region with CONTROL to split.
-    let r = w
-        .sys
-        .regions
-        .allocate(
-            ObjectType::MemRegion,
-            Region::new(0x800_0000, 4 * PAGE, Some(w.a)),
-        )
-        .unwrap();
-    let slot = w.sys.cspaces[w.a.index as usize]
-        .insert(Capability::new(r, Rights::all()))
-        .unwrap() as u64;
+    let (r, slot) = w.region_for_a(Some(w.a));
     assert_eq!(
         w.status(w.a, Call::MemSplit, [slot, 0, 0, 0]),
         Status::InvalidArgument
@@ -1495,17 +1501,7 @@ fn a_wake_gives_way_only_to_domains_of_at_least_the_callers_priority() {
 #[test]
 fn mem_merge_joins_adjacent_unmapped_regions_of_one_owner() {
     let mut w = world();
-    let r = w
-        .sys
-        .regions
-        .allocate(
-            ObjectType::MemRegion,
-            Region::new(0x800_0000, 4 * PAGE, None),
-        )
-        .unwrap();
-    let whole = w.sys.cspaces[w.a.index as usize]
-        .insert(Capability::new(r, Rights::all()))
-        .unwrap() as u64;
+    let (r, whole) = w.region_for_a(None);
     let b = w.value(w.a, Call::MemSplit, [whole, PAGE, 0, 0]);
     let c = w.value(w.a, Call::MemSplit, [b, PAGE, 0, 0]);
     // Not in order, the same region, not adjacent.
@@ -1574,17 +1570,7 @@ fn mem_merge_joins_adjacent_unmapped_regions_of_one_owner() {
 #[test]
 fn mem_size_reports_a_regions_length_through_splits_and_merges() {
     let mut w = world();
-    let r = w
-        .sys
-        .regions
-        .allocate(
-            ObjectType::MemRegion,
-            Region::new(0x800_0000, 4 * PAGE, None),
-        )
-        .unwrap();
-    let whole = w.sys.cspaces[w.a.index as usize]
-        .insert(Capability::new(r, Rights::all()))
-        .unwrap() as u64;
+    let (_, whole) = w.region_for_a(None);
     assert_eq!(w.value(w.a, Call::MemSize, [whole, 0, 0, 0]), 4 * PAGE);
     let back = w.value(w.a, Call::MemSplit, [whole, PAGE, 0, 0]);
     assert_eq!(w.value(w.a, Call::MemSize, [whole, 0, 0, 0]), PAGE);
