@@ -436,26 +436,27 @@ mod service {
         uart
     }
 
+    /// The bytes kept for `guest`'s settings (none past the last guest).
+    fn settings_of(settings: &mut [u8], guest: u8) -> Option<&mut [u8; SETTINGS_LEN]> {
+        settings
+            .get_mut(guest as usize * SETTINGS_LEN..)
+            .and_then(|s| s.first_chunk_mut::<SETTINGS_LEN>())
+    }
+
     /// Keeps `state`'s settings for `guest` (see [`model`]).
     #[cold]
     #[inline(never)]
     fn save_settings(settings: &mut [u8], guest: u8, state: &UartState) {
-        if let Some(slot) = settings
-            .get_mut(guest as usize * SETTINGS_LEN..)
-            .and_then(|s| s.first_chunk_mut::<SETTINGS_LEN>())
-        {
-            *slot = state.settings();
+        if let Some(kept) = settings_of(settings, guest) {
+            *kept = state.settings();
         }
     }
 
     /// Drops what was kept for `guest`: its slot goes to another domain,
     /// or its domain stopped.
     fn forget_settings(settings: &mut [u8], guest: u8) {
-        if let Some(slot) = settings
-            .get_mut(guest as usize * SETTINGS_LEN..)
-            .and_then(|s| s.first_chunk_mut::<SETTINGS_LEN>())
-        {
-            *slot = [0; SETTINGS_LEN];
+        if let Some(kept) = settings_of(settings, guest) {
+            *kept = [0; SETTINGS_LEN];
         }
     }
 
