@@ -9,6 +9,13 @@
 //! corrupted the ring, the caller prints lines straight to the port. The
 //! ring is bounded: a line that finds it full is counted, and the count is
 //! put on the ring as a line of its own when there is room again.
+//!
+//! Printing straight to the port keeps the core there for as long as the
+//! port takes (at 115,200 baud a 256-byte `LOG_WRITE` line is 22 ms). The
+//! time that domains' hypercall lines take that way is held to a share of
+//! the CPU ([`PortShare`]): a domain that goes over it waits, its call
+//! completing when it wakes, so a domain logging in a loop slows itself
+//! down instead of the whole machine. Nothing is dropped.
 
 use core::fmt::{self, Write};
 
@@ -128,6 +135,64 @@ impl<'a> Sink<'a> {
     }
 }
 
+/// The share of the CPU that printing domains' lines straight to the port
+/// may take: one tick in [`PORT_SHARE`].
+pub const PORT_SHARE: u64 = 4;
+
+/// How much port time may be spent at once before anyone waits: 50 ms
+/// ([`PortShare::burst`]).
+pub const PORT_BURST_PER_SECOND: u64 = 20;
+
+/// The port time domains may still spend: it refills at one tick for
+/// every [`PORT_SHARE`] ticks that pass, up to a burst of
+/// 1/[`PORT_BURST_PER_SECOND`] of a second, and a line printed when it
+/// is spent puts it in debt, which its domain waits off.
+pub struct PortShare {
+    /// Ticks left (negative: owed).
+    credit: i64,
+    /// TSC of the last refill (none yet: the first charge starts it).
+    since: Option<u64>,
+}
+
+impl PortShare {
+    /// Nothing spent yet (the first charge fills the burst).
+    pub const fn new() -> Self {
+        PortShare {
+            credit: i64::MIN,
+            since: None,
+        }
+    }
+
+    fn burst(hz: u64) -> i64 {
+        i64::try_from(hz / PORT_BURST_PER_SECOND).unwrap_or(i64::MAX)
+    }
+
+    /// Charges `spent` ticks of port time, ending at TSC `now` (`hz` ticks
+    /// a second). `Some(ticks)`: the credit is spent, and the domain that
+    /// printed waits that long before it prints again (until the debt is
+    /// paid back); `None`: it goes on.
+    pub fn charge(&mut self, now: u64, hz: u64, spent: u64) -> Option<u64> {
+        let burst = Self::burst(hz);
+        let since = *self.since.get_or_insert(now);
+        if self.credit == i64::MIN {
+            self.credit = burst;
+        }
+        let gained = now.saturating_sub(since) / PORT_SHARE;
+        if gained > 0 {
+            // What is left of a share's worth of ticks counts next time.
+            self.since = Some(since + gained * PORT_SHARE);
+            self.credit = self
+                .credit
+                .saturating_add(i64::try_from(gained).unwrap_or(i64::MAX))
+                .min(burst);
+        }
+        self.credit = self
+            .credit
+            .saturating_sub(i64::try_from(spent).unwrap_or(i64::MAX));
+        (self.credit < 0).then(|| self.credit.unsigned_abs().saturating_mul(PORT_SHARE))
+    }
+}
+
 /// Hands every line left on the console ring, oldest first, to `print`
 /// (the core does this when the service has stopped). Stops at the first
 /// corrupt frame or index: what is left then cannot be read safely.
@@ -234,6 +299,39 @@ mod tests {
         assert!(!sink.live());
         sink.set_live(true);
         assert!(!sink.live(), "a corrupt ring stays unused");
+    }
+
+    #[test]
+    fn port_time_is_held_to_a_share_and_debt_is_waited_off() {
+        const HZ: u64 = 1_000_000;
+        let burst = HZ / PORT_BURST_PER_SECOND;
+        let mut p = PortShare::new();
+        // Within the burst, nobody waits.
+        assert_eq!(p.charge(1_000, HZ, burst / 2), None);
+        assert_eq!(p.charge(1_000, HZ, burst / 2), None);
+        // Past it, the domain that printed waits its debt off at the share.
+        assert_eq!(p.charge(1_000, HZ, 100), Some(100 * PORT_SHARE));
+        // After waiting that long, it has paid back.
+        let later = 1_000 + 100 * PORT_SHARE;
+        assert_eq!(p.charge(later, HZ, 0), None);
+        // Printing all the time: a line of `t` ticks every `t` ticks owes
+        // more and more; held to one line per PORT_SHARE lines' time it
+        // does not.
+        let mut now = later;
+        for _ in 0..1_000 {
+            now += 50;
+            if let Some(wait) = p.charge(now, HZ, 50) {
+                now += wait;
+            }
+        }
+        let end = now;
+        assert!(p.charge(end, HZ, 0).is_none(), "paid back after its waits");
+        // A long silence refills the burst, no more.
+        let quiet = end + 100 * HZ;
+        assert_eq!(p.charge(quiet, HZ, burst), None);
+        assert!(p.charge(quiet, HZ, 1).is_some());
+        // A TSC that went backwards gains nothing and breaks nothing.
+        assert!(p.charge(0, HZ, 1).is_some());
     }
 
     #[test]

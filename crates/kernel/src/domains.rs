@@ -213,22 +213,38 @@ static CONSOLE_LIVE: core::sync::atomic::AtomicBool = core::sync::atomic::Atomic
 /// and log frames): on the console ring while the UART service takes
 /// lines from it, else straight to COM1.
 pub fn console_line(args: fmt::Arguments<'_>) {
-    use core::sync::atomic::Ordering::Relaxed;
     let line = crate::corelog::Line::format(args);
+    if !on_console_ring(&line) {
+        print_direct(line.bytes());
+    }
+}
+
+/// Puts `line` on the console ring if the UART service takes lines from
+/// it; false when the caller must print it.
+fn on_console_ring(line: &crate::corelog::Line) -> bool {
+    use core::sync::atomic::Ordering::Relaxed;
     if CONSOLE_LIVE.load(Relaxed) {
         // Never waits: a line logged while the ring is being drained (a
         // fault in the middle, say) goes straight out.
         if let Some(mut guard) = CONSOLE.try_lock() {
             if let Some((sink, _)) = guard.as_mut() {
                 if sink.put(line.bytes()) {
-                    return;
+                    return true;
                 }
                 CONSOLE_LIVE.store(sink.live(), Relaxed);
             }
         }
     }
-    print_direct(line.bytes());
+    false
 }
+
+/// Domains (by table slot) told once that they wait for the port.
+static HELD: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// The port time domains' hypercall lines may still take
+/// (`corelog::PortShare`).
+static PORT_TIME: spin::Mutex<crate::corelog::PortShare> =
+    spin::Mutex::new(crate::corelog::PortShare::new());
 
 /// Writes a line to COM1, waiting for the port.
 fn print_direct(bytes: &[u8]) {
@@ -884,6 +900,9 @@ struct SysPlatform<'s, 'h, 'a> {
     /// other than the caller's are touched through it (the caller's is
     /// borrowed mutably by the run loop meanwhile).
     vcpus: *mut Option<(ObjectRef, vcpu::Vcpu)>,
+    /// The caller went over its share of port time and was blocked
+    /// (`vcpu::Platform::console_hold`).
+    held: bool,
 }
 
 /// One `DOMAIN_PEEK` item of a vCPU whose VMCS is current: a register
@@ -1656,11 +1675,51 @@ impl vcpu::Platform for SysPlatform<'_, '_, '_> {
     }
 
     fn guest_line(&mut self, guest: &str, source: vcpu::LineSource, text: &str) {
-        GuestPlatform::<PoolFrames<'_>> {
-            ept: None,
-            tables: &self.hw.pool,
+        let line = crate::corelog::Line::format(format_args!("[{guest}{}] {text}", source.tag()));
+        if on_console_ring(&line) {
+            return;
         }
-        .guest_line(guest, source, text)
+        let start = arch::rdtsc();
+        print_direct(line.bytes());
+        let end = arch::rdtsc();
+        // A domain's `LOG_WRITE`s and log frames are held to their share
+        // of port time; its COM1 lines cost it an exit a byte already.
+        if source != vcpu::LineSource::Hypercall {
+            return;
+        }
+        use core::sync::atomic::Ordering::Relaxed;
+        let hz = arch::tsc_hz().unwrap_or(1_000_000_000);
+        let Some(wait) = PORT_TIME.lock().charge(end, hz, end.saturating_sub(start)) else {
+            return;
+        };
+        // The caller waits its debt off, its call completed on wake-up
+        // (`console_hold`); a later line of the same call waits longer.
+        // Not a domain that is stopping (its last frames are printed as
+        // it stops).
+        let running = self
+            .sys
+            .domains
+            .get(self.caller)
+            .is_some_and(|d| d.state == RunState::Runnable);
+        if running || self.held {
+            self.sys
+                .block(self.caller, None, Some(end.saturating_add(wait)));
+            if !self.held
+                && HELD.fetch_or(1 << (self.caller.index % 64), Relaxed)
+                    & (1 << (self.caller.index % 64))
+                    == 0
+            {
+                log::info!(
+                    "domain {guest}: waits before its next log line: domains' log lines printed straight to the port have had their 1/{} of the CPU (said once)",
+                    crate::corelog::PORT_SHARE
+                );
+            }
+            self.held = true;
+        }
+    }
+
+    fn console_hold(&mut self) -> bool {
+        core::mem::take(&mut self.held)
     }
 }
 
@@ -1991,6 +2050,7 @@ fn schedule(
                 hw: &mut *hw,
                 caller: d,
                 vcpus: all_vcpus,
+                held: false,
             };
             vcpu::run_until_event(vcpu, &mut vmcs, &mut platform, |regs, launched, fast| {
                 // SAFETY: this domain's VMCS is current and fully set up with

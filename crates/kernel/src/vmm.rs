@@ -330,11 +330,7 @@ impl<F: ept::FrameAllocator> Platform for GuestPlatform<'_, F> {
     }
 
     fn guest_line(&mut self, guest: &str, source: LineSource, text: &str) {
-        let tag = match source {
-            LineSource::Hypercall => "",
-            LineSource::Uart => ":com1",
-        };
-        crate::domains::console_line(format_args!("[{guest}{tag}] {text}"));
+        crate::domains::console_line(format_args!("[{guest}{}] {text}", source.tag()));
     }
 }
 

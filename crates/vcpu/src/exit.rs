@@ -421,12 +421,23 @@ fn own_call(vcpu: &mut Vcpu, vmcs: &mut impl Vmcs, platform: &mut impl Platform)
     let regs = &vcpu.regs;
     let status = match Call::from_raw(regs.rax) {
         Some(Call::Exit) => return Action::Stop(StopReason::Exited(regs.rdi)),
-        Some(Call::LogWrite) => log_write(vcpu, platform),
+        Some(Call::LogWrite) => {
+            let status = log_write(vcpu, platform);
+            if status == Status::Ok && platform.console_hold() {
+                // Completed on wake-up.
+                return Action::Reschedule;
+            }
+            status
+        }
         Some(Call::LogFlush) => {
             let gpa = regs.rdi;
             match crate::logring::flush(vcpu, platform, gpa) {
                 Ok(printed) => {
                     vcpu.regs.rdx = printed;
+                    if platform.console_hold() {
+                        // Completed on wake-up (RDX stays).
+                        return Action::Reschedule;
+                    }
                     Status::Ok
                 }
                 Err(s) => s,
@@ -743,6 +754,28 @@ mod tests {
             p.lines,
             [("g".into(), LineSource::Hypercall, "hello.".into())]
         );
+    }
+
+    #[test]
+    fn a_log_write_the_platform_holds_completes_on_wake_up() {
+        let mut memory = vec![0u8; 0x2000];
+        memory[0x1000..0x1000 + 5].copy_from_slice(b"hello");
+        let mut p = platform_with(&memory);
+        p.hold = true;
+        let mut vcpu = Vcpu::new("g");
+        vcpu.regs.rax = Call::LogWrite as u64;
+        vcpu.regs.rdi = 0x1000;
+        vcpu.regs.rsi = 5;
+        let mut vmcs = exit(ExitReason::Vmcall, 0);
+        let rip = vmcs.get(fields::GUEST_RIP);
+        assert_eq!(
+            handle_exit(&mut vcpu, &mut vmcs, &mut p),
+            Action::Reschedule
+        );
+        assert_eq!(p.lines.len(), 1, "printed");
+        // Not completed: neither RAX nor RIP moved (the wake-up does both).
+        assert_eq!(vcpu.regs.rax, Call::LogWrite as u64);
+        assert_eq!(vmcs.get(fields::GUEST_RIP), rip);
     }
 
     #[test]

@@ -59,6 +59,17 @@ pub enum LineSource {
     Uart,
 }
 
+impl LineSource {
+    /// What follows the domain's name in the console prefix: nothing, or
+    /// `:com1`.
+    pub const fn tag(self) -> &'static str {
+        match self {
+            LineSource::Hypercall => "",
+            LineSource::Uart => ":com1",
+        }
+    }
+}
+
 /// The core's answer to a hypercall it owns (see [`Platform::core_hypercall`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CoreCall {
@@ -156,6 +167,13 @@ pub trait Platform {
     fn write_guest(&mut self, gpa: u64, bytes: &[u8]) -> bool;
     /// Prints one line of guest output on the console.
     fn guest_line(&mut self, guest: &str, source: LineSource, text: &str);
+    /// Asked after a `LOG_WRITE` or `LOG_FLUSH` that printed: whether the
+    /// platform made the caller wait (printing its lines took more than
+    /// its share of the CPU) and blocked it. The call then completes when
+    /// the caller wakes (status `Ok`, as for `SLEEP`), not now.
+    fn console_hold(&mut self) -> bool {
+        false
+    }
 }
 
 /// One virtual CPU and everything the core tracks about it.
@@ -394,6 +412,8 @@ pub(crate) mod testing {
         pub tsc: u64,
         pub pc_answer: Option<UartAnswer>,
         pub pc_accesses: Vec<(u8, bool, u8)>,
+        /// What `console_hold` answers.
+        pub hold: bool,
     }
 
     impl FakePlatform {
@@ -459,6 +479,9 @@ pub(crate) mod testing {
         }
         fn guest_line(&mut self, guest: &str, source: LineSource, text: &str) {
             self.lines.push((guest.into(), source, text.into()));
+        }
+        fn console_hold(&mut self) -> bool {
+            self.hold
         }
     }
 }
