@@ -241,6 +241,11 @@ fn on_console_ring(line: &crate::corelog::Line) -> bool {
 /// Domains (by table slot) told once that they wait for the port.
 static HELD: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
 
+/// The domain (table slot + 1; 0: none) that the port share blocked in
+/// the hypercall being handled (`vcpu::Platform::console_hold`). A static,
+/// not a field of the exit handlers' view: that is set up at every switch.
+static HOLDING: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+
 /// The port time domains' hypercall lines may still take
 /// (`corelog::PortShare`).
 static PORT_TIME: spin::Mutex<crate::corelog::PortShare> =
@@ -900,9 +905,6 @@ struct SysPlatform<'s, 'h, 'a> {
     /// other than the caller's are touched through it (the caller's is
     /// borrowed mutably by the run loop meanwhile).
     vcpus: *mut Option<(ObjectRef, vcpu::Vcpu)>,
-    /// The caller went over its share of port time and was blocked
-    /// (`vcpu::Platform::console_hold`).
-    held: bool,
 }
 
 /// One `DOMAIN_PEEK` item of a vCPU whose VMCS is current: a register
@@ -1293,6 +1295,23 @@ impl SysPlatform<'_, '_, '_> {
         }
         self.sys.stop_domain(self.hw, self.caller);
         vcpu::CoreCall::Gone
+    }
+
+    /// Whether the port share blocked the caller in this hypercall:
+    /// `HOLDING` names it and it is blocked on nothing but a deadline (a
+    /// name left by a domain that stopped as it printed, whose slot went to
+    /// another, does not count).
+    fn holding(&self) -> bool {
+        HOLDING.load(core::sync::atomic::Ordering::Relaxed) == u32::from(self.caller.index) + 1
+            && self.sys.domains.get(self.caller).is_some_and(|d| {
+                matches!(
+                    d.state,
+                    RunState::Blocked {
+                        channel: None,
+                        deadline: Some(_)
+                    }
+                )
+            })
     }
 
     /// `IOREQ_WAIT` and `IOREQ_DONE`, for the device services only.
@@ -1694,32 +1713,36 @@ impl vcpu::Platform for SysPlatform<'_, '_, '_> {
         };
         // The caller waits its debt off, its call completed on wake-up
         // (`console_hold`); a later line of the same call waits longer.
-        // Not a domain that is stopping (its last frames are printed as
-        // it stops).
+        let held = self.holding();
         let running = self
             .sys
             .domains
             .get(self.caller)
             .is_some_and(|d| d.state == RunState::Runnable);
-        if running || self.held {
+        if running || held {
             self.sys
                 .block(self.caller, None, Some(end.saturating_add(wait)));
-            if !self.held
-                && HELD.fetch_or(1 << (self.caller.index % 64), Relaxed)
-                    & (1 << (self.caller.index % 64))
-                    == 0
-            {
+            HOLDING.store(u32::from(self.caller.index) + 1, Relaxed);
+            let bit = 1 << (self.caller.index % 64);
+            if !held && HELD.fetch_or(bit, Relaxed) & bit == 0 {
                 log::info!(
                     "domain {guest}: waits before its next log line: domains' log lines printed straight to the port have had their 1/{} of the CPU (said once)",
                     crate::corelog::PORT_SHARE
                 );
             }
-            self.held = true;
         }
     }
 
-    fn console_hold(&mut self) -> bool {
-        core::mem::take(&mut self.held)
+    fn console_hold(&mut self, done: bool) -> bool {
+        let held = self.holding();
+        HOLDING.store(0, core::sync::atomic::Ordering::Relaxed);
+        if held && !done {
+            // The call failed and returns its error now: the caller runs on
+            // (the debt stays on the shared account).
+            self.sys.unblock(self.caller);
+            return false;
+        }
+        held
     }
 }
 
@@ -2050,7 +2073,6 @@ fn schedule(
                 hw: &mut *hw,
                 caller: d,
                 vcpus: all_vcpus,
-                held: false,
             };
             vcpu::run_until_event(vcpu, &mut vmcs, &mut platform, |regs, launched, fast| {
                 // SAFETY: this domain's VMCS is current and fully set up with

@@ -1164,6 +1164,17 @@ impl System {
         true
     }
 
+    /// Lifts a wait `d` was put in by [`System::block`] in the call being
+    /// handled, which completes now instead (no pending completion).
+    pub fn unblock(&mut self, d: ObjectRef) {
+        if let Some(dom) = self.domains.get_mut(d) {
+            if matches!(dom.state, RunState::Blocked { .. }) {
+                dom.state = RunState::Runnable;
+            }
+        }
+        self.sync(d);
+    }
+
     /// Wakes every blocked domain whose deadline is at or before `now`.
     /// Called before every scheduling decision, so it looks at the domains
     /// only when the earliest deadline may have passed.

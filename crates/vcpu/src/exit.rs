@@ -423,7 +423,7 @@ fn own_call(vcpu: &mut Vcpu, vmcs: &mut impl Vmcs, platform: &mut impl Platform)
         Some(Call::Exit) => return Action::Stop(StopReason::Exited(regs.rdi)),
         Some(Call::LogWrite) => {
             let status = log_write(vcpu, platform);
-            if status == Status::Ok && platform.console_hold() {
+            if platform.console_hold(status == Status::Ok) {
                 // Completed on wake-up.
                 return Action::Reschedule;
             }
@@ -434,13 +434,19 @@ fn own_call(vcpu: &mut Vcpu, vmcs: &mut impl Vmcs, platform: &mut impl Platform)
             match crate::logring::flush(vcpu, platform, gpa) {
                 Ok(printed) => {
                     vcpu.regs.rdx = printed;
-                    if platform.console_hold() {
+                    if platform.console_hold(true) {
                         // Completed on wake-up (RDX stays).
                         return Action::Reschedule;
                     }
                     Status::Ok
                 }
-                Err(s) => s,
+                Err(s) => {
+                    // Frames printed before the ring turned out corrupt may
+                    // have put the caller on hold: lifted, the error goes
+                    // back now.
+                    platform.console_hold(false);
+                    s
+                }
             }
         }
         Some(Call::Null) => Status::Ok,
@@ -776,6 +782,20 @@ mod tests {
         // Not completed: neither RAX nor RIP moved (the wake-up does both).
         assert_eq!(vcpu.regs.rax, Call::LogWrite as u64);
         assert_eq!(vmcs.get(fields::GUEST_RIP), rip);
+    }
+
+    #[test]
+    fn a_failed_log_flush_is_never_held() {
+        let mut p = platform_with(&[0u8; 0x2000]);
+        p.hold = true;
+        let mut vcpu = Vcpu::new("g");
+        vcpu.regs.rax = Call::LogFlush as u64;
+        vcpu.regs.rdi = 0x1001; // unaligned
+        let mut vmcs = exit(ExitReason::Vmcall, 0);
+        let rip = vmcs.get(fields::GUEST_RIP);
+        assert_eq!(handle_exit(&mut vcpu, &mut vmcs, &mut p), Action::Resume);
+        assert_eq!(vcpu.regs.rax, Status::InvalidAddress.raw());
+        assert_ne!(vmcs.get(fields::GUEST_RIP), rip, "completed now");
     }
 
     #[test]

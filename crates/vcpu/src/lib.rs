@@ -167,11 +167,13 @@ pub trait Platform {
     fn write_guest(&mut self, gpa: u64, bytes: &[u8]) -> bool;
     /// Prints one line of guest output on the console.
     fn guest_line(&mut self, guest: &str, source: LineSource, text: &str);
-    /// Asked after a `LOG_WRITE` or `LOG_FLUSH` that printed: whether the
-    /// platform made the caller wait (printing its lines took more than
-    /// its share of the CPU) and blocked it. The call then completes when
-    /// the caller wakes (status `Ok`, as for `SLEEP`), not now.
-    fn console_hold(&mut self) -> bool {
+    /// Asked after every `LOG_WRITE` and `LOG_FLUSH` (`done`: it
+    /// succeeded): whether the platform made the caller wait (printing its
+    /// lines took more than its share of the CPU) and blocked it. The call
+    /// then completes when the caller wakes (status `Ok`, as for `SLEEP`),
+    /// not now. A failed call is never held: the platform lifts the wait.
+    fn console_hold(&mut self, done: bool) -> bool {
+        let _ = done;
         false
     }
 }
@@ -480,8 +482,8 @@ pub(crate) mod testing {
         fn guest_line(&mut self, guest: &str, source: LineSource, text: &str) {
             self.lines.push((guest.into(), source, text.into()));
         }
-        fn console_hold(&mut self) -> bool {
-            self.hold
+        fn console_hold(&mut self, done: bool) -> bool {
+            self.hold && done
         }
     }
 }
