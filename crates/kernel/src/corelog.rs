@@ -158,7 +158,7 @@ impl PortShare {
     /// Nothing spent yet (the first charge fills the burst).
     pub const fn new() -> Self {
         PortShare {
-            credit: i64::MIN,
+            credit: 0,
             since: None,
         }
     }
@@ -173,10 +173,14 @@ impl PortShare {
     /// paid back); `None`: it goes on.
     pub fn charge(&mut self, now: u64, hz: u64, spent: u64) -> Option<u64> {
         let burst = Self::burst(hz);
-        let since = *self.since.get_or_insert(now);
-        if self.credit == i64::MIN {
-            self.credit = burst;
-        }
+        let since = match self.since {
+            Some(since) => since,
+            None => {
+                self.since = Some(now);
+                self.credit = burst;
+                now
+            }
+        };
         let gained = now.saturating_sub(since) / PORT_SHARE;
         if gained > 0 {
             // What is left of a share's worth of ticks counts next time.

@@ -1289,11 +1289,7 @@ impl SysPlatform<'_, '_, '_> {
         let name = self.sys.domains.get(self.caller).map_or("?", |d| d.name);
         log::warn!("{device:?} service: its request ring is broken ({e})");
         log::info!("domain {name}: stopped: broke its request ring (counted as a fault)");
-        self.sys.stats.violations += 1;
-        if let Some(dom) = self.sys.domains.get_mut(self.caller) {
-            dom.faulted = true;
-        }
-        self.sys.stop_domain(self.hw, self.caller);
+        self.sys.stop_faulted(self.hw, self.caller);
         vcpu::CoreCall::Gone
     }
 
@@ -1359,28 +1355,18 @@ impl SysPlatform<'_, '_, '_> {
             Ok(Some(r)) => bad += u32::from(!sys.answer_read(device, r.guest, r.seq, r.value)),
             Err(()) => bad += 1,
         }
-        let queued = {
-            let tx = io.end.tx();
-            tx.free_space().map_or(true, |free| free != tx.data_size())
-        };
         // Reading the consumer index also checks it: a service that left
         // it where no consumer could have moved it has broken the ring,
-        // and the core's half refuses every request from then on (the
-        // fault sticks, so a second look finds it). Only a ring with
-        // something queued can be broken: the usual wait, with nothing,
-        // pays nothing more.
-        let broken = if queued {
-            io.end.tx().free_space().err()
-        } else {
-            None
-        };
+        // and the core's half refuses every request from then on.
+        let free = io.end.tx().free_space();
+        let queued = free.map_or(true, |free| free != io.end.tx().data_size());
         drop(guard);
         if bad > 0 {
             log::warn!(
                 "{device:?} service: {bad} answer(s) matched no waiting read or were malformed"
             );
         }
-        if let Some(e) = broken {
+        if let Err(e) = free {
             return self.ring_broken(device, e);
         }
         if call == hypercall_abi::Call::IoReqWait && !queued {
@@ -2095,12 +2081,10 @@ fn schedule(
         if let Action::Stop(reason) = action {
             log::info!("domain {name}: stopped: {reason}");
             if is_violation(&reason) {
-                sys.stats.violations += 1;
-                if let Some(dom) = sys.domains.get_mut(d) {
-                    dom.faulted = true;
-                }
+                sys.stop_faulted(hw, d);
+            } else {
+                sys.stop_domain(hw, d);
             }
-            sys.stop_domain(hw, d);
         }
     }
 }

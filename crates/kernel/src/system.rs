@@ -29,6 +29,8 @@ pub const MAX_MAPPINGS: usize = 4;
 pub const DOMAIN_GPA_LIMIT: u64 = 1 << 30;
 /// Page size.
 pub const PAGE: u64 = 4096;
+/// Priorities a domain may have (0 to `manifest::MAX_PRIORITY`).
+const PRIORITIES: usize = manifest::MAX_PRIORITY as usize + 1;
 
 /// A device a service domain emulates for other domains: the core
 /// forwards their port I/O on its ports over the service's own ioreq
@@ -342,7 +344,7 @@ pub struct System {
     /// after it. One per priority, so that a higher-priority domain that
     /// wakes often does not set every round back to the same place (the
     /// equals after its slot would always win, those before it never).
-    last_run: [Option<u16>; 8],
+    last_run: [Option<u16>; PRIORITIES],
     /// Bit i set: the domain in table slot i is runnable (kept in step with
     /// every state change by `sync`, so that `pick` never scans the table).
     runnable: u32,
@@ -444,7 +446,7 @@ impl System {
             platform: None,
             platform_waiting: false,
             shutdown_requested: false,
-            last_run: [None; 8],
+            last_run: [None; PRIORITIES],
             runnable: 0,
             prio: [0; MAX_DOMAINS],
             next_deadline: None,
@@ -1023,6 +1025,17 @@ impl System {
 
     // ----- life cycle -----
 
+    /// [`System::stop_domain`] for a fault or a violation: counted in the
+    /// summary, and `d` reads as faulted (`DOMAIN_STATUS` bit 63), so that
+    /// a supervisor restarts it if it may.
+    pub fn stop_faulted<M: Machine>(&mut self, m: &mut M, d: ObjectRef) {
+        self.stats.violations += 1;
+        if let Some(dom) = self.domains.get_mut(d) {
+            dom.faulted = true;
+        }
+        self.stop_domain(m, d);
+    }
+
     /// Stops `d`: it never runs again, its EPT is torn down (so all memory
     /// is unmapped from it) and cached translations are dropped. Peers
     /// blocked on a channel with it are woken with `Denied`.
@@ -1290,7 +1303,7 @@ impl System {
         }
         // Round robin among equals: the first after the last one of this
         // priority run.
-        let last = &mut self.last_run[usize::from(best) % 8];
+        let last = &mut self.last_run[usize::from(best) % PRIORITIES];
         let start = last.map_or(0, |i| u32::from(i) + 1);
         let after = candidates & u32::MAX.checked_shl(start).unwrap_or(0);
         let i = if after != 0 { after } else { candidates }.trailing_zeros();

@@ -111,7 +111,7 @@ impl UartState {
     /// The rest is transient and not kept: received bytes, line and modem
     /// deltas, the scratch byte.
     pub fn settings(&self) -> [u8; SETTINGS_LEN] {
-        let b = [
+        let mut out = [
             SETTINGS_MARK,
             self.ier,
             self.lcr,
@@ -121,8 +121,7 @@ impl UartState {
             self.dlm,
             0,
         ];
-        let mut out = b;
-        out[SETTINGS_LEN - 1] = settings_check(&b);
+        out[SETTINGS_LEN - 1] = settings_check(&out);
         out
     }
 

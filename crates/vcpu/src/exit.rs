@@ -419,39 +419,32 @@ fn core_call(
 #[inline(never)]
 fn own_call(vcpu: &mut Vcpu, vmcs: &mut impl Vmcs, platform: &mut impl Platform) -> Action {
     let regs = &vcpu.regs;
-    let status = match Call::from_raw(regs.rax) {
+    let call = Call::from_raw(regs.rax);
+    let status = match call {
         Some(Call::Exit) => return Action::Stop(StopReason::Exited(regs.rdi)),
-        Some(Call::LogWrite) => {
-            let status = log_write(vcpu, platform);
-            if platform.console_hold(status == Status::Ok) {
-                // Completed on wake-up.
-                return Action::Reschedule;
-            }
-            status
-        }
+        Some(Call::LogWrite) => log_write(vcpu, platform),
         Some(Call::LogFlush) => {
             let gpa = regs.rdi;
             match crate::logring::flush(vcpu, platform, gpa) {
                 Ok(printed) => {
                     vcpu.regs.rdx = printed;
-                    if platform.console_hold(true) {
-                        // Completed on wake-up (RDX stays).
-                        return Action::Reschedule;
-                    }
                     Status::Ok
                 }
-                Err(s) => {
-                    // Frames printed before the ring turned out corrupt may
-                    // have put the caller on hold: lifted, the error goes
-                    // back now.
-                    platform.console_hold(false);
-                    s
-                }
+                Err(s) => s,
             }
         }
         Some(Call::Null) => Status::Ok,
         _ => Status::UnknownCall,
     };
+    // A call that printed may have put its caller on hold: it completes
+    // on wake-up (`LOG_FLUSH`'s RDX stays). A failed one (frames printed
+    // before its ring turned out corrupt) is never held: its error goes
+    // back now.
+    if matches!(call, Some(Call::LogWrite | Call::LogFlush))
+        && platform.console_hold(status == Status::Ok)
+    {
+        return Action::Reschedule;
+    }
     if status != Status::Ok {
         vcpu.refused += 1;
     }

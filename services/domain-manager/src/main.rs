@@ -156,17 +156,22 @@ mod service {
                 kib,
                 tag
             );
-            let region = u64::from(slot);
-            if let Ok(theirs) = rt::cap_grant(self.slot, region, Rights::all()) {
-                let _ = rt::cap_delete(region);
-                let back = Request::Return {
-                    tag,
-                    slot: theirs as u32,
-                };
+            if let Ok(back) = self.hand_back(tag, u64::from(slot)) {
                 if self.end.tx().push_versioned(VERSION, &back).is_ok() {
                     let _ = rt::channel_notify(self.slot);
                 }
             }
+        }
+
+        /// Sends the region at `region` to the broker and drops this
+        /// domain's copy; the `Return` that tells the broker of it.
+        fn hand_back(&self, tag: u8, region: u64) -> Result<Request, Status> {
+            let theirs = rt::cap_grant(self.slot, region, Rights::all())?;
+            let _ = rt::cap_delete(region);
+            Ok(Request::Return {
+                tag,
+                slot: theirs as u32,
+            })
         }
     }
 
@@ -327,12 +332,7 @@ mod service {
         /// Gives a guest's memory back to the broker.
         fn give_back(&self, tag: u8, region: u64) -> Result<(), Error> {
             let broker = self.broker()?;
-            let theirs = rt::cap_grant(broker.slot, region, Rights::all()).map_err(hc)?;
-            let _ = rt::cap_delete(region);
-            match broker.call(&Request::Return {
-                tag,
-                slot: theirs as u32,
-            })? {
+            match broker.call(&broker.hand_back(tag, region).map_err(hc)?)? {
                 Response::Returned { .. } => Ok(()),
                 Response::Refused { status, .. } => Err(hc(status_of(status))),
                 _ => Err(Error::Hypercall(Status::InvalidArgument)),

@@ -127,18 +127,21 @@ fn world() -> World {
 }
 
 impl World {
-    /// A fresh, unmapped 4-page region at 0x800_0000 owned by `owner`, with
-    /// every right in a slot of `a`'s space: its object and the slot.
-    fn region_for_a(&mut self, owner: Option<ObjectRef>) -> (ObjectRef, u64) {
+    /// A fresh, unmapped region of `len` bytes at `hpa` owned by `owner`,
+    /// with every right in a slot of `to`'s space: its object and the slot.
+    fn region(
+        &mut self,
+        to: ObjectRef,
+        hpa: u64,
+        len: u64,
+        owner: Option<ObjectRef>,
+    ) -> (ObjectRef, u64) {
         let r = self
             .sys
             .regions
-            .allocate(
-                ObjectType::MemRegion,
-                Region::new(0x800_0000, 4 * PAGE, owner),
-            )
+            .allocate(ObjectType::MemRegion, Region::new(hpa, len, owner))
             .unwrap();
-        let slot = self.sys.cspaces[self.a.index as usize]
+        let slot = self.sys.cspaces[to.index as usize]
             .insert(Capability::new(r, Rights::all()))
             .unwrap() as u64;
         (r, slot)
@@ -372,7 +375,7 @@ fn mem_split_needs_control_an_unmapped_region_and_a_page_offset() {
         Status::InsufficientRights
     );
     // Give the core's view a fresh, unmapped region with CONTROL to split.
-    let (r, slot) = w.region_for_a(Some(w.a));
+    let (r, slot) = w.region(w.a, 0x800_0000, 4 * PAGE, Some(w.a));
     assert_eq!(
         w.status(w.a, Call::MemSplit, [slot, 0, 0, 0]),
         Status::InvalidArgument
@@ -786,14 +789,7 @@ const A: bool = true;
 /// A region of `len` bytes with every right, in a's space (or b's).
 fn give_region(w: &mut World, to_a: bool, hpa: u64, len: u64) -> u64 {
     let d = if to_a { w.a } else { w.b };
-    let r = w
-        .sys
-        .regions
-        .allocate(ObjectType::MemRegion, Region::new(hpa, len, Some(d)))
-        .unwrap();
-    w.sys.cspaces[d.index as usize]
-        .insert(Capability::new(r, Rights::all()))
-        .unwrap() as u64
+    w.region(d, hpa, len, Some(d)).1
 }
 
 #[test]
@@ -1501,7 +1497,7 @@ fn a_wake_gives_way_only_to_domains_of_at_least_the_callers_priority() {
 #[test]
 fn mem_merge_joins_adjacent_unmapped_regions_of_one_owner() {
     let mut w = world();
-    let (r, whole) = w.region_for_a(None);
+    let (r, whole) = w.region(w.a, 0x800_0000, 4 * PAGE, None);
     let b = w.value(w.a, Call::MemSplit, [whole, PAGE, 0, 0]);
     let c = w.value(w.a, Call::MemSplit, [b, PAGE, 0, 0]);
     // Not in order, the same region, not adjacent.
@@ -1570,7 +1566,7 @@ fn mem_merge_joins_adjacent_unmapped_regions_of_one_owner() {
 #[test]
 fn mem_size_reports_a_regions_length_through_splits_and_merges() {
     let mut w = world();
-    let (_, whole) = w.region_for_a(None);
+    let (_, whole) = w.region(w.a, 0x800_0000, 4 * PAGE, None);
     assert_eq!(w.value(w.a, Call::MemSize, [whole, 0, 0, 0]), 4 * PAGE);
     let back = w.value(w.a, Call::MemSplit, [whole, PAGE, 0, 0]);
     assert_eq!(w.value(w.a, Call::MemSize, [whole, 0, 0, 0]), PAGE);
@@ -1594,7 +1590,7 @@ fn mem_size_reports_a_regions_length_through_splits_and_merges() {
         index
     );
     assert_eq!(w.value(w.a, Call::MemSize, [whole, 0, 0, 0]), 4 * PAGE);
-    // Not a region, nothing there, out of range.
+    // Nothing there; out of range (`SLOT_SELF` names no region here).
     assert_eq!(
         w.status(w.a, Call::MemSize, [back, 0, 0, 0]),
         Status::EmptySlot
