@@ -597,7 +597,42 @@ impl<'a> Consumer<'a> {
                 available: avail - LEN_PREFIX,
             }));
         }
+        if LINE_WAIT {
+            let end = head.wrapping_add(frame_size(len));
+            if self.shared.in_open_line(end, self.tail.get()) {
+                self.wait_for_line(end);
+            }
+        }
         Ok(Some((len, word)))
+    }
+
+    /// Waits, a few spins at most, for the producer to move past the
+    /// cache line the frame ending at `end` ends in, which it is still
+    /// filling: the next frame goes on in that line. Read now, the line
+    /// crosses to this core, back to the producer's for its next frame,
+    /// and here again for that frame; read once the producer is past it,
+    /// it crosses once. A 64-byte message's 72-byte frame ends inside a
+    /// line every time, so a consumer that keeps up with its producer
+    /// paid that for nearly every message (docs/BENCHMARKS.md). The wait
+    /// is bounded, so a producer that has stopped costs the frame a few
+    /// hundred nanoseconds and no more; frames consumed before it are
+    /// handed back first, so a producer waiting for room is not kept
+    /// waiting. Host builds only ([`LINE_WAIT`]); the frame is
+    /// already validated, and only the time it is copied out changes.
+    #[cold]
+    #[inline(never)]
+    fn wait_for_line(&self, end: u32) {
+        if !self.deferred.get() && self.head.get() != self.released.get() {
+            self.release();
+        }
+        for _ in 0..LINE_WAIT_SPINS {
+            core::hint::spin_loop();
+            // A hint only: what is read is validated by the next refresh.
+            let found = self.shared.producer.load(Ordering::Relaxed);
+            if !self.shared.in_open_line(end, found) {
+                return;
+            }
+        }
     }
 
     /// Moves past the frame of `len` payload bytes at the head and hands
@@ -780,6 +815,21 @@ impl<'a> Consumer<'a> {
         self.local.fault.set(None);
     }
 }
+
+/// Whether the consumer waits for its producer to fill the line a frame
+/// ends in ([`Consumer::wait_for_line`]): in host builds only. Not on
+/// bare metal, where domains run one at a time on one CPU and the
+/// producer never runs while its consumer waits, nor under loom.
+#[cfg(not(loom))]
+const LINE_WAIT: bool = crate::arch::HINTS;
+
+#[cfg(loom)]
+const LINE_WAIT: bool = false;
+
+/// How many times at most the consumer spins ([`core::hint::spin_loop`])
+/// in that wait: 8 (about 200 ns on the host measured) did as well as 32
+/// in the host bench, and better than 2 or 4.
+const LINE_WAIT_SPINS: u32 = 8;
 
 /// How far ahead of the frame being read the consumer asks for cache
 /// lines (bytes; best of 128-2048 in the host bench, 64-byte messages).

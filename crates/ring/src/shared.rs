@@ -318,6 +318,21 @@ impl<'a> Shared<'a> {
         let _ = idx;
     }
 
+    /// Whether the index `end` lies inside the cache line that the index
+    /// `tail` (at or past `end`) has not yet reached the end of: a frame
+    /// ending at `end`, with the producer at `tail`, ends in the line the
+    /// producer fills next. Always false under loom.
+    #[inline]
+    pub(crate) fn in_open_line(&self, end: u32, tail: u32) -> bool {
+        #[cfg(not(loom))]
+        return ends_in_open_line(end, tail);
+        #[cfg(loom)]
+        {
+            let _ = (end, tail);
+            false
+        }
+    }
+
     /// Stores the little-endian word `value` at index `idx` (a multiple
     /// of 8; the low bits are ignored).
     #[inline]
@@ -535,6 +550,16 @@ fn completed_lines(from: u32, to: u32) -> impl Iterator<Item = u32> {
     (0..lines).map(move |i| first.wrapping_add(i * LINE))
 }
 
+/// [`Shared::in_open_line`]: `end` is past the start of the line holding
+/// `tail`, and `tail` is not itself at a line's start (then every line
+/// before it is complete).
+#[cfg(not(loom))]
+#[inline]
+fn ends_in_open_line(end: u32, tail: u32) -> bool {
+    let into = tail & (LINE - 1);
+    into != 0 && tail.wrapping_sub(end) < into
+}
+
 /// Frames of more words than this are copied as one run when they do not
 /// wrap; shorter ones word by word (the small requests and answers of
 /// domains: setting up the run costs more than it saves, as the virtual
@@ -625,6 +650,24 @@ mod tests {
         assert_eq!(lines(200, 200), []);
         // Across the wrap of the free-running indices.
         assert_eq!(lines(u32::MAX - 71, 8), [u32::MAX - 127, u32::MAX - 63]);
+    }
+
+    #[test]
+    fn a_frame_ends_in_an_open_line_only_inside_the_line_the_producer_fills() {
+        // Producer at 80, inside the line 64..128.
+        assert!(ends_in_open_line(72, 80));
+        assert!(ends_in_open_line(80, 80));
+        // Ending on the line's start, or in an earlier line: complete.
+        assert!(!ends_in_open_line(64, 80));
+        assert!(!ends_in_open_line(8, 80));
+        // A producer on a line boundary has completed every line.
+        assert!(!ends_in_open_line(128, 128));
+        assert!(!ends_in_open_line(120, 128));
+        // Across the wrap of the free-running indices.
+        assert!(ends_in_open_line(u32::MAX - 15, u32::MAX - 7));
+        assert!(!ends_in_open_line(u32::MAX - 7, 8));
+        assert!(!ends_in_open_line(0, 8));
+        assert!(!ends_in_open_line(u32::MAX - 7, 0));
     }
 
     #[test]
