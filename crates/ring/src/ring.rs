@@ -436,6 +436,9 @@ pub struct Consumer<'a> {
     /// Whether the last read of the producer index found it close ahead
     /// (see [`Consumer::consume`]).
     close: HintFlag,
+    /// Frames left before the consumer waits for a line again after a
+    /// wait that ran out ([`Consumer::wait_for_line`]).
+    line_waits_off: HintCount,
     local: Local,
 }
 
@@ -448,6 +451,7 @@ impl<'a> Consumer<'a> {
             deferred: Cell::new(false),
             released: Cell::new(head),
             close: HintFlag::new(false),
+            line_waits_off: HintCount::new(0),
             local: Local::new(),
         }
     }
@@ -600,7 +604,12 @@ impl<'a> Consumer<'a> {
         if LINE_WAIT {
             let end = head.wrapping_add(frame_size(len));
             if self.shared.in_open_line(end, self.tail.get()) {
-                self.wait_for_line(end);
+                let off = self.line_waits_off.get();
+                if off > 0 {
+                    self.line_waits_off.set(off - 1);
+                } else if !self.wait_for_line(end) {
+                    self.line_waits_off.set(LINE_WAIT_OFF_FRAMES);
+                }
             }
         }
         Ok(Some((len, word)))
@@ -615,13 +624,17 @@ impl<'a> Consumer<'a> {
     /// line every time, so a consumer that keeps up with its producer
     /// paid that for nearly every message (docs/BENCHMARKS.md). The wait
     /// is bounded, so a producer that has stopped costs the frame a few
-    /// hundred nanoseconds and no more; frames consumed before it are
-    /// handed back first, so a producer waiting for room is not kept
-    /// waiting. Host builds only ([`LINE_WAIT`]); the frame is
-    /// already validated, and only the time it is copied out changes.
+    /// hundred nanoseconds, and a wait that runs out turns waiting off for
+    /// the next [`LINE_WAIT_OFF_FRAMES`] frames that would wait: a peer
+    /// that sends one message and waits for the answer is not made to pay
+    /// it on every message. Frames consumed before the wait are handed
+    /// back first, so a producer waiting for room is not kept waiting.
+    /// Host builds only ([`LINE_WAIT`]); the frame is already validated,
+    /// and only the time it is copied out changes. Returns whether the
+    /// producer moved past the line.
     #[cold]
     #[inline(never)]
-    fn wait_for_line(&self, end: u32) {
+    fn wait_for_line(&self, end: u32) -> bool {
         if !self.deferred.get() && self.head.get() != self.released.get() {
             self.release();
         }
@@ -630,9 +643,10 @@ impl<'a> Consumer<'a> {
             // A hint only: what is read is validated by the next refresh.
             let found = self.shared.producer.load(Ordering::Relaxed);
             if !self.shared.in_open_line(end, found) {
-                return;
+                return true;
             }
         }
+        false
     }
 
     /// Moves past the frame of `len` payload bytes at the head and hands
@@ -831,6 +845,10 @@ const LINE_WAIT: bool = false;
 /// in the host bench, and better than 2 or 4.
 const LINE_WAIT_SPINS: u32 = 8;
 
+/// After a wait for a line that ran out, this many frames that would
+/// wait do not ([`Consumer::wait_for_line`]).
+const LINE_WAIT_OFF_FRAMES: u32 = 64;
+
 /// How far ahead of the frame being read the consumer asks for cache
 /// lines (bytes; best of 128-2048 in the host bench, 64-byte messages).
 const PREFETCH_AHEAD: u32 = 384;
@@ -857,6 +875,29 @@ impl HintFlag {
     #[inline(always)]
     fn get(&self) -> bool {
         false
+    }
+}
+
+/// A counter only the cache hints use, as [`HintFlag`]: a cell in host
+/// builds, nothing at all (always 0) elsewhere.
+#[cfg(all(target_arch = "x86_64", not(target_os = "none"), not(loom)))]
+type HintCount = Cell<u32>;
+
+#[cfg(not(all(target_arch = "x86_64", not(target_os = "none"), not(loom))))]
+struct HintCount;
+
+#[cfg(not(all(target_arch = "x86_64", not(target_os = "none"), not(loom))))]
+impl HintCount {
+    fn new(_: u32) -> Self {
+        Self
+    }
+
+    #[inline(always)]
+    fn set(&self, _: u32) {}
+
+    #[inline(always)]
+    fn get(&self) -> u32 {
+        0
     }
 }
 
@@ -930,5 +971,43 @@ impl postcard::ser_flavors::Flavor for Counter {
 
     fn finalize(self) -> postcard::Result<usize> {
         Ok(self.0)
+    }
+}
+
+#[cfg(all(test, target_arch = "x86_64", not(target_os = "none"), not(loom)))]
+mod tests {
+    use super::*;
+
+    /// A page of ring memory (the ring needs 8-byte alignment; a page
+    /// keeps the index lines the CPU's).
+    #[repr(C, align(4096))]
+    struct Page([u8; 4096]);
+
+    /// With nobody filling the line a frame ends in, the wait runs out,
+    /// the frame is delivered all the same, and the next frames that
+    /// would wait do not, until the count runs down.
+    #[test]
+    fn a_wait_for_a_line_that_runs_out_turns_waiting_off_for_a_while() {
+        let mut page = Page([0; 4096]);
+        let (tx, rx) = Ring::init(&mut page.0).unwrap().split();
+        let mut out = [0u8; 64];
+        // 72-byte frames: each ends inside a line.
+        tx.push_bytes(&[7; 64]).unwrap();
+        assert_eq!(rx.pop_bytes(&mut out).unwrap(), Some(64));
+        assert_eq!(out, [7; 64]);
+        assert_eq!(rx.line_waits_off.get(), LINE_WAIT_OFF_FRAMES);
+        tx.push_bytes(&[8; 64]).unwrap();
+        assert_eq!(rx.pop_bytes(&mut out).unwrap(), Some(64));
+        assert_eq!(out, [8; 64]);
+        assert_eq!(rx.line_waits_off.get(), LINE_WAIT_OFF_FRAMES - 1);
+        // Frames whose last line the producer has finished never wait:
+        // 56 bytes of payload take the producer from 144 to 208, then 40
+        // bytes to 256, a line's end.
+        tx.push_bytes(&[9; 56]).unwrap();
+        tx.push_bytes(&[9; 40]).unwrap();
+        assert_eq!(rx.pop_bytes(&mut out).unwrap(), Some(56));
+        assert_eq!(rx.line_waits_off.get(), LINE_WAIT_OFF_FRAMES - 1);
+        assert_eq!(rx.pop_bytes(&mut out).unwrap(), Some(40));
+        assert_eq!(rx.line_waits_off.get(), LINE_WAIT_OFF_FRAMES - 1);
     }
 }
