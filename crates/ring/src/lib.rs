@@ -47,6 +47,12 @@
 //!
 //! Each half keeps its own index privately and only publishes it; it never
 //! reads its own index back from shared memory.
+//!
+//! In host builds a consumer whose next frame ends inside the cache line
+//! its producer is still filling waits a few spins for the producer to
+//! finish that line before reading it (and stops waiting for a while
+//! when a wait runs out); what it reads and when it may read it are the
+//! same as without the wait.
 #![cfg_attr(not(test), no_std)]
 
 #[cfg(loom)]
