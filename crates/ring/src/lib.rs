@@ -51,8 +51,8 @@
 //! In host builds a consumer whose next frame ends inside the cache line
 //! its producer is still filling waits a few spins for the producer to
 //! finish that line before reading it (and stops waiting for a while
-//! when a wait runs out); what it reads and when it may read it are the
-//! same as without the wait.
+//! when a wait runs out); the frames it returns, their order and the
+//! checks they pass are the same as without the wait.
 #![cfg_attr(not(test), no_std)]
 
 #[cfg(loom)]
