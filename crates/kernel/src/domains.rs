@@ -1687,18 +1687,18 @@ impl vcpu::Platform for SysPlatform<'_, '_, '_> {
         let start = arch::rdtsc();
         print_direct(line.bytes());
         let end = arch::rdtsc();
-        // A domain's `LOG_WRITE`s and log frames are held to their share
-        // of port time; its COM1 lines cost it an exit a byte already.
-        if source != vcpu::LineSource::Hypercall {
-            return;
-        }
+        // Domains' lines printed here (their `LOG_WRITE`s, log frames and
+        // COM1 lines) are held to a share of port time: the core prints
+        // them synchronously, in time no domain's slice is charged for.
         use core::sync::atomic::Ordering::Relaxed;
         let hz = arch::tsc_hz().unwrap_or(1_000_000_000);
         let Some(wait) = PORT_TIME.lock().charge(end, hz, end.saturating_sub(start)) else {
             return;
         };
-        // The caller waits its debt off, its call completed on wake-up
-        // (`console_hold`); a later line of the same call waits longer.
+        // The caller waits its debt off: its call completed on wake-up
+        // (`console_hold`), a later line of the same call waiting longer;
+        // its COM1 write is complete already, and it wakes to its next
+        // instruction (`System::hold`).
         let held = self.holding();
         let running = self
             .sys
@@ -1706,13 +1706,17 @@ impl vcpu::Platform for SysPlatform<'_, '_, '_> {
             .get(self.caller)
             .is_some_and(|d| d.state == RunState::Runnable);
         if running || held {
-            self.sys
-                .block(self.caller, None, Some(end.saturating_add(wait)));
+            let until = end.saturating_add(wait);
+            if source == vcpu::LineSource::Uart {
+                self.sys.hold(self.caller, until);
+            } else {
+                self.sys.block(self.caller, None, Some(until));
+            }
             HOLDING.store(u32::from(self.caller.index) + 1, Relaxed);
             let bit = 1 << (self.caller.index % 64);
             if !held && HELD.fetch_or(bit, Relaxed) & bit == 0 {
                 log::info!(
-                    "domain {guest}: waits before its next log line: domains' log lines printed straight to the port have had their 1/{} of the CPU (said once)",
+                    "domain {guest}: waits before its next console line: domains' lines printed straight to the port have had their 1/{} of the CPU (said once)",
                     crate::corelog::PORT_SHARE
                 );
             }

@@ -194,6 +194,9 @@ pub struct Domain {
     /// It was stopped for a fault or a violation (not by a supervisor or
     /// by exiting); cleared when it is revived.
     pub faulted: bool,
+    /// Its wait ([`System::hold`]) follows an instruction the core already
+    /// completed: waking it completes nothing.
+    pub wakes_bare: bool,
 }
 
 impl Domain {
@@ -229,6 +232,7 @@ impl Domain {
             fresh_vcpu: false,
             restarts: 0,
             faulted: false,
+            wakes_bare: false,
         }
     }
 }
@@ -1177,6 +1181,17 @@ impl System {
         true
     }
 
+    /// Blocks `d` until `deadline` after an instruction of its that the
+    /// core has already completed (a COM1 write that printed a line over
+    /// the port share): it wakes to its next instruction, with no
+    /// hypercall result. `false` when `d` does not exist.
+    pub fn hold(&mut self, d: ObjectRef, deadline: u64) -> bool {
+        if let Some(dom) = self.domains.get_mut(d) {
+            dom.wakes_bare = true;
+        }
+        self.block(d, None, Some(deadline))
+    }
+
     /// Lifts a wait `d` was put in by [`System::block`] in the call being
     /// handled, which completes now instead (no pending completion).
     pub fn unblock(&mut self, d: ObjectRef) {
@@ -1184,6 +1199,7 @@ impl System {
             if matches!(dom.state, RunState::Blocked { .. }) {
                 dom.state = RunState::Runnable;
             }
+            dom.wakes_bare = false;
         }
         self.sync(d);
     }
@@ -1211,7 +1227,7 @@ impl System {
                     } else {
                         Status::Ok
                     };
-                    dom.pending = Some((status, None));
+                    dom.pending = (!core::mem::take(&mut dom.wakes_bare)).then_some((status, None));
                 } else {
                     next = Some(next.map_or(t, |n| n.min(t)));
                 }
@@ -1534,6 +1550,7 @@ impl System {
         dom.attach = [Attach::New; 2];
         dom.fresh_vcpu = true;
         dom.faulted = false;
+        dom.wakes_bare = false;
         dom.idle = false;
         dom.restarts = dom.restarts.saturating_add(1);
         self.sync(t);

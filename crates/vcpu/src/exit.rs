@@ -585,11 +585,18 @@ fn io(vcpu: &mut Vcpu, vmcs: &mut impl Vmcs, platform: &mut impl Platform) -> Ac
         }
         UartAnswer::Wait | UartAnswer::Busy => return Action::Reschedule,
     }
+    let mut held = false;
     match io.direction {
         IoDirection::Out => {
             let byte = vcpu.regs.rax as u8;
             match offset {
-                0 if !vcpu.uart_dlab => vcpu.uart.push(vcpu.name, byte, platform),
+                0 if !vcpu.uart_dlab => {
+                    vcpu.uart.push(vcpu.name, byte, platform);
+                    // A line it completed may have put the guest on hold:
+                    // the write is done, and the guest waits before its
+                    // next instruction.
+                    held = platform.console_hold(true);
+                }
                 3 => vcpu.uart_dlab = byte & 0x80 != 0,
                 7 => vcpu.uart_scratch = byte,
                 // Divisor, interrupt enable, FIFO and modem control writes are
@@ -611,7 +618,11 @@ fn io(vcpu: &mut Vcpu, vmcs: &mut impl Vmcs, platform: &mut impl Platform) -> Ac
         }
     }
     vm!(skip_instruction(vmcs));
-    Action::Resume
+    if held {
+        Action::Reschedule
+    } else {
+        Action::Resume
+    }
 }
 
 /// Puts what an `IN` of `size` bytes read (`value`, cut to that size) into
@@ -920,6 +931,28 @@ mod tests {
         let mut vmcs = exit(ExitReason::IoInstruction, io_qual(0x3fd, true));
         handle_exit(&mut vcpu, &mut vmcs, &mut p);
         assert_eq!(vcpu.regs.rax, 0x1234_5660);
+    }
+
+    #[test]
+    fn a_com1_write_that_puts_the_guest_on_hold_completes_first() {
+        let mut vcpu = Vcpu::new("g");
+        let mut p = FakePlatform {
+            hold: true,
+            ..Default::default()
+        };
+        vcpu.regs.rax = 0xffff_ff00 | b'\n' as u64;
+        let mut vmcs = exit(ExitReason::IoInstruction, io_qual(0x3f8, false));
+        assert_eq!(
+            handle_exit(&mut vcpu, &mut vmcs, &mut p),
+            Action::Reschedule
+        );
+        // Done: past the OUT, RAX as the guest left it.
+        assert_eq!(vmcs.get(fields::GUEST_RIP), 0x20_0002);
+        assert_eq!(vcpu.regs.rax, 0xffff_ff00 | b'\n' as u64);
+        // Other registers are not asked about.
+        vcpu.regs.rax = 0x03;
+        let mut vmcs = exit(ExitReason::IoInstruction, io_qual(0x3fb, false));
+        assert_eq!(handle_exit(&mut vcpu, &mut vmcs, &mut p), Action::Resume);
     }
 
     #[test]

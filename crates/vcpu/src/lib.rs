@@ -168,10 +168,13 @@ pub trait Platform {
     /// Prints one line of guest output on the console.
     fn guest_line(&mut self, guest: &str, source: LineSource, text: &str);
     /// Asked after every `LOG_WRITE` and `LOG_FLUSH` (`done`: it
-    /// succeeded): whether the platform made the caller wait (printing its
-    /// lines took more than its share of the CPU) and blocked it. The call
-    /// then completes when the caller wakes (status `Ok`, as for `SLEEP`),
-    /// not now. A failed call is never held: the platform lifts the wait.
+    /// succeeded) and every write to the emulated COM1's transmit register
+    /// (`done` true): whether the platform made the caller wait (printing
+    /// its lines took more than its share of the CPU) and blocked it. A
+    /// held call completes when the caller wakes (status `Ok`, as for
+    /// `SLEEP`), not now; a held COM1 write completes now, and the caller
+    /// wakes to its next instruction. A failed call is never held: the
+    /// platform lifts the wait.
     fn console_hold(&mut self, done: bool) -> bool {
         let _ = done;
         false

@@ -486,6 +486,28 @@ fn channels_notify_wake_and_time_out() {
 }
 
 #[test]
+fn a_hold_wakes_to_the_next_instruction_with_no_result() {
+    let mut w = world();
+    assert!(w.sys.hold(w.a, 1050));
+    assert_eq!(w.sys.earliest_deadline(), Some(1050));
+    w.sys.wake_expired(1049);
+    assert!(matches!(
+        w.sys.domains.get(w.a).unwrap().state,
+        RunState::Blocked { .. }
+    ));
+    w.sys.wake_expired(1050);
+    let a = w.sys.domains.get(w.a).unwrap();
+    assert_eq!((a.state, a.pending), (RunState::Runnable, None));
+    // Only that wait: a later sleep completes as ever.
+    assert_eq!(w.call(w.a, Call::Sleep, [100, 0, 0, 0]), Outcome::Block);
+    w.sys.wake_expired(1200);
+    assert_eq!(
+        w.sys.domains.get(w.a).unwrap().pending,
+        Some((Status::Ok, None))
+    );
+}
+
+#[test]
 fn sleep_blocks_until_the_deadline() {
     let mut w = world();
     assert_eq!(w.status(w.a, Call::Sleep, [0, 0, 0, 0]), Status::Ok);
