@@ -435,10 +435,10 @@ pub struct Consumer<'a> {
     released: Cell<u32>,
     /// Whether the last read of the producer index found it close ahead
     /// (see [`Consumer::consume`]).
-    close: HintFlag,
+    close: Hint<bool>,
     /// Frames left before the consumer waits for a line again after a
     /// wait that ran out ([`Consumer::wait_for_line`]).
-    line_waits_off: HintCount,
+    line_waits_off: Hint<u32>,
     local: Local,
 }
 
@@ -450,8 +450,8 @@ impl<'a> Consumer<'a> {
             tail: Cell::new(tail),
             deferred: Cell::new(false),
             released: Cell::new(head),
-            close: HintFlag::new(false),
-            line_waits_off: HintCount::new(0),
+            close: Hint::new(false),
+            line_waits_off: Hint::new(0),
             local: Local::new(),
         }
     }
@@ -853,51 +853,28 @@ const LINE_WAIT_OFF_FRAMES: u32 = 64;
 /// lines (bytes; best of 128-2048 in the host bench, 64-byte messages).
 const PREFETCH_AHEAD: u32 = 384;
 
-/// A flag only the cache hints read ([`crate::arch`]): a cell in builds
-/// where they do something, nothing at all (always false) elsewhere, so
-/// that bare-metal halves keep their layout and code. Loom's memory has
-/// no cache lines either.
+/// State only the cache hints use ([`crate::arch`]): a cell in builds
+/// where they do something, nothing at all (always the default: false,
+/// 0) elsewhere, so that bare-metal halves keep their layout and code.
+/// Loom's memory has no cache lines either.
 #[cfg(all(target_arch = "x86_64", not(target_os = "none"), not(loom)))]
-type HintFlag = Cell<bool>;
+type Hint<T> = Cell<T>;
 
 #[cfg(not(all(target_arch = "x86_64", not(target_os = "none"), not(loom))))]
-struct HintFlag;
+struct Hint<T>(core::marker::PhantomData<T>);
 
 #[cfg(not(all(target_arch = "x86_64", not(target_os = "none"), not(loom))))]
-impl HintFlag {
-    fn new(_: bool) -> Self {
-        Self
+impl<T: Default> Hint<T> {
+    fn new(_: T) -> Self {
+        Self(core::marker::PhantomData)
     }
 
     #[inline(always)]
-    fn set(&self, _: bool) {}
+    fn set(&self, _: T) {}
 
     #[inline(always)]
-    fn get(&self) -> bool {
-        false
-    }
-}
-
-/// A counter only the cache hints use, as [`HintFlag`]: a cell in host
-/// builds, nothing at all (always 0) elsewhere.
-#[cfg(all(target_arch = "x86_64", not(target_os = "none"), not(loom)))]
-type HintCount = Cell<u32>;
-
-#[cfg(not(all(target_arch = "x86_64", not(target_os = "none"), not(loom))))]
-struct HintCount;
-
-#[cfg(not(all(target_arch = "x86_64", not(target_os = "none"), not(loom))))]
-impl HintCount {
-    fn new(_: u32) -> Self {
-        Self
-    }
-
-    #[inline(always)]
-    fn set(&self, _: u32) {}
-
-    #[inline(always)]
-    fn get(&self) -> u32 {
-        0
+    fn get(&self) -> T {
+        T::default()
     }
 }
 
