@@ -20,6 +20,8 @@
 use core::fmt::{self, Write};
 
 use hypercall_abi::ioreq::LOG_LINE_MAX;
+
+use crate::system::MAX_DOMAINS;
 use shm_ring::{Consumer, Producer, RingError};
 
 /// A line being formatted: at most [`LOG_LINE_MAX`] bytes, cut with `...`.
@@ -146,12 +148,19 @@ pub const PORT_BURST_PER_SECOND: u64 = 20;
 /// The port time domains may still spend: it refills at one tick for
 /// every [`PORT_SHARE`] ticks that pass, up to a burst of
 /// 1/[`PORT_BURST_PER_SECOND`] of a second, and a line printed when it
-/// is spent puts it in debt, which its domain waits off.
+/// is spent puts it in debt, which the domain that printed waits off:
+/// all of it, or, when it has printed less than that since the account
+/// was last out of debt, the part it printed. A domain printing a line
+/// now and then beside one printing all the time waits for its own line,
+/// not for the other's debt; the heavy printer pays for both.
 pub struct PortShare {
     /// Ticks left (negative: owed).
     credit: i64,
     /// TSC of the last refill (none yet: the first charge starts it).
     since: Option<u64>,
+    /// Port time each domain (by table slot) has spent since the account
+    /// was last out of debt.
+    spent_in_debt: [u64; MAX_DOMAINS],
 }
 
 impl PortShare {
@@ -160,6 +169,7 @@ impl PortShare {
         PortShare {
             credit: 0,
             since: None,
+            spent_in_debt: [0; MAX_DOMAINS],
         }
     }
 
@@ -167,11 +177,12 @@ impl PortShare {
         i64::try_from(hz / PORT_BURST_PER_SECOND).unwrap_or(i64::MAX)
     }
 
-    /// Charges `spent` ticks of port time, ending at TSC `now` (`hz` ticks
-    /// a second). `Some(ticks)`: the credit is spent, and the domain that
-    /// printed waits that long before it prints again (until the debt is
-    /// paid back); `None`: it goes on.
-    pub fn charge(&mut self, now: u64, hz: u64, spent: u64) -> Option<u64> {
+    /// Charges `spent` ticks of port time that domain `who` (its table
+    /// slot) took, ending at TSC `now` (`hz` ticks a second).
+    /// `Some(ticks)`: the credit is spent, and `who` waits that long
+    /// before it prints again (until the debt, or its part of it, is paid
+    /// back); `None`: it goes on.
+    pub fn charge(&mut self, now: u64, hz: u64, spent: u64, who: usize) -> Option<u64> {
         let burst = Self::burst(hz);
         let since = match self.since {
             Some(since) => since,
@@ -190,10 +201,23 @@ impl PortShare {
                 .saturating_add(i64::try_from(gained).unwrap_or(i64::MAX))
                 .min(burst);
         }
+        if self.credit >= 0 {
+            self.spent_in_debt = [0; MAX_DOMAINS];
+        }
         self.credit = self
             .credit
             .saturating_sub(i64::try_from(spent).unwrap_or(i64::MAX));
-        (self.credit < 0).then(|| self.credit.unsigned_abs().saturating_mul(PORT_SHARE))
+        if self.credit >= 0 {
+            return None;
+        }
+        let own = &mut self.spent_in_debt[who % MAX_DOMAINS];
+        *own = own.saturating_add(spent);
+        Some(
+            self.credit
+                .unsigned_abs()
+                .min(*own)
+                .saturating_mul(PORT_SHARE),
+        )
     }
 }
 
@@ -311,31 +335,57 @@ mod tests {
         let burst = HZ / PORT_BURST_PER_SECOND;
         let mut p = PortShare::new();
         // Within the burst, nobody waits.
-        assert_eq!(p.charge(1_000, HZ, burst / 2), None);
-        assert_eq!(p.charge(1_000, HZ, burst / 2), None);
+        assert_eq!(p.charge(1_000, HZ, burst / 2, 0), None);
+        assert_eq!(p.charge(1_000, HZ, burst / 2, 0), None);
         // Past it, the domain that printed waits its debt off at the share.
-        assert_eq!(p.charge(1_000, HZ, 100), Some(100 * PORT_SHARE));
+        assert_eq!(p.charge(1_000, HZ, 100, 0), Some(100 * PORT_SHARE));
         // After waiting that long, it has paid back.
         let later = 1_000 + 100 * PORT_SHARE;
-        assert_eq!(p.charge(later, HZ, 0), None);
+        assert_eq!(p.charge(later, HZ, 0, 0), None);
         // Printing all the time: a line of `t` ticks every `t` ticks owes
         // more and more; held to one line per PORT_SHARE lines' time it
         // does not.
         let mut now = later;
         for _ in 0..1_000 {
             now += 50;
-            if let Some(wait) = p.charge(now, HZ, 50) {
+            if let Some(wait) = p.charge(now, HZ, 50, 0) {
                 now += wait;
             }
         }
         let end = now;
-        assert!(p.charge(end, HZ, 0).is_none(), "paid back after its waits");
+        assert!(
+            p.charge(end, HZ, 0, 0).is_none(),
+            "paid back after its waits"
+        );
         // A long silence refills the burst, no more.
         let quiet = end + 100 * HZ;
-        assert_eq!(p.charge(quiet, HZ, burst), None);
-        assert!(p.charge(quiet, HZ, 1).is_some());
+        assert_eq!(p.charge(quiet, HZ, burst, 0), None);
+        assert!(p.charge(quiet, HZ, 1, 0).is_some());
         // A TSC that went backwards gains nothing and breaks nothing.
-        assert!(p.charge(0, HZ, 1).is_some());
+        assert!(p.charge(0, HZ, 1, 0).is_some());
+    }
+
+    #[test]
+    fn a_light_printer_waits_for_its_own_lines_not_a_heavy_ones_debt() {
+        const HZ: u64 = 1_000_000;
+        let burst = HZ / PORT_BURST_PER_SECOND;
+        let mut p = PortShare::new();
+        // Domain 1 spends the burst and 1,000 ticks more: its debt.
+        assert_eq!(p.charge(1_000, HZ, burst, 1), None);
+        assert_eq!(p.charge(1_000, HZ, 1_000, 1), Some(1_000 * PORT_SHARE));
+        // While it waits, domain 2 prints a 10-tick line: it waits for
+        // that line's share only.
+        assert_eq!(p.charge(1_400, HZ, 10, 2), Some(10 * PORT_SHARE));
+        // Domain 1, back when its own wait is over, owes the rest: the
+        // 10 ticks domain 2 added are its to wait off.
+        let back = 1_000 + 1_000 * PORT_SHARE;
+        assert_eq!(p.charge(back, HZ, 0, 1), Some(10 * PORT_SHARE));
+        // Once the account is out of debt, nobody owes anything.
+        let clear = back + 10 * PORT_SHARE;
+        assert_eq!(p.charge(clear, HZ, 0, 2), None);
+        assert_eq!(p.charge(clear, HZ, 5, 2), Some(5 * PORT_SHARE));
+        // Slots past the table wrap instead of reaching outside it.
+        assert!(p.charge(clear, HZ, 1, usize::MAX).is_some());
     }
 
     #[test]

@@ -1692,7 +1692,9 @@ impl vcpu::Platform for SysPlatform<'_, '_, '_> {
         // them synchronously, in time no domain's slice is charged for.
         use core::sync::atomic::Ordering::Relaxed;
         let hz = arch::tsc_hz().unwrap_or(1_000_000_000);
-        let Some(wait) = PORT_TIME.lock().charge(end, hz, end.saturating_sub(start)) else {
+        let spent = end.saturating_sub(start);
+        let who = usize::from(self.caller.index);
+        let Some(wait) = PORT_TIME.lock().charge(end, hz, spent, who) else {
             return;
         };
         // The caller waits its debt off: its call completed on wake-up
