@@ -505,6 +505,18 @@ fn a_hold_wakes_to_the_next_instruction_with_no_result() {
         w.sys.domains.get(w.a).unwrap().pending,
         Some((Status::Ok, None))
     );
+    // A hold lifted at once leaves nothing behind for the next wait.
+    assert!(w.sys.hold(w.a, 5000));
+    w.sys.unblock(w.a);
+    let a = w.sys.domains.get(w.a).unwrap();
+    assert_eq!((a.state, a.wakes_bare), (RunState::Runnable, false));
+    // No such domain: nothing held.
+    let gone = ObjectRef {
+        kind: ObjectType::Domain,
+        index: 7,
+        generation: 9,
+    };
+    assert!(!w.sys.hold(gone, 1));
 }
 
 #[test]
