@@ -148,6 +148,9 @@ pub struct MemInfo {
     pub free_kib: u64,
     /// One entry per domain holding memory; `None` entries are skipped.
     pub grants: [Option<MemGrant>; MAX_DOMAINS],
+    /// Memory the broker dropped because it came back in another shape
+    /// than it was lent, in KiB (shown only when not 0).
+    pub lost_kib: u64,
 }
 
 impl MemInfo {
@@ -155,6 +158,7 @@ impl MemInfo {
     pub const EMPTY: MemInfo = MemInfo {
         free_kib: 0,
         grants: [None; MAX_DOMAINS],
+        lost_kib: 0,
     };
 
     /// The sum of all grants, in KiB (saturating).
@@ -562,6 +566,13 @@ pub fn exit_reason_name(reason: u16) -> &'static str {
 fn mem<W: Write + ?Sized>(info: &MemInfo, out: &mut W) -> fmt::Result {
     writeln!(out, "free     {:>10} KiB", info.free_kib)?;
     writeln!(out, "granted  {:>10} KiB", info.granted_kib())?;
+    if info.lost_kib > 0 {
+        writeln!(
+            out,
+            "lost     {:>10} KiB (returned to the broker in another shape than lent)",
+            info.lost_kib
+        )?;
+    }
     let mut grants = info.grants.iter().flatten().peekable();
     if grants.peek().is_some() {
         writeln!(out, "{:>5}  {:<16}  {:>10}", "ID", "NAME", "KiB")?;

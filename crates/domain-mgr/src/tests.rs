@@ -9,6 +9,7 @@ struct Fake {
     manifest: &'static [&'static str],
     domains: Vec<DomainInfo>,
     free_kib: u64,
+    lost_kib: u64,
     can_shut_down: bool,
     shut_down: bool,
     dump_error: Option<Error>,
@@ -40,6 +41,7 @@ impl Fake {
                 info(2, "first", DomainState::Stopped, 1, 4096),
             ],
             free_kib: 65536,
+            lost_kib: 0,
             can_shut_down: true,
             shut_down: false,
             dump_error: None,
@@ -144,6 +146,7 @@ impl Supervisor for Fake {
     fn mem(&mut self) -> MemInfo {
         let mut m = MemInfo::EMPTY;
         m.free_kib = self.free_kib;
+        m.lost_kib = self.lost_kib;
         for (slot, d) in m.grants.iter_mut().zip(&self.domains) {
             *slot = Some(MemGrant {
                 id: d.id,
@@ -351,6 +354,19 @@ fn mem_prints_free_granted_and_each_grant() {
     assert_eq!(
         out(&mut f, "mem"),
         "free          65536 KiB\ngranted           0 KiB\n"
+    );
+}
+
+#[test]
+fn mem_shows_lost_memory_only_when_there_is_some() {
+    let mut f = Fake::new();
+    f.domains.clear();
+    assert!(!out(&mut f, "mem").contains("lost"));
+    f.lost_kib = 2048;
+    assert_eq!(
+        out(&mut f, "mem"),
+        "free          65536 KiB\ngranted           0 KiB\n\
+         lost           2048 KiB (returned to the broker in another shape than lent)\n"
     );
 }
 

@@ -91,6 +91,11 @@ struct Grant {
 pub struct Broker {
     pieces: [Option<Piece>; MAX_PIECES],
     grants: [Option<Grant>; MAX_GRANTS],
+    /// Bytes lent and returned in another shape (joined with another
+    /// region, or cut short): dropped, never filed again, and counted here
+    /// instead of on a grant's books, so that they take neither a grant
+    /// record nor a tag.
+    lost: u64,
 }
 
 fn to_kib(bytes: u64) -> u32 {
@@ -106,6 +111,7 @@ impl Broker {
         let mut b = Broker {
             pieces: [None; MAX_PIECES],
             grants: [None; MAX_GRANTS],
+            lost: 0,
         };
         let whole = bytes & !(PAGE - 1);
         if whole > 0 {
@@ -137,6 +143,11 @@ impl Broker {
         self.grants.iter().flatten().map(|g| g.bytes).sum()
     }
 
+    /// Bytes returned in another shape than lent, and dropped.
+    pub fn lost_bytes(&self) -> u64 {
+        self.lost
+    }
+
     /// Free pieces on the books.
     pub fn piece_count(&self) -> usize {
         self.pieces.iter().flatten().count()
@@ -156,6 +167,7 @@ impl Broker {
                 Response::Totals {
                     free_kib: self.free_bytes() / 1024,
                     grants,
+                    lost_kib: self.lost / 1024,
                 }
             }
         }
@@ -309,13 +321,13 @@ impl Broker {
     /// (the manager joined it with another region or split part of it
     /// off): filing it would put memory on the books under the wrong
     /// length, and a later grant could hand out pages never zeroed. The
-    /// capability is dropped; the grant stays on the books, its memory
-    /// lost to everyone but still counted, and is never filed.
+    /// capability is dropped and the grant's memory counted as lost (see
+    /// [`Broker::lost_bytes`]); its record and tag are free again, so a
+    /// manager that keeps doing this cannot run the books out of records.
     fn drop_misshapen(&mut self, i: usize, slot: u32, ops: &mut dyn Ops) {
         let _ = ops.delete(slot);
-        if let Some(g) = self.grants[i].as_mut() {
-            g.held = None;
-            g.object = u32::MAX;
+        if let Some(g) = self.grants[i].take() {
+            self.lost = self.lost.saturating_add(g.bytes);
         }
     }
 

@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 /// The protocol version; bump it on any change to these types.
-pub const VERSION: u16 = 1;
+pub const VERSION: u16 = 2;
 
 /// How many grants the broker keeps books for at once.
 pub const MAX_GRANTS: usize = 8;
@@ -68,12 +68,16 @@ pub enum Response {
         /// Free memory now.
         free_kib: u64,
     },
-    /// Free memory and the grants as (tag, KiB).
+    /// Free memory, the grants as (tag, KiB), and the memory lost to
+    /// returns in another shape than lent.
     Totals {
         /// Free memory (all of it zeroed).
         free_kib: u64,
         /// The grants as (tag, KiB), in no particular order.
         grants: [Option<(u8, u32)>; MAX_GRANTS],
+        /// Memory returned joined with other memory or cut short, which
+        /// the broker dropped rather than file under the wrong length.
+        lost_kib: u64,
     },
 }
 
@@ -119,6 +123,7 @@ mod tests {
         let totals = Response::Totals {
             free_kib: 0,
             grants: [None; MAX_GRANTS],
+            lost_kib: 0,
         };
         assert!(granted(3).answers(&grant));
         assert!(refused(3).answers(&grant));

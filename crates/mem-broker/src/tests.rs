@@ -303,17 +303,44 @@ fn a_region_returned_joined_with_another_is_refused_and_nothing_unzeroed_is_gran
     );
     assert!(!fake.broker.contains_key(&back), "capability dropped");
     assert_eq!(b.free_bytes(), 8 * MIB);
-    assert_eq!(b.granted_bytes(), 8 * MIB, "still counted");
+    // Tag 1's grant is counted as lost; tag 2's is still out.
+    assert_eq!((b.granted_bytes(), b.lost_bytes()), (4 * MIB, 4 * MIB));
+    let Response::Totals { lost_kib, .. } = b.handle(Request::Totals, &mut fake) else {
+        panic!("no totals");
+    };
+    assert_eq!(lost_kib, 4096);
     // Every grant from here is clean (the fake asserts it page by page);
     // before the check the joined region was filed as 4 MiB and granted
-    // again whole, its second half never zeroed.
-    for tag in 3..5 {
+    // again whole, its second half never zeroed. Tag 1 is free again.
+    for tag in [1, 3] {
         granted(b.handle(Request::Grant { tag, kib: 4096 }, &mut fake));
     }
     assert_eq!(
         refused(b.handle(Request::Grant { tag: 5, kib: 4 }, &mut fake)),
         Status::OutOfResources
     );
+}
+
+#[test]
+fn misshapen_returns_never_run_the_books_out_of_grant_records() {
+    let (mut fake, mut b) = started(64 * MIB);
+    // Twice as many misshapen returns as there are grant records, each
+    // under the same tag.
+    for _ in 0..2 * MAX_GRANTS {
+        let (theirs, _) = granted(b.handle(Request::Grant { tag: 9, kib: 2048 }, &mut fake));
+        let _kept = fake.manager_split(theirs, MIB);
+        let back = fake.give_back(theirs);
+        assert_eq!(
+            refused(b.handle(Request::Return { tag: 9, slot: back }, &mut fake)),
+            Status::InvalidArgument
+        );
+    }
+    assert_eq!(b.lost_bytes(), 2 * MAX_GRANTS as u64 * 2 * MIB);
+    assert_eq!(b.granted_bytes(), 0);
+    // Every record is free: a grant per record still goes out.
+    for tag in 0..MAX_GRANTS as u8 {
+        granted(b.handle(Request::Grant { tag, kib: 1024 }, &mut fake));
+    }
 }
 
 #[test]
@@ -331,7 +358,7 @@ fn a_region_returned_shorter_than_lent_is_refused_and_not_retried() {
     let calls = fake.zero_calls;
     b.handle(Request::Totals, &mut fake);
     assert_eq!(fake.zero_calls, calls);
-    assert_eq!(b.granted_bytes(), 4 * MIB);
+    assert_eq!((b.granted_bytes(), b.lost_bytes()), (0, 4 * MIB));
     assert_eq!(b.free_bytes(), 4 * MIB);
 }
 
@@ -340,11 +367,17 @@ fn totals_report_free_memory_and_every_grant() {
     let (mut fake, mut b) = started(16 * MIB);
     granted(b.handle(Request::Grant { tag: 4, kib: 1024 }, &mut fake));
     granted(b.handle(Request::Grant { tag: 5, kib: 2048 }, &mut fake));
-    let Response::Totals { free_kib, grants } = b.handle(Request::Totals, &mut fake) else {
+    let Response::Totals {
+        free_kib,
+        grants,
+        lost_kib,
+    } = b.handle(Request::Totals, &mut fake)
+    else {
         panic!("no totals");
     };
     assert_eq!(free_kib, 16 * 1024 - 3072);
     assert_eq!(&grants[..3], &[Some((4, 1024)), Some((5, 2048)), None]);
+    assert_eq!(lost_kib, 0);
 }
 
 #[test]
@@ -385,11 +418,17 @@ fn a_return_that_cannot_be_zeroed_is_kept_and_filed_later() {
     );
     assert_eq!(b.granted_bytes(), 4 * MIB, "still on the books");
     fake.zero_fails = false;
-    let Response::Totals { free_kib, grants } = b.handle(Request::Totals, &mut fake) else {
+    let Response::Totals {
+        free_kib,
+        grants,
+        lost_kib,
+    } = b.handle(Request::Totals, &mut fake)
+    else {
         panic!("no totals");
     };
     assert_eq!(free_kib, 8 * 1024);
     assert_eq!(grants, [None; MAX_GRANTS]);
+    assert_eq!(lost_kib, 0, "filed late, not lost");
 }
 
 #[test]
@@ -431,6 +470,7 @@ fn messages_round_trip_through_postcard() {
     let t = Response::Totals {
         free_kib: u64::MAX,
         grants: [Some((255, u32::MAX)); MAX_GRANTS],
+        lost_kib: u64::MAX,
     };
     let bytes = postcard::to_allocvec(&t).unwrap();
     assert!(bytes.len() <= 128, "fits the broker's scratch buffer");
@@ -507,7 +547,7 @@ proptest! {
                     joins_failed |= f;
                 }
             }
-            prop_assert_eq!(b.free_bytes() + b.granted_bytes(), total);
+            prop_assert_eq!(b.free_bytes() + b.granted_bytes() + b.lost_bytes(), total);
             prop_assert!(b.piece_count() <= MAX_PIECES);
             // Every free piece is clean, and the books say where it is.
             for p in b.pieces.iter().flatten() {

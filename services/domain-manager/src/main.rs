@@ -664,10 +664,12 @@ mod service {
         /// (the services' from the core, the guests' from the broker).
         fn mem(&mut self) -> MemInfo {
             let mut m = MemInfo::EMPTY;
-            if let Some(Ok(Response::Totals { free_kib, .. })) =
-                self.broker.as_ref().map(|b| b.call(&Request::Totals))
+            if let Some(Ok(Response::Totals {
+                free_kib, lost_kib, ..
+            })) = self.broker.as_ref().map(|b| b.call(&Request::Totals))
             {
                 m.free_kib = free_kib;
+                m.lost_kib = lost_kib;
             }
             let mut grants = m.grants.iter_mut();
             for (id, slot) in self.all() {
