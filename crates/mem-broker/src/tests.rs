@@ -201,6 +201,20 @@ fn refused(r: Response) -> Status {
     }
 }
 
+/// Free KiB, grants and lost KiB, as `Totals` reports them.
+type Totals = (u64, [Option<(u8, u32)>; MAX_GRANTS], u64);
+
+fn totals(r: Response) -> Totals {
+    match r {
+        Response::Totals {
+            free_kib,
+            grants,
+            lost_kib,
+        } => (free_kib, grants, lost_kib),
+        other => panic!("expected totals, got {other:?}"),
+    }
+}
+
 #[test]
 fn zero_all_clears_everything_in_chunks_the_core_accepts() {
     let (fake, b) = started(10 * MIB);
@@ -305,10 +319,7 @@ fn a_region_returned_joined_with_another_is_refused_and_nothing_unzeroed_is_gran
     assert_eq!(b.free_bytes(), 8 * MIB);
     // Tag 1's grant is counted as lost; tag 2's is still out.
     assert_eq!((b.granted_bytes(), b.lost_bytes()), (4 * MIB, 4 * MIB));
-    let Response::Totals { lost_kib, .. } = b.handle(Request::Totals, &mut fake) else {
-        panic!("no totals");
-    };
-    assert_eq!(lost_kib, 4096);
+    assert_eq!(totals(b.handle(Request::Totals, &mut fake)).2, 4096);
     // Every grant from here is clean (the fake asserts it page by page);
     // before the check the joined region was filed as 4 MiB and granted
     // again whole, its second half never zeroed. Tag 1 is free again.
@@ -367,14 +378,7 @@ fn totals_report_free_memory_and_every_grant() {
     let (mut fake, mut b) = started(16 * MIB);
     granted(b.handle(Request::Grant { tag: 4, kib: 1024 }, &mut fake));
     granted(b.handle(Request::Grant { tag: 5, kib: 2048 }, &mut fake));
-    let Response::Totals {
-        free_kib,
-        grants,
-        lost_kib,
-    } = b.handle(Request::Totals, &mut fake)
-    else {
-        panic!("no totals");
-    };
+    let (free_kib, grants, lost_kib) = totals(b.handle(Request::Totals, &mut fake));
     assert_eq!(free_kib, 16 * 1024 - 3072);
     assert_eq!(&grants[..3], &[Some((4, 1024)), Some((5, 2048)), None]);
     assert_eq!(lost_kib, 0);
@@ -418,14 +422,7 @@ fn a_return_that_cannot_be_zeroed_is_kept_and_filed_later() {
     );
     assert_eq!(b.granted_bytes(), 4 * MIB, "still on the books");
     fake.zero_fails = false;
-    let Response::Totals {
-        free_kib,
-        grants,
-        lost_kib,
-    } = b.handle(Request::Totals, &mut fake)
-    else {
-        panic!("no totals");
-    };
+    let (free_kib, grants, lost_kib) = totals(b.handle(Request::Totals, &mut fake));
     assert_eq!(free_kib, 8 * 1024);
     assert_eq!(grants, [None; MAX_GRANTS]);
     assert_eq!(lost_kib, 0, "filed late, not lost");
