@@ -20,9 +20,9 @@
 use core::fmt::{self, Write};
 
 use hypercall_abi::ioreq::LOG_LINE_MAX;
+use shm_ring::{Consumer, Producer, RingError};
 
 use crate::system::MAX_DOMAINS;
-use shm_ring::{Consumer, Producer, RingError};
 
 /// A line being formatted: at most [`LOG_LINE_MAX`] bytes, cut with `...`.
 pub struct Line {

@@ -14,7 +14,10 @@
 //! region is one it granted, zeroes it (MEM_ZERO, in chunks the core
 //! accepts) and files it as a free piece. Every page is therefore zeroed
 //! before it is granted again; the broker zeroes its whole free memory
-//! once at start, so the first grant is clean too.
+//! once at start, so the first grant is clean too. A region that comes
+//! back in another length than lent is dropped unfiled and its grant
+//! counted as lost memory ([`Broker::lost_bytes`]), which frees the
+//! grant's record and tag.
 //!
 //! The hypercalls sit behind [`Ops`], so the books are tested on the host
 //! against a fake; nothing here trusts a request: sizes, tags and slots
