@@ -12,10 +12,11 @@
 //!
 //! Printing straight to the port keeps the core there for as long as the
 //! port takes (at 115,200 baud a 256-byte `LOG_WRITE` line is 22 ms). The
-//! time that domains' hypercall lines take that way is held to a share of
-//! the CPU ([`PortShare`]): a domain that goes over it waits, its call
-//! completing when it wakes, so a domain logging in a loop slows itself
-//! down instead of the whole machine. Nothing is dropped.
+//! time that domains' lines take that way (their `LOG_WRITE`s, log frames
+//! and COM1 lines) is held to a share of the CPU ([`PortShare`]): a domain
+//! that goes over it waits (a call completing when it wakes, a COM1 write
+//! at once), so a domain printing in a loop slows itself down instead of
+//! the whole machine. Nothing is dropped.
 
 use core::fmt::{self, Write};
 

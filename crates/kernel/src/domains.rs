@@ -242,11 +242,12 @@ fn on_console_ring(line: &crate::corelog::Line) -> bool {
 static HELD: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
 
 /// The domain (table slot + 1; 0: none) that the port share blocked in
-/// the hypercall being handled (`vcpu::Platform::console_hold`). A static,
-/// not a field of the exit handlers' view: that is set up at every switch.
+/// the exit being handled (a hypercall or a COM1 write;
+/// `vcpu::Platform::console_hold`). A static, not a field of the exit
+/// handlers' view: that is set up at every switch.
 static HOLDING: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
 
-/// The port time domains' hypercall lines may still take
+/// The port time domains' lines printed by the core may still take
 /// (`corelog::PortShare`).
 static PORT_TIME: spin::Mutex<crate::corelog::PortShare> =
     spin::Mutex::new(crate::corelog::PortShare::new());

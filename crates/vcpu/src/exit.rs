@@ -591,11 +591,10 @@ fn io(vcpu: &mut Vcpu, vmcs: &mut impl Vmcs, platform: &mut impl Platform) -> Ac
             let byte = vcpu.regs.rax as u8;
             match offset {
                 0 if !vcpu.uart_dlab => {
-                    vcpu.uart.push(vcpu.name, byte, platform);
                     // A line it completed may have put the guest on hold:
                     // the write is done, and the guest waits before its
-                    // next instruction.
-                    held = platform.console_hold(true);
+                    // next instruction. Bytes that print nothing do not ask.
+                    held = vcpu.uart.push(vcpu.name, byte, platform) && platform.console_hold(true);
                 }
                 3 => vcpu.uart_dlab = byte & 0x80 != 0,
                 7 => vcpu.uart_scratch = byte,
@@ -949,7 +948,11 @@ mod tests {
         // Done: past the OUT, RAX as the guest left it.
         assert_eq!(vmcs.get(fields::GUEST_RIP), 0x20_0002);
         assert_eq!(vcpu.regs.rax, 0xffff_ff00 | b'\n' as u64);
-        // Other registers are not asked about.
+        // Bytes that print no line, and other registers, are not asked
+        // about.
+        vcpu.regs.rax = u64::from(b'x');
+        let mut vmcs = exit(ExitReason::IoInstruction, io_qual(0x3f8, false));
+        assert_eq!(handle_exit(&mut vcpu, &mut vmcs, &mut p), Action::Resume);
         vcpu.regs.rax = 0x03;
         let mut vmcs = exit(ExitReason::IoInstruction, io_qual(0x3fb, false));
         assert_eq!(handle_exit(&mut vcpu, &mut vmcs, &mut p), Action::Resume);

@@ -28,19 +28,25 @@ impl LineBuffer {
         }
     }
 
-    /// Adds one byte; prints the line on `\n` or when it is full. Carriage
-    /// returns are dropped, other control bytes shown as `.`.
-    pub fn push(&mut self, guest: &str, byte: u8, platform: &mut impl Platform) {
+    /// Adds one byte; prints the line on `\n` or when it is full, and
+    /// says whether it did. Carriage returns are dropped, other control
+    /// bytes shown as `.`.
+    pub fn push(&mut self, guest: &str, byte: u8, platform: &mut impl Platform) -> bool {
         match byte {
-            b'\n' => return self.emit(guest, platform),
-            b'\r' => return,
+            b'\n' => {
+                self.emit(guest, platform);
+                return true;
+            }
+            b'\r' => return false,
             0x20..=0x7e => self.bytes[self.len] = byte,
             _ => self.bytes[self.len] = b'.',
         }
         self.len += 1;
         if self.len == LINE_MAX {
             self.emit(guest, platform);
+            return true;
         }
+        false
     }
 
     /// Prints what is buffered, if anything.
