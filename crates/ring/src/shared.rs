@@ -283,8 +283,9 @@ impl<'a> Shared<'a> {
 
     /// Hints the CPU to move every cache line of the data area that the
     /// index range `from..to` completes out of this core's private caches
-    /// (no access in the memory model's sense; nothing under loom or on
-    /// bare metal). A line counts as complete once the range reaches its
+    /// (no access in the memory model's sense; nothing under loom, on bare
+    /// metal or on a CPU without CLDEMOTE, where the loop would only run
+    /// NOPs). A line counts as complete once the range reaches its
     /// end: the line holding `to` itself, which the next frame continues,
     /// is left alone, since demoting a line this core writes or reads
     /// again right after costs more than it saves (docs/BENCHMARKS.md).
@@ -295,7 +296,7 @@ impl<'a> Shared<'a> {
     #[inline]
     pub(crate) fn demote_lines(&self, from: u32, to: u32) {
         #[cfg(not(loom))]
-        if crate::arch::HINTS {
+        if crate::arch::HINTS && crate::arch::can_demote() {
             for line in completed_lines(from, to) {
                 crate::arch::demote(self.word(line).as_ptr().cast_const().cast());
             }
@@ -383,7 +384,9 @@ impl<'a> Shared<'a> {
 
     /// Copies the payload of the frame at index `idx` (a multiple of 8),
     /// whose first word `first_word` was already loaded, into `out` (the
-    /// payload's length, validated by the caller), in word loads.
+    /// payload's length, validated by the caller), in word loads, or in
+    /// 16-byte loads on the host when the payload is long enough and does
+    /// not wrap.
     #[inline]
     pub(crate) fn read_frame(&self, idx: u32, first_word: u64, out: &mut [u8]) {
         let len = out.len();
@@ -398,6 +401,15 @@ impl<'a> Shared<'a> {
         }
         #[cfg(not(loom))]
         {
+            // The payload after its first four bytes starts at the frame's
+            // second word.
+            let rest = len - 4;
+            if crate::arch::WIDE_LOADS && rest >= 16 {
+                let pos = (idx & self.size.wrapping_sub(1) & !7) as usize + 8;
+                if let Some(cells) = self.data.get(pos..pos + rest) {
+                    return read_wide(cells, &mut out[4..]);
+                }
+            }
             let words = (len + LEN_PREFIX as usize).div_ceil(8);
             if words > CONTIGUOUS_FROM {
                 if let Some(cells) = self.contiguous_words(idx, words) {
@@ -471,6 +483,45 @@ fn read_words(cells: &[AtomicU64], out: &mut [u8]) {
         &mut out[n - r..],
         cell.load(Ordering::Relaxed).to_ne_bytes(),
     );
+}
+
+/// Copies `cells` into `out` (equal lengths, at least 16) in 16-byte
+/// loads ([`crate::arch::load16`]): up to 64 bytes in two or four loads
+/// without a loop (the later ones overlapping the earlier ones when the
+/// length is not a multiple of 16), longer runs in a loop ending with one
+/// such load. A peer writing the bytes meanwhile can leave a mix of old
+/// and new ones in `out`, as byte loads could.
+#[cfg(not(loom))]
+#[inline]
+fn read_wide(cells: &[AtomicU8], out: &mut [u8]) {
+    let n = out.len().min(cells.len());
+    let mut copy = |at: usize| {
+        let run: &[AtomicU8; 16] = cells[at..at + 16].try_into().expect("16 bytes");
+        out[at..at + 16].copy_from_slice(&crate::arch::load16(run));
+    };
+    match n {
+        0..16 => {}
+        16..=32 => {
+            copy(0);
+            copy(n - 16);
+        }
+        33..=64 => {
+            copy(0);
+            copy(16);
+            copy(n - 32);
+            copy(n - 16);
+        }
+        _ => {
+            let mut at = 0;
+            while at + 16 <= n {
+                copy(at);
+                at += 16;
+            }
+            if at < n {
+                copy(n - 16);
+            }
+        }
+    }
 }
 
 /// Copies the first `out.len()` (< 8) bytes of `word` into `out` with at
@@ -668,6 +719,26 @@ mod tests {
         assert!(!ends_in_open_line(u32::MAX - 7, 8));
         assert!(!ends_in_open_line(0, 8));
         assert!(!ends_in_open_line(u32::MAX - 7, 0));
+    }
+
+    #[test]
+    fn wide_reads_copy_every_byte_and_nothing_more() {
+        let cells: Vec<AtomicU8> = (0..256u32)
+            .map(|i| AtomicU8::new((i as u8).wrapping_mul(53) ^ 0x3c))
+            .collect();
+        for start in 0..8 {
+            for len in 16..=200 {
+                let mut out = vec![0x11u8; len + 16];
+                read_wide(&cells[start..start + len], &mut out[3..3 + len]);
+                for (i, b) in out.iter().enumerate() {
+                    let want = match i.checked_sub(3).filter(|&k| k < len) {
+                        Some(k) => cells[start + k].load(Ordering::Relaxed),
+                        None => 0x11,
+                    };
+                    assert_eq!(*b, want, "start {start} len {len} byte {i}");
+                }
+            }
+        }
     }
 
     #[test]
