@@ -198,6 +198,9 @@ pub struct Producer<'a> {
     tail: Cell<u32>,
     /// Last consumer index read and validated.
     head: Cell<u32>,
+    /// Whether to demote the lines a frame completes: only where the CPU
+    /// has CLDEMOTE ([`crate::arch::can_demote`]).
+    demote: Hint<bool>,
     local: Local,
 }
 
@@ -207,6 +210,7 @@ impl<'a> Producer<'a> {
             shared,
             tail: Cell::new(tail),
             head: Cell::new(head),
+            demote: Hint::new(demotes()),
             local: Local::new(),
         }
     }
@@ -276,7 +280,9 @@ impl<'a> Producer<'a> {
         let start = self.tail.get();
         let tail = start.wrapping_add(frame_size(len));
         self.tail.set(tail);
-        self.shared.demote_lines(start, tail);
+        if self.demote.get() {
+            self.shared.demote_lines(start, tail);
+        }
         self.shared.producer.store(tail, Ordering::Release);
         self.local.stat(|s| {
             s.frames += 1;
@@ -439,6 +445,8 @@ pub struct Consumer<'a> {
     /// Frames left before the consumer waits for a line again after a
     /// wait that ran out ([`Consumer::wait_for_line`]).
     line_waits_off: Hint<u32>,
+    /// As for [`Producer`]: whether to demote the lines read.
+    demote: Hint<bool>,
     local: Local,
 }
 
@@ -452,6 +460,7 @@ impl<'a> Consumer<'a> {
             released: Cell::new(head),
             close: Hint::new(false),
             line_waits_off: Hint::new(0),
+            demote: Hint::new(demotes()),
             local: Local::new(),
         }
     }
@@ -662,18 +671,21 @@ impl<'a> Consumer<'a> {
         let start = self.head.get();
         let head = start.wrapping_add(frame_size(len));
         self.head.set(head);
-        // Lines read to their end go to the shared cache, where the
-        // producer's core rewrites them without invalidating ours.
-        self.shared.demote_lines(start, head);
-        // Caught up with a producer that was close ahead: its next frame
-        // goes on in the line we stopped in, so that line goes to the
-        // shared cache too. Without this a consumer that catches up stays
-        // caught up, taking each line as the producer fills it, and the
-        // pair runs at half speed; further behind, the line is read again
-        // at once and is better left where it is (docs/BENCHMARKS.md).
         let caught_up = head == self.tail.get();
-        if self.close.get() && caught_up {
-            self.shared.demote_line_within(head);
+        if self.demote.get() {
+            // Lines read to their end go to the shared cache, where the
+            // producer's core rewrites them without invalidating ours.
+            self.shared.demote_lines(start, head);
+            // Caught up with a producer that was close ahead: its next
+            // frame goes on in the line we stopped in, so that line goes
+            // to the shared cache too. Without this a consumer that
+            // catches up stays caught up, taking each line as the
+            // producer fills it, and the pair runs at half speed; further
+            // behind, the line is read again at once and is better left
+            // where it is (docs/BENCHMARKS.md).
+            if self.close.get() && caught_up {
+                self.shared.demote_line_within(head);
+            }
         }
         if !self.deferred.get()
             && (caught_up
@@ -852,6 +864,15 @@ const LINE_WAIT_OFF_FRAMES: u32 = 64;
 /// How far ahead of the frame being read the consumer asks for cache
 /// lines (bytes; best of 128-2048 in the host bench, 64-byte messages).
 const PREFETCH_AHEAD: u32 = 384;
+
+/// Whether the halves demote the cache lines they finish with: where the
+/// CPU has CLDEMOTE ([`crate::arch::can_demote`]); never under loom.
+fn demotes() -> bool {
+    #[cfg(not(loom))]
+    return crate::arch::can_demote();
+    #[cfg(loom)]
+    false
+}
 
 /// State only the cache hints use ([`crate::arch`]): a cell in builds
 /// where they do something, nothing at all (always the default: false,
