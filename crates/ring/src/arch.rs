@@ -118,32 +118,6 @@ pub(crate) fn load16(cells: &[core::sync::atomic::AtomicU8; 16]) -> [u8; 16] {
     core::array::from_fn(|i| cells[i].load(core::sync::atomic::Ordering::Relaxed))
 }
 
-/// Stores `bytes` into `cells` with one unaligned 16-byte store
-/// (`MOVDQU`) on host x86-64 builds: the effect of sixteen relaxed byte
-/// stores, as for [`load16`]. Other builds store the bytes one by one.
-#[inline(always)]
-pub(crate) fn store16(cells: &[core::sync::atomic::AtomicU8; 16], bytes: [u8; 16]) {
-    #[cfg(all(target_arch = "x86_64", not(target_os = "none")))]
-    {
-        // SAFETY: as in `load16`; the cells are atomics, which allow
-        // mutation through a shared reference, and the store writes
-        // exactly them.
-        unsafe {
-            let v = core::mem::transmute::<[u8; 16], core::arch::x86_64::__m128i>(bytes);
-            core::arch::asm!(
-                "movdqu xmmword ptr [{p}], {v}",
-                p = in(reg) cells.as_ptr(),
-                v = in(xmm_reg) v,
-                options(nostack, preserves_flags)
-            );
-        }
-    }
-    #[cfg(not(all(target_arch = "x86_64", not(target_os = "none"))))]
-    for (cell, b) in cells.iter().zip(bytes) {
-        cell.store(b, core::sync::atomic::Ordering::Relaxed);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     /// The answer CPUID gives agrees with the kernel's list of the CPU's
@@ -160,20 +134,6 @@ mod tests {
             .is_some_and(|l| l.split_whitespace().any(|f| f == "cldemote"));
         assert_eq!(super::can_demote(), listed);
         assert_eq!(super::can_demote(), listed);
-    }
-
-    #[test]
-    fn a_wide_store_writes_the_sixteen_bytes_and_no_more() {
-        use core::sync::atomic::{AtomicU8, Ordering};
-        let cells: [AtomicU8; 18] = core::array::from_fn(|_| AtomicU8::new(0xee));
-        let run: &[AtomicU8; 16] = cells[1..17].try_into().unwrap();
-        super::store16(run, core::array::from_fn(|i| i as u8 + 1));
-        let got: [u8; 18] = core::array::from_fn(|i| cells[i].load(Ordering::Relaxed));
-        let want: [u8; 18] = core::array::from_fn(|i| match i {
-            1..=16 => i as u8,
-            _ => 0xee,
-        });
-        assert_eq!(got, want);
     }
 
     #[test]

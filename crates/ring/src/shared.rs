@@ -371,13 +371,6 @@ impl<'a> Shared<'a> {
     pub(crate) fn write_frame(&self, idx: u32, bytes: &[u8]) {
         let words = (bytes.len() + LEN_PREFIX as usize).div_ceil(8);
         #[cfg(not(loom))]
-        if crate::arch::WIDE_LOADS && bytes.len() >= LEN_PREFIX as usize + 16 {
-            let pos = (idx & self.size.wrapping_sub(1) & !7) as usize;
-            if let Some(cells) = self.data.get(pos..pos + 8 * words) {
-                return write_wide(cells, bytes);
-            }
-        }
-        #[cfg(not(loom))]
         if words > CONTIGUOUS_FROM {
             if let Some(cells) = self.contiguous_words(idx, words) {
                 return write_words(cells, bytes);
@@ -491,57 +484,6 @@ fn read_words(cells: &[AtomicU64], out: &mut [u8]) {
         &mut out[n - r..],
         cell.load(Ordering::Relaxed).to_ne_bytes(),
     );
-}
-
-/// Writes the frame carrying `bytes` (at least 20) into `cells`, its
-/// words exactly (an 8-aligned run): the prefix word, the payload after
-/// its first four bytes in 16-byte stores ([`crate::arch::store16`]) as
-/// [`read_wide`] reads them, over a last word zeroed first when the
-/// payload does not fill it (the padding).
-#[cfg(not(loom))]
-#[inline]
-fn write_wide(cells: &[AtomicU8], bytes: &[u8]) {
-    let words = cells.len() / 8;
-    let n = bytes.len().saturating_sub(LEN_PREFIX as usize);
-    if n < 16 || 8 + n > cells.len() {
-        return;
-    }
-    // SAFETY: `cells` starts 8-aligned and holds `words` whole words.
-    let word = |i: usize| unsafe { word64(&cells[8 * i..8 * i + 8]) };
-    word(0).store(frame_word(bytes, 0).to_le(), Ordering::Relaxed);
-    // The padding first: the stores below end where the payload ends.
-    if !n.is_multiple_of(8) {
-        word(words - 1).store(0, Ordering::Relaxed);
-    }
-    let (body, out) = (&bytes[LEN_PREFIX as usize..], &cells[8..8 + n]);
-    let copy = |at: usize| {
-        let run: &[AtomicU8; 16] = out[at..at + 16].try_into().expect("16 cells");
-        let chunk: [u8; 16] = body[at..at + 16].try_into().expect("16 bytes");
-        crate::arch::store16(run, chunk);
-    };
-    match n {
-        0..16 => {}
-        16..=32 => {
-            copy(0);
-            copy(n - 16);
-        }
-        33..=64 => {
-            copy(0);
-            copy(16);
-            copy(n - 32);
-            copy(n - 16);
-        }
-        _ => {
-            let mut at = 0;
-            while at + 16 <= n {
-                copy(at);
-                at += 16;
-            }
-            if at < n {
-                copy(n - 16);
-            }
-        }
-    }
 }
 
 /// Copies `cells` into `out` (equal lengths, at least 16) in 16-byte
@@ -778,35 +720,6 @@ mod tests {
         assert!(!ends_in_open_line(u32::MAX - 7, 8));
         assert!(!ends_in_open_line(0, 8));
         assert!(!ends_in_open_line(u32::MAX - 7, 0));
-    }
-
-    #[test]
-    fn wide_writes_lay_out_whole_frames_and_touch_nothing_else() {
-        let cells: Vec<AtomicU64> = (0..40).map(|_| AtomicU64::new(0)).collect();
-        // SAFETY: `AtomicU64` has the layout of 8 `AtomicU8`s and both
-        // allow shared mutation; the view covers exactly `cells`.
-        let bytes: &[AtomicU8] =
-            unsafe { core::slice::from_raw_parts(cells.as_ptr().cast::<AtomicU8>(), 8 * 40) };
-        for start in [0, 8, 16] {
-            for len in 20..=200usize {
-                bytes.iter().for_each(|c| c.store(0xee, Ordering::Relaxed));
-                let src: Vec<u8> = (0..len)
-                    .map(|b| (b as u8).wrapping_mul(41) ^ 0x96)
-                    .collect();
-                let words = (len + 4).div_ceil(8);
-                write_wide(&bytes[start..start + 8 * words], &src);
-                let got: Vec<u8> = bytes.iter().map(|c| c.load(Ordering::Relaxed)).collect();
-                for (i, b) in got.iter().enumerate() {
-                    let want = match i.checked_sub(start) {
-                        Some(0..4) => (len as u32).to_le_bytes()[i - start],
-                        Some(k) if k < 4 + len => src[k - 4],
-                        Some(k) if k < 8 * words => 0,
-                        _ => 0xee,
-                    };
-                    assert_eq!(*b, want, "start {start} len {len} byte {i}");
-                }
-            }
-        }
     }
 
     #[test]
