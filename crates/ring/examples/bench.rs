@@ -2,6 +2,7 @@
 //! consumer thread, raw frames and postcard-typed messages.
 //!
 //! `cargo run -p shm-ring --release --example bench [messages]`
+//! (`... --example bench count shm-ring|rtrb N` for instruction counts)
 //!
 //! Prints messages/s and MB/s of payload; asserts nothing about time.
 //!
@@ -263,8 +264,55 @@ fn report(what: &str, n: u64, payload_bytes: u64, start: Instant) {
     }
 }
 
+/// `n` pushes and pops of a 64-byte message on one thread, through a
+/// 4 KiB ring that holds 28 messages throughout: what a message costs the
+/// ring itself, with no second core. For counting instructions (`count`
+/// below), not for timing.
+fn one_thread_ours(n: u64) {
+    let mut mem = area(4096);
+    let (tx, rx) = Ring::init(bytes(&mut mem)).unwrap().split();
+    let msg = std::hint::black_box([0x5au8; 64]);
+    let mut out = [0u8; 64];
+    for _ in 0..28 {
+        tx.push_bytes(&msg).unwrap();
+    }
+    for _ in 0..n {
+        tx.push_bytes(&msg).unwrap();
+        rx.pop_bytes(&mut out).unwrap().unwrap();
+        std::hint::black_box(&out);
+    }
+}
+
+/// [`one_thread_ours`] with `rtrb`.
+fn one_thread_rtrb(n: u64) {
+    let (mut tx, mut rx) = rtrb::RingBuffer::<[u8; 64]>::new(4096 / 64);
+    let msg = std::hint::black_box([0x5au8; 64]);
+    for _ in 0..28 {
+        tx.push(msg).unwrap();
+    }
+    for _ in 0..n {
+        tx.push(msg).unwrap();
+        std::hint::black_box(rx.pop().unwrap());
+    }
+}
+
 fn main() {
     CPUS.get_or_init(allowed_cpus);
+    // `bench count shm-ring|rtrb N`: only the one-thread loop, to be run
+    // under `valgrind --tool=cachegrind --cache-sim=no` at two N; the
+    // difference in instructions over the difference in N is what a
+    // message costs (docs/BENCHMARKS.md).
+    if std::env::args().nth(1).as_deref() == Some("count") {
+        let n = std::env::args()
+            .nth(3)
+            .and_then(|a| a.parse().ok())
+            .unwrap_or(100_000);
+        match std::env::args().nth(2).as_deref() {
+            Some("rtrb") => one_thread_rtrb(n),
+            _ => one_thread_ours(n),
+        }
+        return;
+    }
     let n: u64 = std::env::args()
         .nth(1)
         .and_then(|a| a.parse().ok())
