@@ -9,7 +9,7 @@
 //! so bare-metal builds leave them out: there the test and the address
 //! arithmetic around the prefetch cost the virtual UART's round trip 33
 //! emulated instructions for nothing (docs/BENCHMARKS.md). The wide load
-//! saves a host consumer 54–56 instructions per 64-byte payload (counted
+//! saves a host consumer 44–56 instructions per 64-byte payload (counted
 //! with valgrind, docs/BENCHMARKS.md); bare-metal builds (no SSE
 //! registers in the kernel's target) keep their word loads, and their
 //! text does not change. Other architectures and loom get none of it.
