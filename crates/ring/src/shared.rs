@@ -286,10 +286,10 @@ impl<'a> Shared<'a> {
     /// (no access in the memory model's sense; nothing under loom or on
     /// bare metal; the halves call it only where the CPU has CLDEMOTE, on
     /// others the loop would run NOPs). A line counts as complete once the
-    /// range reaches its
-    /// end: the line holding `to` itself, which the next frame continues,
-    /// is left alone, since demoting a line this core writes or reads
-    /// again right after costs more than it saves (docs/BENCHMARKS.md).
+    /// range reaches its end: the line holding `to` itself, which the next
+    /// frame continues, is left alone, since demoting a line this core
+    /// writes or reads again right after costs more than it saves
+    /// (docs/BENCHMARKS.md).
     /// Lines are those of the index space, which are the CPU's when the
     /// data area starts on a 64-byte boundary (page-aligned ring memory);
     /// otherwise the hint lands a little off, which costs time but never
@@ -496,6 +496,7 @@ fn read_words(cells: &[AtomicU64], out: &mut [u8]) {
 #[inline]
 fn read_wide(cells: &[AtomicU8], out: &mut [u8]) {
     let n = out.len().min(cells.len());
+    debug_assert!(n >= 16 && n == out.len(), "a wide read of {n} bytes");
     let mut copy = |at: usize| {
         let run: &[AtomicU8; 16] = cells[at..at + 16].try_into().expect("16 bytes");
         out[at..at + 16].copy_from_slice(&crate::arch::load16(run));
