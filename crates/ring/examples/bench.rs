@@ -338,16 +338,26 @@ fn main() {
             ours.push(ours_64(n, size));
             theirs.push(rtrb_64(n, size));
         }
+        // For information, not held to the goal: each round's rates come
+        // from the same minute, and the machine's regime can change from
+        // one round to the next, so the medians of the two rings may come
+        // from different regimes; the ratios of back-to-back rounds show
+        // how far that moved the figure (docs/BENCHMARKS.md).
+        let mut paired: Vec<f64> = ours.iter().zip(&theirs).map(|(o, t)| o / t).collect();
+        let pm = median(&mut paired);
         let (o, t) = (median(&mut ours), median(&mut theirs));
         println!(
             "64-byte messages, {:>2} KiB of ring: shm-ring {o:.0} msg/s (median of 7; \
-             {:.0}..{:.0}), rtrb {t:.0} msg/s ({:.0}..{:.0}), ratio {:.2}",
+             {:.0}..{:.0}), rtrb {t:.0} msg/s ({:.0}..{:.0}), ratio {:.2} \
+             (round by round {:.2}..{:.2}, median {pm:.2})",
             size / 1024,
             ours[0],
             ours[6],
             theirs[0],
             theirs[6],
-            o / t
+            o / t,
+            paired[0],
+            paired[6],
         );
         ratios.push((size, o / t));
     }
