@@ -169,12 +169,12 @@ pub trait Platform {
     fn guest_line(&mut self, guest: &str, source: LineSource, text: &str);
     /// Asked after every `LOG_WRITE` and `LOG_FLUSH` (`done`: it
     /// succeeded) and every write to the emulated COM1's transmit register
-    /// that printed a line (`done` true): whether the platform made the caller wait (printing
-    /// its lines took more than its share of the CPU) and blocked it. A
-    /// held call completes when the caller wakes (status `Ok`, as for
-    /// `SLEEP`), not now; a held COM1 write completes now, and the caller
-    /// wakes to its next instruction. A failed call is never held: the
-    /// platform lifts the wait.
+    /// that printed a line (`done` true): whether the platform made the
+    /// caller wait (printing its lines took more than its share of the
+    /// CPU) and blocked it. A held call completes when the caller wakes
+    /// (status `Ok`, as for `SLEEP`), not now; a held COM1 write completes
+    /// now, and the caller wakes to its next instruction. A failed call is
+    /// never held: the platform lifts the wait.
     fn console_hold(&mut self, done: bool) -> bool {
         let _ = done;
         false
