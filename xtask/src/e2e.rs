@@ -545,6 +545,46 @@ pub fn specs() -> Vec<Spec> {
             &[],
         ),
         Spec {
+            // Keys typed for a guest just before the UART service faults
+            // (in the same burst as Ctrl-A !, so still queued in the
+            // service or waiting in the guest's 16550) reach the guest
+            // after the restart: none lost, none twice.
+            name: "uart-restart-keys",
+            cmdline: "run=",
+            expect: s(&[
+                "started echo-a as domain 3",
+                "[uart] warning: fault requested from the console (Ctrl-A !)",
+                "bulkhead: domain uart: restarted by manager (restart 1)",
+                "[echo-a/uart] echo from echo-a: hello a",
+                "[echo-a/uart] bye",
+                "shutdown",
+                "bulkhead: shutdown status=0",
+            ]),
+            anywhere: s(&["[echo-a/uart] ready for input"]),
+            system: Some("systems/default.toml"),
+            input: vec![
+                ("bulkhead> ".into(), "start echo-a\r".into()),
+                (
+                    "[echo-a/uart] ready for input".into(),
+                    "\u{1}3hel\u{1}!".into(),
+                ),
+                // After the restart input goes to the shell first.
+                ("restarted it".into(), "\u{1}3lo a\r".into()),
+                ("echo from echo-a: ".into(), "exit\r".into()),
+                ("input goes to the shell".into(), "shutdown\r".into()),
+            ],
+            forbid: forbid(&[
+                "echo from echo-a: lo a",
+                "echo from echo-a: helhel",
+                "refused:",
+                "giving up",
+            ]),
+            returns: Vec::new(),
+            sequence: None,
+            exit: Exit::Success,
+            timeout: Duration::from_secs(120),
+        },
+        Spec {
             name: "minimal-system",
             cmdline: "run=",
             expect: s(&[

@@ -1,6 +1,6 @@
 //! `uart-virt` is the logic of Bulkhead's UART service, the service domain
 //! that owns the physical COM1 and gives every other domain a virtual
-//! 16550A. It has three parts:
+//! 16550A. Its parts:
 //!
 //! - [`Uart16550`]: the 16550A register model one guest sees, bus-agnostic
 //!   (`read(offset)`, `write(offset, value)`), with its interrupt line and
@@ -10,6 +10,8 @@
 //!   port, line by line, with a bounded buffer per guest and counted drops.
 //! - [`InputSwitch`]: keyboard input to the domain manager's shell or to a
 //!   chosen guest, switched by Ctrl-A and a digit.
+//! - [`KeyQueue`]: the keys typed for one guest that its receiver has not
+//!   taken yet, in memory that outlives the service.
 //! - [`Snapshot`]: the consoles' unprinted output and the ioreq ring
 //!   position, kept crash-consistent in memory that outlives the service.
 //!
@@ -25,15 +27,17 @@
 
 mod console;
 mod input;
+mod keys;
 mod snapshot;
 mod uart;
 
 pub use console::{Console, ConsoleId, ConsoleStats, CONSOLE_BUFFER, LINE_MAX, NAME_MAX};
 pub use input::{Fed, InputSwitch, ESCAPE, SHELL};
+pub use keys::{KeyQueue, KEYS_MAX, KEY_QUEUE_LEN};
 pub use snapshot::{slot_len, snapshot_len, Loaded, Snapshot, SLOT_HEADER, SNAPSHOT_MAGIC};
 pub use uart::{
-    Sink, StateError, Trigger, Uart16550, UartState, DEFAULT_DIVISOR, EXTERNAL_MODEM_LINES,
-    RX_FIFO_LEN, SETTINGS_LEN,
+    Changes, Sink, StateError, Trigger, Uart16550, UartState, DEFAULT_DIVISOR,
+    EXTERNAL_MODEM_LINES, RECEIVED_LEN, RX_FIFO_LEN, SETTINGS_LEN,
 };
 
 /// Register offsets and bits of the 16550A (PC16550D datasheet, section 8

@@ -108,8 +108,9 @@ impl UartState {
     /// The registers a driver programs and then relies on (IER, LCR, MCR,
     /// FCR, the divisor latch) in [`SETTINGS_LEN`] bytes, checked, for a
     /// restarted emulator to find again ([`UartState::from_settings`]).
-    /// The rest is transient and not kept: received bytes, line and modem
-    /// deltas, the scratch byte.
+    /// The received bytes have their own record ([`UartState::received`]);
+    /// the rest is transient and not kept: line and modem deltas, the
+    /// scratch byte.
     pub fn settings(&self) -> [u8; SETTINGS_LEN] {
         let mut out = [
             SETTINGS_MARK,
@@ -121,7 +122,7 @@ impl UartState {
             self.dlm,
             0,
         ];
-        out[SETTINGS_LEN - 1] = settings_check(&out);
+        out[SETTINGS_LEN - 1] = record_check(&out);
         out
     }
 
@@ -131,7 +132,7 @@ impl UartState {
     /// the chip, an enabled THR-empty interrupt is pending at once: THR is
     /// empty. [`Uart16550::restore`] still checks the values.
     pub fn from_settings(bytes: &[u8; SETTINGS_LEN]) -> Option<UartState> {
-        if bytes[0] != SETTINGS_MARK || bytes[SETTINGS_LEN - 1] != settings_check(bytes) {
+        if bytes[0] != SETTINGS_MARK || bytes[SETTINGS_LEN - 1] != record_check(bytes) {
             return None;
         }
         let [_, ier, lcr, mcr, fcr, dll, dlm, _] = *bytes;
@@ -151,13 +152,88 @@ impl UartState {
 /// Bytes of [`UartState::settings`].
 pub const SETTINGS_LEN: usize = 8;
 
+/// Bytes of [`UartState::received`]: a mark, the count, the receiver's
+/// bytes, a check byte.
+pub const RECEIVED_LEN: usize = RX_FIFO_LEN + 3;
+
+/// First byte of a received-bytes record (an all-zero record is none).
+const RECEIVED_MARK: u8 = 0x3c;
+
+impl UartState {
+    /// The bytes the receiver holds (the guest has not read them yet) in
+    /// [`RECEIVED_LEN`] bytes, checked, for a restarted emulator to hand
+    /// the guest still ([`UartState::with_received`]): with the settings,
+    /// what a restart keeps. Only `rx` and `rx_len`: the overrun flag and
+    /// the last byte read are not.
+    pub fn received(&self) -> [u8; RECEIVED_LEN] {
+        let mut out = [0; RECEIVED_LEN];
+        out[0] = RECEIVED_MARK;
+        out[1] = self.rx_len;
+        out[2..2 + RX_FIFO_LEN].copy_from_slice(&self.rx);
+        out[RECEIVED_LEN - 1] = record_check(&out);
+        out
+    }
+
+    /// This state with the receiver's bytes from `bytes` (from
+    /// [`UartState::received`]): `None` for bytes that are not such a
+    /// record (never written, cleared, torn) or hold more than the mode
+    /// this state's FCR selects takes (16 with FIFOs, 1 without).
+    pub fn with_received(self, bytes: &[u8; RECEIVED_LEN]) -> Option<UartState> {
+        let len = bytes[1];
+        let cap = if self.fcr & FCR_ENABLE != 0 {
+            RX_FIFO_LEN
+        } else {
+            1
+        };
+        if bytes[0] != RECEIVED_MARK
+            || bytes[RECEIVED_LEN - 1] != record_check(bytes)
+            || usize::from(len) > cap
+        {
+            return None;
+        }
+        let mut rx = [0; RX_FIFO_LEN];
+        rx.copy_from_slice(&bytes[2..2 + RX_FIFO_LEN]);
+        Some(UartState {
+            rx,
+            rx_len: len,
+            ..self
+        })
+    }
+}
+
+/// What [`Uart16550::take_changes`] reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Changes(u8);
+
+impl Changes {
+    /// Nothing changed.
+    pub const NONE: Changes = Changes(0);
+    const SETTINGS: u8 = 1 << 0;
+    const RECEIVED: u8 = 1 << 1;
+
+    /// Whether anything changed.
+    pub fn any(self) -> bool {
+        self.0 != 0
+    }
+
+    /// A register of [`UartState::settings`] was written.
+    pub fn settings(self) -> bool {
+        self.0 & Changes::SETTINGS != 0
+    }
+
+    /// The receiver's bytes changed ([`UartState::received`]).
+    pub fn received(self) -> bool {
+        self.0 & Changes::RECEIVED != 0
+    }
+}
+
 /// First byte of a settings record (an all-zero record is none).
 const SETTINGS_MARK: u8 = 0xc5;
 
-/// The last byte of a settings record: the others folded together, so
-/// that a record torn half-way (its writer died) is refused.
-fn settings_check(bytes: &[u8; SETTINGS_LEN]) -> u8 {
-    bytes[..SETTINGS_LEN - 1]
+/// The last byte of a kept record: the others folded together, so that a
+/// record torn half-way (its writer died) is refused.
+fn record_check(bytes: &[u8]) -> u8 {
+    bytes[..bytes.len().saturating_sub(1)]
         .iter()
         .fold(0x5a, |acc, &b| acc.rotate_left(1) ^ b)
 }
@@ -218,9 +294,8 @@ impl Source {
 pub struct Uart16550<T: Trigger, S: Sink> {
     s: UartState,
     level: bool,
-    /// A register of [`UartState::settings`] was written since
-    /// [`Uart16550::take_programmed`] last looked.
-    programmed: bool,
+    /// What changed since [`Uart16550::take_changes`] last looked.
+    changes: Changes,
     trigger: T,
     sink: S,
 }
@@ -231,17 +306,18 @@ impl<T: Trigger, S: Sink> Uart16550<T, S> {
         Uart16550 {
             s: UartState::RESET,
             level: false,
-            programmed: false,
+            changes: Changes::NONE,
             trigger,
             sink,
         }
     }
 
-    /// Whether a register of [`UartState::settings`] (IER, LCR, MCR, FCR,
-    /// the divisor latch) was written since the last call: the moment to
-    /// keep the settings for a restart.
-    pub fn take_programmed(&mut self) -> bool {
-        core::mem::take(&mut self.programmed)
+    /// What changed since the last call: a register of
+    /// [`UartState::settings`] (IER, LCR, MCR, FCR, the divisor latch)
+    /// written, or the receiver's bytes ([`UartState::received`]) taken in,
+    /// read or cleared. The moments to keep them for a restart.
+    pub fn take_changes(&mut self) -> Changes {
+        core::mem::take(&mut self.changes)
     }
 
     /// Master reset: every register to [`UartState::RESET`] (divisor latch
@@ -348,15 +424,15 @@ impl<T: Trigger, S: Sink> Uart16550<T, S> {
         match offset {
             DLL if dlab => {
                 self.s.dll = value;
-                self.programmed = true;
+                self.changes.0 |= Changes::SETTINGS;
             }
             DLM if dlab => {
                 self.s.dlm = value;
-                self.programmed = true;
+                self.changes.0 |= Changes::SETTINGS;
             }
             THR => self.transmit(value),
             IER => {
-                self.programmed = true;
+                self.changes.0 |= Changes::SETTINGS;
                 let old = self.s.ier;
                 self.s.ier = value & IER_MASK;
                 // Enabling ETBEI while THR is empty (always, here) raises
@@ -366,15 +442,15 @@ impl<T: Trigger, S: Sink> Uart16550<T, S> {
                 }
             }
             FCR => {
-                self.programmed = true;
+                self.changes.0 |= Changes::SETTINGS;
                 self.write_fcr(value);
             }
             LCR => {
-                self.programmed = true;
+                self.changes.0 |= Changes::SETTINGS;
                 self.s.lcr = value;
             }
             MCR => {
-                self.programmed = true;
+                self.changes.0 |= Changes::SETTINGS;
                 let before = self.modem_lines();
                 self.s.mcr = value & MCR_MASK;
                 self.modem_lines_changed(before);
@@ -451,6 +527,7 @@ impl<T: Trigger, S: Sink> Uart16550<T, S> {
         if let Some(slot) = self.s.rx.get_mut(len) {
             *slot = byte;
             self.s.rx_len = self.s.rx_len.saturating_add(1);
+            self.changes.0 |= Changes::RECEIVED;
             true
         } else {
             self.s.overrun = true;
@@ -464,8 +541,16 @@ impl<T: Trigger, S: Sink> Uart16550<T, S> {
             self.s.rbr = self.s.rx[0];
             self.s.rx.copy_within(1..len, 0);
             self.s.rx_len = (len - 1) as u8;
+            self.changes.0 |= Changes::RECEIVED;
         }
         self.s.rbr
+    }
+
+    fn clear_rx(&mut self) {
+        if self.s.rx_len != 0 {
+            self.s.rx_len = 0;
+            self.changes.0 |= Changes::RECEIVED;
+        }
     }
 
     fn transmit(&mut self, byte: u8) {
@@ -485,7 +570,7 @@ impl<T: Trigger, S: Sink> Uart16550<T, S> {
         let enable = value & FCR_ENABLE != 0;
         if enable != self.fifo_enabled() {
             // Changing the FIFO mode clears both FIFOs.
-            self.s.rx_len = 0;
+            self.clear_rx();
         }
         if !enable {
             // The other bits are only programmed together with bit 0.
@@ -493,7 +578,7 @@ impl<T: Trigger, S: Sink> Uart16550<T, S> {
             return;
         }
         if value & FCR_RX_RESET != 0 {
-            self.s.rx_len = 0;
+            self.clear_rx();
         }
         // FCR_TX_RESET: the transmit FIFO is always empty here.
         self.s.fcr = value & FCR_STORED;
@@ -634,13 +719,13 @@ mod settings_tests {
         u.write(FCR, FCR_ENABLE | 0xc0);
         u.write(MCR, 0x0b);
         u.write(IER, IER_RDA | IER_THRE);
-        assert!(u.take_programmed());
-        assert!(!u.take_programmed(), "taken");
+        assert!(u.take_changes().settings());
+        assert_eq!(u.take_changes(), Changes::NONE, "taken");
         u.write(SCR, 0x77);
         u.write(THR, b'x');
         assert!(
-            !u.take_programmed(),
-            "data and scratch writes are no settings"
+            !u.take_changes().any(),
+            "data and scratch writes change nothing kept"
         );
         u.enqueue_input(b"ab");
         let saved = u.snapshot().settings();
@@ -672,7 +757,111 @@ mod settings_tests {
         }
     }
 
+    #[test]
+    fn the_receiver_reports_each_change_of_its_bytes_and_nothing_else() {
+        let mut u = Uart16550::new(Line(false), Vec::new());
+        u.write(FCR, FCR_ENABLE);
+        u.take_changes();
+        assert_eq!(u.enqueue_input(b"ab"), 2);
+        let c = u.take_changes();
+        assert!(c.received() && !c.settings());
+        // Reads of other registers, and of RBR with nothing received, do
+        // not count.
+        for offset in [IER, IIR, LCR, MCR, LSR, MSR, SCR] {
+            u.read(offset);
+        }
+        assert!(!u.take_changes().any());
+        assert_eq!(u.read(RBR), b'a');
+        assert!(u.take_changes().received());
+        assert_eq!(u.read(RBR), b'b');
+        assert!(u.take_changes().received());
+        assert_eq!(u.read(RBR), b'b', "nothing left: the last byte again");
+        assert!(!u.take_changes().any());
+        // A full receiver takes nothing more and reports nothing.
+        assert_eq!(u.enqueue_input(&[7; RX_FIFO_LEN + 4]), RX_FIFO_LEN);
+        u.take_changes();
+        assert_eq!(u.enqueue_input(b"x"), 0);
+        assert!(!u.take_changes().received());
+        // Clearing the FIFO is a change; clearing an empty one is not.
+        u.write(FCR, FCR_ENABLE | FCR_RX_RESET);
+        assert!(u.take_changes().received());
+        u.write(FCR, FCR_ENABLE | FCR_RX_RESET);
+        assert!(!u.take_changes().received());
+        // A byte looped back arrives in the receiver too.
+        u.write(MCR, MCR_LOOP);
+        u.take_changes();
+        u.write(THR, b'z');
+        assert!(u.take_changes().received());
+        assert_eq!(u.snapshot().received()[1], 1);
+    }
+
+    #[test]
+    fn received_bytes_come_back_in_order_behind_the_settings() {
+        let mut u = Uart16550::new(Line(false), Vec::new());
+        u.write(FCR, FCR_ENABLE | 0x80);
+        u.write(IER, IER_RDA);
+        u.enqueue_input(b"hello");
+        assert_eq!(u.read(RBR), b'h');
+        let s = u.snapshot();
+        let (settings, received) = (s.settings(), s.received());
+        let state = UartState::from_settings(&settings)
+            .and_then(|st| st.with_received(&received))
+            .expect("both records");
+        let mut again = Uart16550::new(Line(false), Vec::new());
+        again.restore(&state).unwrap();
+        // Data waits, and its interrupt is raised at once.
+        assert!(again.trigger().0);
+        assert_eq!(again.read(LSR) & LSR_DR, LSR_DR);
+        let got: Vec<u8> = (0..4).map(|_| again.read(RBR)).collect();
+        assert_eq!(got, b"ello");
+        assert_eq!(again.read(LSR) & LSR_DR, 0);
+    }
+
+    #[test]
+    fn received_records_that_are_none_torn_or_too_long_give_nothing() {
+        let fifo = UartState {
+            fcr: FCR_ENABLE,
+            ..UartState::RESET
+        };
+        assert_eq!(fifo.with_received(&[0; RECEIVED_LEN]), None);
+        let good = UartState {
+            rx_len: 3,
+            rx: *b"abc\0\0\0\0\0\0\0\0\0\0\0\0\0",
+            ..fifo
+        }
+        .received();
+        assert_eq!(fifo.with_received(&good).map(|s| s.rx_len), Some(3));
+        for i in 0..RECEIVED_LEN {
+            let mut torn = good;
+            torn[i] ^= 0x04;
+            assert_eq!(fifo.with_received(&torn), None, "byte {i}");
+        }
+        // Three bytes cannot wait in a receiver without FIFOs (one byte).
+        assert_eq!(UartState::RESET.with_received(&good), None);
+        let one = UartState {
+            rx_len: 1,
+            ..UartState::RESET
+        }
+        .received();
+        assert_eq!(
+            UartState::RESET.with_received(&one).map(|s| s.rx_len),
+            Some(1)
+        );
+    }
+
     proptest! {
+        #[test]
+        fn any_received_record_restores_or_is_refused(
+            bytes in any::<[u8; RECEIVED_LEN]>(), fcr in any::<u8>(),
+        ) {
+            let base = UartState { fcr: fcr & (FCR_ENABLE | FCR_STORED), ..UartState::RESET };
+            if let Some(state) = base.with_received(&bytes) {
+                let mut u = Uart16550::new(Line(false), Vec::new());
+                prop_assert!(u.restore(&state).is_ok() || base.fcr & FCR_ENABLE == 0);
+                prop_assert!(u.rx_len() <= u.rx_capacity());
+            }
+        }
+
         #[test]
         fn settings_round_trip_whatever_the_state(
             ier in any::<u8>(), lcr in any::<u8>(), mcr in any::<u8>(),

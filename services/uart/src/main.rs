@@ -25,8 +25,8 @@ mod service {
     };
     use rt::ioreq::Next;
     use uart_virt::{
-        snapshot_len, Console, Fed, InputSwitch, Sink, Snapshot, Trigger, Uart16550, UartState,
-        SETTINGS_LEN,
+        snapshot_len, Changes, Console, Fed, InputSwitch, KeyQueue, Sink, Snapshot, Trigger,
+        Uart16550, UartState, KEY_QUEUE_LEN, RECEIVED_LEN, SETTINGS_LEN,
     };
 
     rt::entry!(main);
@@ -132,7 +132,6 @@ mod service {
         // manifest: the domain manager's shell) until Ctrl-A N switches it
         // to a console that has a domain (one attached, or seen at work).
         let mut input = InputSwitch::shell_only(GUESTS as u8);
-        let mut typed: [Typed; GUESTS] = [const { Typed::new() }; GUESTS];
         // In TSC ticks (the constants above are times: 6 ms was 300,000
         // ticks under Bochs but 100 us on a 3 GHz CPU).
         let hz = rt::tsc_hz();
@@ -151,21 +150,44 @@ mod service {
         };
         // What a previous run of this service had not printed yet, and
         // where on the ring its snapshot stands.
-        // After the snapshot's two slots, each guest's 16550 settings
-        // (`UartState::settings`), saved when its driver programs them.
-        let (state, settings) = state.split_at_mut(snapshot_len(GUESTS));
-        let settings = &mut settings[..GUESTS * SETTINGS_LEN];
-        let (mut snapshot, kept) = restore(state, settings, &mut console, &mut uarts);
+        // After the snapshot's two slots, what is kept for each guest: its
+        // 16550 settings, the bytes its receiver holds and the keys typed
+        // for it that its receiver has not taken yet.
+        let (state, rest) = state.split_at_mut(snapshot_len(GUESTS));
+        let (settings, rest) = rest.split_at_mut(GUESTS * SETTINGS_LEN);
+        let (received, rest) = rest.split_at_mut(GUESTS * RECEIVED_LEN);
+        let mut kept = Kept { settings, received };
+        let Ok(keys) = <&mut [[u8; KEY_QUEUE_LEN]; GUESTS]>::try_from(
+            rest.as_chunks_mut::<KEY_QUEUE_LEN>()
+                .0
+                .get_mut(..GUESTS)
+                .unwrap_or_default(),
+        ) else {
+            defmt::error!("the state pages are too small for the typed keys");
+            return 1;
+        };
+        let mut keys = keys.each_mut().map(KeyQueue::over);
+        // Bit `g`: keys wait for guest `g` (one test per round when none do).
+        let mut waiting: u32 = 0;
+        for (guest, q) in keys.iter().enumerate() {
+            if !q.is_empty() {
+                waiting |= 1 << guest;
+            }
+        }
+        if waiting != 0 {
+            defmt::info!("keys typed before a restart wait for their guests");
+        }
+        let (mut snapshot, kept_bytes) = restore(state, &kept, &mut console, &mut uarts);
         if let Some(position) = snapshot.position {
             // Requests up to there are in the snapshot already.
             if !matches!(server.end().rx().skip_to(position), Ok(Some(_))) {
                 defmt::warn!("the snapshot's ring position is gone; serving the ring as it stands");
             }
         }
-        if kept > 0 {
+        if kept_bytes > 0 {
             defmt::info!(
                 "{} byte(s) of console output kept from before a restart",
-                kept
+                kept_bytes
             );
         }
         let mut first_round = true;
@@ -205,8 +227,9 @@ mod service {
                 }
                 match input.feed(byte) {
                     Fed::Deliver(target, byte) => {
-                        if let Some(q) = typed.get_mut(target as usize) {
+                        if let Some(q) = keys.get_mut(target as usize) {
                             q.push(byte);
+                            waiting |= 1 << target;
                         }
                     }
                     Fed::NoConsole(id) => {
@@ -220,15 +243,9 @@ mod service {
                     Fed::Switched(_) | Fed::Nothing => {}
                 }
             }
-            // Typed bytes wait here until the guest's receiver has room.
-            for (guest, q) in typed.iter_mut().enumerate() {
-                if q.bytes().is_empty() {
-                    continue;
-                }
-                if let Some(Some(uart)) = uarts.get_mut(guest) {
-                    let n = uart.enqueue_input(q.bytes());
-                    q.consume(n);
-                }
+            // Typed keys wait until the guest's receiver has room.
+            if waiting != 0 {
+                waiting = deliver_keys(&mut keys, &mut uarts, &mut kept);
             }
             // Hands the core the answers of the last round (the reads on the
             // response ring, and the held one) and waits for requests.
@@ -257,8 +274,8 @@ mod service {
                         len,
                         fresh,
                     } => {
-                        let (Some(slot), Some(keys)) =
-                            (uarts.get_mut(guest as usize), typed.get_mut(guest as usize))
+                        let (Some(slot), Some(q)) =
+                            (uarts.get_mut(guest as usize), keys.get_mut(guest as usize))
                         else {
                             continue;
                         };
@@ -269,17 +286,16 @@ mod service {
                             // keys typed for it); its output already
                             // buffered is still printed under its name
                             // (`hand_over` below), its last line ended.
-                            keys.clear();
+                            q.clear();
+                            waiting &= !(1 << guest);
                             *slot = None;
+                            kept.forget(guest);
                         }
                         // A guest already known (its accesses arrived first,
                         // after a restart of this service) keeps its model
                         // and its buffered output; it only gets its name.
-                        if fresh {
-                            forget_settings(settings, guest);
-                        }
                         if slot.is_none() {
-                            *slot = Some(model(guest, settings));
+                            *slot = Some(kept.model(guest));
                         }
                         input.set_present(guest, true);
                         let n = (len as usize).min(name.len());
@@ -299,13 +315,14 @@ mod service {
                         // The domain stopped: its last line is printed,
                         // its 16550 and the keys typed for it go, and the
                         // keyboard, if it had it, returns to the shell.
-                        if let (Some(slot), Some(keys)) =
-                            (uarts.get_mut(guest as usize), typed.get_mut(guest as usize))
+                        if let (Some(slot), Some(q)) =
+                            (uarts.get_mut(guest as usize), keys.get_mut(guest as usize))
                         {
                             changed |= console.flush(guest);
                             *slot = None;
-                            keys.clear();
-                            forget_settings(settings, guest);
+                            q.clear();
+                            waiting &= !(1 << guest);
+                            kept.forget(guest);
                             if input.set_present(guest, false) {
                                 // Said after this round's output, its
                                 // last line among it.
@@ -329,7 +346,7 @@ mod service {
                         let uart = slot.get_or_insert_with(|| {
                             console.set_name(guest, "guest/uart");
                             input.set_present(guest, true);
-                            model(guest, settings)
+                            kept.model(guest)
                         });
                         if !writes.is_empty() {
                             focus_wrote |= guest == input.current();
@@ -340,16 +357,18 @@ mod service {
                             changed |= console.push_bytes(guest, &out.bytes[..out.len]) > 0;
                             out.len = 0;
                         }
-                        // A driver setting the device up (rare): kept for
-                        // a restart.
-                        if uart.take_programmed() {
-                            save_settings(settings, guest, &uart.snapshot());
-                        }
                         if let Some(offset) = read {
                             let value = uart.read(offset);
                             if !server.answer(Response { seq, guest, value }) {
                                 defmt::warn!("ioreq response ring full; a read goes unanswered");
                             }
+                        }
+                        // A driver setting the device up, or the guest
+                        // reading a received byte (both rare): kept for a
+                        // restart.
+                        let changes = uart.take_changes();
+                        if changes.any() {
+                            kept.save(guest, &uart.snapshot(), changes);
                         }
                     }
                 }
@@ -410,54 +429,122 @@ mod service {
         }
     }
 
-    const _: () =
-        assert!(snapshot_len(GUESTS) + GUESTS * SETTINGS_LEN <= (STATE_PAGES * 4096) as usize);
+    const _: () = assert!(
+        snapshot_len(GUESTS) + GUESTS * (SETTINGS_LEN + RECEIVED_LEN + KEY_QUEUE_LEN)
+            <= (STATE_PAGES * 4096) as usize
+    );
+    const _: () = assert!(GUESTS <= 32, "one bit per guest in `waiting`");
 
-    /// A 16550 for `guest`: with the settings a previous run of this
-    /// service saved for it, or as after reset. A driver programs its
-    /// device once (an interrupt-driven one enables its interrupts) and
-    /// relies on finding it so: without them, a Linux guest's shell never
-    /// heard its keyboard again after a restart of this service.
-    #[inline(never)]
-    fn model(guest: u8, settings: &[u8]) -> Uart16550<Irq4, Out> {
-        let mut uart = Uart16550::new(Irq4(guest), Out::default());
-        let saved = settings
-            .get(guest as usize * SETTINGS_LEN..)
-            .and_then(|s| s.first_chunk::<SETTINGS_LEN>())
-            .and_then(UartState::from_settings);
-        if let Some(state) = saved {
+    /// What the service keeps for each guest across its own restart, in
+    /// its state pages: the 16550 settings its driver programmed
+    /// ([`UartState::settings`]) and the bytes its receiver holds
+    /// ([`UartState::received`]), each saved when it changes.
+    struct Kept<'m> {
+        settings: &'m mut [u8],
+        received: &'m mut [u8],
+    }
+
+    impl Kept<'_> {
+        /// A 16550 for `guest`: with the settings and received bytes a
+        /// previous run of this service kept for it, or as after reset. A
+        /// driver programs its device once (an interrupt-driven one
+        /// enables its interrupts) and relies on finding it so: without
+        /// them, a Linux guest's shell never heard its keyboard again
+        /// after a restart of this service.
+        #[inline(never)]
+        fn model(&self, guest: u8) -> Uart16550<Irq4, Out> {
+            let mut uart = Uart16550::new(Irq4(guest), Out::default());
+            let at = guest as usize;
+            let Some(state) =
+                record::<SETTINGS_LEN>(self.settings, at).and_then(UartState::from_settings)
+            else {
+                return uart;
+            };
+            // Received bytes are kept only behind settings: a driver that
+            // reads its receiver has set it up.
+            let state = record::<RECEIVED_LEN>(self.received, at)
+                .and_then(|r| state.with_received(r))
+                .unwrap_or(state);
             if uart.restore(&state).is_err() {
                 defmt::warn!(
                     "guest {}: saved 16550 settings refused; as after reset",
                     guest
                 );
             }
+            uart
         }
-        uart
+
+        /// Keeps what `changes` says changed in `state` for `guest`.
+        #[cold]
+        #[inline(never)]
+        fn save(&mut self, guest: u8, state: &UartState, changes: Changes) {
+            let at = guest as usize;
+            if changes.settings() {
+                if let Some(kept) = record_mut::<SETTINGS_LEN>(self.settings, at) {
+                    *kept = state.settings();
+                }
+            }
+            if changes.received() {
+                if let Some(kept) = record_mut::<RECEIVED_LEN>(self.received, at) {
+                    *kept = state.received();
+                }
+            }
+        }
+
+        /// Drops what was kept for `guest`: its slot goes to another
+        /// domain, or its domain stopped.
+        fn forget(&mut self, guest: u8) {
+            let at = guest as usize;
+            if let Some(kept) = record_mut::<SETTINGS_LEN>(self.settings, at) {
+                *kept = [0; SETTINGS_LEN];
+            }
+            if let Some(kept) = record_mut::<RECEIVED_LEN>(self.received, at) {
+                *kept = [0; RECEIVED_LEN];
+            }
+        }
     }
 
-    /// The bytes kept for `guest`'s settings (none past the last guest).
-    fn settings_of(settings: &mut [u8], guest: u8) -> Option<&mut [u8; SETTINGS_LEN]> {
-        settings
-            .get_mut(guest as usize * SETTINGS_LEN..)
-            .and_then(|s| s.first_chunk_mut::<SETTINGS_LEN>())
+    /// Record `at` of `N`-byte records in `area` (none past its end).
+    fn record<const N: usize>(area: &[u8], at: usize) -> Option<&[u8; N]> {
+        area.get(at.checked_mul(N)?..)?.first_chunk::<N>()
     }
 
-    /// Keeps `state`'s settings for `guest` (see [`model`]).
+    /// [`record`], to write.
+    fn record_mut<const N: usize>(area: &mut [u8], at: usize) -> Option<&mut [u8; N]> {
+        area.get_mut(at.checked_mul(N)?..)?.first_chunk_mut::<N>()
+    }
+
+    /// Offers each guest with keys waiting as many as its receiver has
+    /// room for (no more: a receiver offered more reports an overrun),
+    /// keeping its received bytes before the keys leave their queue, so
+    /// that a service that dies in between hands them over twice rather
+    /// than never. Returns the guests whose keys still wait (one bit
+    /// each): those without a receiver yet, or with a full one.
     #[cold]
     #[inline(never)]
-    fn save_settings(settings: &mut [u8], guest: u8, state: &UartState) {
-        if let Some(kept) = settings_of(settings, guest) {
-            *kept = state.settings();
+    fn deliver_keys(
+        keys: &mut [KeyQueue<'_>; GUESTS],
+        uarts: &mut [Option<Uart16550<Irq4, Out>>; GUESTS],
+        kept: &mut Kept<'_>,
+    ) -> u32 {
+        let mut waiting = 0;
+        for (guest, (q, slot)) in keys.iter_mut().zip(uarts.iter_mut()).enumerate() {
+            if let Some(uart) = slot {
+                q.deliver(|offered| {
+                    let room = uart.rx_space().min(offered.len());
+                    let n = uart.enqueue_input(&offered[..room]);
+                    let changes = uart.take_changes();
+                    if changes.any() {
+                        kept.save(guest as u8, &uart.snapshot(), changes);
+                    }
+                    n
+                });
+            }
+            if !q.is_empty() {
+                waiting |= 1 << guest;
+            }
         }
-    }
-
-    /// Drops what was kept for `guest`: its slot goes to another domain,
-    /// or its domain stopped.
-    fn forget_settings(settings: &mut [u8], guest: u8) {
-        if let Some(kept) = settings_of(settings, guest) {
-            *kept = [0; SETTINGS_LEN];
-        }
+        waiting
     }
 
     /// Feeds back the latest whole snapshot a previous run saved. Guests
@@ -465,14 +552,14 @@ mod service {
     /// Returns where the snapshot stands and the bytes fed back.
     fn restore(
         state: &[u8],
-        settings: &[u8],
+        kept: &Kept<'_>,
         console: &mut Console<GUESTS>,
         uarts: &mut [Option<Uart16550<Irq4, Out>>; GUESTS],
     ) -> (Snapshot, usize) {
         let Some(loaded) = Snapshot::load::<GUESTS>(state) else {
             return (Snapshot::default(), 0);
         };
-        let mut kept = 0;
+        let mut fed = 0;
         for (guest, model) in uarts.iter_mut().enumerate() {
             let bytes = loaded.bytes(guest as u8);
             if bytes.is_empty() {
@@ -480,48 +567,11 @@ mod service {
             }
             if model.is_none() {
                 console.set_name(guest as u8, "guest/uart");
-                *model = Some(self::model(guest as u8, settings));
+                *model = Some(kept.model(guest as u8));
             }
-            kept += console.push_bytes(guest as u8, bytes);
+            fed += console.push_bytes(guest as u8, bytes);
         }
-        (loaded.snapshot, kept)
-    }
-
-    /// Keys typed for one console that its receiver has not taken yet
-    /// (bounded: beyond 256 waiting bytes, new keys are dropped).
-    struct Typed {
-        bytes: [u8; 256],
-        len: usize,
-    }
-
-    impl Typed {
-        const fn new() -> Typed {
-            Typed {
-                bytes: [0; 256],
-                len: 0,
-            }
-        }
-
-        fn push(&mut self, b: u8) {
-            if self.len < self.bytes.len() {
-                self.bytes[self.len] = b;
-                self.len += 1;
-            }
-        }
-
-        fn bytes(&self) -> &[u8] {
-            &self.bytes[..self.len]
-        }
-
-        fn clear(&mut self) {
-            self.len = 0;
-        }
-
-        fn consume(&mut self, n: usize) {
-            let n = n.min(self.len);
-            self.bytes.copy_within(n..self.len, 0);
-            self.len -= n;
-        }
+        (loaded.snapshot, fed)
     }
 
     /// `a` followed by `b`, cut to the buffer.
