@@ -455,21 +455,14 @@ mod service {
         fn model(&self, guest: u8) -> Uart16550<Irq4, Out> {
             let mut uart = Uart16550::new(Irq4(guest), Out::default());
             let at = guest as usize;
-            let Some(state) =
-                record::<SETTINGS_LEN>(self.settings, at).and_then(UartState::from_settings)
-            else {
-                return uart;
-            };
-            // Received bytes are kept only behind settings: a driver that
-            // reads its receiver has set it up.
+            let settings = record::<SETTINGS_LEN>(self.settings, at)
+                .and_then(UartState::from_settings)
+                .unwrap_or(UartState::RESET);
             let state = record::<RECEIVED_LEN>(self.received, at)
-                .and_then(|r| state.with_received(r))
-                .unwrap_or(state);
-            if uart.restore(&state).is_err() {
-                defmt::warn!(
-                    "guest {}: saved 16550 settings refused; as after reset",
-                    guest
-                );
+                .and_then(|r| settings.with_received(r))
+                .unwrap_or(settings);
+            if state != UartState::RESET && uart.restore(&state).is_err() {
+                defmt::warn!("guest {}: kept 16550 state refused; as after reset", guest);
             }
             uart
         }
