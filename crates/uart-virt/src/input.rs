@@ -8,6 +8,12 @@ pub const ESCAPE: u8 = 0x01;
 /// The console id of the domain manager's shell, where input goes first.
 pub const SHELL: ConsoleId = 0;
 
+/// Bytes of [`InputSwitch::focus_record`].
+pub const FOCUS_LEN: usize = 4;
+
+/// First and last byte of a focus record (all zeroes is none).
+const FOCUS_MARK: u8 = 0xa7;
+
 /// What one typed byte did ([`InputSwitch::feed`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fed {
@@ -149,6 +155,32 @@ impl InputSwitch {
         self.current
     }
 
+    /// Where input goes, as [`FOCUS_LEN`] bytes for a restarted switch
+    /// to find ([`InputSwitch::resume`]).
+    pub fn focus_record(&self) -> [u8; FOCUS_LEN] {
+        [FOCUS_MARK, self.current, !self.current, FOCUS_MARK]
+    }
+
+    /// Sends input to the console `record` (from
+    /// [`InputSwitch::focus_record`]) names, taken to be present: its
+    /// domain is still there unless it is later said to be gone
+    /// ([`set_present`](Self::set_present), which hands input back to the
+    /// shell). Returns that console; `None`, and no change, for the shell,
+    /// a console beyond the switch's, or bytes that are not such a record
+    /// (never written, cleared, torn).
+    pub fn resume(&mut self, record: &[u8; FOCUS_LEN]) -> Option<ConsoleId> {
+        let [mark, id, check, end] = *record;
+        if mark != FOCUS_MARK || end != FOCUS_MARK || check != !id || id == SHELL {
+            return None;
+        }
+        if id >= self.targets {
+            return None;
+        }
+        self.present |= 1 << id;
+        self.current = id;
+        Some(id)
+    }
+
     /// True after a Ctrl-A that awaits its second byte.
     pub fn escape_pending(&self) -> bool {
         self.escaped
@@ -183,6 +215,44 @@ mod tests {
         assert_eq!(s.current(), 0);
         assert!(s.select(3));
         assert_eq!(s.current(), 3);
+    }
+
+    #[test]
+    fn a_restarted_switch_resumes_where_input_went() {
+        let mut before = InputSwitch::shell_only(8);
+        before.set_present(3, true);
+        assert_eq!(before.feed(ESCAPE), Fed::Nothing);
+        assert_eq!(before.feed(b'3'), Fed::Switched(3));
+        let record = before.focus_record();
+        let mut after = InputSwitch::shell_only(8);
+        assert_eq!(after.resume(&record), Some(3));
+        assert_eq!(feed_all(&mut after, b"ls"), [(3, b'l'), (3, b's')]);
+        // Its domain turns out to be gone: input back to the shell.
+        assert!(after.set_present(3, false));
+        assert_eq!(after.current(), SHELL);
+    }
+
+    #[test]
+    fn no_focus_record_or_the_shell_resumes_nothing() {
+        let shell = InputSwitch::shell_only(8).focus_record();
+        let mut beyond = InputSwitch::new(10);
+        beyond.select(9);
+        let beyond = beyond.focus_record();
+        let mut s = InputSwitch::shell_only(4);
+        for record in [[0; FOCUS_LEN], shell, beyond] {
+            assert_eq!(s.resume(&record), None, "{record:?}");
+            assert_eq!(s.current(), SHELL);
+            assert!(!s.is_present(9));
+        }
+        let mut two = InputSwitch::new(4);
+        two.select(2);
+        let good = two.focus_record();
+        for i in 0..FOCUS_LEN {
+            let mut torn = good;
+            torn[i] ^= 0x20;
+            assert_eq!(s.resume(&torn), None, "byte {i}");
+        }
+        assert_eq!(s.resume(&good), Some(2));
     }
 
     #[test]

@@ -32,7 +32,7 @@ mod snapshot;
 mod uart;
 
 pub use console::{Console, ConsoleId, ConsoleStats, CONSOLE_BUFFER, LINE_MAX, NAME_MAX};
-pub use input::{Fed, InputSwitch, ESCAPE, SHELL};
+pub use input::{Fed, InputSwitch, ESCAPE, FOCUS_LEN, SHELL};
 pub use keys::{KeyQueue, KEYS_MAX, KEY_QUEUE_LEN};
 pub use snapshot::{slot_len, snapshot_len, Loaded, Snapshot, SLOT_HEADER, SNAPSHOT_MAGIC};
 pub use uart::{

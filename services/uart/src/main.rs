@@ -26,7 +26,7 @@ mod service {
     use rt::ioreq::Next;
     use uart_virt::{
         snapshot_len, Changes, Console, Fed, InputSwitch, KeyQueue, Sink, Snapshot, Trigger,
-        Uart16550, UartState, KEY_QUEUE_LEN, RECEIVED_LEN, SETTINGS_LEN,
+        Uart16550, UartState, FOCUS_LEN, KEY_QUEUE_LEN, RECEIVED_LEN, SETTINGS_LEN,
     };
 
     rt::entry!(main);
@@ -148,24 +148,30 @@ mod service {
         let state = unsafe {
             core::slice::from_raw_parts_mut(STATE_GPA as *mut u8, (STATE_PAGES * 4096) as usize)
         };
-        // What a previous run of this service had not printed yet, and
-        // where on the ring its snapshot stands.
         // After the snapshot's two slots, what is kept for each guest: its
         // 16550 settings, the bytes its receiver holds and the keys typed
-        // for it that its receiver has not taken yet.
+        // for it that its receiver has not taken yet; then where input
+        // goes.
         let (state, rest) = state.split_at_mut(snapshot_len(GUESTS));
         let (settings, rest) = rest.split_at_mut(GUESTS * SETTINGS_LEN);
         let (received, rest) = rest.split_at_mut(GUESTS * RECEIVED_LEN);
         let mut kept = Kept { settings, received };
-        let Ok(keys) = <&mut [[u8; KEY_QUEUE_LEN]; GUESTS]>::try_from(
-            rest.as_chunks_mut::<KEY_QUEUE_LEN>()
-                .0
-                .get_mut(..GUESTS)
-                .unwrap_or_default(),
+        let (keys, focus) = rest.split_at_mut(GUESTS * KEY_QUEUE_LEN);
+        let (Ok(keys), Some(focus)) = (
+            <&mut [[u8; KEY_QUEUE_LEN]; GUESTS]>::try_from(keys.as_chunks_mut().0),
+            focus.first_chunk_mut::<FOCUS_LEN>(),
         ) else {
             defmt::error!("the state pages are too small for the typed keys");
             return 1;
         };
+        // Input stays with the console that had it: keys typed during the
+        // outage, or just after, go where the user was typing, not to the
+        // shell. Its domain attaches again in the first round (the core
+        // queued that), or is said to be gone and input returns to the
+        // shell.
+        if let Some(console) = input.resume(focus) {
+            defmt::info!("input stays with console {} across the restart", console);
+        }
         let mut keys = keys.each_mut().map(KeyQueue::over);
         // Bit `g`: keys wait for guest `g` (one test per round when none do).
         let mut waiting: u32 = 0;
@@ -177,6 +183,8 @@ mod service {
         if waiting != 0 {
             defmt::info!("keys typed before a restart wait for their guests");
         }
+        // What a previous run of this service had not printed yet, and
+        // where on the ring its snapshot stands.
         let (mut snapshot, kept_bytes) = restore(state, &kept, &mut console, &mut uarts);
         if let Some(position) = snapshot.position {
             // Requests up to there are in the snapshot already.
@@ -240,7 +248,8 @@ mod service {
                             input.current()
                         );
                     }
-                    Fed::Switched(_) | Fed::Nothing => {}
+                    Fed::Switched(_) => *focus = input.focus_record(),
+                    Fed::Nothing => {}
                 }
             }
             // Typed keys wait until the guest's receiver has room.
@@ -324,6 +333,7 @@ mod service {
                             waiting &= !(1 << guest);
                             kept.forget(guest);
                             if input.set_present(guest, false) {
+                                *focus = input.focus_record();
                                 // Said after this round's output, its
                                 // last line among it.
                                 handed_back = Some(guest);
@@ -430,7 +440,7 @@ mod service {
     }
 
     const _: () = assert!(
-        snapshot_len(GUESTS) + GUESTS * (SETTINGS_LEN + RECEIVED_LEN + KEY_QUEUE_LEN)
+        snapshot_len(GUESTS) + GUESTS * (SETTINGS_LEN + RECEIVED_LEN + KEY_QUEUE_LEN) + FOCUS_LEN
             <= (STATE_PAGES * 4096) as usize
     );
     const _: () = assert!(GUESTS <= 32, "one bit per guest in `waiting`");
