@@ -315,7 +315,8 @@ impl<T: Trigger, S: Sink> Uart16550<T, S> {
     /// What changed since the last call: a register of
     /// [`UartState::settings`] (IER, LCR, MCR, FCR, the divisor latch)
     /// written, or the receiver's bytes ([`UartState::received`]) taken in,
-    /// read or cleared. The moments to keep them for a restart.
+    /// read or cleared (a [`reset`](Self::reset) reports both). The
+    /// moments to keep them for a restart.
     pub fn take_changes(&mut self) -> Changes {
         core::mem::take(&mut self.changes)
     }
@@ -324,6 +325,7 @@ impl<T: Trigger, S: Sink> Uart16550<T, S> {
     /// included), the receive FIFO emptied, the interrupt line lowered.
     pub fn reset(&mut self) {
         self.s = UartState::RESET;
+        self.changes.0 |= Changes::SETTINGS | Changes::RECEIVED;
         self.update_irq();
     }
 
@@ -898,15 +900,41 @@ mod settings_tests {
         }
 
         #[test]
-        fn any_received_record_restores_or_is_refused(
-            bytes in any::<[u8; RECEIVED_LEN]>(), fcr in any::<u8>(),
+        /// A record of any count up to the FIFO's comes back onto a
+        /// state whose mode holds that many, and is refused by one that
+        /// holds fewer; what comes back restores, byte for byte.
+        #[test]
+        fn received_records_fit_the_mode_they_come_back_to(
+            rx_len in 0u8..=RX_FIFO_LEN as u8,
+            rx in any::<[u8; RX_FIFO_LEN]>(),
+            fifo in any::<bool>(), trigger in 0u8..4,
         ) {
-            let base = UartState { fcr: fcr & (FCR_ENABLE | FCR_STORED), ..UartState::RESET };
-            if let Some(state) = base.with_received(&bytes) {
-                let mut u = Uart16550::new(Line(false), Vec::new());
-                prop_assert!(u.restore(&state).is_ok() || base.fcr & FCR_ENABLE == 0);
-                prop_assert!(u.rx_len() <= u.rx_capacity());
+            let record = UartState { rx_len, rx, ..UartState::RESET }.received();
+            let fcr = if fifo { FCR_ENABLE | trigger << 6 } else { 0 };
+            let base = UartState { fcr, ..UartState::RESET };
+            let cap = if fifo { RX_FIFO_LEN } else { 1 };
+            match base.with_received(&record) {
+                Some(state) => {
+                    prop_assert!(usize::from(rx_len) <= cap);
+                    let mut u = Uart16550::new(Line(false), Vec::new());
+                    prop_assert!(u.restore(&state).is_ok());
+                    let got: Vec<u8> = (0..rx_len).map(|_| u.read(RBR)).collect();
+                    prop_assert_eq!(&got[..], &rx[..usize::from(rx_len)]);
+                    prop_assert_eq!(u.read(LSR) & LSR_DR, 0);
+                }
+                None => prop_assert!(usize::from(rx_len) > cap),
             }
+        }
+
+        #[test]
+        fn reset_reports_both_records_changed(ops in any::<[u8; 4]>()) {
+            let mut u = Uart16550::new(Line(false), Vec::new());
+            u.write(FCR, FCR_ENABLE | (ops[0] & 0xc0));
+            u.enqueue_input(&ops);
+            u.take_changes();
+            u.reset();
+            let c = u.take_changes();
+            prop_assert!(c.settings() && c.received());
         }
 
         #[test]

@@ -155,7 +155,13 @@ mod service {
         let (state, rest) = state.split_at_mut(snapshot_len(GUESTS));
         let (settings, rest) = rest.split_at_mut(GUESTS * SETTINGS_LEN);
         let (received, rest) = rest.split_at_mut(GUESTS * RECEIVED_LEN);
-        let mut kept = Kept { settings, received };
+        let (pending, rest) = rest.split_at_mut(GUESTS * RECEIVED_LEN);
+        let mut kept = Kept {
+            settings,
+            received,
+            pending,
+            newer: 0,
+        };
         let (keys, focus) = rest.split_at_mut(GUESTS * KEY_QUEUE_LEN);
         let (Ok(keys), Some(focus)) = (
             <&mut [[u8; KEY_QUEUE_LEN]; GUESTS]>::try_from(keys.as_chunks_mut().0),
@@ -167,9 +173,10 @@ mod service {
         // Input stays with the console that had it: keys typed during the
         // outage, or just after, go where the user was typing, not to the
         // shell. Its domain attaches again in the first round (the core
-        // queued that), or is said to be gone and input returns to the
-        // shell.
-        if let Some(console) = input.resume(focus) {
+        // queued that); if it does not, input goes back to the shell at the
+        // end of that round.
+        let mut resumed = input.resume(focus);
+        if let Some(console) = resumed {
             defmt::info!("input stays with console {} across the restart", console);
         }
         let mut keys = keys.each_mut().map(KeyQueue::over);
@@ -288,6 +295,18 @@ mod service {
                         else {
                             continue;
                         };
+                        if resumed == Some(guest) {
+                            resumed = None;
+                            if fresh {
+                                // Another domain has the slot now.
+                                input.select(uart_virt::SHELL);
+                                *focus = input.focus_record();
+                                defmt::info!(
+                                    "console {}: a new domain has it; input goes to the shell",
+                                    guest
+                                );
+                            }
+                        }
                         if fresh {
                             // A new domain in the slot: a 16550 as after
                             // reset. Nothing of the one before reaches it
@@ -356,6 +375,9 @@ mod service {
                         let uart = slot.get_or_insert_with(|| {
                             console.set_name(guest, "guest/uart");
                             input.set_present(guest, true);
+                            if resumed == Some(guest) {
+                                resumed = None;
+                            }
                             kept.model(guest)
                         });
                         if !writes.is_empty() {
@@ -427,6 +449,11 @@ mod service {
                     guest
                 );
             }
+            // The first round after a restart tells whether the console that
+            // had the keyboard still has its domain.
+            if let Some(guest) = resumed.take() {
+                give_up_focus(guest, &mut input, focus, &mut keys, &mut waiting);
+            }
             // Save what changed, then hand the requests taken this round
             // back to the core.
             let position = server.end().rx().position();
@@ -435,12 +462,19 @@ mod service {
             } else if snapshot.position != Some(position) {
                 snapshot.move_to::<GUESTS>(state, position);
             }
+            // Received bytes saved during the round now match the saved
+            // ring position.
+            if kept.newer != 0 {
+                kept.commit();
+            }
             server.end().rx().release();
         }
     }
 
     const _: () = assert!(
-        snapshot_len(GUESTS) + GUESTS * (SETTINGS_LEN + RECEIVED_LEN + KEY_QUEUE_LEN) + FOCUS_LEN
+        snapshot_len(GUESTS)
+            + GUESTS * (SETTINGS_LEN + 2 * RECEIVED_LEN + KEY_QUEUE_LEN)
+            + FOCUS_LEN
             <= (STATE_PAGES * 4096) as usize
     );
     const _: () = assert!(GUESTS <= 32, "one bit per guest in `waiting`");
@@ -449,9 +483,21 @@ mod service {
     /// its state pages: the 16550 settings its driver programmed
     /// ([`UartState::settings`]) and the bytes its receiver holds
     /// ([`UartState::received`]), each saved when it changes.
+    ///
+    /// The received bytes a restarted service finds must match the ring
+    /// position it serves again from: it serves again every request after
+    /// the last saved position, so a read of RBR taken in the round the
+    /// old service died in would pop the FIFO a second time. So a change
+    /// made by a request goes to `pending` and becomes the kept record
+    /// (`received`) only at the end of its round, once the position is
+    /// saved; keys handed to a receiver between rounds change `received`
+    /// at once (no request is served again for them).
     struct Kept<'m> {
         settings: &'m mut [u8],
         received: &'m mut [u8],
+        pending: &'m mut [u8],
+        /// Bit `g`: guest `g`'s pending record is newer than its kept one.
+        newer: u32,
     }
 
     impl Kept<'_> {
@@ -477,7 +523,9 @@ mod service {
             uart
         }
 
-        /// Keeps what `changes` says changed in `state` for `guest`.
+        /// Keeps what `changes` says a request changed in `state` for
+        /// `guest` (received bytes from the end of the round: see
+        /// [`Kept`]).
         #[cold]
         #[inline(never)]
         fn save(&mut self, guest: u8, state: &UartState, changes: Changes) {
@@ -488,10 +536,36 @@ mod service {
                 }
             }
             if changes.received() {
-                if let Some(kept) = record_mut::<RECEIVED_LEN>(self.received, at) {
+                if let Some(kept) = record_mut::<RECEIVED_LEN>(self.pending, at) {
                     *kept = state.received();
+                    self.newer |= 1 << at;
                 }
             }
+        }
+
+        /// Keeps what `changes` says changed in `state` for `guest`
+        /// between rounds, at once.
+        fn save_now(&mut self, guest: u8, state: &UartState, changes: Changes) {
+            self.save(guest, state, changes);
+            self.commit();
+        }
+
+        /// Makes the received bytes saved during the round the kept ones.
+        #[cold]
+        #[inline(never)]
+        fn commit(&mut self) {
+            for at in 0..GUESTS {
+                if self.newer & (1 << at) == 0 {
+                    continue;
+                }
+                if let (Some(kept), Some(new)) = (
+                    record_mut::<RECEIVED_LEN>(self.received, at),
+                    record::<RECEIVED_LEN>(self.pending, at),
+                ) {
+                    *kept = *new;
+                }
+            }
+            self.newer = 0;
         }
 
         /// Drops what was kept for `guest`: its slot goes to another
@@ -504,6 +578,10 @@ mod service {
             if let Some(kept) = record_mut::<RECEIVED_LEN>(self.received, at) {
                 *kept = [0; RECEIVED_LEN];
             }
+            if let Some(kept) = record_mut::<RECEIVED_LEN>(self.pending, at) {
+                *kept = [0; RECEIVED_LEN];
+            }
+            self.newer &= !(1 << at);
         }
     }
 
@@ -515,6 +593,32 @@ mod service {
     /// [`record`], to write.
     fn record_mut<const N: usize>(area: &mut [u8], at: usize) -> Option<&mut [u8; N]> {
         area.get_mut(at.checked_mul(N)?..)?.first_chunk_mut::<N>()
+    }
+
+    /// The console input resumed to after a restart did not come back in
+    /// the first round (its domain is gone and the core's word of it was
+    /// lost): input goes to the shell, and the keys typed for it meanwhile
+    /// are dropped.
+    #[cold]
+    #[inline(never)]
+    fn give_up_focus(
+        guest: u8,
+        input: &mut InputSwitch,
+        focus: &mut [u8; FOCUS_LEN],
+        keys: &mut [KeyQueue<'_>; GUESTS],
+        waiting: &mut u32,
+    ) {
+        if input.set_present(guest, false) {
+            defmt::info!(
+                "console {}: its domain did not come back; input goes to the shell",
+                guest
+            );
+        }
+        *focus = input.focus_record();
+        if let Some(q) = keys.get_mut(guest as usize) {
+            q.clear();
+            *waiting &= !(1 << guest);
+        }
     }
 
     /// Offers each guest with keys waiting as many as its receiver has
@@ -538,7 +642,7 @@ mod service {
                     let n = uart.enqueue_input(&offered[..room]);
                     let changes = uart.take_changes();
                     if changes.any() {
-                        kept.save(guest as u8, &uart.snapshot(), changes);
+                        kept.save_now(guest as u8, &uart.snapshot(), changes);
                     }
                     n
                 });
