@@ -10,8 +10,9 @@
 //!   port, line by line, with a bounded buffer per guest and counted drops.
 //! - [`InputSwitch`]: keyboard input to the domain manager's shell or to a
 //!   chosen guest, switched by Ctrl-A and a digit.
-//! - [`KeyQueue`]: the keys typed for one guest that its receiver has not
-//!   taken yet, in memory that outlives the service.
+//! - [`KeyQueue`] and [`Kept`]: the keys typed for one guest that its
+//!   receiver has not taken yet, and each guest's 16550 settings and
+//!   received bytes, in memory that outlives the service.
 //! - [`Snapshot`]: the consoles' unprinted output and the ioreq ring
 //!   position, kept crash-consistent in memory that outlives the service.
 //!
@@ -27,12 +28,14 @@
 
 mod console;
 mod input;
+mod kept;
 mod keys;
 mod snapshot;
 mod uart;
 
 pub use console::{Console, ConsoleId, ConsoleStats, CONSOLE_BUFFER, LINE_MAX, NAME_MAX};
 pub use input::{Fed, InputSwitch, ESCAPE, FOCUS_LEN, SHELL};
+pub use kept::{kept_len, Kept, KEPT_GUESTS_MAX};
 pub use keys::{KeyQueue, KEYS_MAX, KEY_QUEUE_LEN};
 pub use snapshot::{slot_len, snapshot_len, Loaded, Snapshot, SLOT_HEADER, SNAPSHOT_MAGIC};
 pub use uart::{

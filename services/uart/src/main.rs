@@ -25,8 +25,8 @@ mod service {
     };
     use rt::ioreq::Next;
     use uart_virt::{
-        snapshot_len, Changes, Console, Fed, InputSwitch, KeyQueue, Sink, Snapshot, Trigger,
-        Uart16550, UartState, FOCUS_LEN, KEY_QUEUE_LEN, RECEIVED_LEN, SETTINGS_LEN,
+        kept_len, snapshot_len, Changes, Console, Fed, InputSwitch, Kept, KeyQueue, Sink, Snapshot,
+        Trigger, Uart16550, UartState, FOCUS_LEN, KEY_QUEUE_LEN,
     };
 
     rt::entry!(main);
@@ -153,17 +153,10 @@ mod service {
         // for it that its receiver has not taken yet; then where input
         // goes.
         let (state, rest) = state.split_at_mut(snapshot_len(GUESTS));
-        let (settings, rest) = rest.split_at_mut(GUESTS * SETTINGS_LEN);
-        let (received, rest) = rest.split_at_mut(GUESTS * RECEIVED_LEN);
-        let (pending, rest) = rest.split_at_mut(GUESTS * RECEIVED_LEN);
-        let mut kept = Kept {
-            settings,
-            received,
-            pending,
-            newer: 0,
-        };
+        let (kept, rest) = rest.split_at_mut(kept_len(GUESTS));
         let (keys, focus) = rest.split_at_mut(GUESTS * KEY_QUEUE_LEN);
-        let (Ok(keys), Some(focus)) = (
+        let (Some(mut kept), Ok(keys), Some(focus)) = (
+            Kept::over(kept, GUESTS),
             <&mut [[u8; KEY_QUEUE_LEN]; GUESTS]>::try_from(keys.as_chunks_mut().0),
             focus.first_chunk_mut::<FOCUS_LEN>(),
         ) else {
@@ -323,7 +316,7 @@ mod service {
                         // after a restart of this service) keeps its model
                         // and its buffered output; it only gets its name.
                         if slot.is_none() {
-                            *slot = Some(kept.model(guest));
+                            *slot = Some(model(&kept, guest));
                         }
                         input.set_present(guest, true);
                         let n = (len as usize).min(name.len());
@@ -378,7 +371,7 @@ mod service {
                             if resumed == Some(guest) {
                                 resumed = None;
                             }
-                            kept.model(guest)
+                            model(&kept, guest)
                         });
                         if !writes.is_empty() {
                             focus_wrote |= guest == input.current();
@@ -400,7 +393,7 @@ mod service {
                         // restart.
                         let changes = uart.take_changes();
                         if changes.any() {
-                            kept.save(guest, &uart.snapshot(), changes);
+                            keep(&mut kept, guest, &uart.snapshot(), changes);
                         }
                     }
                 }
@@ -464,7 +457,7 @@ mod service {
             }
             // Received bytes saved during the round now match the saved
             // ring position.
-            if kept.newer != 0 {
+            if kept.has_pending() {
                 kept.commit();
             }
             server.end().rx().release();
@@ -472,127 +465,33 @@ mod service {
     }
 
     const _: () = assert!(
-        snapshot_len(GUESTS)
-            + GUESTS * (SETTINGS_LEN + 2 * RECEIVED_LEN + KEY_QUEUE_LEN)
-            + FOCUS_LEN
+        snapshot_len(GUESTS) + kept_len(GUESTS) + GUESTS * KEY_QUEUE_LEN + FOCUS_LEN
             <= (STATE_PAGES * 4096) as usize
     );
     const _: () = assert!(GUESTS <= 32, "one bit per guest in `waiting`");
 
-    /// What the service keeps for each guest across its own restart, in
-    /// its state pages: the 16550 settings its driver programmed
-    /// ([`UartState::settings`]) and the bytes its receiver holds
-    /// ([`UartState::received`]), each saved when it changes.
-    ///
-    /// The received bytes a restarted service finds must match the ring
-    /// position it serves again from: it serves again every request after
-    /// the last saved position, so a read of RBR taken in the round the
-    /// old service died in would pop the FIFO a second time. So a change
-    /// made by a request goes to `pending` and becomes the kept record
-    /// (`received`) only at the end of its round, once the position is
-    /// saved; keys handed to a receiver between rounds change `received`
-    /// at once (no request is served again for them).
-    struct Kept<'m> {
-        settings: &'m mut [u8],
-        received: &'m mut [u8],
-        pending: &'m mut [u8],
-        /// Bit `g`: guest `g`'s pending record is newer than its kept one.
-        newer: u32,
+    /// A 16550 for `guest`: with the settings and received bytes a
+    /// previous run of this service kept for it, or as after reset. A
+    /// driver programs its device once (an interrupt-driven one enables
+    /// its interrupts) and relies on finding it so: without them, a Linux
+    /// guest's shell never heard its keyboard again after a restart of
+    /// this service.
+    #[inline(never)]
+    fn model(kept: &Kept<'_>, guest: u8) -> Uart16550<Irq4, Out> {
+        let mut uart = Uart16550::new(Irq4(guest), Out::default());
+        let state = kept.state(guest);
+        if state != UartState::RESET && uart.restore(&state).is_err() {
+            defmt::warn!("guest {}: kept 16550 state refused; as after reset", guest);
+        }
+        uart
     }
 
-    impl Kept<'_> {
-        /// A 16550 for `guest`: with the settings and received bytes a
-        /// previous run of this service kept for it, or as after reset. A
-        /// driver programs its device once (an interrupt-driven one
-        /// enables its interrupts) and relies on finding it so: without
-        /// them, a Linux guest's shell never heard its keyboard again
-        /// after a restart of this service.
-        #[inline(never)]
-        fn model(&self, guest: u8) -> Uart16550<Irq4, Out> {
-            let mut uart = Uart16550::new(Irq4(guest), Out::default());
-            let at = guest as usize;
-            let settings = record::<SETTINGS_LEN>(self.settings, at)
-                .and_then(UartState::from_settings)
-                .unwrap_or(UartState::RESET);
-            let state = record::<RECEIVED_LEN>(self.received, at)
-                .and_then(|r| settings.with_received(r))
-                .unwrap_or(settings);
-            if state != UartState::RESET && uart.restore(&state).is_err() {
-                defmt::warn!("guest {}: kept 16550 state refused; as after reset", guest);
-            }
-            uart
-        }
-
-        /// Keeps what `changes` says a request changed in `state` for
-        /// `guest` (received bytes from the end of the round: see
-        /// [`Kept`]).
-        #[cold]
-        #[inline(never)]
-        fn save(&mut self, guest: u8, state: &UartState, changes: Changes) {
-            let at = guest as usize;
-            if changes.settings() {
-                if let Some(kept) = record_mut::<SETTINGS_LEN>(self.settings, at) {
-                    *kept = state.settings();
-                }
-            }
-            if changes.received() {
-                if let Some(kept) = record_mut::<RECEIVED_LEN>(self.pending, at) {
-                    *kept = state.received();
-                    self.newer |= 1 << at;
-                }
-            }
-        }
-
-        /// Keeps what `changes` says changed in `state` for `guest`
-        /// between rounds, at once.
-        fn save_now(&mut self, guest: u8, state: &UartState, changes: Changes) {
-            self.save(guest, state, changes);
-            self.commit();
-        }
-
-        /// Makes the received bytes saved during the round the kept ones.
-        #[cold]
-        #[inline(never)]
-        fn commit(&mut self) {
-            for at in 0..GUESTS {
-                if self.newer & (1 << at) == 0 {
-                    continue;
-                }
-                if let (Some(kept), Some(new)) = (
-                    record_mut::<RECEIVED_LEN>(self.received, at),
-                    record::<RECEIVED_LEN>(self.pending, at),
-                ) {
-                    *kept = *new;
-                }
-            }
-            self.newer = 0;
-        }
-
-        /// Drops what was kept for `guest`: its slot goes to another
-        /// domain, or its domain stopped.
-        fn forget(&mut self, guest: u8) {
-            let at = guest as usize;
-            if let Some(kept) = record_mut::<SETTINGS_LEN>(self.settings, at) {
-                *kept = [0; SETTINGS_LEN];
-            }
-            if let Some(kept) = record_mut::<RECEIVED_LEN>(self.received, at) {
-                *kept = [0; RECEIVED_LEN];
-            }
-            if let Some(kept) = record_mut::<RECEIVED_LEN>(self.pending, at) {
-                *kept = [0; RECEIVED_LEN];
-            }
-            self.newer &= !(1 << at);
-        }
-    }
-
-    /// Record `at` of `N`-byte records in `area` (none past its end).
-    fn record<const N: usize>(area: &[u8], at: usize) -> Option<&[u8; N]> {
-        area.get(at.checked_mul(N)?..)?.first_chunk::<N>()
-    }
-
-    /// [`record`], to write.
-    fn record_mut<const N: usize>(area: &mut [u8], at: usize) -> Option<&mut [u8; N]> {
-        area.get_mut(at.checked_mul(N)?..)?.first_chunk_mut::<N>()
+    /// Keeps what `changes` says a request changed for `guest` (see
+    /// `uart_virt::Kept`).
+    #[cold]
+    #[inline(never)]
+    fn keep(kept: &mut Kept<'_>, guest: u8, state: &UartState, changes: Changes) {
+        kept.save(guest, state, changes);
     }
 
     /// The console input resumed to after a restart did not come back in
@@ -674,7 +573,7 @@ mod service {
             }
             if model.is_none() {
                 console.set_name(guest as u8, "guest/uart");
-                *model = Some(kept.model(guest as u8));
+                *model = Some(self::model(kept, guest as u8));
             }
             fed += console.push_bytes(guest as u8, bytes);
         }
