@@ -160,7 +160,7 @@ mod service {
             <&mut [[u8; KEY_QUEUE_LEN]; GUESTS]>::try_from(keys.as_chunks_mut().0),
             focus.first_chunk_mut::<FOCUS_LEN>(),
         ) else {
-            defmt::error!("the state pages are too small for the typed keys");
+            defmt::error!("the state pages are too small for what a restart keeps");
             return 1;
         };
         // Input stays with the console that had it: keys typed during the
@@ -445,7 +445,7 @@ mod service {
             // The first round after a restart tells whether the console that
             // had the keyboard still has its domain.
             if let Some(guest) = resumed.take() {
-                give_up_focus(guest, &mut input, focus, &mut keys, &mut waiting);
+                give_up_focus(guest, &mut input, focus);
             }
             // Save what changed, then hand the requests taken this round
             // back to the core.
@@ -494,30 +494,22 @@ mod service {
         kept.save(guest, state, changes);
     }
 
-    /// The console input resumed to after a restart did not come back in
-    /// the first round (its domain is gone and the core's word of it was
-    /// lost): input goes to the shell, and the keys typed for it meanwhile
-    /// are dropped.
+    /// The console input resumed to after a restart did not show itself
+    /// in the first round (its domain is gone and the core's word of it
+    /// was lost, or the core had no room on the ring for its `Attach`):
+    /// input goes to the shell. Keys already typed for it stay queued: a
+    /// domain that is alive gets them with its next access, and a new
+    /// domain's fresh `Attach` in the slot drops them.
     #[cold]
     #[inline(never)]
-    fn give_up_focus(
-        guest: u8,
-        input: &mut InputSwitch,
-        focus: &mut [u8; FOCUS_LEN],
-        keys: &mut [KeyQueue<'_>; GUESTS],
-        waiting: &mut u32,
-    ) {
+    fn give_up_focus(guest: u8, input: &mut InputSwitch, focus: &mut [u8; FOCUS_LEN]) {
         if input.set_present(guest, false) {
             defmt::info!(
-                "console {}: its domain did not come back; input goes to the shell",
+                "console {}: its domain did not show itself; input goes to the shell",
                 guest
             );
         }
         *focus = input.focus_record();
-        if let Some(q) = keys.get_mut(guest as usize) {
-            q.clear();
-            *waiting &= !(1 << guest);
-        }
     }
 
     /// Offers each guest with keys waiting as many as its receiver has
