@@ -524,7 +524,7 @@ pub mod ioreq {
     use serde::{Deserialize, Serialize};
 
     /// Protocol version carried by every message.
-    pub const VERSION: u16 = 5;
+    pub const VERSION: u16 = 6;
     /// Most writes the core posts for one domain before it hands them to
     /// the service (a 16550 transmit FIFO's worth).
     pub const POSTED_MAX: usize = 16;
@@ -576,7 +576,9 @@ pub mod ioreq {
         /// to another domain, or to this one before its restart, and is
         /// replaced by a device as after reset (pending output printed
         /// first). Without, the service itself restarted and the domain
-        /// is the one it may already hold state for.
+        /// is the one it may already hold state for, which `incarnation`
+        /// confirms: a fresh `Attach` lost with a ring the core started
+        /// over reaches the service as one without.
         Attach {
             /// The domain's index.
             guest: u8,
@@ -586,6 +588,11 @@ pub mod ioreq {
             len: u8,
             /// A new domain in the slot.
             fresh: bool,
+            /// Which domain, and which run of it, holds the slot: the
+            /// slot's generation (high 32 bits) and the domain's restart
+            /// count (low 32 bits). Two `Attach`es for one slot name the
+            /// same domain in the same run exactly when these are equal.
+            incarnation: u64,
         },
         /// One-byte accesses to `guest`'s UART registers: `writes` (the
         /// domain's `OUT`s the core accepted at once, in order), then, when

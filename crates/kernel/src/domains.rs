@@ -1224,7 +1224,12 @@ impl SysPlatform<'_, '_, '_> {
         };
         let attach = &mut dom.attach[device.index()];
         if *attach != Attach::Done {
-            let request = attach_request(guest, dom.name, *attach == Attach::New);
+            let request = attach_request(
+                guest,
+                dom.name,
+                *attach == Attach::New,
+                incarnation(self.caller, dom.restarts),
+            );
             if io.end.tx().push_versioned(VERSION, &request).is_err() {
                 self.sys.kick_service(device);
                 return vcpu::UartAnswer::Busy;
@@ -1546,7 +1551,12 @@ fn flush_posted(sys: &mut System, d: ObjectRef) {
 /// a device service (`fresh`: a new domain in the slot, not one the
 /// service knew before it restarted).
 #[inline]
-fn attach_request(guest: u8, name: &str, fresh: bool) -> hypercall_abi::ioreq::Request {
+fn attach_request(
+    guest: u8,
+    name: &str,
+    fresh: bool,
+    incarnation: u64,
+) -> hypercall_abi::ioreq::Request {
     let mut bytes = [0u8; 16];
     let n = name.len().min(16);
     bytes[..n].copy_from_slice(&name.as_bytes()[..n]);
@@ -1555,7 +1565,14 @@ fn attach_request(guest: u8, name: &str, fresh: bool) -> hypercall_abi::ioreq::R
         name: bytes,
         len: n as u8,
         fresh,
+        incarnation,
     }
+}
+
+/// `ioreq::Request::Attach`'s `incarnation` of domain `d` after
+/// `restarts` restarts.
+fn incarnation(d: ObjectRef, restarts: u32) -> u64 {
+    u64::from(d.generation) << 32 | u64::from(restarts)
 }
 
 /// Tells `device`'s service, just restarted and not yet running, of every
@@ -1578,7 +1595,7 @@ fn reattach(sys: &mut System, device: Device) {
         if *attach != Attach::Again {
             continue;
         }
-        let request = attach_request(d.index as u8, dom.name, false);
+        let request = attach_request(d.index as u8, dom.name, false, incarnation(d, dom.restarts));
         if io.end.tx().push_versioned(VERSION, &request).is_err() {
             return;
         }

@@ -8,8 +8,14 @@ pub const KEPT_GUESTS_MAX: usize = 32;
 
 /// Bytes of memory [`Kept::over`] needs for `guests` guests.
 pub const fn kept_len(guests: usize) -> usize {
-    guests * (SETTINGS_LEN + 2 * RECEIVED_LEN)
+    guests * (SETTINGS_LEN + 2 * RECEIVED_LEN + OWNER_LEN)
 }
+
+/// Bytes of an owner record: a mark, the incarnation (`u64`), a check.
+const OWNER_LEN: usize = 10;
+
+/// First byte of an owner record (all zeroes is none).
+const OWNER_MARK: u8 = 0x9e;
 
 /// Per guest: the 16550 settings its driver programmed
 /// ([`UartState::settings`]) and the bytes its receiver holds
@@ -27,14 +33,22 @@ pub const fn kept_len(guests: usize) -> usize {
 /// ([`Kept::save_now`]). Settings are kept at once either way: writing
 /// them again changes nothing.
 ///
+/// What is kept for a slot belongs to one domain in one run of it, its
+/// incarnation (`ioreq::Request::Attach`): [`Kept::claim`] gives it to the
+/// domain that attaches only when the incarnation matches, so a new domain
+/// whose fresh `Attach` was lost (the core started the ring over) never
+/// finds its predecessor's settings, received bytes or keys.
+///
 /// Layout: `guests` settings records, then `guests` kept received
-/// records, then `guests` pending ones. Every record carries a mark and a
-/// check byte: memory never written, cleared or torn reads as none.
+/// records, then `guests` pending ones, then `guests` owner records. Every
+/// record carries a mark and a check byte: memory never written, cleared
+/// or torn reads as none.
 #[derive(Debug)]
 pub struct Kept<'m> {
     settings: &'m mut [u8],
     received: &'m mut [u8],
     pending: &'m mut [u8],
+    owners: &'m mut [u8],
     /// Bit `g`: guest `g`'s pending record is newer than its kept one.
     newer: u32,
 }
@@ -50,11 +64,13 @@ impl<'m> Kept<'m> {
         }
         let mem = mem.get_mut(..kept_len(guests))?;
         let (settings, rest) = mem.split_at_mut(guests * SETTINGS_LEN);
-        let (received, pending) = rest.split_at_mut(guests * RECEIVED_LEN);
+        let (received, rest) = rest.split_at_mut(guests * RECEIVED_LEN);
+        let (pending, owners) = rest.split_at_mut(guests * RECEIVED_LEN);
         Some(Kept {
             settings,
             received,
             pending,
+            owners,
             newer: 0,
         })
     }
@@ -70,6 +86,35 @@ impl<'m> Kept<'m> {
         record::<RECEIVED_LEN>(self.received, at)
             .and_then(|r| settings.with_received(r))
             .unwrap_or(settings)
+    }
+
+    /// Domain `incarnation` attaches to slot `guest` (`fresh` as the core
+    /// said): returns whether what is kept for the slot is its own, kept
+    /// from before a restart of the service. When it is not (a fresh
+    /// `Attach`, another incarnation, or none recorded), everything kept
+    /// for the slot is dropped and the caller starts it afresh. The slot
+    /// is the domain's from now on, either way.
+    pub fn claim(&mut self, guest: u8, incarnation: u64, fresh: bool) -> bool {
+        let at = usize::from(guest);
+        let same = !fresh && self.owner(at) == Some(incarnation);
+        if !same {
+            self.forget(guest);
+        }
+        if let Some(rec) = record_mut::<OWNER_LEN>(self.owners, at) {
+            rec[0] = OWNER_MARK;
+            rec[1..9].copy_from_slice(&incarnation.to_le_bytes());
+            rec[OWNER_LEN - 1] = check(&rec[..OWNER_LEN - 1]);
+        }
+        same
+    }
+
+    /// The incarnation recorded as slot `at`'s owner, if any.
+    fn owner(&self, at: usize) -> Option<u64> {
+        let rec = record::<OWNER_LEN>(self.owners, at)?;
+        if rec[0] != OWNER_MARK || rec[OWNER_LEN - 1] != check(&rec[..OWNER_LEN - 1]) {
+            return None;
+        }
+        Some(u64::from_le_bytes(rec[1..9].try_into().ok()?))
     }
 
     /// Saves what `changes` says a request changed in `state` for
@@ -131,10 +176,18 @@ impl<'m> Kept<'m> {
                 *kept = [0; RECEIVED_LEN];
             }
         }
+        if let Some(kept) = record_mut::<OWNER_LEN>(self.owners, at) {
+            *kept = [0; OWNER_LEN];
+        }
         if at < KEPT_GUESTS_MAX {
             self.newer &= !(1 << at);
         }
     }
+}
+
+/// A record's check byte: its other bytes folded together.
+fn check(bytes: &[u8]) -> u8 {
+    bytes.iter().fold(0xa5, |acc, &b| acc.rotate_left(3) ^ b)
 }
 
 /// Record `at` of `N`-byte records in `area` (none past its end).
@@ -254,6 +307,45 @@ mod tests {
         kept.save(200, &u.snapshot(), u.take_changes());
         kept.forget(200);
         assert_eq!(kept.state(200), UartState::RESET);
+    }
+
+    #[test]
+    fn only_the_same_incarnation_finds_what_was_kept() {
+        let mut mem = [0u8; kept_len(GUESTS)];
+        let (a, a_restarted, b) = (7u64 << 32, (7u64 << 32) | 1, 8u64 << 32);
+        {
+            let mut kept = Kept::over(&mut mem, GUESTS).unwrap();
+            assert!(!kept.claim(3, a, true), "a fresh Attach keeps nothing");
+            let mut u = uart_with(b"secret");
+            keep(&mut kept, 3, &mut u, true);
+        }
+        let before = mem;
+        // The service restarted: domain `a` attaches again, not fresh.
+        let mut kept = Kept::over(&mut mem, GUESTS).unwrap();
+        assert!(kept.claim(3, a, false));
+        assert_eq!(kept.state(3).rx_len, 6);
+        // Its fresh Attach lost, a new domain in the slot (or the same
+        // domain restarted) is told without `fresh`: it finds nothing.
+        for other in [b, a_restarted] {
+            let mut mem2 = before;
+            let mut kept = Kept::over(&mut mem2, GUESTS).unwrap();
+            assert!(!kept.claim(3, other, false));
+            assert_eq!(kept.state(3), UartState::RESET);
+            // ...and owns the slot from then on.
+            assert!(kept.claim(3, other, false));
+        }
+        // A slot never claimed (or forgotten) belongs to nobody.
+        assert!(!kept.claim(4, a, false));
+        kept.forget(3);
+        assert!(!kept.claim(3, a, false));
+        // A torn owner record is none.
+        let mut mem3 = [0u8; kept_len(GUESTS)];
+        let mut kept = Kept::over(&mut mem3, GUESTS).unwrap();
+        kept.claim(1, a, true);
+        let owners = GUESTS * (SETTINGS_LEN + 2 * RECEIVED_LEN);
+        mem3[owners + OWNER_LEN + 4] ^= 1;
+        let mut kept = Kept::over(&mut mem3, GUESTS).unwrap();
+        assert!(!kept.claim(1, a, false));
     }
 
     #[test]

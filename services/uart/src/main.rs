@@ -282,15 +282,19 @@ mod service {
                         name,
                         len,
                         fresh,
+                        incarnation,
                     } => {
                         let (Some(slot), Some(q)) =
                             (uarts.get_mut(guest as usize), keys.get_mut(guest as usize))
                         else {
                             continue;
                         };
+                        // Whether what this service keeps for the slot is
+                        // this domain's (see `uart_virt::Kept::claim`).
+                        let same = kept.claim(guest, incarnation, fresh);
                         if resumed == Some(guest) {
                             resumed = None;
-                            if fresh {
+                            if !same {
                                 // Another domain has the slot now.
                                 input.select(uart_virt::SHELL);
                                 *focus = input.focus_record();
@@ -300,7 +304,7 @@ mod service {
                                 );
                             }
                         }
-                        if fresh {
+                        if !same {
                             // A new domain in the slot: a 16550 as after
                             // reset. Nothing of the one before reaches it
                             // (registers, scratch byte, received bytes,
@@ -310,7 +314,6 @@ mod service {
                             q.clear();
                             waiting &= !(1 << guest);
                             *slot = None;
-                            kept.forget(guest);
                         }
                         // A guest already known (its accesses arrived first,
                         // after a restart of this service) keeps its model
@@ -323,7 +326,7 @@ mod service {
                         let name = core::str::from_utf8(&name[..n]).unwrap_or("?");
                         let mut label = [0u8; 16];
                         let label = join(&mut label, name, "/uart");
-                        if fresh {
+                        if !same {
                             console.hand_over(guest, label);
                             changed = true;
                         } else {
