@@ -589,10 +589,10 @@ pub mod ioreq {
             /// A new domain in the slot.
             fresh: bool,
             /// Which domain, and which run of it, holds the slot: the
-            /// slot's generation (high 32 bits) and the domain's restart
-            /// count (low 32 bits). Two `Attach`es for one slot name the
-            /// same domain in the same run exactly when these are equal.
-            incarnation: u64,
+            /// slot's generation and the domain's restart count. Two
+            /// `Attach`es for one slot name the same domain in the same
+            /// run exactly when these are equal.
+            incarnation: [u32; 2],
         },
         /// One-byte accesses to `guest`'s UART registers: `writes` (the
         /// domain's `OUT`s the core accepted at once, in order), then, when

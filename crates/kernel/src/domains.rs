@@ -1224,13 +1224,8 @@ impl SysPlatform<'_, '_, '_> {
         };
         let attach = &mut dom.attach[device.index()];
         if *attach != Attach::Done {
-            let request = attach_request(
-                guest,
-                dom.name,
-                *attach == Attach::New,
-                incarnation(self.caller, dom.restarts),
-            );
-            if io.end.tx().push_versioned(VERSION, &request).is_err() {
+            let fresh = *attach == Attach::New;
+            if !send_attach(io, guest, dom.name, fresh, self.caller, dom.restarts) {
                 self.sys.kick_service(device);
                 return vcpu::UartAnswer::Busy;
             }
@@ -1555,7 +1550,7 @@ fn attach_request(
     guest: u8,
     name: &str,
     fresh: bool,
-    incarnation: u64,
+    incarnation: [u32; 2],
 ) -> hypercall_abi::ioreq::Request {
     let mut bytes = [0u8; 16];
     let n = name.len().min(16);
@@ -1569,10 +1564,31 @@ fn attach_request(
     }
 }
 
+/// Puts domain `d`'s `Attach` (table index `guest`, `restarts` restarts)
+/// on `io`'s request ring; false when it has no room. Out of line: once
+/// per domain and service run, and kept off the code of every other
+/// access.
+#[cold]
+#[inline(never)]
+fn send_attach(
+    io: &mut IoReq,
+    guest: u8,
+    name: &str,
+    fresh: bool,
+    d: ObjectRef,
+    restarts: u32,
+) -> bool {
+    let request = attach_request(guest, name, fresh, incarnation(d, restarts));
+    io.end
+        .tx()
+        .push_versioned(hypercall_abi::ioreq::VERSION, &request)
+        .is_ok()
+}
+
 /// `ioreq::Request::Attach`'s `incarnation` of domain `d` after
 /// `restarts` restarts.
-fn incarnation(d: ObjectRef, restarts: u32) -> u64 {
-    u64::from(d.generation) << 32 | u64::from(restarts)
+fn incarnation(d: ObjectRef, restarts: u32) -> [u32; 2] {
+    [d.generation, restarts]
 }
 
 /// Tells `device`'s service, just restarted and not yet running, of every

@@ -291,6 +291,8 @@ mod service {
                         };
                         // Whether what this service keeps for the slot is
                         // this domain's (see `uart_virt::Kept::claim`).
+                        let [generation, restarts] = incarnation;
+                        let incarnation = u64::from(generation) << 32 | u64::from(restarts);
                         let same = kept.claim(guest, incarnation, fresh);
                         if resumed == Some(guest) {
                             resumed = None;
