@@ -1578,17 +1578,11 @@ fn send_attach(
     d: ObjectRef,
     restarts: u32,
 ) -> bool {
-    let request = attach_request(guest, name, fresh, incarnation(d, restarts));
+    let request = attach_request(guest, name, fresh, [d.generation, restarts]);
     io.end
         .tx()
         .push_versioned(hypercall_abi::ioreq::VERSION, &request)
         .is_ok()
-}
-
-/// `ioreq::Request::Attach`'s `incarnation` of domain `d` after
-/// `restarts` restarts.
-fn incarnation(d: ObjectRef, restarts: u32) -> [u32; 2] {
-    [d.generation, restarts]
 }
 
 /// Tells `device`'s service, just restarted and not yet running, of every
@@ -1598,7 +1592,6 @@ fn incarnation(d: ObjectRef, restarts: u32) -> [u32; 2] {
 /// as present, and Ctrl-A could not switch the keyboard to it. Those the
 /// ring has no room for attach with their next access, as before.
 fn reattach(sys: &mut System, device: Device) {
-    use hypercall_abi::ioreq::VERSION;
     let mut guard = ioreq(device).lock();
     let Some(io) = guard.as_mut() else {
         return;
@@ -1611,8 +1604,7 @@ fn reattach(sys: &mut System, device: Device) {
         if *attach != Attach::Again {
             continue;
         }
-        let request = attach_request(d.index as u8, dom.name, false, incarnation(d, dom.restarts));
-        if io.end.tx().push_versioned(VERSION, &request).is_err() {
+        if !send_attach(io, d.index as u8, dom.name, false, d, dom.restarts) {
             return;
         }
         *attach = Attach::Done;

@@ -103,7 +103,8 @@ pub(crate) fn load16(cells: &[core::sync::atomic::AtomicU8; 16]) -> [u8; 16] {
         // SAFETY: the sixteen bytes at the address are readable for the
         // borrow's lifetime (`cells`); MOVDQU needs no alignment, writes
         // only the output register and touches neither the stack nor
-        // the flags. Host x86-64 always has SSE2.
+        // the flags. Host x86-64 always has SSE2. `__m128i` is sixteen
+        // plain bytes, so reading it as `[u8; 16]` is sound.
         unsafe {
             core::arch::asm!(
                 "movdqu {v}, xmmword ptr [{p}]",

@@ -1,7 +1,7 @@
 //! What the UART service keeps of each guest's 16550 across a restart of
 //! the service ([`Kept`]), in memory that outlives it.
 
-use crate::uart::{Changes, UartState, RECEIVED_LEN, SETTINGS_LEN};
+use crate::uart::{record_check, Changes, UartState, RECEIVED_LEN, SETTINGS_LEN};
 
 /// The most guests one [`Kept`] holds (one bit each in a `u32`).
 pub const KEPT_GUESTS_MAX: usize = 32;
@@ -103,7 +103,7 @@ impl<'m> Kept<'m> {
         if let Some(rec) = record_mut::<OWNER_LEN>(self.owners, at) {
             rec[0] = OWNER_MARK;
             rec[1..9].copy_from_slice(&incarnation.to_le_bytes());
-            rec[OWNER_LEN - 1] = check(&rec[..OWNER_LEN - 1]);
+            rec[OWNER_LEN - 1] = record_check(&rec[..]);
         }
         same
     }
@@ -111,7 +111,7 @@ impl<'m> Kept<'m> {
     /// The incarnation recorded as slot `at`'s owner, if any.
     fn owner(&self, at: usize) -> Option<u64> {
         let rec = record::<OWNER_LEN>(self.owners, at)?;
-        if rec[0] != OWNER_MARK || rec[OWNER_LEN - 1] != check(&rec[..OWNER_LEN - 1]) {
+        if rec[0] != OWNER_MARK || rec[OWNER_LEN - 1] != record_check(rec) {
             return None;
         }
         Some(u64::from_le_bytes(rec[1..9].try_into().ok()?))
@@ -183,11 +183,6 @@ impl<'m> Kept<'m> {
             self.newer &= !(1 << at);
         }
     }
-}
-
-/// A record's check byte: its other bytes folded together.
-fn check(bytes: &[u8]) -> u8 {
-    bytes.iter().fold(0xa5, |acc, &b| acc.rotate_left(3) ^ b)
 }
 
 /// Record `at` of `N`-byte records in `area` (none past its end).

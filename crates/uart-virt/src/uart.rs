@@ -232,7 +232,7 @@ const SETTINGS_MARK: u8 = 0xc5;
 
 /// The last byte of a kept record: the others folded together, so that a
 /// record torn half-way (its writer died) is refused.
-fn record_check(bytes: &[u8]) -> u8 {
+pub(crate) fn record_check(bytes: &[u8]) -> u8 {
     bytes[..bytes.len().saturating_sub(1)]
         .iter()
         .fold(0x5a, |acc, &b| acc.rotate_left(1) ^ b)
